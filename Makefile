@@ -1,0 +1,42 @@
+# elicence — two commands: `make run` serves the demo, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= ./var
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench bench-quick clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+	  $(BIN)/elicence init --demo --data-dir $(DATA_DIR)
+	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+	  $(BIN)/python -m api.demo_urls --data-dir $(DATA_DIR)
+	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+	  $(BIN)/elicence serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
+
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy core keys trust seals licences verify
+
+bench: $(STAMP)
+	$(BIN)/python -m bench --full
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache

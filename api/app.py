@@ -1,0 +1,78 @@
+"""The HTTP application, built once from settings."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+from api import errors, routes_licences, routes_pki, routes_verify
+from api.container import Services, build_services
+from api.settings import Settings
+from core.db import reading
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+DOCS_CSP = (
+    "default-src 'self'; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com"
+)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    services = services or build_services(settings or Settings())
+    app = FastAPI(
+        title="elicence 电子证照与电子印章服务",
+        version="0.1.0",
+        description="签发、盖章、核验电子证照 / issue, seal and verify electronic licences",
+    )
+    app.state.services = services
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.request_id = request.headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        docs = request.url.path in ("/docs", "/redoc")
+        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
+        return response
+
+    app.include_router(routes_licences.router)
+    app.include_router(routes_verify.router)
+    app.include_router(routes_pki.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            with reading(services.engine) as session:
+                session.connection().execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = "unavailable"
+        try:
+            services.keystore.list()
+            checks["keystore"] = "ok"
+        except Exception:  # noqa: BLE001
+            checks["keystore"] = "unavailable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    return app

@@ -1,0 +1,79 @@
+"""Error kinds mapped to HTTP once, as RFC 9457 problem+json; causes stay in the logs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import ElicenceError, ErrorKind
+
+log = logging.getLogger("elicence.api")
+
+STATUS = {
+    ErrorKind.INVALID: 422,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNAVAILABLE: 503,
+}
+TITLES = {
+    401: "未认证 / Unauthenticated",
+    403: "无权操作 / Forbidden",
+    404: "未找到 / Not found",
+    405: "方法不允许 / Method not allowed",
+    409: "状态冲突 / Conflict",
+    413: "内容过大 / Content too large",
+    415: "不支持的媒体类型 / Unsupported media type",
+    422: "请求无效 / Invalid request",
+    429: "请求过多 / Too many requests",
+    500: "服务器内部错误 / Internal server error",
+    503: "服务暂不可用 / Service unavailable",
+}
+
+
+def problem(status: int, detail: str, request: Request, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://elicence.example/problems/{status}",
+        "title": TITLES.get(status, "错误 / Error"),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ElicenceError)
+    async def _domain(request: Request, exc: ElicenceError) -> JSONResponse:
+        if exc.cause:
+            log.warning("request %s: %s (%s)", getattr(request.state, "request_id", "-"), exc.kind.value, exc.cause)
+        return problem(STATUS[exc.kind], exc.message, request, field=exc.field, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None, "message": e.get("msg")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": None, "message": "invalid"}
+        return problem(422, f"请求无效 / {first['field']}: {first['message']}", request,
+                       field=first["field"], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request %s failed", getattr(request.state, "request_id", "-"))
+        return problem(500, "服务器内部错误，请凭请求编号联系运维 / internal error; quote the request id", request)

@@ -1,0 +1,108 @@
+"""Public verification: the JSON API, the page a phone opens from the QR code, the upload page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import InvalidInput, TooLarge
+from verify.report import Indication, Report
+
+router = APIRouter()
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+PUBLIC = "public"
+
+STATUS_STYLE = {
+    Indication.PASSED: ("ok", "有效", "Valid"),
+    Indication.FAILED: ("bad", "无效", "Not valid"),
+    Indication.INDETERMINATE: ("warn", "无法确认", "Cannot be confirmed"),
+}
+
+
+async def _read_upload(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"文件超过 {limit // (1024 * 1024)} MB / file larger than {limit} bytes", field="file")
+    if not data:
+        raise InvalidInput("文件为空 / the file is empty", field="file")
+    return data
+
+
+@router.post("/api/v1/verify")
+async def verify_api(request: Request) -> JSONResponse:
+    """Multipart upload (field ``file``) of a PDF, or JSON ``{"qr": "..."}``."""
+    services = request.app.state.services
+    content_type = request.headers.get("content-type", "")
+    rid = request.state.request_id
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=2, max_part_size=services.settings.max_upload_bytes)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) and not hasattr(upload, "read"):
+            raise InvalidInput("缺少文件字段 file / missing multipart field 'file'", field="file")
+        data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
+        report = await run_in_threadpool(
+            services.verification.verify_pdf, data, channel="api-upload", actor=PUBLIC, request_id=rid)
+    elif content_type.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidInput("请求体不是有效的JSON / body is not valid JSON") from None
+        qr = body.get("qr") if isinstance(body, dict) else None
+        if not isinstance(qr, str) or not qr.strip() or len(qr) > 2048:
+            raise InvalidInput("须提供 qr 字段 / field 'qr' (string) is required", field="qr")
+        report = await run_in_threadpool(
+            services.verification.verify_code, qr, channel="api-qr", actor=PUBLIC, request_id=rid)
+    else:
+        raise InvalidInput(
+            "请上传PDF（multipart 字段 file）或提交 JSON {\"qr\": ...} / send multipart 'file' or JSON {\"qr\"}",
+            field="content-type",
+        )
+    return JSONResponse(report.to_json())
+
+
+def _page(request: Request, report: Report | None, status_code: int = 200) -> HTMLResponse:
+    context: dict[str, Any] = {"report": report}
+    if report is not None:
+        context["style"], context["status_zh"], context["status_en"] = STATUS_STYLE[report.indication]
+    return templates.TemplateResponse(request, "verify.html", context, status_code=status_code)
+
+
+@router.get("/v/{code}", response_model=None)
+@router.get("/V/{code}", response_model=None, include_in_schema=False)
+def verify_page(code: str, request: Request) -> Response:
+    services = request.app.state.services
+    report = services.verification.verify_code(code[:64], channel="qr-page", actor=PUBLIC,
+                                               request_id=request.state.request_id)
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(report.to_json())
+    return _page(request, report)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def upload_page(request: Request) -> HTMLResponse:
+    return _page(request, None)
+
+
+@router.post("/verify", response_class=HTMLResponse)
+async def upload_form(request: Request) -> HTMLResponse:
+    """The clerk's form: a PDF upload, or the text a USB QR scanner typed."""
+    services = request.app.state.services
+    form = await request.form(max_files=1, max_fields=3, max_part_size=services.settings.max_upload_bytes)
+    upload = form.get("file")
+    rid = request.state.request_id
+    if upload is not None and hasattr(upload, "read") and getattr(upload, "filename", ""):
+        data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
+        report = await run_in_threadpool(
+            services.verification.verify_pdf, data, channel="page-upload", actor=PUBLIC, request_id=rid)
+    else:
+        qr = form.get("qr")
+        if not isinstance(qr, str) or not qr.strip():
+            raise InvalidInput("请上传文件或扫描二维码 / upload a file or scan a code", field="qr")
+        report = await run_in_threadpool(
+            services.verification.verify_code, qr[:2048], channel="page-scan", actor=PUBLIC, request_id=rid)
+    return _page(request, report)

@@ -1,0 +1,77 @@
+"""Request and response bodies of the JSON API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class HolderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id_type: str = Field(pattern=r"^\d{3}$", description="111 居民身份证 / resident ID; 001 统一社会信用代码")
+    id: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=128)
+
+
+class IssueBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    licence_type: str = Field(min_length=21, max_length=21, description="证照类型代码")
+    holder: HolderIn
+    fields: dict[str, Any]
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+class Links(BaseModel):
+    pdf: str
+    verify: str
+
+
+class IssuedOut(BaseModel):
+    identifier: str
+    version: int
+    status: str
+    sha256: str
+    links: Links
+
+
+class LicenceOut(BaseModel):
+    identifier: str
+    version: int
+    licence_type: str
+    issuer: str
+    holder: dict[str, str]
+    fields: dict[str, Any]
+    valid_from: date
+    valid_until: date | None
+    status: str
+    status_reason: str | None
+    issued_at: str
+    sha256: str
+    seal: str
+    links: Links
+
+
+class StatusBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=256)
+
+
+class QrBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    qr: str = Field(min_length=1, max_length=2048)
+
+
+class LicenceTypeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=21, max_length=21)
+    name: str = Field(min_length=1, max_length=64)
+    name_en: str | None = Field(default=None, max_length=128)
+    authority_name: str = Field(min_length=1, max_length=128)
+    authority_level: str
+    holder_category: str
+    validity_years: int | None = Field(default=None, ge=1, le=100)
+    field_schema: dict[str, Any]
+    issuer_codes: list[str] = Field(default_factory=list, max_length=200)

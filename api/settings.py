@@ -1,0 +1,29 @@
+"""Configuration from ``ELICENCE_*`` environment variables, read once at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ELICENCE_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    keystore: Literal["soft", "vault", "pkcs11"] = "soft"
+    key_passphrase: SecretStr | None = None
+    vault_addr: str | None = None
+    vault_token: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    public_rate_limit: str = "60/minute"
+    domain_name: str = "示范省电子证照信任域"
+    domain_organisation: str = "示范省政务服务数据管理局"
+    max_upload_bytes: int = 10 * 1024 * 1024
+    font_cache_dir: Path | None = None
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'elicence.db').resolve()}"

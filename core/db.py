@@ -1,0 +1,66 @@
+"""Database engine and transactions.
+
+SQLite (one file in the data directory) by default, PostgreSQL in production. Every write of the
+service happens inside :func:`transaction`, so an operation either lands whole — record, sealed
+bytes, audit entry — or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, create_engine
+
+from core.errors import Unavailable
+
+
+def create_db_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session whose work commits at the end of the block, or rolls back entirely."""
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+    except OperationalError as exc:
+        raise Unavailable(
+            "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
+            cause=str(exc.orig),
+        ) from exc
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    except OperationalError as exc:
+        raise Unavailable(
+            "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
+            cause=str(exc.orig),
+        ) from exc
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the service stores is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,1 @@
+"""Key custody behind one small protocol. Keys never leave this package; callers hold a KeyRef."""

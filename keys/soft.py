@@ -1,0 +1,137 @@
+"""Soft key store: each key a PKCS#8 file encrypted under a passphrase stretched with scrypt.
+
+For development and the demo. Files are created readable by the owner only, and the store refuses
+to open a directory or key file that others can read. Unlocked keys are cached in memory so a key
+is parsed once per process, not once per seal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from threading import Lock
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from core.errors import Conflict, NotFound, Unavailable
+from keys.store import HashAlgorithm, KeyAlgorithm, KeyInfo, KeyRef
+
+_HASHES: dict[HashAlgorithm, hashes.HashAlgorithm] = {
+    HashAlgorithm.SHA256: hashes.SHA256(),
+    HashAlgorithm.SHA384: hashes.SHA384(),
+    HashAlgorithm.SHA512: hashes.SHA512(),
+}
+_SCRYPT_N = 2**15
+
+
+def hash_for(algorithm: HashAlgorithm) -> hashes.HashAlgorithm:
+    return _HASHES[algorithm]
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise Unavailable(
+            f"密钥文件权限过宽 / key store path {path} is readable by others; "
+            f"fix with: chmod go-rwx {path}",
+            cause=f"mode {oct(mode)}",
+        )
+
+
+class SoftKeyStore:
+    name = "soft"
+
+    def __init__(self, directory: Path, passphrase: bytes) -> None:
+        if not passphrase:
+            raise Unavailable("密钥口令为空 / the key store passphrase is empty")
+        self._dir = directory
+        self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_private(self._dir)
+        self._lock = Lock()
+        self._cache: dict[KeyRef, PrivateKeyTypes] = {}
+        self._secret = self._derive(passphrase)
+
+    def _derive(self, passphrase: bytes) -> bytes:
+        salt_file = self._dir / "kdf.json"
+        if salt_file.exists():
+            _check_private(salt_file)
+            params = json.loads(salt_file.read_text())
+            salt = bytes.fromhex(params["salt"])
+            n = int(params["n"])
+        else:
+            salt, n = os.urandom(16), _SCRYPT_N
+            self._write_private(salt_file, json.dumps({"kdf": "scrypt", "salt": salt.hex(), "n": n}).encode())
+        return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase).hex().encode()
+
+    @staticmethod
+    def _write_private(path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+
+    def _path(self, ref: KeyRef) -> Path:
+        return self._dir / f"{ref.label}.v{ref.version}.p8"
+
+    def exists(self, label: str) -> bool:
+        return any(self._dir.glob(f"{label}.v*.p8"))
+
+    def create(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> KeyRef:
+        if not label.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"bad key label {label!r}")
+        ref = KeyRef(self.name, label, 1)
+        if self.exists(label):
+            raise Conflict(f"密钥已存在 / key {label} exists")
+        key: PrivateKeyTypes
+        if algorithm is KeyAlgorithm.EC_P256:
+            key = ec.generate_private_key(ec.SECP256R1())
+        else:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._secret),
+        )
+        self._write_private(self._path(ref), pem)
+        return ref
+
+    def _load(self, ref: KeyRef) -> PrivateKeyTypes:
+        with self._lock:
+            key = self._cache.get(ref)
+            if key is not None:
+                return key
+            path = self._path(ref)
+            if not path.exists():
+                raise NotFound(f"密钥不存在 / no key {ref}")
+            _check_private(path)
+            key = serialization.load_pem_private_key(path.read_bytes(), password=self._secret)
+            self._cache[ref] = key
+            return key
+
+    def public_key(self, ref: KeyRef) -> PublicKeyTypes:
+        return self._load(ref).public_key()
+
+    def algorithm(self, ref: KeyRef) -> KeyAlgorithm:
+        key = self._load(ref)
+        return KeyAlgorithm.EC_P256 if isinstance(key, ec.EllipticCurvePrivateKey) else KeyAlgorithm.RSA_3072
+
+    def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
+        key = self._load(ref)
+        prehashed = utils.Prehashed(hash_for(hash_algorithm))
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(digest, ec.ECDSA(prehashed))
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(digest, padding.PKCS1v15(), prehashed)
+        raise NotFound(f"unsupported key type for {ref}")
+
+    def list(self) -> list[KeyInfo]:
+        infos = []
+        for path in sorted(self._dir.glob("*.p8")):
+            label, version = path.name[: -len(".p8")].rsplit(".v", 1)
+            ref = KeyRef(self.name, label, int(version))
+            infos.append(KeyInfo(ref, self.algorithm(ref)))
+        return infos

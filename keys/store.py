@@ -1,0 +1,76 @@
+"""The one interface every key store implements.
+
+The rest of the service never sees key material: it holds a :class:`KeyRef` and asks the store to
+sign a digest. Certificates, CRLs, OCSP responses and seals are all signed through this protocol,
+whatever the custody (encrypted file, Vault/OpenBao transit, PKCS#11 token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+
+class KeyAlgorithm(str, Enum):
+    EC_P256 = "ec-p256"
+    RSA_3072 = "rsa-3072"
+
+
+class HashAlgorithm(str, Enum):
+    SHA256 = "sha256"
+    SHA384 = "sha384"
+    SHA512 = "sha512"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """Names a key version inside a store. Safe to store in a database row."""
+
+    store: str
+    label: str
+    version: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.store}:{self.label}:v{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> KeyRef:
+        store, label, version = text.rsplit(":", 2)
+        if not version.startswith("v"):
+            raise ValueError(f"bad key reference {text!r}")
+        return cls(store=store, label=label, version=int(version[1:]))
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    ref: KeyRef
+    algorithm: KeyAlgorithm
+
+
+class KeyUseListener(Protocol):
+    """Told of every signature, so each key use leaves an audit entry."""
+
+    def key_used(self, ref: KeyRef, purpose: str) -> None: ...
+
+
+class KeyStore(Protocol):
+    name: str
+
+    def create(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> KeyRef:
+        """Create a new key; refuses a label that exists."""
+        ...
+
+    def public_key(self, ref: KeyRef) -> PublicKeyTypes: ...
+
+    def algorithm(self, ref: KeyRef) -> KeyAlgorithm: ...
+
+    def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
+        """Sign a prehashed digest. ECDSA signatures are DER; RSA is PKCS#1 v1.5."""
+        ...
+
+    def exists(self, label: str) -> bool: ...
+
+    def list(self) -> list[KeyInfo]: ...

@@ -1,0 +1,40 @@
+"""The verification URL printed in every QR code.
+
+Scheme and host are upper-cased (they are case-insensitive) and the route is ``/V/<CODE>`` with
+an upper-case base32 code, so the whole URL fits QR alphanumeric mode, 5.5 bits a character
+instead of 8, and the code stays small enough to scan from paper.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from urllib.parse import urlsplit
+
+CODE_BYTES = 15  # 120 bits, 24 base32 characters
+CODE_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+
+
+def new_verify_code() -> str:
+    return base64.b32encode(secrets.token_bytes(CODE_BYTES)).decode().rstrip("=")
+
+
+def is_verify_code(text: str) -> bool:
+    return 16 <= len(text) <= 32 and set(text) <= CODE_ALPHABET
+
+
+def verify_url(base_url: str, code: str) -> str:
+    parts = urlsplit(base_url.rstrip("/"))
+    return f"{parts.scheme.upper()}://{parts.netloc.upper()}{parts.path}/V/{code}"
+
+
+def code_from_text(text: str) -> str | None:
+    """The verification code in a scanned QR text: a bare code or any URL ending in /v/<code>."""
+    candidate = text.strip()
+    if "/" in candidate:
+        head, _, tail = candidate.rstrip("/").rpartition("/")
+        if not head.upper().endswith("/V"):
+            return None
+        candidate = tail
+    candidate = candidate.upper()
+    return candidate if is_verify_code(candidate) else None

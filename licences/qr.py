@@ -1,0 +1,52 @@
+"""QR code matrices for the verification URL printed on every licence.
+
+Error correction is M without boosting, and the mask pattern is fixed: segno's automatic mask
+search evaluates all eight masks and is the slow part of encoding, while any valid mask scans
+equally well. Text made only of QR alphanumeric characters (upper-case URLs such as
+``HTTPS://HOST/V/CODE``) is encoded in alphanumeric mode, 5.5 bits a character; anything else
+falls back to byte mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import segno
+
+ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+FIXED_MASK = 0
+QUIET_ZONE = 4  # modules of white border the QR specification requires
+
+
+@dataclass(frozen=True, slots=True)
+class QrMatrix:
+    """The modules of one QR symbol, without the quiet zone; ``True`` is a dark module."""
+
+    version: int
+    modules: tuple[tuple[bool, ...], ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.modules)
+
+
+def is_alphanumeric(text: str) -> bool:
+    return bool(text) and set(text) <= ALPHANUMERIC
+
+
+def qr_matrix(text: str) -> QrMatrix:
+    """Encode ``text`` at error correction M with a fixed mask, in the most compact mode."""
+    mode = "alphanumeric" if is_alphanumeric(text) else "byte"
+    code = segno.make_qr(
+        text,
+        error="m",
+        boost_error=False,
+        mask=FIXED_MASK,
+        mode=mode,
+        encoding="utf-8" if mode == "byte" else None,
+    )
+    modules = tuple(tuple(bool(cell) for cell in row) for row in code.matrix)
+    version = code.version
+    if not isinstance(version, int):  # pragma: no cover - make_qr never yields a Micro QR
+        raise TypeError(f"unexpected QR version {version!r}")
+    return QrMatrix(version=version, modules=modules)

@@ -1,0 +1,1 @@
+"""The PKI of one trust domain: CA hierarchy, certificate profiles, CRLs, trust roots."""

@@ -1,0 +1,116 @@
+"""The verification report: one indication, the checks that led to it, and repository data.
+
+Nothing in a report comes from the text of an uploaded document: the licence and seal sections
+are filled from the repository, found by the SHA-256 of the bytes or by the QR code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class Indication(str, Enum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    INDETERMINATE = "INDETERMINATE"
+
+
+class SubIndication(str, Enum):
+    HASH_FAILURE = "HASH_FAILURE"
+    SIG_CRYPTO_FAILURE = "SIG_CRYPTO_FAILURE"
+    MODIFIED_AFTER_SEALING = "MODIFIED_AFTER_SEALING"
+    NOT_CERTIFIED = "NOT_CERTIFIED"
+    NO_SIGNATURE = "NO_SIGNATURE"
+    NO_CHAIN_FOUND = "NO_CHAIN_FOUND"
+    NOT_IN_REPOSITORY = "NOT_IN_REPOSITORY"
+    REVOKED = "REVOKED"
+    SUSPENDED = "SUSPENDED"
+    SUPERSEDED = "SUPERSEDED"
+    EXPIRED = "EXPIRED"
+    MALFORMED = "MALFORMED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    UNKNOWN_CODE = "UNKNOWN_CODE"
+
+
+class CheckResult(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    result: CheckResult
+    detail: str
+
+
+@dataclass(frozen=True)
+class LicenceSummary:
+    identifier: str
+    type_code: str
+    type_name: str
+    issuer_code: str
+    issuer_name: str
+    holder_name: str  # masked
+    holder_id: str  # masked
+    valid_from: str
+    valid_until: str | None
+    status: str
+    status_label: str
+    version: int
+
+
+@dataclass(frozen=True)
+class SealSummary:
+    seal_code: str
+    seal_name: str
+    department: str
+    certificate_serial: str
+    signing_time: str | None
+    timestamp: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    indication: Indication
+    sub_indication: SubIndication | None
+    message: str
+    checks: tuple[Check, ...]
+    validated_at: datetime
+    channel: str
+    licence: LicenceSummary | None = None
+    seal: SealSummary | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["indication"] = self.indication.value
+        data["sub_indication"] = self.sub_indication.value if self.sub_indication else None
+        data["checks"] = [
+            {"name": c.name, "result": c.result.value, "detail": c.detail} for c in self.checks
+        ]
+        data["validated_at"] = self.validated_at.isoformat()
+        return data
+
+
+MESSAGES: dict[SubIndication | None, str] = {
+    None: "证照真实有效 / the licence is genuine and valid",
+    SubIndication.HASH_FAILURE: "文件在盖章后被改动 / the file was changed after it was sealed",
+    SubIndication.SIG_CRYPTO_FAILURE: "印章签名无效 / the seal's signature is invalid",
+    SubIndication.MODIFIED_AFTER_SEALING: "盖章后文件被追加修改 / content was added after sealing",
+    SubIndication.NOT_CERTIFIED: "印章不是禁止修改的证照专用签章 / the seal does not lock the document",
+    SubIndication.NO_SIGNATURE: "文件没有电子印章 / the file carries no electronic seal",
+    SubIndication.NO_CHAIN_FOUND: "印章证书不属于本信任域 / the seal is not from a recognised trust domain",
+    SubIndication.NOT_IN_REPOSITORY: "证照库中没有这份文件 / this file is not in the licence repository",
+    SubIndication.REVOKED: "证照已被吊销或注销 / the licence has been revoked",
+    SubIndication.SUSPENDED: "证照已暂停使用 / the licence is suspended",
+    SubIndication.SUPERSEDED: "证照已变更，有更新版本 / the licence was superseded by a newer version",
+    SubIndication.EXPIRED: "证照已过期 / the licence has expired",
+    SubIndication.MALFORMED: "无法读取该文件 / the file cannot be read as a PDF",
+    SubIndication.LIMIT_EXCEEDED: "文件超出大小限制 / the file exceeds the size limit",
+    SubIndication.UNKNOWN_CODE: "无法识别该二维码 / the code is not known to this service",
+}

@@ -1,0 +1,41 @@
+"""Repository data for a report, masked to what a counter clerk needs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from licences.masking import mask_id, mask_name
+from licences.models import HolderCategory
+from licences.repository import LicenceRecord, effective_status
+from verify.report import LicenceSummary, SealSummary
+
+
+def licence_summary(record: LicenceRecord, today: date) -> LicenceSummary:
+    licence = record.licence
+    is_person = record.licence_type.holder_category == HolderCategory.NATURAL_PERSON.value
+    status = effective_status(licence, today)
+    return LicenceSummary(
+        identifier=licence.identifier,
+        type_code=record.licence_type.code,
+        type_name=record.licence_type.name,
+        issuer_code=record.issuer.code,
+        issuer_name=record.issuer.name,
+        holder_name=mask_name(record.holder.name, is_person),
+        holder_id=mask_id(record.holder.id_number, is_person),
+        valid_from=licence.valid_from.isoformat(),
+        valid_until=licence.valid_until.isoformat() if licence.valid_until else None,
+        status=status.value,
+        status_label=status.label,
+        version=licence.version,
+    )
+
+
+def seal_summary(record: LicenceRecord, signing_time: str | None) -> SealSummary:
+    return SealSummary(
+        seal_code=record.seal.code,
+        seal_name=record.seal.name,
+        department=record.issuer.name,
+        certificate_serial=record.seal.certificate_serial,
+        signing_time=signing_time,
+        timestamp=None,
+    )
