@@ -37,8 +37,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.install(app)
 
     @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request.state.request_id = request.headers.get("x-request-id", "")[:64] or secrets.token_hex(8)
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = request.headers.get("x-request-id", "")[
+            :64
+        ] or secrets.token_hex(8)
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.request_id
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -51,7 +55,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(routes_licences.router)
     app.include_router(routes_verify.router)
     app.include_router(routes_pki.router)
-    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
+    )
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -64,15 +70,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             with reading(services.engine) as session:
                 session.connection().execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        except Exception:
             checks["database"] = "unavailable"
         try:
             services.keystore.list()
             checks["keystore"] = "ok"
-        except Exception:  # noqa: BLE001
+        except Exception:
             checks["keystore"] = "unavailable"
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
     return app

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from api.clients import authenticate
 from core.db import reading
 from core.errors import Unauthenticated
+from seals.clients import authenticate
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ def department(request: Request) -> DepartmentPrincipal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("需要部门凭证 / department credentials required (Authorization: Bearer)")
+        raise Unauthenticated(
+            "需要部门凭证 / department credentials required (Authorization: Bearer)"
+        )
     services = request.app.state.services
     with reading(services.engine) as session:
         client = authenticate(session, token.strip())

@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlmodel import select
 
 from api import demo
-from api.clients import create_client
 from api.container import Services
 from core.db import reading, transaction
 from core.errors import Conflict
 from licences.issuance import IssueRequest
 from licences.models import Licence, LicenceType
 from migrations.runner import upgrade
+from seals.clients import create_client
 from seals.models import Department, SealType
 
 OPERATOR = "operator:init"
@@ -37,7 +37,9 @@ def initialise(services: Services, *, with_demo: bool) -> InitResult:
         created = services.trust.initialise(session, OPERATOR)
     result = InitResult(created_domain=created, created_demo=False)
     result.messages.append(
-        "已创建信任域 / trust domain created" if created else "信任域已存在，未做改动 / trust domain exists, nothing changed"
+        "已创建信任域 / trust domain created"
+        if created
+        else "信任域已存在，未做改动 / trust domain exists, nothing changed"
     )
     if with_demo:
         _demo(services, result)
@@ -61,22 +63,40 @@ def _demo(services: Services, result: InitResult) -> None:
     with transaction(services.engine) as session:
         for spec in demo.DEPARTMENTS:
             services.seals.add_department(
-                session, actor=OPERATOR, code=spec["code"], name=spec["name"],
-                division_code=spec["division"], level=spec["level"],
+                session,
+                actor=OPERATOR,
+                code=spec["code"],
+                name=spec["name"],
+                division_code=spec["division"],
+                level=spec["level"],
             )
         session.flush()
         for spec in demo.DEPARTMENTS:
-            services.seals.create_seal(session, actor=OPERATOR, department_code=spec["code"], seal_type=SealType.LICENCE)
-            _, key = create_client(session, services.audit, services.clock, department_code=spec["code"],
-                                   name="demo", actor=OPERATOR)
+            services.seals.create_seal(
+                session, actor=OPERATOR, department_code=spec["code"], seal_type=SealType.LICENCE
+            )
+            _, key = create_client(
+                session,
+                services.audit,
+                services.clock,
+                department_code=spec["code"],
+                name="demo",
+                actor=OPERATOR,
+            )
             keys[spec["code"]] = key
         for entry in demo.LICENCE_TYPES:
-            services.catalogue.add(session, actor=OPERATOR, entry=LicenceType(holder_id_type="", **entry))
+            services.catalogue.add(
+                session, actor=OPERATOR, entry=LicenceType(holder_id_type="", **entry)
+            )
     credentials = {
         "base_url": services.settings.public_base_url.rstrip("/"),
         "departments": [
-            {"code": spec["code"], "name": spec["name"], "api_key": keys[spec["code"]],
-             "sample_request": demo.sample_request(spec["code"])}
+            {
+                "code": spec["code"],
+                "name": spec["name"],
+                "api_key": keys[spec["code"]],
+                "sample_request": demo.sample_request(spec["code"]),
+            }
             for spec in demo.DEPARTMENTS
         ],
     }
@@ -84,10 +104,14 @@ def _demo(services: Services, result: InitResult) -> None:
     for sample in demo.SAMPLE_LICENCES:
         services.issuance.issue(
             IssueRequest(
-                department_code=sample["department"], licence_type=sample["licence_type"],
-                holder_id_type=sample["holder"]["id_type"], holder_id=sample["holder"]["id"],
-                holder_name=sample["holder"]["name"], fields=sample["fields"],
-                valid_from=date.today(), actor=OPERATOR,
+                department_code=sample["department"],
+                licence_type=sample["licence_type"],
+                holder_id_type=sample["holder"]["id_type"],
+                holder_id=sample["holder"]["id"],
+                holder_name=sample["holder"]["name"],
+                fields=sample["fields"],
+                valid_from=date.today(),
+                actor=OPERATOR,
             )
         )
     result.created_demo = True
@@ -97,7 +121,9 @@ def _demo(services: Services, result: InitResult) -> None:
 
 def _first_demo_licence(services: Services) -> str | None:
     with reading(services.engine) as session:
-        licence = session.exec(select(Licence).where(Licence.issuer_code == demo.MARKET["code"])).first()
+        licence = session.exec(
+            select(Licence).where(Licence.issuer_code == demo.MARKET["code"])
+        ).first()
         return licence.identifier if licence else None
 
 

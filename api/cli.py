@@ -13,12 +13,18 @@ import typer
 from api.settings import Settings
 from core.errors import ElicenceError, ErrorKind
 
-app = typer.Typer(help="elicence 电子证照与电子印章服务 / electronic licence and seal service",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="elicence 电子证照与电子印章服务 / electronic licence and seal service",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 audit_app = typer.Typer(help="审计链 / the audit chain", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory (ELICENCE_DATA_DIR, else ./var)")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="数据目录 / data directory (ELICENCE_DATA_DIR, else ./var)"),
+]
 VERIFY_EXIT = {"PASSED": 0, "FAILED": 1, "INDETERMINATE": 2}
 OPERATOR = "operator:cli"
 
@@ -37,10 +43,12 @@ def _services(data_dir: Path | None, *, initialised: bool = True):  # type: igno
     if initialised:
         try:
             ready = is_initialised(services)
-        except Exception:  # noqa: BLE001 - a missing database means not initialised
+        except Exception:
             ready = False
         if not ready:
-            _die(f"数据目录未初始化，请先运行 elicence init / {services.settings.data_dir} is not initialised; run `elicence init`")
+            _die(
+                f"数据目录未初始化，请先运行 elicence init / {services.settings.data_dir} is not initialised; run `elicence init`"
+            )
     return services
 
 
@@ -50,7 +58,10 @@ def _die(message: str, code: int = 1) -> NoReturn:
 
 
 @app.command()
-def init(data_dir: DataDir = None, demo: Annotated[bool, typer.Option("--demo", help="添加示范数据 / add demo data")] = False) -> None:
+def init(
+    data_dir: DataDir = None,
+    demo: Annotated[bool, typer.Option("--demo", help="添加示范数据 / add demo data")] = False,
+) -> None:
     """创建信任域（幂等） / create the trust domain (idempotent)."""
     from api.bootstrap import initialise
 
@@ -73,8 +84,15 @@ def serve(
 
     services = _services(data_dir)
     os.environ["ELICENCE_DATA_DIR"] = str(services.settings.data_dir.resolve())
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, access_log=False,
-                log_level="info", proxy_headers=False)
+    uvicorn.run(
+        "api.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 @app.command()
@@ -104,20 +122,38 @@ def issue(
         fields[key] = value
     with reading(services.engine) as session:
         entry = services.catalogue.get(session, licence_type)
-    issuer = department or (entry.issuer_codes[0] if len(entry.issuer_codes) == 1 else entry.authority_code)
-    result = services.issuance.issue(IssueRequest(
-        department_code=issuer, licence_type=licence_type,
-        holder_id_type=holder_id_type or entry.holder_id_type, holder_id=holder_id, holder_name=holder_name,
-        fields=fields, valid_from=_date(valid_from, "--valid-from"), valid_until=_date(valid_until, "--valid-until"),
-        actor=OPERATOR,
-    ))
+    issuer = department or (
+        entry.issuer_codes[0] if len(entry.issuer_codes) == 1 else entry.authority_code
+    )
+    result = services.issuance.issue(
+        IssueRequest(
+            department_code=issuer,
+            licence_type=licence_type,
+            holder_id_type=holder_id_type or entry.holder_id_type,
+            holder_id=holder_id,
+            holder_name=holder_name,
+            fields=fields,
+            valid_from=_date(valid_from, "--valid-from"),
+            valid_until=_date(valid_until, "--valid-until"),
+            actor=OPERATOR,
+        )
+    )
     with reading(services.engine) as session:
         pdf = document(session, result.licence.identifier)
     tmp = out.with_name(out.name + ".part")
     tmp.write_bytes(pdf)
     tmp.replace(out)
-    typer.echo(json.dumps({"identifier": result.licence.identifier, "version": result.licence.version,
-                           "sha256": result.licence.sha256, "verify_url": result.verify_url}, ensure_ascii=False))
+    typer.echo(
+        json.dumps(
+            {
+                "identifier": result.licence.identifier,
+                "version": result.licence.version,
+                "sha256": result.licence.sha256,
+                "verify_url": result.verify_url,
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -146,7 +182,10 @@ def verify(
         except OSError as exc:
             _die(f"无法读取文件 / cannot read {file}: {exc.strerror}", 3)
         report = services.verification.verify_pdf(data, channel="cli", actor=OPERATOR)
-        unreadable = report.sub_indication is not None and report.sub_indication.value in ("MALFORMED", "LIMIT_EXCEEDED")
+        unreadable = report.sub_indication is not None and report.sub_indication.value in (
+            "MALFORMED",
+            "LIMIT_EXCEEDED",
+        )
     else:
         assert qr is not None
         report = services.verification.verify_code(qr, channel="cli", actor=OPERATOR)
@@ -154,23 +193,37 @@ def verify(
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        typer.echo(f"{report.indication.value}{' / ' + report.sub_indication.value if report.sub_indication else ''}: {report.message}")
+        typer.echo(
+            f"{report.indication.value}{' / ' + report.sub_indication.value if report.sub_indication else ''}: {report.message}"
+        )
         if report.licence:
-            typer.echo(f"  {report.licence.type_name} {report.licence.identifier} ({report.licence.status_label})")
+            typer.echo(
+                f"  {report.licence.type_name} {report.licence.identifier} ({report.licence.status_label})"
+            )
     raise typer.Exit(3 if unreadable else VERIFY_EXIT[report.indication.value])
 
 
 @app.command()
-def revoke(identifier: str, reason: Annotated[str, typer.Option("--reason")], data_dir: DataDir = None) -> None:
+def revoke(
+    identifier: str, reason: Annotated[str, typer.Option("--reason")], data_dir: DataDir = None
+) -> None:
     """吊销/注销证照 / revoke a licence."""
     from core.db import transaction
     from licences.lifecycle import Transition
 
     services = _services(data_dir)
     with transaction(services.engine) as session:
-        licence = services.lifecycle.apply(session, identifier=identifier, transition=Transition.REVOKE,
-                                           reason=reason, actor=OPERATOR, department_code=None)
-    typer.echo(json.dumps({"identifier": licence.identifier, "status": licence.status}, ensure_ascii=False))
+        licence = services.lifecycle.apply(
+            session,
+            identifier=identifier,
+            transition=Transition.REVOKE,
+            reason=reason,
+            actor=OPERATOR,
+            department_code=None,
+        )
+    typer.echo(
+        json.dumps({"identifier": licence.identifier, "status": licence.status}, ensure_ascii=False)
+    )
 
 
 @audit_app.command("verify")
@@ -185,7 +238,9 @@ def audit_verify(data_dir: DataDir = None) -> None:
     if report.intact:
         typer.echo(f"审计链完整 / audit chain intact: {report.entries} entries")
         return
-    _die(f"审计链在第 {report.first_broken} 条断开 / audit chain broken at entry {report.first_broken}: {report.reason}")
+    _die(
+        f"审计链在第 {report.first_broken} 条断开 / audit chain broken at entry {report.first_broken}: {report.reason}"
+    )
 
 
 EXIT_FOR_KIND = {ErrorKind.UNAVAILABLE: 4}

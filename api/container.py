@@ -54,14 +54,18 @@ def _passphrase(settings: Settings) -> bytes:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32))
     if path.stat().st_mode & 0o077:
-        raise Unavailable(f"口令文件权限过宽 / {path} is readable by others; fix with: chmod 600 {path}")
+        raise Unavailable(
+            f"口令文件权限过宽 / {path} is readable by others; fix with: chmod 600 {path}"
+        )
     return path.read_text().strip().encode()
 
 
 def build_keystore(settings: Settings) -> KeyStore:
     if settings.keystore == "soft":
         return SoftKeyStore(settings.data_dir / "keys", _passphrase(settings))
-    raise Unavailable(f"密钥库 {settings.keystore} 尚未启用 / key store {settings.keystore} is not available yet")
+    raise Unavailable(
+        f"密钥库 {settings.keystore} 尚未启用 / key store {settings.keystore} is not available yet"
+    )
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -72,14 +76,27 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     audit = AuditLog(clock)
     base_url = settings.public_base_url.rstrip("/")
     trust = TrustDomain(
-        keystore=keystore, clock=clock, audit=audit, endpoints=Endpoints(base_url),
+        keystore=keystore,
+        clock=clock,
+        audit=audit,
+        endpoints=Endpoints(base_url),
         identity=DomainIdentity(settings.domain_name, settings.domain_organisation),
     )
-    fonts = Fonts(regular=cjk_font_path(REGULAR, settings.font_cache_dir), bold=cjk_font_path(BOLD, settings.font_cache_dir))
-    seals = SealRegistry(trust=trust, keystore=keystore, clock=clock, audit=audit, font_path=fonts.bold)
+    fonts = Fonts(
+        regular=cjk_font_path(REGULAR, settings.font_cache_dir),
+        bold=cjk_font_path(BOLD, settings.font_cache_dir),
+    )
+    seals = SealRegistry(
+        trust=trust, keystore=keystore, clock=clock, audit=audit, font_path=fonts.bold
+    )
     catalogue = Catalogue(audit)
     issuance = IssuanceService(
-        engine=engine, catalogue=catalogue, seals=seals, audit=audit, clock=clock, fonts=fonts,
+        engine=engine,
+        catalogue=catalogue,
+        seals=seals,
+        audit=audit,
+        clock=clock,
+        fonts=fonts,
         public_base_url=base_url,
     )
 
@@ -93,8 +110,16 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         audit=audit,
     )
     return Services(
-        settings=settings, engine=engine, clock=clock, keystore=keystore, audit=audit, trust=trust,
-        seals=seals, catalogue=catalogue, issuance=issuance, lifecycle=Lifecycle(audit, clock),
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        keystore=keystore,
+        audit=audit,
+        trust=trust,
+        seals=seals,
+        catalogue=catalogue,
+        issuance=issuance,
+        lifecycle=Lifecycle(audit, clock),
         verification=verification,
     )
 

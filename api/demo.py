@@ -9,8 +9,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-MARKET = {"code": "1135010000360001XN", "name": "示范市市场监督管理局", "division": "350100", "level": "municipal"}
-HEALTH = {"code": "11350100003600028N", "name": "示范市卫生健康委员会", "division": "350100", "level": "municipal"}
+MARKET = {
+    "code": "1135010000360001XN",
+    "name": "示范市市场监督管理局",
+    "division": "350100",
+    "level": "municipal",
+}
+HEALTH = {
+    "code": "11350100003600028N",
+    "name": "示范市卫生健康委员会",
+    "division": "350100",
+    "level": "municipal",
+}
 DEPARTMENTS = [MARKET, HEALTH]
 
 

@@ -47,27 +47,43 @@ def problem(status: int, detail: str, request: Request, **extra: Any) -> JSONRes
         "instance": request.url.path,
         "request_id": getattr(request.state, "request_id", None),
     }
-    body.update({k: v for k, v in extra.items() if v is not None})
+    # Extension members never replace the standard ones.
+    body.update({k: v for k, v in extra.items() if v is not None and k not in body})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ElicenceError)
     async def _domain(request: Request, exc: ElicenceError) -> JSONResponse:
         if exc.cause:
-            log.warning("request %s: %s (%s)", getattr(request.state, "request_id", "-"), exc.kind.value, exc.cause)
+            log.warning(
+                "request %s: %s (%s)",
+                getattr(request.state, "request_id", "-"),
+                exc.kind.value,
+                exc.cause,
+            )
         return problem(STATUS[exc.kind], exc.message, request, field=exc.field, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None, "message": e.get("msg")}
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
+                "message": e.get("msg"),
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": None, "message": "invalid"}
-        return problem(422, f"请求无效 / {first['field']}: {first['message']}", request,
-                       field=first["field"], errors=errors)
+        return problem(
+            422,
+            f"请求无效 / {first['field']}: {first['message']}",
+            request,
+            field=first["field"],
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -76,4 +92,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("request %s failed", getattr(request.state, "request_id", "-"))
-        return problem(500, "服务器内部错误，请凭请求编号联系运维 / internal error; quote the request id", request)
+        return problem(
+            500,
+            "服务器内部错误，请凭请求编号联系运维 / internal error; quote the request id",
+            request,
+        )

@@ -27,7 +27,9 @@ STATUS_STYLE = {
 async def _read_upload(upload: UploadFile, limit: int) -> bytes:
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(f"文件超过 {limit // (1024 * 1024)} MB / file larger than {limit} bytes", field="file")
+        raise TooLarge(
+            f"文件超过 {limit // (1024 * 1024)} MB / file larger than {limit} bytes", field="file"
+        )
     if not data:
         raise InvalidInput("文件为空 / the file is empty", field="file")
     return data
@@ -40,13 +42,20 @@ async def verify_api(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
     rid = request.state.request_id
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=2, max_part_size=services.settings.max_upload_bytes)
+        form = await request.form(
+            max_files=1, max_fields=2, max_part_size=services.settings.max_upload_bytes
+        )
         upload = form.get("file")
         if not isinstance(upload, UploadFile) and not hasattr(upload, "read"):
             raise InvalidInput("缺少文件字段 file / missing multipart field 'file'", field="file")
         data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
         report = await run_in_threadpool(
-            services.verification.verify_pdf, data, channel="api-upload", actor=PUBLIC, request_id=rid)
+            services.verification.verify_pdf,
+            data,
+            channel="api-upload",
+            actor=PUBLIC,
+            request_id=rid,
+        )
     elif content_type.startswith("application/json"):
         try:
             body = await request.json()
@@ -56,10 +65,11 @@ async def verify_api(request: Request) -> JSONResponse:
         if not isinstance(qr, str) or not qr.strip() or len(qr) > 2048:
             raise InvalidInput("须提供 qr 字段 / field 'qr' (string) is required", field="qr")
         report = await run_in_threadpool(
-            services.verification.verify_code, qr, channel="api-qr", actor=PUBLIC, request_id=rid)
+            services.verification.verify_code, qr, channel="api-qr", actor=PUBLIC, request_id=rid
+        )
     else:
         raise InvalidInput(
-            "请上传PDF（multipart 字段 file）或提交 JSON {\"qr\": ...} / send multipart 'file' or JSON {\"qr\"}",
+            '请上传PDF（multipart 字段 file）或提交 JSON {"qr": ...} / send multipart \'file\' or JSON {"qr"}',
             field="content-type",
         )
     return JSONResponse(report.to_json())
@@ -68,7 +78,9 @@ async def verify_api(request: Request) -> JSONResponse:
 def _page(request: Request, report: Report | None, status_code: int = 200) -> HTMLResponse:
     context: dict[str, Any] = {"report": report}
     if report is not None:
-        context["style"], context["status_zh"], context["status_en"] = STATUS_STYLE[report.indication]
+        context["style"], context["status_zh"], context["status_en"] = STATUS_STYLE[
+            report.indication
+        ]
     return templates.TemplateResponse(request, "verify.html", context, status_code=status_code)
 
 
@@ -76,8 +88,9 @@ def _page(request: Request, report: Report | None, status_code: int = 200) -> HT
 @router.get("/V/{code}", response_model=None, include_in_schema=False)
 def verify_page(code: str, request: Request) -> Response:
     services = request.app.state.services
-    report = services.verification.verify_code(code[:64], channel="qr-page", actor=PUBLIC,
-                                               request_id=request.state.request_id)
+    report = services.verification.verify_code(
+        code[:64], channel="qr-page", actor=PUBLIC, request_id=request.state.request_id
+    )
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(report.to_json())
     return _page(request, report)
@@ -92,17 +105,29 @@ def upload_page(request: Request) -> HTMLResponse:
 async def upload_form(request: Request) -> HTMLResponse:
     """The clerk's form: a PDF upload, or the text a USB QR scanner typed."""
     services = request.app.state.services
-    form = await request.form(max_files=1, max_fields=3, max_part_size=services.settings.max_upload_bytes)
+    form = await request.form(
+        max_files=1, max_fields=3, max_part_size=services.settings.max_upload_bytes
+    )
     upload = form.get("file")
     rid = request.state.request_id
     if upload is not None and hasattr(upload, "read") and getattr(upload, "filename", ""):
         data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
         report = await run_in_threadpool(
-            services.verification.verify_pdf, data, channel="page-upload", actor=PUBLIC, request_id=rid)
+            services.verification.verify_pdf,
+            data,
+            channel="page-upload",
+            actor=PUBLIC,
+            request_id=rid,
+        )
     else:
         qr = form.get("qr")
         if not isinstance(qr, str) or not qr.strip():
             raise InvalidInput("请上传文件或扫描二维码 / upload a file or scan a code", field="qr")
         report = await run_in_threadpool(
-            services.verification.verify_code, qr[:2048], channel="page-scan", actor=PUBLIC, request_id=rid)
+            services.verification.verify_code,
+            qr[:2048],
+            channel="page-scan",
+            actor=PUBLIC,
+            request_id=rid,
+        )
     return _page(request, report)

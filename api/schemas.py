@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class HolderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id_type: str = Field(pattern=r"^\d{3}$", description="111 居民身份证 / resident ID; 001 统一社会信用代码")
+    id_type: str = Field(
+        pattern=r"^\d{3}$", description="111 居民身份证 / resident ID; 001 统一社会信用代码"
+    )
     id: str = Field(min_length=1, max_length=32)
     name: str = Field(min_length=1, max_length=128)
 

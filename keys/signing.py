@@ -7,9 +7,9 @@ material stays wherever the store keeps it, and every use is reported to a liste
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
@@ -18,15 +18,20 @@ from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore, KeyUseList
 _BY_NAME = {h.value: h for h in HashAlgorithm}
 
 
-def _digest(data: bytes, algorithm: hashes.HashAlgorithm | utils.Prehashed) -> tuple[bytes, HashAlgorithm]:
+Data = bytes | bytearray | memoryview
+
+
+def _digest(data: Data, algorithm: object) -> tuple[bytes, HashAlgorithm]:
     if isinstance(algorithm, utils.Prehashed):
-        return data, _BY_NAME[algorithm._algorithm.name]
+        return bytes(data), _BY_NAME[algorithm._algorithm.name]
+    if not isinstance(algorithm, hashes.HashAlgorithm) or algorithm.name not in _BY_NAME:
+        raise TypeError(f"unsupported hash {algorithm!r}")
     h = hashes.Hash(algorithm)
     h.update(data)
     return h.finalize(), _BY_NAME[algorithm.name]
 
 
-def _no_export(*_: Any) -> NoReturn:
+def _no_export() -> NoReturn:
     raise TypeError("keys held by the key store cannot be exported")
 
 
@@ -52,9 +57,7 @@ class _Base:
 
 
 class StoreECKey(_Base, ec.EllipticCurvePrivateKey):
-    def sign(
-        self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm
-    ) -> bytes:
+    def sign(self, data: Data, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise TypeError("only ECDSA is supported")
         digest, name = _digest(data, signature_algorithm.algorithm)
@@ -75,8 +78,16 @@ class StoreECKey(_Base, ec.EllipticCurvePrivateKey):
     def exchange(self, algorithm: ec.ECDH, peer_public_key: ec.EllipticCurvePublicKey) -> bytes:
         raise TypeError("seal keys are for signing only")
 
-    private_numbers = _no_export
-    private_bytes = _no_export
+    def private_numbers(self) -> ec.EllipticCurvePrivateNumbers:
+        _no_export()
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _no_export()
 
     def __copy__(self) -> StoreECKey:
         return self
@@ -88,9 +99,9 @@ class StoreECKey(_Base, ec.EllipticCurvePrivateKey):
 class StoreRSAKey(_Base, rsa.RSAPrivateKey):
     def sign(
         self,
-        data: bytes,
+        data: Data,
         padding_: padding.AsymmetricPadding,
-        algorithm: utils.Prehashed | hashes.HashAlgorithm,
+        algorithm: utils.Prehashed | hashes.HashAlgorithm | utils.NoDigestInfo,
     ) -> bytes:
         if not isinstance(padding_, padding.PKCS1v15):
             raise TypeError("only PKCS#1 v1.5 is supported")
@@ -108,8 +119,16 @@ class StoreRSAKey(_Base, rsa.RSAPrivateKey):
     def decrypt(self, ciphertext: bytes, padding: padding.AsymmetricPadding) -> bytes:
         raise TypeError("seal keys are for signing only")
 
-    private_numbers = _no_export
-    private_bytes = _no_export
+    def private_numbers(self) -> rsa.RSAPrivateNumbers:
+        _no_export()
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        _no_export()
 
     def __copy__(self) -> StoreRSAKey:
         return self

@@ -65,7 +65,9 @@ class SoftKeyStore:
             n = int(params["n"])
         else:
             salt, n = os.urandom(16), _SCRYPT_N
-            self._write_private(salt_file, json.dumps({"kdf": "scrypt", "salt": salt.hex(), "n": n}).encode())
+            self._write_private(
+                salt_file, json.dumps({"kdf": "scrypt", "salt": salt.hex(), "n": n}).encode()
+            )
         return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase).hex().encode()
 
     @staticmethod
@@ -108,7 +110,13 @@ class SoftKeyStore:
             if not path.exists():
                 raise NotFound(f"密钥不存在 / no key {ref}")
             _check_private(path)
-            key = serialization.load_pem_private_key(path.read_bytes(), password=self._secret)
+            try:
+                key = serialization.load_pem_private_key(path.read_bytes(), password=self._secret)
+            except ValueError as exc:
+                raise Unavailable(
+                    "无法解密密钥，口令错误 / cannot unlock the key store: wrong passphrase",
+                    cause=str(exc),
+                ) from exc
             self._cache[ref] = key
             return key
 
@@ -117,7 +125,11 @@ class SoftKeyStore:
 
     def algorithm(self, ref: KeyRef) -> KeyAlgorithm:
         key = self._load(ref)
-        return KeyAlgorithm.EC_P256 if isinstance(key, ec.EllipticCurvePrivateKey) else KeyAlgorithm.RSA_3072
+        return (
+            KeyAlgorithm.EC_P256
+            if isinstance(key, ec.EllipticCurvePrivateKey)
+            else KeyAlgorithm.RSA_3072
+        )
 
     def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
         key = self._load(ref)

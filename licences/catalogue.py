@@ -31,19 +31,30 @@ def check_field_schema(schema: dict[str, Any]) -> None:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        raise InvalidInput(f"字段模式无效 / invalid field schema: {exc.message}", field="field_schema") from exc
+        raise InvalidInput(
+            f"字段模式无效 / invalid field schema: {exc.message}", field="field_schema"
+        ) from exc
     properties = schema.get("properties")
     if schema.get("type") != "object" or not isinstance(properties, dict) or not properties:
-        raise InvalidInput("字段模式必须是带属性的对象 / field schema must be an object with properties", field="field_schema")
+        raise InvalidInput(
+            "字段模式必须是带属性的对象 / field schema must be an object with properties",
+            field="field_schema",
+        )
     if len(properties) > _MAX_FIELDS:
         raise InvalidInput(f"字段过多 / at most {_MAX_FIELDS} fields", field="field_schema")
     if schema.get("additionalProperties") is not False:
-        raise InvalidInput("字段模式须禁止额外字段 / additionalProperties must be false", field="field_schema")
+        raise InvalidInput(
+            "字段模式须禁止额外字段 / additionalProperties must be false", field="field_schema"
+        )
     for name, spec in properties.items():
         if not isinstance(spec, dict) or not spec.get("title"):
-            raise InvalidInput(f"字段 {name} 缺少标题 / field {name} needs a title", field="field_schema")
+            raise InvalidInput(
+                f"字段 {name} 缺少标题 / field {name} needs a title", field="field_schema"
+            )
         if spec.get("type") == "string" and "maxLength" not in spec:
-            raise InvalidInput(f"字段 {name} 缺少长度上限 / field {name} needs maxLength", field="field_schema")
+            raise InvalidInput(
+                f"字段 {name} 缺少长度上限 / field {name} needs maxLength", field="field_schema"
+            )
 
 
 class Catalogue:
@@ -51,8 +62,8 @@ class Catalogue:
         self._audit = audit
 
     def add(self, session: Session, *, actor: str, entry: LicenceType) -> LicenceType:
-        validate_licence_type_code(entry.code)
-        validate_uscc(entry.authority_code)
+        entry.code = validate_licence_type_code(entry.code)
+        entry.authority_code = validate_uscc(entry.authority_code, field="authority_code")
         if not entry.code.startswith(entry.authority_code):
             raise InvalidInput(
                 "证照类型代码须以定义机构的统一社会信用代码开头 / the type code must start with the "
@@ -60,17 +71,26 @@ class Catalogue:
                 field="code",
             )
         if entry.holder_category not in ID_TYPE_FOR_CATEGORY:
-            raise InvalidInput(f"未知的持证主体类别 / unknown holder category {entry.holder_category}", field="holder_category")
+            raise InvalidInput(
+                f"未知的持证主体类别 / unknown holder category {entry.holder_category}",
+                field="holder_category",
+            )
         if entry.authority_level not in LEVELS:
-            raise InvalidInput(f"未知的层级 / unknown level {entry.authority_level}", field="authority_level")
+            raise InvalidInput(
+                f"未知的层级 / unknown level {entry.authority_level}", field="authority_level"
+            )
         entry.holder_id_type = ID_TYPE_FOR_CATEGORY[entry.holder_category]
         check_field_schema(entry.field_schema)
         if session.get(LicenceType, entry.code) is not None:
             raise Conflict(f"证照类型已存在 / licence type {entry.code} exists")
         session.add(entry)
         self._audit.append(
-            session, actor=actor, action="catalogue.add", object_type="licence_type",
-            object_id=entry.code, detail={"name": entry.name},
+            session,
+            actor=actor,
+            action="catalogue.add",
+            object_type="licence_type",
+            object_id=entry.code,
+            detail={"name": entry.name},
         )
         return entry
 

@@ -65,7 +65,9 @@ class IssueRequest:
             "valid_from": self.valid_from.isoformat() if self.valid_from else None,
             "valid_until": self.valid_until.isoformat() if self.valid_until else None,
         }
-        return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ class IssuanceService:
             valid_from, valid_until = self._validity(entry, request)
             context = self._seals.seal_for_issuance(session, request.department_code)
             known = session.exec(
-                select(Holder).where(Holder.id_type == request.holder_id_type, Holder.id_number == holder_id)
+                select(Holder).where(
+                    Holder.id_type == request.holder_id_type, Holder.id_number == holder_id
+                )
             ).first()
             if known is not None and known.name != request.holder_name:
                 raise Conflict(
@@ -129,7 +133,10 @@ class IssuanceService:
                 )
 
         identifier = LicenceIdentifier(
-            type_code=entry.code, issuer_code=request.department_code, serial=random_serial(), version="001"
+            type_code=entry.code,
+            issuer_code=request.department_code,
+            serial=random_serial(),
+            version="001",
         )
         code = new_verify_code()
         url = self.verify_url(code)
@@ -150,7 +157,9 @@ class IssuanceService:
             verify_url=url,
             version=identifier.version,
         )
-        rendered = render_licence(view, regular_font=self._fonts.regular, bold_font=self._fonts.bold)
+        rendered = render_licence(
+            view, regular_font=self._fonts.regular, bold_font=self._fonts.bold
+        )
         recorder = KeyUseRecorder()
         sealed = self._seal(rendered.pdf, rendered.seal_box, context, recorder)
         digest = hashlib.sha256(sealed).hexdigest()
@@ -191,8 +200,12 @@ class IssuanceService:
                     )
                 recorder.flush(self._audit, session, request.actor, request.request_id)
                 self._audit.append(
-                    session, actor=request.actor, action="licence.issue", object_type="licence",
-                    object_id=licence.identifier, request_id=request.request_id,
+                    session,
+                    actor=request.actor,
+                    action="licence.issue",
+                    object_type="licence",
+                    object_id=licence.identifier,
+                    request_id=request.request_id,
                     detail={"type": entry.code, "seal": context.seal.code, "sha256": digest},
                 )
         except IntegrityError:
@@ -205,19 +218,28 @@ class IssuanceService:
         return IssuedLicence(licence=licence, verify_url=url, qr_version=rendered.qr_version)
 
     def _seal(
-        self, pdf: bytes, box: tuple[float, float, float, float], context: SealContext, recorder: KeyUseRecorder
+        self,
+        pdf: bytes,
+        box: tuple[float, float, float, float],
+        context: SealContext,
+        recorder: KeyUseRecorder,
     ) -> bytes:
         signer = self._seals.signer(context, recorder)
         return apply_seal(
             SealRequest(
-                pdf=pdf, box=box, image_png=context.seal.image_png,
-                reason="电子证照签发 / licence issuance", location=context.department.name,
+                pdf=pdf,
+                box=box,
+                image_png=context.seal.image_png,
+                reason="电子证照签发 / licence issuance",
+                location=context.department.name,
                 name=context.seal.name,
             ),
             signer,
         )
 
-    def _replay(self, session: Session, request: IssueRequest, fingerprint: str) -> IssuedLicence | None:
+    def _replay(
+        self, session: Session, request: IssueRequest, fingerprint: str
+    ) -> IssuedLicence | None:
         if not request.idempotency_key:
             return None
         record = session.get(IdempotencyRecord, (request.department_code, request.idempotency_key))
@@ -230,7 +252,9 @@ class IssuanceService:
             )
         licence = session.get(Licence, record.identifier)
         assert licence is not None
-        return IssuedLicence(licence=licence, verify_url=self.verify_url(licence.verify_code), replayed=True)
+        return IssuedLicence(
+            licence=licence, verify_url=self.verify_url(licence.verify_code), replayed=True
+        )
 
     @staticmethod
     def _check_holder(entry: LicenceType, request: IssueRequest) -> str:
@@ -252,7 +276,9 @@ class IssuanceService:
         if valid_until is None and entry.validity_years:
             valid_until = _add_years(valid_from, entry.validity_years) - timedelta(days=1)
         if valid_until is not None and valid_until < valid_from:
-            raise InvalidInput("有效期截止早于起始 / valid_until is before valid_from", field="valid_until")
+            raise InvalidInput(
+                "有效期截止早于起始 / valid_until is before valid_from", field="valid_until"
+            )
         if valid_until is not None and valid_until < today:
             raise InvalidInput("有效期已过 / valid_until is in the past", field="valid_until")
         return valid_from, valid_until
@@ -260,10 +286,14 @@ class IssuanceService:
     @staticmethod
     def _holder(session: Session, request: IssueRequest, holder_id: str) -> int:
         holder = session.exec(
-            select(Holder).where(Holder.id_type == request.holder_id_type, Holder.id_number == holder_id)
+            select(Holder).where(
+                Holder.id_type == request.holder_id_type, Holder.id_number == holder_id
+            )
         ).first()
         if holder is None:
-            holder = Holder(id_type=request.holder_id_type, id_number=holder_id, name=request.holder_name)
+            holder = Holder(
+                id_type=request.holder_id_type, id_number=holder_id, name=request.holder_name
+            )
             session.add(holder)
             session.flush()
         assert holder.id is not None

@@ -54,7 +54,9 @@ class Lifecycle:
         """Apply ``transition``; ``department_code`` None means an operator acting for the domain."""
         licence = licence_by_identifier(session, identifier)
         if department_code is not None and licence.issuer_code != department_code:
-            raise Forbidden("只有发证部门可以变更证照状态 / only the issuing department may change it")
+            raise Forbidden(
+                "只有发证部门可以变更证照状态 / only the issuing department may change it"
+            )
         reason = (reason or "").strip() or None
         if transition in REASON_REQUIRED and not reason:
             raise InvalidInput("须说明原因 / a reason is required", field="reason")
@@ -67,7 +69,7 @@ class Lifecycle:
             raise Conflict(
                 f"当前状态为{current.label}，不能{transition.value} / cannot {transition.value} a "
                 f"licence whose status is {current.value}",
-                extra={"status": current.value},
+                extra={"current_status": current.value},
             )
         previous = licence.status
         licence.status = target.value
@@ -75,8 +77,12 @@ class Lifecycle:
         licence.status_changed_at = now
         session.add(licence)
         self._audit.append(
-            session, actor=actor, action=f"licence.{transition.value}", object_type="licence",
-            object_id=identifier, request_id=request_id,
+            session,
+            actor=actor,
+            action=f"licence.{transition.value}",
+            object_type="licence",
+            object_id=identifier,
+            request_id=request_id,
             detail={"from": previous, "to": target.value, "reason": reason},
         )
         return licence

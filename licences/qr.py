@@ -9,6 +9,7 @@ falls back to byte mode.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import segno
@@ -28,6 +29,18 @@ class QrMatrix:
     @property
     def size(self) -> int:
         return len(self.modules)
+
+    def dark_runs(self) -> Iterator[tuple[int, int, int]]:
+        """Horizontal runs of dark modules as (x, y, length) in module units, quiet zone
+        included, y counted upwards from the bottom edge as in PDF coordinates."""
+        for r, cells in enumerate(self.modules):
+            start: int | None = None
+            for col, dark in enumerate((*cells, False)):
+                if dark and start is None:
+                    start = col
+                elif not dark and start is not None:
+                    yield QUIET_ZONE + start, QUIET_ZONE + self.size - 1 - r, col - start
+                    start = None
 
 
 def is_alphanumeric(text: str) -> bool:

@@ -62,7 +62,10 @@ def apply_seal(request: SealRequest, signer: KeyStoreSigner) -> bytes:
         ),
     )
     field_spec = fields.SigFieldSpec(
-        sig_field_name=SEAL_FIELD, on_page=0, box=request.box, readable_field_name="电子印章"
+        sig_field_name=SEAL_FIELD,
+        on_page=0,
+        box=tuple(round(v) for v in request.box),  # type: ignore[arg-type]
+        readable_field_name="电子印章",
     )
     pdf_signer = signers.PdfSigner(meta, signer, stamp_style=style, new_field_spec=field_spec)
     writer = IncrementalPdfFileWriter(io.BytesIO(request.pdf), strict=True)

@@ -59,8 +59,12 @@ class SealRegistry:
         department = Department(code=code, name=name, division_code=division_code, level=level)
         session.add(department)
         self._audit.append(
-            session, actor=actor, action="department.create", object_type="department",
-            object_id=code, detail={"name": name},
+            session,
+            actor=actor,
+            action="department.create",
+            object_type="department",
+            object_id=code,
+            detail={"name": name},
         )
         return department
 
@@ -81,8 +85,14 @@ class SealRegistry:
         code = f"{prefix}{count + 1:06d}"
         key_ref = self._keys.create(f"seal-{code}")
         certificate = self._trust.issue_seal_certificate(
-            session, actor=actor, department_name=department.name, department_code=department.code,
-            seal_name=seal_type.label, seal_code=code, key_ref=key_ref, lifetime=SEAL_LIFETIME,
+            session,
+            actor=actor,
+            department_name=department.name,
+            department_code=department.code,
+            seal_name=seal_type.label,
+            seal_code=code,
+            key_ref=key_ref,
+            lifetime=SEAL_LIFETIME,
         )
         seal = Seal(
             code=code,
@@ -93,12 +103,22 @@ class SealRegistry:
             key_ref=str(key_ref),
             valid_from=certificate.not_before,
             valid_until=certificate.not_after,
-            image_png=render_seal_image(department.name, seal_type.label, font_path=self._font, seal_code=code),
+            image_png=render_seal_image(
+                department.name, seal_type.label, font_path=self._font, seal_code=code
+            ),
         )
         session.add(seal)
         self._audit.append(
-            session, actor=actor, action="seal.create", object_type="seal", object_id=code,
-            detail={"department": department.code, "type": seal_type.value, "certificate": certificate.serial},
+            session,
+            actor=actor,
+            action="seal.create",
+            object_type="seal",
+            object_id=code,
+            detail={
+                "department": department.code,
+                "type": seal_type.value,
+                "certificate": certificate.serial,
+            },
         )
         return seal
 
@@ -106,9 +126,11 @@ class SealRegistry:
         """The department's active licence seal, refused when none can be used now."""
         department = self.department(session, department_code)
         seals = session.exec(
-            select(Seal).where(
+            select(Seal)
+            .where(
                 Seal.department_code == department_code, Seal.seal_type == SealType.LICENCE.value
-            ).order_by(col(Seal.valid_from).desc())
+            )
+            .order_by(col(Seal.valid_from).desc())
         ).all()
         now = self._clock.now()
         for seal in seals:

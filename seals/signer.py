@@ -24,7 +24,7 @@ class KeyStoreSigner(Signer):
         listener: KeyUseListener | None,
     ) -> None:
         cert = asn1_x509.Certificate.load(certificate_der)
-        registry = SimpleCertificateStore.from_certs(
+        registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
             [asn1_x509.Certificate.load(der) for der in chain_der]
         )
         super().__init__(signing_cert=cert, cert_registry=registry, embed_roots=False)

@@ -7,7 +7,7 @@ chain. Initialising is idempotent: a domain that exists is left as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -112,7 +112,10 @@ class TrustDomain:
         session.add(AuthorityRecord(name=SEAL_CA, certificate_serial=_hex(issuing.serial_number)))
         session.flush()
         self._audit.append(
-            session, actor=actor, action="domain.init", object_type="domain",
+            session,
+            actor=actor,
+            action="domain.init",
+            object_type="domain",
             object_id=self._identity.name,
             detail={"root": _hex(root.serial_number), "seal_ca": _hex(issuing.serial_number)},
         )
@@ -152,7 +155,9 @@ class TrustDomain:
         session.add(record)
         return record
 
-    def authority(self, session: Session, ca_name: str) -> tuple[x509.Certificate, CertificateRecord]:
+    def authority(
+        self, session: Session, ca_name: str
+    ) -> tuple[x509.Certificate, CertificateRecord]:
         authority = session.get(AuthorityRecord, ca_name)
         if authority is None:
             raise NotFound(f"没有该CA / no CA named {ca_name}")
@@ -186,7 +191,9 @@ class TrustDomain:
     ) -> CertificateRecord:
         ca_cert, ca_record = self.authority(session, SEAL_CA)
         ca_key = private_key_for(
-            self._keys, KeyRef.parse(ca_record.key_ref), "issue-seal-certificate",
+            self._keys,
+            KeyRef.parse(ca_record.key_ref),
+            "issue-seal-certificate",
             self._listener(session, actor),
         )
         certificate = build(
@@ -200,14 +207,22 @@ class TrustDomain:
             lifetime=lifetime,
             endpoints=self._endpoints,
         )
-        record = self._store(session, certificate, Role.SEAL, seal_code, ca_cert.serial_number, key_ref)
+        record = self._store(
+            session, certificate, Role.SEAL, seal_code, ca_cert.serial_number, key_ref
+        )
         self._audit.append(
-            session, actor=actor, action="certificate.issue", object_type="certificate",
-            object_id=record.serial, detail={"role": Role.SEAL.value, "seal": seal_code},
+            session,
+            actor=actor,
+            action="certificate.issue",
+            object_type="certificate",
+            object_id=record.serial,
+            detail={"role": Role.SEAL.value, "seal": seal_code},
         )
         return record
 
-    def revoke(self, session: Session, *, actor: str, serial: str, reason: str) -> CertificateRecord:
+    def revoke(
+        self, session: Session, *, actor: str, serial: str, reason: str
+    ) -> CertificateRecord:
         if reason not in _REASONS:
             raise Conflict(f"未知的吊销原因 / unknown revocation reason {reason}")
         record = session.get(CertificateRecord, serial)
@@ -220,11 +235,17 @@ class TrustDomain:
         record.revocation_reason = reason
         session.add(record)
         self._audit.append(
-            session, actor=actor, action="certificate.revoke", object_type="certificate",
-            object_id=serial, detail={"reason": reason},
+            session,
+            actor=actor,
+            action="certificate.revoke",
+            object_type="certificate",
+            object_id=serial,
+            detail={"reason": reason},
         )
         issuer = session.exec(
-            select(AuthorityRecord).where(AuthorityRecord.certificate_serial == record.issuer_serial)
+            select(AuthorityRecord).where(
+                AuthorityRecord.certificate_serial == record.issuer_serial
+            )
         ).first()
         if issuer is not None:
             self._issue_crl(session, issuer.name, actor)
@@ -238,7 +259,10 @@ class TrustDomain:
         if authority is None:
             raise NotFound(f"没有该CA / no CA named {ca_name}")
         existing = session.get(CrlRecord, ca_name)
-        if existing is not None and as_utc(existing.next_update) - CRL_REFRESH_MARGIN > self._clock.now():
+        if (
+            existing is not None
+            and as_utc(existing.next_update) - CRL_REFRESH_MARGIN > self._clock.now()
+        ):
             return existing.der
         return self._issue_crl(session, ca_name, actor)
 
@@ -271,7 +295,9 @@ class TrustDomain:
                 x509.RevokedCertificateBuilder()
                 .serial_number(int(row.serial, 16))
                 .revocation_date(as_utc(row.revoked_at))
-                .add_extension(x509.CRLReason(_REASONS[row.revocation_reason or "unspecified"]), critical=False)
+                .add_extension(
+                    x509.CRLReason(_REASONS[row.revocation_reason or "unspecified"]), critical=False
+                )
                 .build()
             )
             builder = builder.add_revoked_certificate(entry)
@@ -279,7 +305,9 @@ class TrustDomain:
             self._keys, KeyRef.parse(ca_record.key_ref), "crl", self._listener(session, actor)
         )
         der = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-        record = session.get(CrlRecord, ca_name) or CrlRecord(ca_name=ca_name, der=b"", next_update=now)
+        record = session.get(CrlRecord, ca_name) or CrlRecord(
+            ca_name=ca_name, der=b"", next_update=now
+        )
         record.der = der
         record.next_update = now + CRL_LIFETIME
         record.crl_number = authority.crl_number
@@ -296,4 +324,3 @@ def _hex(serial: int) -> str:
 def certificate_cn(certificate: x509.Certificate) -> str:
     values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else certificate.subject.rfc4514_string()
-

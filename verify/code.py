@@ -22,15 +22,20 @@ class CodeVerifier:
         code = code_from_text(text)
         licence = licence_by_code(session, code) if code else None
         if licence is None:
-            sub = SubIndication.UNKNOWN_CODE
             return Report(
-                indication=Indication.FAILED, sub_indication=sub, message=MESSAGES[sub],
-                checks=(Check("code", CheckResult.FAILED, "no licence has this verification code"),),
-                validated_at=now, channel=channel,
+                indication=Indication.FAILED,
+                sub_indication=SubIndication.UNKNOWN_CODE,
+                message=MESSAGES[SubIndication.UNKNOWN_CODE],
+                checks=(
+                    Check("code", CheckResult.FAILED, "no licence has this verification code"),
+                ),
+                validated_at=now,
+                channel=channel,
             )
         record = full_record(session, licence)
         checks = [Check("code", CheckResult.PASSED, f"code names licence {licence.identifier}")]
         status = effective_status(licence, now.date())
+        sub: SubIndication | None
         if status is LicenceStatus.VALID:
             checks.append(Check("status", CheckResult.PASSED, status.label))
             indication, sub = Indication.PASSED, None
@@ -38,8 +43,12 @@ class CodeVerifier:
             checks.append(Check("status", CheckResult.FAILED, status.label))
             indication, sub = Indication.FAILED, STATUS_FAILURES[status]
         return Report(
-            indication=indication, sub_indication=sub, message=MESSAGES[sub], checks=tuple(checks),
-            validated_at=now, channel=channel,
+            indication=indication,
+            sub_indication=sub,
+            message=MESSAGES[sub],
+            checks=tuple(checks),
+            validated_at=now,
+            channel=channel,
             licence=licence_summary(record, now.date()),
             seal=seal_summary(record, licence.issued_at.isoformat()),
         )

@@ -25,9 +25,9 @@ from pyhanko_certvalidator import ValidationContext
 from sqlmodel import Session
 
 from core.clock import Clock
-from licences.repository import LicenceRecord, effective_status, full_record, licence_by_sha256
 from licences.models import LicenceStatus
-from verify.report import Check, CheckResult, Indication, Report, SubIndication, MESSAGES
+from licences.repository import LicenceRecord, effective_status, full_record, licence_by_sha256
+from verify.report import MESSAGES, Check, CheckResult, Indication, Report, SubIndication
 from verify.summary import licence_summary, seal_summary
 
 STATUS_FAILURES = {
@@ -59,7 +59,9 @@ class _Outcome(Exception):
 
 
 class PdfVerifier:
-    def __init__(self, *, clock: Clock, anchors: Callable[[Session], TrustAnchors], max_bytes: int) -> None:
+    def __init__(
+        self, *, clock: Clock, anchors: Callable[[Session], TrustAnchors], max_bytes: int
+    ) -> None:
         self._clock = clock
         self._anchors = anchors
         self.max_bytes = max_bytes
@@ -94,27 +96,52 @@ class PdfVerifier:
             return _Outcome(indication, sub)
 
         if len(data) > self.max_bytes:
-            raise fail("format", f"{len(data)} bytes > {self.max_bytes}", Indication.INDETERMINATE, SubIndication.LIMIT_EXCEEDED)
+            raise fail(
+                "format",
+                f"{len(data)} bytes > {self.max_bytes}",
+                Indication.INDETERMINATE,
+                SubIndication.LIMIT_EXCEEDED,
+            )
         if b"%PDF-" not in data[:1024]:
             raise fail("format", "no PDF header", Indication.INDETERMINATE, SubIndication.MALFORMED)
         try:
             reader = PdfFileReader(io.BytesIO(data), strict=False)
             signatures = list(reader.embedded_regular_signatures)
-        except Exception as exc:  # noqa: BLE001 - malformed input raises many kinds of error
-            raise fail("format", f"unreadable: {type(exc).__name__}", Indication.INDETERMINATE, SubIndication.MALFORMED) from None
+        except Exception as exc:
+            raise fail(
+                "format",
+                f"unreadable: {type(exc).__name__}",
+                Indication.INDETERMINATE,
+                SubIndication.MALFORMED,
+            ) from None
         ok("format", "PDF parsed")
         if len(signatures) != 1:
-            detail = "no seal" if not signatures else f"{len(signatures)} signatures; a licence has one seal"
-            raise fail("seal_count", detail, Indication.FAILED,
-                       SubIndication.NO_SIGNATURE if not signatures else SubIndication.MODIFIED_AFTER_SEALING)
+            detail = (
+                "no seal"
+                if not signatures
+                else f"{len(signatures)} signatures; a licence has one seal"
+            )
+            raise fail(
+                "seal_count",
+                detail,
+                Indication.FAILED,
+                SubIndication.NO_SIGNATURE
+                if not signatures
+                else SubIndication.MODIFIED_AFTER_SEALING,
+            )
         signature = signatures[0]
         ok("seal_count", "exactly one seal")
         try:
             docmdp = signature.docmdp_level
-        except Exception:  # noqa: BLE001
+        except Exception:
             docmdp = None
         if docmdp is not MDPPerm.NO_CHANGES:
-            raise fail("certification", f"DocMDP {docmdp}; P=1 required", Indication.FAILED, SubIndication.NOT_CERTIFIED)
+            raise fail(
+                "certification",
+                f"DocMDP {docmdp}; P=1 required",
+                Indication.FAILED,
+                SubIndication.NOT_CERTIFIED,
+            )
         ok("certification", "certification seal, DocMDP P=1 (no changes allowed)")
         anchors = self._anchors(session)
         context = ValidationContext(
@@ -125,12 +152,27 @@ class PdfVerifier:
         )
         try:
             status = validate_pdf_signature(signature, signer_validation_context=context)
-        except Exception as exc:  # noqa: BLE001
-            raise fail("integrity", f"validation error: {type(exc).__name__}", Indication.INDETERMINATE, SubIndication.MALFORMED) from None
+        except Exception as exc:
+            raise fail(
+                "integrity",
+                f"validation error: {type(exc).__name__}",
+                Indication.INDETERMINATE,
+                SubIndication.MALFORMED,
+            ) from None
         if not status.intact:
-            raise fail("integrity", "signed bytes do not match the seal's digest", Indication.FAILED, SubIndication.HASH_FAILURE)
+            raise fail(
+                "integrity",
+                "signed bytes do not match the seal's digest",
+                Indication.FAILED,
+                SubIndication.HASH_FAILURE,
+            )
         if not status.valid:
-            raise fail("integrity", "the seal's signature does not verify", Indication.FAILED, SubIndication.SIG_CRYPTO_FAILURE)
+            raise fail(
+                "integrity",
+                "the seal's signature does not verify",
+                Indication.FAILED,
+                SubIndication.SIG_CRYPTO_FAILURE,
+            )
         ok("integrity", "seal signature intact and valid")
         coverage = status.coverage
         level = status.modification_level
@@ -143,21 +185,43 @@ class PdfVerifier:
         ):
             ok("modifications", "only long-term validation data was added after sealing")
         else:
-            raise fail("modifications", f"coverage {coverage}, changes {level}", Indication.FAILED, SubIndication.MODIFIED_AFTER_SEALING)
+            raise fail(
+                "modifications",
+                f"coverage {coverage}, changes {level}",
+                Indication.FAILED,
+                SubIndication.MODIFIED_AFTER_SEALING,
+            )
         if not status.trusted:
-            raise fail("chain", "the seal certificate does not chain to a trusted root", Indication.INDETERMINATE, SubIndication.NO_CHAIN_FOUND)
+            raise fail(
+                "chain",
+                "the seal certificate does not chain to a trusted root",
+                Indication.INDETERMINATE,
+                SubIndication.NO_CHAIN_FOUND,
+            )
         ok("chain", "chains to this domain's root")
         signer_serial = format(status.signing_cert.serial_number, "x")
         digest = hashlib.sha256(data).hexdigest()
         licence = licence_by_sha256(session, digest)
         if licence is None:
-            raise fail("repository", "no licence in the repository has these bytes", Indication.FAILED, SubIndication.NOT_IN_REPOSITORY)
+            raise fail(
+                "repository",
+                "no licence in the repository has these bytes",
+                Indication.FAILED,
+                SubIndication.NOT_IN_REPOSITORY,
+            )
         record = full_record(session, licence)
         if record.seal.certificate_serial != signer_serial:
-            raise fail("repository", "sealed by another seal than the repository recorded", Indication.FAILED, SubIndication.NOT_IN_REPOSITORY)
+            raise fail(
+                "repository",
+                "sealed by another seal than the repository recorded",
+                Indication.FAILED,
+                SubIndication.NOT_IN_REPOSITORY,
+            )
         ok("repository", f"SHA-256 matches licence {licence.identifier}")
         found.record = record
-        found.signing_time = status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
+        found.signing_time = (
+            status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
+        )
         current = effective_status(licence, self._clock.now().date())
         if current is not LicenceStatus.VALID:
             checks.append(Check("status", CheckResult.FAILED, current.label))

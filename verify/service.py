@@ -14,7 +14,9 @@ from verify.report import Report
 
 
 class VerificationService:
-    def __init__(self, *, engine: Engine, pdf: PdfVerifier, code: CodeVerifier, audit: AuditLog) -> None:
+    def __init__(
+        self, *, engine: Engine, pdf: PdfVerifier, code: CodeVerifier, audit: AuditLog
+    ) -> None:
         self._engine = engine
         self._pdf = pdf
         self._code = code
@@ -24,14 +26,22 @@ class VerificationService:
     def max_bytes(self) -> int:
         return self._pdf.max_bytes
 
-    def verify_pdf(self, data: bytes, *, channel: str, actor: str, request_id: str | None = None) -> Report:
+    def verify_pdf(
+        self, data: bytes, *, channel: str, actor: str, request_id: str | None = None
+    ) -> Report:
         with reading(self._engine) as session:
             report = self._pdf.verify(session, data, channel)
-        subject = report.licence.identifier if report.licence else "sha256:" + hashlib.sha256(data).hexdigest()
+        subject = (
+            report.licence.identifier
+            if report.licence
+            else "sha256:" + hashlib.sha256(data).hexdigest()
+        )
         self._record(report, subject, actor, request_id)
         return report
 
-    def verify_code(self, text: str, *, channel: str, actor: str, request_id: str | None = None) -> Report:
+    def verify_code(
+        self, text: str, *, channel: str, actor: str, request_id: str | None = None
+    ) -> Report:
         with reading(self._engine) as session:
             report = self._code.verify(session, text, channel)
         subject = report.licence.identifier if report.licence else "unknown-code"
@@ -41,10 +51,17 @@ class VerificationService:
     def _record(self, report: Report, subject: str, actor: str, request_id: str | None) -> None:
         with transaction(self._engine) as session:
             self._audit.append(
-                session, actor=actor, action="licence.verify", object_type="licence",
-                object_id=subject[:128], outcome=report.indication.value, request_id=request_id,
+                session,
+                actor=actor,
+                action="licence.verify",
+                object_type="licence",
+                object_id=subject[:128],
+                outcome=report.indication.value,
+                request_id=request_id,
                 detail={
                     "channel": report.channel,
-                    "sub_indication": report.sub_indication.value if report.sub_indication else None,
+                    "sub_indication": report.sub_indication.value
+                    if report.sub_indication
+                    else None,
                 },
             )

@@ -1,4 +1,4 @@
-"""Department API clients: keys are shown once, stored as SHA-256 hashes, revocable."""
+"""Department API clients (each belongs to a department): keys are shown once, stored as SHA-256 hashes, revocable."""
 
 from __future__ import annotations
 
@@ -25,23 +25,38 @@ class ApiClient(SQLModel, table=True):
     name: str = Field(max_length=64)
     key_sha256: str = Field(max_length=64)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_client(session: Session, audit: AuditLog, clock: Clock, *, department_code: str, name: str, actor: str) -> tuple[ApiClient, str]:
+def create_client(
+    session: Session, audit: AuditLog, clock: Clock, *, department_code: str, name: str, actor: str
+) -> tuple[ApiClient, str]:
     """Returns the client and its API key, which is never stored and cannot be shown again."""
     client_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     key = f"{PREFIX}{client_id}_{secret}"
-    client = ApiClient(id=client_id, department_code=department_code, name=name,
-                       key_sha256=_hash(key), created_at=clock.now())
+    client = ApiClient(
+        id=client_id,
+        department_code=department_code,
+        name=name,
+        key_sha256=_hash(key),
+        created_at=clock.now(),
+    )
     session.add(client)
-    audit.append(session, actor=actor, action="client.create", object_type="api_client",
-                 object_id=client_id, detail={"department": department_code})
+    audit.append(
+        session,
+        actor=actor,
+        action="client.create",
+        object_type="api_client",
+        object_id=client_id,
+        detail={"department": department_code},
+    )
     return client, key
 
 
@@ -49,7 +64,7 @@ def authenticate(session: Session, key: str) -> ApiClient:
     problem = Unauthenticated("API 密钥无效 / invalid API key")
     if not key.startswith(PREFIX) or key.count("_") < 2:
         raise problem
-    client_id = key[len(PREFIX):].split("_", 1)[0]
+    client_id = key[len(PREFIX) :].split("_", 1)[0]
     client = session.get(ApiClient, client_id)
     if client is None or client.revoked_at is not None:
         raise problem

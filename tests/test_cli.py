@@ -1,0 +1,142 @@
+"""The ``elicence`` command as an operator runs it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ELICENCE = [sys.executable, "-c", "from api.cli import main; main()"]
+
+
+def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ELICENCE_KEY_PASSPHRASE": "cli-test",
+        "ELICENCE_PUBLIC_BASE_URL": "https://licence.example.gov.cn",
+    }
+    return subprocess.run(
+        [*ELICENCE, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "var"
+    result = run(path, "init", "--demo")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+def test_init_is_idempotent_and_says_so(data_dir: Path) -> None:
+    before = sorted(p.name for p in (data_dir / "keys").iterdir())
+    again = run(data_dir, "init", "--demo")
+    assert again.returncode == 0, again.stderr
+    assert "nothing changed" in again.stdout
+    assert sorted(p.name for p in (data_dir / "keys").iterdir()) == before
+
+
+def test_key_files_are_private_and_encrypted(data_dir: Path) -> None:
+    keys = list((data_dir / "keys").glob("*.p8"))
+    assert keys
+    for path in keys:
+        assert path.stat().st_mode & 0o077 == 0
+        assert b"ENCRYPTED PRIVATE KEY" in path.read_bytes()
+    creds = data_dir / "demo-credentials.json"
+    assert creds.stat().st_mode & 0o077 == 0
+
+
+def test_issue_then_verify_then_revoke(data_dir: Path, tmp_path: Path) -> None:
+    creds = json.loads((data_dir / "demo-credentials.json").read_text())
+    sample = creds["departments"][1]["sample_request"]
+    out = tmp_path / "licence.pdf"
+    fields = [arg for k, v in sample["fields"].items() for arg in ("--field", f"{k}={v}")]
+    issued = run(
+        data_dir,
+        "issue",
+        "--type",
+        sample["licence_type"],
+        "--holder-id",
+        sample["holder"]["id"],
+        "--holder-name",
+        sample["holder"]["name"],
+        *fields,
+        "--out",
+        str(out),
+    )
+    assert issued.returncode == 0, issued.stderr
+    printed = json.loads(issued.stdout)
+    assert set(printed) == {"identifier", "version", "sha256", "verify_url"}
+    assert out.read_bytes().startswith(b"%PDF-")
+
+    verified = run(data_dir, "verify", str(out), "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["indication"] == "PASSED"
+    by_qr = run(data_dir, "verify", "--qr", printed["verify_url"])
+    assert by_qr.returncode == 0 and by_qr.stdout.startswith("PASSED")
+
+    revoked = run(data_dir, "revoke", printed["identifier"], "--reason", "持证人申请注销")
+    assert revoked.returncode == 0, revoked.stderr
+    after = run(data_dir, "verify", str(out), "--json")
+    assert after.returncode == 1
+    assert json.loads(after.stdout)["sub_indication"] == "REVOKED"
+
+
+def test_verify_exit_code_for_unreadable_input(data_dir: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"not a pdf")
+    assert run(data_dir, "verify", str(junk)).returncode == 3
+    assert run(data_dir, "verify", str(tmp_path / "missing.pdf")).returncode == 3
+
+
+def test_bad_input_gives_one_line_and_non_zero_exit(data_dir: Path, tmp_path: Path) -> None:
+    result = run(
+        data_dir,
+        "issue",
+        "--type",
+        "1135010000360001XN001",
+        "--holder-id",
+        "91350100M000100Y44",
+        "--holder-name",
+        "某公司",
+        "--field",
+        "premises=x",
+        "--out",
+        str(tmp_path / "x.pdf"),
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("elicence:"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_audit_verify_reports_intact_then_broken(data_dir: Path) -> None:
+    ok = run(data_dir, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "elicence.db") as conn:
+        conn.execute("UPDATE audit_entry SET outcome = 'tampered' WHERE seq = 3")
+    broken = run(data_dir, "audit", "verify")
+    assert broken.returncode == 1
+    assert "entry 3" in broken.stderr
+    with sqlite3.connect(data_dir / "elicence.db") as conn:
+        conn.execute("UPDATE audit_entry SET outcome = 'ok' WHERE seq = 3")
+    assert run(data_dir, "audit", "verify").returncode == 0
+
+
+def test_uninitialised_data_dir_is_refused(tmp_path: Path) -> None:
+    result = run(tmp_path / "empty", "verify", "--qr", "X")
+    assert result.returncode != 0
+    assert "elicence init" in result.stderr
