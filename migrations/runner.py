@@ -18,4 +18,5 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    # "heads": independent branches of revisions (one per capability) all apply.
+    command.upgrade(alembic_config(url), "heads")

@@ -52,25 +52,21 @@ def render_seal_image(
 
     size = round(diameter_mm / 25.4 * dpi)
     canvas = size * SUPERSAMPLE
-    mm = canvas / diameter_mm  # canvas pixels per millimetre
-    u = diameter_mm / 42.0 * mm  # canvas pixels per "millimetre of a 42 mm seal"
+    u = canvas / 42.0  # canvas pixels per millimetre of a 42 mm seal
     centre = canvas / 2
     mask = Image.new("L", (canvas, canvas), 0)
     draw = ImageDraw.Draw(mask)
-
     outer = centre - 0.3 * u  # a hair of margin so the ring is never clipped
     inner = outer - 1.2 * u
     draw.ellipse((centre - outer,) * 2 + (centre + outer,) * 2, outline=255, width=round(1.2 * u))
-
     _draw_star(draw, centre, centre, 7.0 * u)
     _draw_name_arc(mask, font_path, name, centre, inner - 0.9 * u, u)
     _draw_type_line(mask, font_path, kind, centre, centre + 9.6 * u, u)
     if seal_code:
         _draw_code_arc(mask, font_path, seal_code, centre, inner - 0.5 * u, u)
 
-    alpha = mask.resize((size, size), Image.Resampling.LANCZOS)
-    image = Image.new("RGBA", (size, size), (*SEAL_RED, 0))
-    image.putalpha(alpha)
+    image = Image.new("RGBA", (size, size), SEAL_RED)
+    image.putalpha(mask.resize((size, size), Image.Resampling.LANCZOS))
     out = io.BytesIO()
     image.save(out, format="PNG", dpi=(dpi, dpi))
     return out.getvalue()
