@@ -7,12 +7,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from api import errors, routes_licences, routes_pki, routes_verify
+from api import errors, limits, observability, routes_licences, routes_pki, routes_verify
 from api.container import Services, build_services
+from api.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
 from api.settings import Settings
 from core.db import reading
 
@@ -33,8 +35,27 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="0.1.0",
         description="签发、盖章、核验电子证照 / issue, seal and verify electronic licences",
     )
+    metrics = Metrics()
+    services.issuance = InstrumentedIssuance(services.issuance, metrics)  # type: ignore[assignment]
+    services.verification = InstrumentedVerification(services.verification, metrics)  # type: ignore[assignment]
     app.state.services = services
+    app.state.metrics = metrics
     errors.install(app)
+    # Middleware added later wraps what was added before: limits run inside the request context.
+    limits.install(
+        app,
+        public_rate=services.settings.public_rate_limit,
+        client_rate=services.settings.client_rate_limit,
+        max_body=services.settings.max_upload_bytes,
+    )
+    observability.install(app, metrics)
+    if services.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=services.settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        )
 
     @app.middleware("http")
     async def request_context(

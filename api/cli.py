@@ -10,6 +10,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from api.cli_ops import clients_app
+from api.cli_ops import export as export_audit
 from api.settings import Settings
 from core.errors import ElicenceError, ErrorKind
 
@@ -20,6 +22,8 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="审计链 / the audit chain", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(clients_app, name="clients")
+audit_app.command("export")(export_audit)
 
 DataDir = Annotated[
     Path | None,

@@ -18,8 +18,16 @@ class Settings(BaseSettings):
     key_passphrase: SecretStr | None = None
     vault_addr: str | None = None
     vault_token: SecretStr | None = None
+    vault_token_file: Path | None = None  # owner-only file, e.g. a Vault Agent token sink
+    vault_mount: str = "transit"
+    pkcs11_module: str | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     public_rate_limit: str = "60/minute"
+    client_rate_limit: str = "1200/minute"
+    cors_origins: list[str] = []
     domain_name: str = "示范省电子证照信任域"
     domain_organisation: str = "示范省政务服务数据管理局"
     max_upload_bytes: int = 10 * 1024 * 1024

@@ -12,7 +12,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from core.audit import AuditLog
 from core.clock import Clock
-from core.errors import Unauthenticated
+from core.errors import NotFound, Unauthenticated
 
 PREFIX = "elk_"
 
@@ -75,3 +75,23 @@ def authenticate(session: Session, key: str) -> ApiClient:
 
 def list_clients(session: Session) -> list[ApiClient]:
     return list(session.exec(select(ApiClient)))
+
+
+def revoke_client(
+    session: Session, audit: AuditLog, clock: Clock, *, client_id: str, actor: str
+) -> ApiClient:
+    client = session.get(ApiClient, client_id)
+    if client is None:
+        raise NotFound(f"客户端不存在 / no API client {client_id}")
+    if client.revoked_at is None:
+        client.revoked_at = clock.now()
+        session.add(client)
+        audit.append(
+            session,
+            actor=actor,
+            action="client.revoke",
+            object_type="api_client",
+            object_id=client_id,
+            detail={"department": client.department_code},
+        )
+    return client

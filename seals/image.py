@@ -45,8 +45,9 @@ def render_seal_image(
         raise ValueError(f"department name has {len(name)} characters; at most {MAX_NAME_CHARS}")
     if not kind or len(kind) > MAX_TYPE_CHARS:
         raise ValueError(f"seal type name must have 1 to {MAX_TYPE_CHARS} characters")
-    if seal_code is not None and not (seal_code.isascii() and seal_code.isalnum()):
-        raise ValueError("seal code must be ASCII letters and digits")
+    code = seal_code or ""  # more than 20 characters would run into the seal type line
+    if seal_code is not None and not (code.isascii() and code.isalnum() and len(code) <= 20):
+        raise ValueError("seal code must be 1 to 20 ASCII letters and digits")
     if not 20.0 <= diameter_mm <= 60.0 or not 72 <= dpi <= 1200:
         raise ValueError("diameter must be 20-60 mm and dpi 72-1200")
 
@@ -62,8 +63,8 @@ def render_seal_image(
     _draw_star(draw, centre, centre, 7.0 * u)
     _draw_name_arc(mask, font_path, name, centre, inner - 0.9 * u, u)
     _draw_type_line(mask, font_path, kind, centre, centre + 9.6 * u, u)
-    if seal_code:
-        _draw_code_arc(mask, font_path, seal_code, centre, inner - 0.5 * u, u)
+    if code:
+        _draw_code_arc(mask, font_path, code, centre, inner - 0.5 * u, u)
 
     image = Image.new("RGBA", (size, size), SEAL_RED)
     image.putalpha(mask.resize((size, size), Image.Resampling.LANCZOS))
@@ -117,10 +118,10 @@ def _draw_name_arc(
     """
     n = len(name)
     span = min(210 + 30 * min(max(n - 8, 0) / 12, 1), 40 * (n - 1))
-    step = math.radians(span / max(n - 1, 1))
+    step = math.radians(span / (n - 1)) if n > 1 else math.pi  # one character: no neighbours
     height = min(6.2 * u, step * (outer_r - 3 * u) / 0.6)
     radius = outer_r - height / 2
-    width = min(height, 0.92 * step * (radius - height / 4)) if n > 1 else height
+    width = min(height, 0.92 * step * (radius - height / 4))
     for i, char in enumerate(name):
         theta = -span / 2 + i * math.degrees(step)
         t = math.radians(theta)
@@ -183,8 +184,6 @@ def validate_uploaded_seal_image(
                 )
             probe.verify()
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.load()
-            has_alpha = image.has_transparency_data
             alpha_low = image.convert("RGBA").getchannel("A").getextrema()[0]
     except InvalidInput:
         raise
@@ -194,6 +193,6 @@ def validate_uploaded_seal_image(
         raise refuse("印章图片已损坏或无法读取 / seal image is corrupt or unreadable") from None
     if abs(width - height) > 0.1 * max(width, height):
         raise refuse("印章图片必须近似正方形 / seal image must be roughly square")
-    if not has_alpha or not isinstance(alpha_low, int) or alpha_low == 255:
+    if not isinstance(alpha_low, int) or alpha_low == 255:  # no alpha, or nothing transparent
         raise refuse("印章图片必须有透明背景 / seal image must have a transparent background")
     return data

@@ -57,7 +57,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **extra: obje
         database_url=database_url,
         key_passphrase="test-passphrase-" + data_dir.name,  # type: ignore[arg-type]
         public_base_url="https://licence.example.gov.cn",
-        **extra,  # type: ignore[arg-type]
+        **{"public_rate_limit": "100000/minute", **extra},  # type: ignore[arg-type]
     )
 
 

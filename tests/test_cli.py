@@ -140,3 +140,31 @@ def test_uninitialised_data_dir_is_refused(tmp_path: Path) -> None:
     result = run(tmp_path / "empty", "verify", "--qr", "X")
     assert result.returncode != 0
     assert "elicence init" in result.stderr
+
+
+def test_clients_create_list_revoke(data_dir: Path) -> None:
+    creds = json.loads((data_dir / "demo-credentials.json").read_text())
+    code = creds["departments"][0]["code"]
+    created = run(data_dir, "clients", "create", "--department", code, "--name", "case-system")
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    assert client["api_key"].startswith("elk_" + client["client_id"])
+    listed = run(data_dir, "clients", "list").stdout
+    assert f"{client['client_id']}\t{code}\tcase-system\tactive" in listed
+    assert client["api_key"] not in listed
+    assert run(data_dir, "clients", "revoke", client["client_id"]).returncode == 0
+    assert f"{client['client_id']}\t{code}\tcase-system\trevoked" in run(data_dir, "clients", "list").stdout
+    unknown = run(data_dir, "clients", "create", "--department", "91350100M000100Y43", "--name", "x")
+    assert unknown.returncode != 0 and "elicence:" in unknown.stderr
+
+
+def test_audit_export_filters_by_action(data_dir: Path) -> None:
+    result = run(data_dir, "audit", "export", "--action", "licence.issue")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) >= 4
+    assert {row["action"] for row in rows} == {"licence.issue"}
+    assert all(set(row) >= {"seq", "at", "actor", "object_id", "hash", "prev_hash"} for row in rows)
+    creds = json.loads((data_dir / "demo-credentials.json").read_text())
+    for dept in creds["departments"]:
+        assert dept["sample_request"]["holder"]["name"] not in result.stdout

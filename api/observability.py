@@ -1,0 +1,183 @@
+"""Metrics for Prometheus and structured JSON logs — without personal data.
+
+Routes are labelled by their template (``/api/v1/licences/{identifier}``), never by the concrete
+path, so no identifier, code or name reaches a metric label or a log line. Domain services are
+wrapped here, at the edge, so the domain never imports a metrics library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+log = logging.getLogger("elicence.access")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """One registry per application, so several apps in one process (tests) never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "elicence_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "elicence_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.issued = Counter(
+            "elicence_licences_issued_total",
+            "Licences issued",
+            ["department", "type"],
+            registry=self.registry,
+        )
+        self.issue_seconds = Histogram(
+            "elicence_issuance_seconds",
+            "Issuance latency (validate, render, seal, store)",
+            ["department", "type"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.verifications = Counter(
+            "elicence_verifications_total",
+            "Verifications",
+            ["channel", "indication"],
+            registry=self.registry,
+        )
+        self.verify_seconds = Histogram(
+            "elicence_verification_seconds",
+            "Verification latency",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+
+class InstrumentedIssuance:
+    """Counts and times issuance; everything else passes through to the wrapped service."""
+
+    def __init__(self, inner: Any, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def issue(self, request: Any) -> Any:
+        started = time.perf_counter()
+        result = self._inner.issue(request)
+        if not result.replayed:
+            labels = (request.department_code, request.licence_type)
+            self._metrics.issued.labels(*labels).inc()
+            self._metrics.issue_seconds.labels(*labels).observe(time.perf_counter() - started)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class InstrumentedVerification:
+    def __init__(self, inner: Any, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def _timed(self, method: Callable[..., Any], subject: Any, channel: str, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        report = method(subject, channel=channel, **kwargs)
+        self._metrics.verifications.labels(channel, report.indication.value).inc()
+        self._metrics.verify_seconds.labels(channel).observe(time.perf_counter() - started)
+        return report
+
+    def verify_pdf(self, data: bytes, *, channel: str, **kwargs: Any) -> Any:
+        return self._timed(self._inner.verify_pdf, data, channel, **kwargs)
+
+    def verify_code(self, text: str, *, channel: str, **kwargs: Any) -> Any:
+        return self._timed(self._inner.verify_code, text, channel, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class JsonFormatter(logging.Formatter):
+    FIELDS = ("request_id", "method", "route", "status", "duration_ms", "client")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in self.FIELDS:
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = value
+        if record.exc_info:
+            entry["error"] = record.exc_info[0].__name__ if record.exc_info[0] else "error"
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+def route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+def install(app: FastAPI, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_template(request)
+            metrics.requests.labels(request.method, route, str(status)).inc()
+            metrics.request_seconds.labels(route).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "request_id": getattr(request.state, "request_id", None),
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client": getattr(request.state, "client_id", None),
+                },
+            )
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

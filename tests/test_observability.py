@@ -1,0 +1,80 @@
+"""Metrics, logs without personal data, and request limits at the edge."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from api.limits import Rate, SlidingWindow
+from api.observability import JsonFormatter
+from tests.conftest import make_settings
+from tests.domain import Domain, build_domain
+
+
+@pytest.fixture(scope="module")
+def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
+    settings = make_settings(tmp_path_factory.mktemp("obs") / "data", public_rate_limit="5/minute")
+    return build_domain(settings)
+
+
+def test_logs_of_issuance_and_verification_hold_no_personal_data(
+    domain: Domain, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    issued = domain.issue(1)  # a person's licence
+    domain.client.get("/api/v1/licences/" + issued["identifier"], headers=domain.auth(1))
+    domain.verify_pdf(domain.pdf(issued, 1))
+    formatter = JsonFormatter()
+    # The service's own loggers (the test client's HTTP log is not the service's).
+    ours = [r for r in caplog.records if r.name.startswith(("elicence", "uvicorn", "api", "sqlalchemy"))]
+    lines = [formatter.format(record) for record in ours]
+    assert any('"route": "/api/v1/licences"' in line for line in lines), lines
+    assert any('"route": "/api/v1/verify"' in line for line in lines)
+    text = "\n".join(lines)
+    holder = domain.department(1)["sample_request"]["holder"]
+    assert holder["id"] not in text
+    assert holder["name"] not in text
+    assert issued["identifier"] not in text  # routes are logged by template, not by path
+
+
+def test_metrics_count_issuance_and_verification(domain: Domain) -> None:
+    issued = domain.issue(0)
+    domain.client.post("/api/v1/verify", json={"qr": issued["links"]["verify"]})
+    body = domain.client.get("/metrics").text
+    code = domain.department(0)["code"]
+    assert f'elicence_licences_issued_total{{department="{code}",type="{code}001"}}' in body
+    assert 'elicence_verifications_total{channel="api-qr",indication="PASSED"}' in body
+    assert 'elicence_http_requests_total{method="POST",route="/api/v1/licences",status="201"}' in body
+
+
+def test_public_rate_limit_answers_429_with_retry_after(domain: Domain) -> None:
+    answers = [domain.client.post("/api/v1/verify", json={"qr": "HTTPS://X/V/AAAAAAAAAAAAAAAAAAAAAAAA"}) for _ in range(8)]
+    statuses = [a.status_code for a in answers]
+    assert 429 in statuses
+    limited = answers[statuses.index(429)]
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["content-type"].startswith("application/problem+json")
+
+
+def test_declared_body_larger_than_the_limit_is_413(domain: Domain) -> None:
+    too_big = str(domain.services.settings.max_upload_bytes * 2)
+    response = domain.client.post("/api/v1/licences", content=b"{}", headers={**domain.auth(), "content-length": too_big})
+    assert response.status_code == 413
+
+
+def test_sliding_window_refuses_then_recovers() -> None:
+    now = [0.0]
+    window = SlidingWindow(Rate.parse("2/second"), clock=lambda: now[0])
+    assert window.hit("a") is None and window.hit("a") is None
+    retry = window.hit("a")
+    assert retry is not None and 0 < retry <= 1
+    assert window.hit("b") is None
+    now[0] = 1.01
+    assert window.hit("a") is None
+
+
+@pytest.mark.parametrize("text", ["60", "0/minute", "5/fortnight", ""])
+def test_bad_rates_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        Rate.parse(text)
