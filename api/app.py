@@ -12,7 +12,21 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from api import errors, limits, observability, routes_licences, routes_pki, routes_verify
+from api import (
+    errors,
+    limits,
+    observability,
+    routes_auth,
+    routes_catalogue,
+    routes_exchange,
+    routes_licences,
+    routes_lifecycle,
+    routes_pki,
+    routes_present,
+    routes_seals,
+    routes_stats,
+    routes_verify,
+)
 from api.container import Services, build_services
 from api.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
 from api.settings import Settings
@@ -20,6 +34,7 @@ from core.db import reading
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
+    "connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 DOCS_CSP = (
@@ -53,7 +68,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.add_middleware(
             CORSMiddleware,
             allow_origins=services.settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         )
 
@@ -73,9 +88,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
         return response
 
+    app.include_router(routes_auth.router)
+    app.include_router(routes_present.router)  # before routes_licences: see its docstring
     app.include_router(routes_licences.router)
+    app.include_router(routes_lifecycle.router)
+    app.include_router(routes_exchange.router)
+    app.include_router(routes_catalogue.router)
     app.include_router(routes_verify.router)
     app.include_router(routes_pki.router)
+    app.include_router(routes_seals.router)
+    app.include_router(routes_stats.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )

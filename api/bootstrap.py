@@ -35,6 +35,9 @@ def initialise(services: Services, *, with_demo: bool) -> InitResult:
     upgrade(services.settings.resolved_database_url())
     with transaction(services.engine) as session:
         created = services.trust.initialise(session, OPERATOR)
+    services.tokens.ensure_key()
+    services.checkpoints.ensure_key()
+    services.qr_keys.ensure()  # signs QR payloads; created once, kept across runs
     result = InitResult(created_domain=created, created_demo=False)
     result.messages.append(
         "已创建信任域 / trust domain created"

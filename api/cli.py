@@ -10,8 +10,13 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from api.cli_archive import archive_app
+from api.cli_catalogue import catalogue_app
+from api.cli_keys import keys_app
+from api.cli_licences import export_licences, import_licences, issue_batch
 from api.cli_ops import clients_app
 from api.cli_ops import export as export_audit
+from api.cli_seals import seals_app
 from api.settings import Settings
 from core.errors import ElicenceError, ErrorKind
 
@@ -23,6 +28,12 @@ app = typer.Typer(
 audit_app = typer.Typer(help="审计链 / the audit chain", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+app.add_typer(seals_app, name="seals")
+app.add_typer(archive_app, name="archive")
+app.add_typer(catalogue_app, name="catalogue")
+app.command("export")(export_licences)
+app.command("import")(import_licences)
 audit_app.command("export")(export_audit)
 
 DataDir = Annotated[
@@ -101,22 +112,34 @@ def serve(
 
 @app.command()
 def issue(
-    licence_type: Annotated[str, typer.Option("--type", help="证照类型代码 / licence type code")],
-    holder_id: Annotated[str, typer.Option("--holder-id")],
-    holder_name: Annotated[str, typer.Option("--holder-name")],
-    out: Annotated[Path, typer.Option("--out", help="写出盖章PDF / where to write the sealed PDF")],
+    licence_type: Annotated[
+        str | None, typer.Option("--type", help="证照类型代码 / licence type code")
+    ] = None,
+    holder_id: Annotated[str | None, typer.Option("--holder-id")] = None,
+    holder_name: Annotated[str | None, typer.Option("--holder-name")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="写出盖章PDF / where to write the sealed PDF")
+    ] = None,
     field: Annotated[list[str] | None, typer.Option("--field", help="k=v")] = None,
     department: Annotated[str | None, typer.Option("--department")] = None,
     holder_id_type: Annotated[str | None, typer.Option("--holder-id-type")] = None,
     valid_from: Annotated[str | None, typer.Option("--valid-from")] = None,
     valid_until: Annotated[str | None, typer.Option("--valid-until")] = None,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="CSV 批量签发（列见 README）/ issue every row")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """签发一份证照 / issue one licence; prints JSON."""
+    """签发一份证照，或 --batch 批量签发 / issue one licence (prints JSON), or every row of a CSV."""
     from core.db import reading
     from licences.issuance import IssueRequest
     from licences.repository import document
 
+    if batch is not None:
+        issue_batch(batch, department, data_dir)
+        return
+    if licence_type is None or holder_id is None or holder_name is None or out is None:
+        _die("须给出 --type --holder-id --holder-name --out，或 --batch / give them, or --batch")
     services = _services(data_dir)
     fields: dict[str, str] = {}
     for item in field or []:
@@ -174,11 +197,26 @@ def verify(
     file: Annotated[Path | None, typer.Argument(help="PDF文件 / the PDF")] = None,
     qr: Annotated[str | None, typer.Option("--qr", help="二维码内容 / the QR text")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="不连证照库，只用信任列表核验二维码 / check a QR against a trust list only",
+        ),
+    ] = False,
+    trust_list: Annotated[
+        Path | None,
+        typer.Option("--trust-list", help="信任列表JSON（含 qr_keys） / trust-list JSON file"),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """核验PDF或二维码 / verify a PDF or QR text. Exit 0 PASSED, 1 FAILED, 2 INDETERMINATE, 3 unreadable."""
     if (file is None) == (qr is None):
         _die("须给出 FILE 或 --qr 之一 / give FILE or --qr", 3)
+    if offline or trust_list is not None:
+        if qr is None or trust_list is None:
+            _die("离线核验须给出 --qr 和 --trust-list / --offline needs --qr and --trust-list", 3)
+        _verify_offline(qr, trust_list, as_json)
     services = _services(data_dir)
     if file is not None:
         try:
@@ -207,11 +245,45 @@ def verify(
     raise typer.Exit(3 if unreadable else VERIFY_EXIT[report.indication.value])
 
 
+def _verify_offline(qr: str, trust_list: Path, as_json: bool) -> NoReturn:
+    """No data directory, database or server: the payload's signature against the file's keys."""
+    from core.clock import SystemClock
+    from verify.offline import load_qr_keys, verify_offline
+
+    try:
+        keys = load_qr_keys(trust_list)
+    except ElicenceError as exc:
+        _die(exc.message, 3)
+    report = verify_offline(qr, keys, SystemClock().now())
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        sub = f" / {report.sub_indication.value}" if report.sub_indication else ""
+        typer.echo(f"{report.indication.value}{sub}: {report.message}")
+        claims = report.extra.get("claims")
+        if claims:
+            typer.echo(
+                f"  {claims['identifier']} 发证机关代码 / issuer {claims['issuer_code']}, "
+                f"有效至 / valid until {claims['valid_until'] or '长期 / indefinite'}"
+            )
+            if claims["expires_at"]:
+                typer.echo(
+                    f"  出示于 / presented at {claims['issued_at']}, "
+                    f"过期于 / expires at {claims['expires_at']}"
+                )
+    raise typer.Exit(VERIFY_EXIT[report.indication.value])
+
+
 @app.command()
 def revoke(
-    identifier: str, reason: Annotated[str, typer.Option("--reason")], data_dir: DataDir = None
+    identifier: str,
+    reason: Annotated[str, typer.Option("--reason")],
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="注销（非处罚）而非吊销 / cancel, not a penalty")
+    ] = False,
+    data_dir: DataDir = None,
 ) -> None:
-    """吊销/注销证照 / revoke a licence."""
+    """吊销（或 --cancel 注销）证照 / revoke a licence as a penalty, or cancel it."""
     from core.db import transaction
     from licences.lifecycle import Transition
 
@@ -220,7 +292,7 @@ def revoke(
         licence = services.lifecycle.apply(
             session,
             identifier=identifier,
-            transition=Transition.REVOKE,
+            transition=Transition.CANCEL if cancel else Transition.REVOKE,
             reason=reason,
             actor=OPERATOR,
             department_code=None,
@@ -239,9 +311,14 @@ def audit_verify(data_dir: DataDir = None) -> None:
     services = _services(data_dir)
     with reading(services.engine) as session:
         report = verify_chain(session)
-    if report.intact:
-        typer.echo(f"审计链完整 / audit chain intact: {report.entries} entries")
+        checked, broken = services.checkpoints.verify(session)
+    if report.intact and broken is None:
+        typer.echo(
+            f"审计链完整 / audit chain intact: {report.entries} entries, {checked} signed checkpoints"
+        )
         return
+    if report.intact:
+        _die(f"审计检查点 {broken} 签名不符 / the signed checkpoint at entry {broken} does not match")
     _die(
         f"审计链在第 {report.first_broken} 条断开 / audit chain broken at entry {report.first_broken}: {report.reason}"
     )

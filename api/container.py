@@ -5,21 +5,30 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from api.settings import Settings
+from api.tokens import TokenIssuer
+from api.trust_wiring import TrustServices, build_trust_services
 from core.audit import AuditLog
 from core.clock import Clock, SystemClock
 from core.db import create_db_engine, reading
 from core.errors import Unavailable
 from core.fonts import BOLD, REGULAR, cjk_font_path
+from keys.audit import AuditCheckpointer
 from keys.soft import SoftKeyStore
 from keys.store import KeyStore
 from licences.catalogue import Catalogue
+from licences.holders import Holders
 from licences.issuance import Fonts, IssuanceService
 from licences.lifecycle import Lifecycle
+from licences.presentation import PresentationService
+from licences.qrkeys import LicenceCodes, QrKeys
+from licences.versions import Versions
 from seals.registry import SealRegistry
 from trust.authority import DomainIdentity, TrustDomain
 from trust.profiles import Endpoints
@@ -40,7 +49,14 @@ class Services:
     catalogue: Catalogue
     issuance: IssuanceService
     lifecycle: Lifecycle
+    versions: Versions
+    holders: Holders
     verification: VerificationService
+    tokens: TokenIssuer
+    checkpoints: AuditCheckpointer
+    qr_keys: QrKeys
+    presentations: PresentationService
+    trust_services: TrustServices
 
 
 def _passphrase(settings: Settings) -> bytes:
@@ -60,12 +76,41 @@ def _passphrase(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def _secret(value: SecretStr | None, path: Path | None, what: str) -> str:
+    """A secret from its variable, else from an owner-only file (re-read at each start, so a
+    token sink kept fresh by an agent works)."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:
+        return ""
+    if not path.exists():
+        raise Unavailable(f"{what}文件不存在 / {what} file {path} does not exist")
+    if path.stat().st_mode & 0o077:
+        raise Unavailable(
+            f"{what}文件权限过宽 / {path} is readable by others; fix with: chmod 600 {path}"
+        )
+    return path.read_text().strip()
+
+
 def build_keystore(settings: Settings) -> KeyStore:
-    if settings.keystore == "soft":
-        return SoftKeyStore(settings.data_dir / "keys", _passphrase(settings))
-    raise Unavailable(
-        f"密钥库 {settings.keystore} 尚未启用 / key store {settings.keystore} is not available yet"
-    )
+    """``ELICENCE_KEYSTORE`` picks the custody; the others' libraries are not even imported."""
+    if settings.keystore == "vault":
+        from keys.vault import VaultKeyStore
+
+        return VaultKeyStore(
+            addr=settings.vault_addr or "",
+            token=_secret(settings.vault_token, settings.vault_token_file, "Vault 令牌 token"),
+            mount=settings.vault_mount,
+        )
+    if settings.keystore == "pkcs11":
+        from keys.pkcs11 import Pkcs11KeyStore
+
+        return Pkcs11KeyStore(
+            module=settings.pkcs11_module or "",
+            token_label=settings.pkcs11_token_label or "",
+            pin=_secret(settings.pkcs11_pin, settings.pkcs11_pin_file, "PIN "),
+        )
+    return SoftKeyStore(settings.data_dir / "keys", _passphrase(settings))
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -73,7 +118,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     engine = create_db_engine(settings.resolved_database_url())
     keystore = build_keystore(settings)
-    audit = AuditLog(clock)
+    checkpoints = AuditCheckpointer(keystore, clock, every=settings.audit_checkpoint_every)
+    audit = AuditLog(clock, checkpointer=checkpoints)
     base_url = settings.public_base_url.rstrip("/")
     trust = TrustDomain(
         keystore=keystore,
@@ -89,7 +135,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     seals = SealRegistry(
         trust=trust, keystore=keystore, clock=clock, audit=audit, font_path=fonts.bold
     )
-    catalogue = Catalogue(audit)
+    trust_services = build_trust_services(
+        engine=engine, trust=trust, clock=clock, audit=audit, endpoints=Endpoints(base_url)
+    )
+    catalogue = Catalogue(audit, clock)
+    lifecycle = Lifecycle(audit, clock)
+    qr_keys = QrKeys(keystore)
     issuance = IssuanceService(
         engine=engine,
         catalogue=catalogue,
@@ -98,6 +149,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock=clock,
         fonts=fonts,
         public_base_url=base_url,
+        qr_codes=LicenceCodes(keys=qr_keys, engine=engine, audit=audit),
+        long_term=trust_services.long_term,
     )
 
     def anchors(session: object) -> TrustAnchors:
@@ -106,7 +159,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     verification = VerificationService(
         engine=engine,
         pdf=PdfVerifier(clock=clock, anchors=anchors, max_bytes=settings.max_upload_bytes),
-        code=CodeVerifier(clock),
+        code=CodeVerifier(clock, qr_keys),
         audit=audit,
     )
     return Services(
@@ -119,8 +172,21 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         seals=seals,
         catalogue=catalogue,
         issuance=issuance,
-        lifecycle=Lifecycle(audit, clock),
+        lifecycle=lifecycle,
+        versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
+        holders=Holders(audit),
         verification=verification,
+        tokens=TokenIssuer(store=keystore, clock=clock, issuer=base_url),
+        checkpoints=checkpoints,
+        qr_keys=qr_keys,
+        presentations=PresentationService(
+            keys=qr_keys,
+            clock=clock,
+            audit=audit,
+            ttl=timedelta(seconds=settings.presentation_ttl_seconds),
+            public_base_url=base_url,
+        ),
+        trust_services=trust_services,
     )
 
 

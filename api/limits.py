@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from api.errors import problem
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-PUBLIC_PREFIXES = ("/api/v1/verify", "/v/", "/V/", "/verify")
+PUBLIC_PREFIXES = ("/api/v1/verify", "/v/", "/V/", "/verify", "/h/")
 BODY_OVERHEAD = 64 * 1024
 
 

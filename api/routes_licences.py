@@ -1,25 +1,46 @@
-"""Department routes: issue, read, download and change the status of licences; the catalogue."""
+"""Department routes: issue (one or a batch), find, read and download licences.
+
+Lifecycle changes are in ``routes_lifecycle``, the exchange format in ``routes_exchange``, the
+catalogue in ``routes_catalogue``.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import ValidationError
 
-from api.auth import DepartmentPrincipal, department
-from api.schemas import IssueBody, IssuedOut, LicenceOut, LicenceTypeIn, Links, StatusBody
-from core.db import reading, transaction
-from core.errors import Forbidden, InvalidInput
-from licences.issuance import IssueRequest
-from licences.lifecycle import Transition
-from licences.models import Licence, LicenceType
-from licences.repository import document, effective_status, full_record, licence_by_identifier
+from api.auth import DepartmentPrincipal, department, require
+from api.errors import STATUS, TITLES
+from api.schemas import IssueBody, IssuedOut, LicenceOut, Links
+from api.schemas_licences import BatchBody, BatchOut, ItemError, ItemOut, SearchOut
+from core.db import reading
+from core.errors import ElicenceError, Forbidden, InvalidInput
+from licences import batch
+from licences.issuance import IssuedLicence, IssueRequest
+from licences.lifecycle import parse_identifier
+from licences.models import Holder, Licence, LicenceStatus
+from licences.repository import (
+    china_today,
+    document,
+    effective_status,
+    full_record,
+    licence_by_identifier,
+)
+from licences.search import DEFAULT_LIMIT, MAX_LIMIT, LicenceQuery, search
 
 router = APIRouter(prefix="/api/v1")
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
+Issuer = Annotated[DepartmentPrincipal, Depends(require("licences:issue"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=128, description="同一键同一请求体只生效一次 / makes a retry safe"),
+]
 
 
-def _links(request: Request, licence: Licence) -> Links:
+def links(request: Request, licence: Licence) -> Links:
     services = request.app.state.services
     base = services.settings.public_base_url.rstrip("/")
     return Links(
@@ -28,11 +49,78 @@ def _links(request: Request, licence: Licence) -> Links:
     )
 
 
-def _own(principal: DepartmentPrincipal, licence: Licence) -> None:
+def own(principal: DepartmentPrincipal, licence: Licence) -> None:
     if licence.issuer_code != principal.department_code:
         raise Forbidden(
             "只有发证部门或获授权方可以访问 / only the issuing department or a granted party may read it"
         )
+
+
+def licence_out(request: Request, licence: Licence, holder: Holder) -> LicenceOut:
+    status = effective_status(licence, china_today(request.app.state.services.clock.now()))
+    return LicenceOut(
+        identifier=licence.identifier,
+        version=licence.version,
+        licence_type=licence.type_code,
+        issuer=licence.issuer_code,
+        holder={"id_type": holder.id_type, "id": holder.id_number, "name": holder.name},
+        fields=licence.fields,
+        valid_from=licence.valid_from,
+        valid_until=licence.valid_until,
+        status=status.value,
+        status_label=status.label,
+        status_reason=licence.status_reason,
+        status_changed_at=licence.status_changed_at.isoformat()
+        if licence.status_changed_at
+        else None,
+        issued_at=licence.issued_at.isoformat(),
+        sha256=licence.sha256,
+        seal=licence.seal_code,
+        links=links(request, licence),
+        type_version=licence.type_version,
+        previous=licence.previous,
+        superseded_by=licence.superseded_by,
+    )
+
+
+def issued_out(request: Request, response: Response, result: IssuedLicence) -> IssuedOut:
+    """The answer to a write that produced a licence: 201 and its Location, or 200 and
+    ``Idempotent-Replayed`` when an Idempotency-Key replayed the first result."""
+    licence = result.licence
+    if result.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/api/v1/licences/{licence.identifier}"
+    with reading(request.app.state.services.engine) as session:
+        current = licence_by_identifier(session, licence.identifier)
+    today = china_today(request.app.state.services.clock.now())
+    return IssuedOut(
+        identifier=licence.identifier,
+        version=licence.version,
+        status=effective_status(current, today).value,
+        sha256=licence.sha256,
+        links=links(request, licence),
+        previous=licence.previous,
+    )
+
+
+def issue_request(
+    body: IssueBody, principal: DepartmentPrincipal, request: Request, key: str | None, scope: str
+) -> IssueRequest:
+    return IssueRequest(
+        department_code=principal.department_code,
+        licence_type=body.licence_type,
+        holder_id_type=body.holder.id_type,
+        holder_id=body.holder.id,
+        holder_name=body.holder.name,
+        fields=body.fields,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        idempotency_key=key,
+        actor=principal.actor,
+        request_id=request.state.request_id,
+        scope=scope,
+    )
 
 
 @router.post("/licences", status_code=201, response_model=IssuedOut)
@@ -40,40 +128,111 @@ def issue(
     body: IssueBody,
     request: Request,
     response: Response,
-    principal: Principal,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    principal: Issuer,
+    idempotency_key: IdempotencyKey = None,
 ) -> IssuedOut:
+    """签发证照 / issue a licence."""
     services = request.app.state.services
     result = services.issuance.issue(
-        IssueRequest(
-            department_code=principal.department_code,
-            licence_type=body.licence_type,
-            holder_id_type=body.holder.id_type,
-            holder_id=body.holder.id,
-            holder_name=body.holder.name,
-            fields=body.fields,
-            valid_from=body.valid_from,
-            valid_until=body.valid_until,
-            idempotency_key=idempotency_key,
-            actor=principal.actor,
-            request_id=request.state.request_id,
-        )
+        issue_request(body, principal, request, idempotency_key, "issue")
     )
-    licence = result.licence
-    if result.replayed:
-        response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/api/v1/licences/{licence.identifier}"
-    with reading(services.engine) as session:
-        status = effective_status(
-            licence_by_identifier(session, licence.identifier), services.clock.now().date()
+    return issued_out(request, response, result)
+
+
+@router.post("/licences:batch", response_model=BatchOut)
+def issue_batch(
+    body: BatchBody,
+    request: Request,
+    principal: Issuer,
+    idempotency_key: IdempotencyKey = None,
+) -> BatchOut:
+    """批量签发，逐项返回结果 / issue up to 1,000 licences, one result per item.
+
+    Each item is checked and issued on its own: a bad item is reported and writes nothing, the
+    good ones are issued. With an Idempotency-Key, item *i* is keyed by (key, ``batch#i``), so
+    retrying the same batch replays what was issued and issues only the rest.
+    """
+    services = request.app.state.services
+    items: list[batch.Item] = []
+    for index, raw in enumerate(body.items):
+        try:
+            parsed = IssueBody.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or None
+            items.append(InvalidInput(f"请求无效 / {where}: {first['msg']}", field=where))
+            continue
+        items.append(issue_request(parsed, principal, request, idempotency_key, f"batch#{index}"))
+    results = batch.issue_all(services.issuance.issue, items)
+    return BatchOut(
+        results=[item_out(request, result) for result in results],
+        summary=batch.summary(results),
+    )
+
+
+def item_out(request: Request, result: batch.ItemResult) -> ItemOut:
+    if result.error is not None:
+        status = STATUS[result.error.kind]
+        return ItemOut(
+            index=result.index,
+            status=status,
+            error=error_out(result.error),
         )
-    return IssuedOut(
+    assert result.issued is not None
+    licence = result.issued.licence
+    return ItemOut(
+        index=result.index,
+        status=200 if result.issued.replayed else 201,
         identifier=licence.identifier,
         version=licence.version,
-        status=status.value,
         sha256=licence.sha256,
-        links=_links(request, licence),
+        links=links(request, licence),
+        replayed=result.issued.replayed,
+    )
+
+
+def error_out(error: ElicenceError) -> ItemError:
+    status = STATUS[error.kind]
+    return ItemError(
+        status=status, title=TITLES.get(status, ""), detail=error.message, field=error.field
+    )
+
+
+@router.get("/licences", response_model=SearchOut)
+def find(
+    request: Request,
+    principal: Principal,
+    holder_id: Annotated[str | None, Query(max_length=32, description="持证主体代码")] = None,
+    holder_id_type: Annotated[str | None, Query(pattern=r"^\d{3}$")] = None,
+    licence_type: Annotated[
+        str | None, Query(alias="type", max_length=21, description="证照类型代码")
+    ] = None,
+    status: Annotated[
+        str | None, Query(max_length=16, description=", ".join(s.value for s in LicenceStatus))
+    ] = None,
+    issued_from: Annotated[date | None, Query(description="发证日期起（含）")] = None,
+    issued_to: Annotated[date | None, Query(description="发证日期止（含）")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> SearchOut:
+    """查询本部门签发的证照 / find the licences this department issued, newest first."""
+    services = request.app.state.services
+    query = LicenceQuery(
+        issuer_code=principal.department_code,
+        holder_id=holder_id,
+        holder_id_type=holder_id_type,
+        type_code=licence_type,
+        status=status,
+        issued_from=issued_from,
+        issued_to=issued_to,
+        cursor=cursor,
+        limit=limit,
+    )
+    with reading(services.engine) as session:
+        page = search(session, query, services.clock.now())
+    return SearchOut(
+        items=[licence_out(request, licence, holder) for licence, holder in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -81,29 +240,10 @@ def issue(
 def read(identifier: str, request: Request, principal: Principal) -> LicenceOut:
     services = request.app.state.services
     with reading(services.engine) as session:
-        licence = licence_by_identifier(session, identifier)
-        _own(principal, licence)
+        licence = licence_by_identifier(session, parse_identifier(identifier))
+        own(principal, licence)
         record = full_record(session, licence)
-    return LicenceOut(
-        identifier=licence.identifier,
-        version=licence.version,
-        licence_type=licence.type_code,
-        issuer=licence.issuer_code,
-        holder={
-            "id_type": record.holder.id_type,
-            "id": record.holder.id_number,
-            "name": record.holder.name,
-        },
-        fields=licence.fields,
-        valid_from=licence.valid_from,
-        valid_until=licence.valid_until,
-        status=effective_status(licence, services.clock.now().date()).value,
-        status_reason=licence.status_reason,
-        issued_at=licence.issued_at.isoformat(),
-        sha256=licence.sha256,
-        seal=licence.seal_code,
-        links=_links(request, licence),
-    )
+    return licence_out(request, licence, record.holder)
 
 
 @router.get(
@@ -114,9 +254,9 @@ def read(identifier: str, request: Request, principal: Principal) -> LicenceOut:
 def pdf(identifier: str, request: Request, principal: Principal) -> Response:
     services = request.app.state.services
     with reading(services.engine) as session:
-        licence = licence_by_identifier(session, identifier)
-        _own(principal, licence)
-        data = document(session, identifier)
+        licence = licence_by_identifier(session, parse_identifier(identifier))
+        own(principal, licence)
+        data = document(session, licence.identifier)
     return Response(
         data,
         media_type="application/pdf",
@@ -125,47 +265,3 @@ def pdf(identifier: str, request: Request, principal: Principal) -> Response:
             "X-Content-SHA256": licence.sha256,
         },
     )
-
-
-@router.post("/licences/{identifier}/{action}", response_model=LicenceOut)
-def change_status(
-    identifier: str,
-    action: str,
-    request: Request,
-    principal: Principal,
-    body: StatusBody | None = None,
-) -> LicenceOut:
-    try:
-        transition = Transition(action)
-    except ValueError:
-        raise InvalidInput(f"未知操作 / unknown action {action}", field="action") from None
-    services = request.app.state.services
-    with transaction(services.engine) as session:
-        services.lifecycle.apply(
-            session,
-            identifier=identifier,
-            transition=transition,
-            reason=body.reason if body else None,
-            actor=principal.actor,
-            department_code=principal.department_code,
-            request_id=request.state.request_id,
-        )
-    return read(identifier, request, principal)
-
-
-@router.get("/catalogue/licence-types")
-def list_types(request: Request) -> list[dict[str, object]]:
-    services = request.app.state.services
-    with reading(services.engine) as session:
-        return [entry.model_dump() for entry in services.catalogue.list(session)]
-
-
-@router.post("/catalogue/licence-types", status_code=201)
-def add_type(body: LicenceTypeIn, request: Request, principal: Principal) -> dict[str, object]:
-    services = request.app.state.services
-    entry = LicenceType(
-        authority_code=principal.department_code, holder_id_type="", **body.model_dump()
-    )
-    with transaction(services.engine) as session:
-        services.catalogue.add(session, actor=principal.actor, entry=entry)
-        return entry.model_dump()

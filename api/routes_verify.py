@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import InvalidInput, TooLarge
+from core.errors import ElicenceError, InvalidInput, TooLarge
+from verify.log import METHODS
 from verify.report import Indication, Report
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PUBLIC = "public"
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def beijing(value: datetime | str | None) -> str:
+    """A time as a counter clerk reads it: Beijing time, to the second."""
+    if value is None:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+
+
+templates.env.filters["beijing"] = beijing
 
 STATUS_STYLE = {
     Indication.PASSED: ("ok", "有效", "Valid"),
@@ -75,13 +90,19 @@ async def verify_api(request: Request) -> JSONResponse:
     return JSONResponse(report.to_json())
 
 
-def _page(request: Request, report: Report | None, status_code: int = 200) -> HTMLResponse:
-    context: dict[str, Any] = {"report": report}
+def _page(
+    request: Request, report: Report | None, status_code: int = 200, error: str | None = None
+) -> HTMLResponse:
+    context: dict[str, Any] = {"report": report, "error": error}
     if report is not None:
         context["style"], context["status_zh"], context["status_en"] = STATUS_STYLE[
             report.indication
         ]
-    return templates.TemplateResponse(request, "verify.html", context, status_code=status_code)
+        context["method"] = METHODS.get(str(report.extra.get("method", "")))
+        context["presentation"] = report.extra.get("presentation")
+    response = templates.TemplateResponse(request, "verify.html", context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"  # a result is true at one moment only
+    return response
 
 
 @router.get("/v/{code}", response_model=None)
@@ -89,7 +110,7 @@ def _page(request: Request, report: Report | None, status_code: int = 200) -> HT
 def verify_page(code: str, request: Request) -> Response:
     services = request.app.state.services
     report = services.verification.verify_code(
-        code[:64], channel="qr-page", actor=PUBLIC, request_id=request.state.request_id
+        code[:2048], channel="qr-page", actor=PUBLIC, request_id=request.state.request_id
     )
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(report.to_json())
@@ -103,14 +124,24 @@ def upload_page(request: Request) -> HTMLResponse:
 
 @router.post("/verify", response_class=HTMLResponse)
 async def upload_form(request: Request) -> HTMLResponse:
-    """The clerk's form: a PDF upload, or the text a USB QR scanner typed."""
+    """The clerk's form: a PDF upload, or the text a USB QR scanner typed (the whole URL, then
+    Enter). A mistake is shown on the page, in words, not as a JSON problem."""
+    try:
+        return await _upload_form(request)
+    except ElicenceError as exc:
+        if exc.kind.value not in ("invalid", "too-large"):
+            raise
+        return _page(request, None, 413 if exc.kind.value == "too-large" else 422, exc.message)
+
+
+async def _upload_form(request: Request) -> HTMLResponse:
     services = request.app.state.services
     form = await request.form(
         max_files=1, max_fields=3, max_part_size=services.settings.max_upload_bytes
     )
     upload = form.get("file")
     rid = request.state.request_id
-    if upload is not None and hasattr(upload, "read") and getattr(upload, "filename", ""):
+    if upload is not None and hasattr(upload, "read") and getattr(upload, "filename", None):
         data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
         report = await run_in_threadpool(
             services.verification.verify_pdf,

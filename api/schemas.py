@@ -37,6 +37,7 @@ class IssuedOut(BaseModel):
     status: str
     sha256: str
     links: Links
+    previous: str | None = None  # a new version (amend, renew, reissue): the one it replaces
 
 
 class LicenceOut(BaseModel):
@@ -49,31 +50,18 @@ class LicenceOut(BaseModel):
     valid_from: date
     valid_until: date | None
     status: str
+    status_label: str = ""
     status_reason: str | None
+    status_changed_at: str | None = None
     issued_at: str
     sha256: str
     seal: str
     links: Links
-
-
-class StatusBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=256)
+    type_version: int = 1
+    previous: str | None = None
+    superseded_by: str | None = None
 
 
 class QrBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     qr: str = Field(min_length=1, max_length=2048)
-
-
-class LicenceTypeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    code: str = Field(min_length=21, max_length=21)
-    name: str = Field(min_length=1, max_length=64)
-    name_en: str | None = Field(default=None, max_length=128)
-    authority_name: str = Field(min_length=1, max_length=128)
-    authority_level: str
-    holder_category: str
-    validity_years: int | None = Field(default=None, ge=1, le=100)
-    field_schema: dict[str, Any]
-    issuer_codes: list[str] = Field(default_factory=list, max_length=200)

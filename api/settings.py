@@ -28,10 +28,12 @@ class Settings(BaseSettings):
     public_rate_limit: str = "60/minute"
     client_rate_limit: str = "1200/minute"
     cors_origins: list[str] = []
+    audit_checkpoint_every: int = 100
     domain_name: str = "示范省电子证照信任域"
     domain_organisation: str = "示范省政务服务数据管理局"
     max_upload_bytes: int = 10 * 1024 * 1024
     font_cache_dir: Path | None = None
+    presentation_ttl_seconds: int = 300  # lifetime of a holder's presentation QR code
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'elicence.db').resolve()}"

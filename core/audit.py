@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column, DateTime, LargeBinary
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from core.clock import Clock
@@ -47,6 +48,26 @@ class AuditHead(SQLModel, table=True):
     hash: str = Field(default=GENESIS, max_length=64)
 
 
+class AuditCheckpoint(SQLModel, table=True):
+    """Every N entries the chain head is signed by the audit key, so a chain rewritten whole —
+    every hash recomputed — still fails: the rewriter cannot sign the new heads."""
+
+    __tablename__ = "audit_checkpoint"
+
+    seq: int = Field(primary_key=True)
+    hash: str = Field(max_length=64)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    key_ref: str = Field(max_length=256)
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+Checkpointer = Callable[[Session, "AuditEntry"], None]
+
+
+def checkpoint_message(seq: int, head_hash: str) -> bytes:
+    return f"elicence-audit-checkpoint:{seq}:{head_hash}".encode()
+
+
 def entry_hash(entry: AuditEntry) -> str:
     body = {
         "seq": entry.seq,
@@ -65,8 +86,9 @@ def entry_hash(entry: AuditEntry) -> str:
 
 
 class AuditLog:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, checkpointer: Checkpointer | None = None) -> None:
         self._clock = clock
+        self.checkpointer = checkpointer
 
     def append(
         self,
@@ -105,6 +127,8 @@ class AuditLog:
         head.hash = entry.hash
         session.add(entry)
         session.flush()
+        if self.checkpointer is not None:
+            self.checkpointer(session, entry)
         return entry
 
 

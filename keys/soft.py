@@ -2,11 +2,13 @@
 
 For development and the demo. Files are created readable by the owner only, and the store refuses
 to open a directory or key file that others can read. Unlocked keys are cached in memory so a key
-is parsed once per process, not once per seal.
+is parsed once per process, not once per seal. Each version of a key is its own file,
+``<label>.v<N>.p8``; rotation adds a file and never rewrites one.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import stat
@@ -19,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from core.errors import Conflict, NotFound, Unavailable
-from keys.store import HashAlgorithm, KeyAlgorithm, KeyInfo, KeyRef
+from keys.store import HashAlgorithm, KeyAlgorithm, KeyInfo, KeyRef, check_label
 
 _HASHES: dict[HashAlgorithm, hashes.HashAlgorithm] = {
     HashAlgorithm.SHA256: hashes.SHA256(),
@@ -80,14 +82,31 @@ class SoftKeyStore:
         return self._dir / f"{ref.label}.v{ref.version}.p8"
 
     def exists(self, label: str) -> bool:
-        return any(self._dir.glob(f"{label}.v*.p8"))
+        return bool(self.versions(label))
+
+    def versions(self, label: str) -> builtins.list[KeyRef]:
+        found = []
+        for path in self._dir.glob(f"{label}.v*.p8"):
+            stem, _, version = path.name[: -len(".p8")].rpartition(".v")
+            if stem == label and version.isdigit():
+                found.append(KeyRef(self.name, label, int(version)))
+        return sorted(found, key=lambda ref: ref.version)
 
     def create(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> KeyRef:
-        if not label.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"bad key label {label!r}")
-        ref = KeyRef(self.name, label, 1)
+        check_label(label)
         if self.exists(label):
             raise Conflict(f"密钥已存在 / key {label} exists")
+        return self._generate(KeyRef(self.name, label, 1), algorithm)
+
+    def rotate(self, label: str) -> KeyRef:
+        """A new version in a new file; the older files stay, so older signatures verify."""
+        versions = self.versions(check_label(label))
+        if not versions:
+            raise NotFound(f"密钥不存在 / no key {label}")
+        latest = versions[-1]
+        return self._generate(KeyRef(self.name, label, latest.version + 1), self.algorithm(latest))
+
+    def _generate(self, ref: KeyRef, algorithm: KeyAlgorithm) -> KeyRef:
         key: PrivateKeyTypes
         if algorithm is KeyAlgorithm.EC_P256:
             key = ec.generate_private_key(ec.SECP256R1())
@@ -98,7 +117,13 @@ class SoftKeyStore:
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(self._secret),
         )
-        self._write_private(self._path(ref), pem)
+        try:
+            # O_EXCL: of two concurrent rotations only one gets a given version number.
+            self._write_private(self._path(ref), pem)
+        except FileExistsError:
+            raise Conflict(
+                f"密钥版本已存在 / key version {ref} exists; another rotation ran at the same time"
+            ) from None
         return ref
 
     def _load(self, ref: KeyRef) -> PrivateKeyTypes:
@@ -142,8 +167,8 @@ class SoftKeyStore:
 
     def list(self) -> list[KeyInfo]:
         infos = []
-        for path in sorted(self._dir.glob("*.p8")):
-            label, version = path.name[: -len(".p8")].rsplit(".v", 1)
-            ref = KeyRef(self.name, label, int(version))
-            infos.append(KeyInfo(ref, self.algorithm(ref)))
+        labels = {path.name[: -len(".p8")].rpartition(".v")[0] for path in self._dir.glob("*.p8")}
+        for label in sorted(labels):
+            for ref in self.versions(label):
+                infos.append(KeyInfo(ref, self.algorithm(ref)))
         return infos

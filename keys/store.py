@@ -7,6 +7,7 @@ whatever the custody (encrypted file, Vault/OpenBao transit, PKCS#11 token).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -44,6 +45,15 @@ class KeyRef:
         return cls(store=store, label=label, version=int(version[1:]))
 
 
+def check_label(label: str) -> str:
+    """Labels are ASCII letters, digits, ``-`` and ``_`` only: every store appends ``.v<N>`` or
+    ``:v<N>`` to them, and that suffix must parse back without ambiguity."""
+    bare = label.replace("-", "").replace("_", "")
+    if not label or len(label) > 64 or not (bare.isascii() and bare.isalnum()):
+        raise ValueError(f"bad key label {label!r}")
+    return label
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     ref: KeyRef
@@ -73,4 +83,20 @@ class KeyStore(Protocol):
 
     def exists(self, label: str) -> bool: ...
 
-    def list(self) -> list[KeyInfo]: ...
+    def list(self) -> list[KeyInfo]:
+        """Every version of every key. Raises ``Unavailable`` when the store cannot be reached,
+        which is how ``/readyz`` probes it."""
+        ...
+
+    def versions(self, label: str) -> builtins.list[KeyRef]:
+        """The versions of one key, oldest first; the last is the newest."""
+        ...
+
+    def rotate(self, label: str) -> KeyRef:
+        """Make a new version of the key, of the same algorithm, and return its reference.
+
+        Older versions stay: their public keys and signatures remain usable, so certificates
+        and seals made with them still verify. The store signs with the version a KeyRef names,
+        never silently with the newest.
+        """
+        ...

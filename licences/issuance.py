@@ -1,46 +1,55 @@
 """Issuing a licence: validate, assign the identifier, render, seal, store — whole or not at all.
 
-Rendering and sealing run outside the write transaction (they take milliseconds of CPU and must
-not hold the database's write lock); the record, the sealed bytes, the idempotency entry and the
-audit entries are then written in one transaction.
+Three steps, each one function, which new versions (``licences.versions``) reuse as they are:
+
+1. ``prepare`` checks everything in a read-only session and returns a ``Draft``;
+2. ``render_and_seal`` renders the page and seals *those* bytes — nothing else is ever sealed —
+   outside any transaction (milliseconds of CPU must not hold the database's write lock);
+3. ``store`` writes the record, the sealed bytes, the idempotency entry and the audit entries in
+   one transaction, with a hook for what a new version changes on its predecessor.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from core.audit import AuditLog
 from core.clock import Clock
 from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput
 from keys.audit import KeyUseRecorder
+from licences import holders, idempotency
 from licences.catalogue import Catalogue, field_layout, validate_fields
+from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier, random_serial, validate_holder_id
 from licences.links import new_verify_code, verify_url
 from licences.models import (
     Holder,
     HolderCategory,
-    IdempotencyRecord,
     Licence,
     LicenceDocument,
     LicenceType,
 )
+from licences.qrkeys import LicenceCodes
 from licences.render import LicenceView, render_licence
+from licences.repository import CHINA
+from licences.validity import chinese_date, validity_dates
 from seals.apply import SealRequest, apply_seal
+from seals.ltv import LongTermSealing
 from seals.registry import SealContext, SealRegistry
 
-CHINA = ZoneInfo("Asia/Shanghai")
-MAX_NAME = 128
+MAX_NAME = holders.MAX_NAME
+# Called in the store transaction after the new row is flushed; raising rolls everything back.
+StoreHook = Callable[[Session, Licence], None]
 
 
 @dataclass(frozen=True)
@@ -56,24 +65,59 @@ class IssueRequest:
     idempotency_key: str | None = None
     actor: str = "system"
     request_id: str | None = None
+    scope: str = "issue"  # the route the Idempotency-Key belongs to ("issue", "batch#3", ...)
 
-    def fingerprint(self) -> str:
-        body = {
+    def body(self) -> dict[str, Any]:
+        """What the caller asked for: the part of the request an Idempotency-Key is bound to."""
+        return {
             "licence_type": self.licence_type,
             "holder": [self.holder_id_type, self.holder_id, self.holder_name],
             "fields": self.fields,
-            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
-            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+            "valid_from": self.valid_from,
+            "valid_until": self.valid_until,
         }
-        return hashlib.sha256(
-            json.dumps(body, sort_keys=True, ensure_ascii=False).encode()
-        ).hexdigest()
+
+    def fingerprint(self) -> str:
+        return idempotency.fingerprint(self.body())
+
+    def key(self) -> IdempotencyKey | None:
+        return IdempotencyKey.of(
+            self.department_code, self.scope, self.idempotency_key, self.body()
+        )
 
 
 @dataclass(frozen=True)
 class Fonts:
     regular: Path
     bold: Path
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A licence checked against the catalogue and ready to be rendered; nothing is written."""
+
+    entry: LicenceType
+    identifier: LicenceIdentifier
+    department_code: str
+    holder_id_type: str
+    holder_id: str
+    holder_name: str
+    fields: dict[str, Any]
+    valid_from: date
+    valid_until: date | None
+    context: SealContext
+    previous: str | None = None
+
+
+@dataclass
+class Sealed:
+    """A rendered and sealed licence whose row is not stored yet."""
+
+    licence: Licence
+    pdf: bytes
+    recorder: KeyUseRecorder
+    holder: tuple[str, str, str]  # id type, number, name: found or captured when stored
+    qr_version: int
 
 
 @dataclass
@@ -96,6 +140,8 @@ class IssuanceService:
         clock: Clock,
         fonts: Fonts,
         public_base_url: str,
+        qr_codes: LicenceCodes | None = None,  # signed QR payloads; None: random codes
+        long_term: LongTermSealing | None = None,  # timestamp + LTV data; None: PAdES B-B
     ) -> None:
         self._engine = engine
         self._catalogue = catalogue
@@ -104,56 +150,131 @@ class IssuanceService:
         self._clock = clock
         self._fonts = fonts
         self._base_url = public_base_url
+        self._qr_codes = qr_codes
+        self._long_term = long_term
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     def verify_url(self, code: str) -> str:
         return verify_url(self._base_url, code)
 
     def issue(self, request: IssueRequest) -> IssuedLicence:
-        fingerprint = request.fingerprint()
+        key = request.key()
         with reading(self._engine) as session:
-            replay = self._replay(session, request, fingerprint)
+            replay = self.replay(session, key)
             if replay is not None:
                 return replay
-            entry = self._catalogue.get(session, request.licence_type)
-            self._catalogue.check_issuer(entry, request.department_code)
-            fields = validate_fields(entry, request.fields)
-            holder_id = self._check_holder(entry, request)
-            valid_from, valid_until = self._validity(entry, request)
-            context = self._seals.seal_for_issuance(session, request.department_code)
-            known = session.exec(
-                select(Holder).where(
-                    Holder.id_type == request.holder_id_type, Holder.id_number == holder_id
-                )
-            ).first()
-            if known is not None and known.name != request.holder_name:
-                raise Conflict(
-                    "持证主体名称与证照库记录不一致 / the holder's name differs from the repository's "
-                    "record; update the holder first",
-                    field="holder.name",
-                )
-
-        identifier = LicenceIdentifier(
-            type_code=entry.code,
-            issuer_code=request.department_code,
-            serial=random_serial(),
-            version="001",
+            draft = self.prepare(session, request)
+        return self.store(
+            self.render_and_seal(draft),
+            key=key,
+            actor=request.actor,
+            request_id=request.request_id,
         )
-        code = new_verify_code()
-        url = self.verify_url(code)
+
+    # --- 1. prepare ---------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        session: Session,
+        request: IssueRequest,
+        *,
+        identifier: LicenceIdentifier | None = None,
+        previous: str | None = None,
+    ) -> Draft:
+        """Every check an issuance needs, in the order a department would fix them."""
+        entry = self._catalogue.get(session, request.licence_type)
+        self._catalogue.check_issuer(entry, request.department_code)
+        fields = validate_fields(entry, request.fields)
+        holder_id, holder_name = self._check_holder(entry, request)
+        valid_from, valid_until = self.validity(entry, request.valid_from, request.valid_until)
+        context = self._seals.seal_for_issuance(session, request.department_code)
+        known = holders.find(session, request.holder_id_type, holder_id)
+        if known is not None and known.name != holder_name:
+            raise Conflict(
+                "持证主体名称与证照库记录不一致；如已更名，请先通过 "
+                f"{holders.update_route(request.holder_id_type, holder_id)} 更新 / the holder's "
+                "name differs from the repository's record; if it changed, update it first with "
+                f"{holders.update_route(request.holder_id_type, holder_id)}",
+                field="holder.name",
+                extra={"registered_name": known.name},
+            )
+        return Draft(
+            entry=entry,
+            identifier=identifier
+            or LicenceIdentifier(
+                type_code=entry.code,
+                issuer_code=request.department_code,
+                serial=random_serial(),
+                version="001",
+            ),
+            department_code=request.department_code,
+            holder_id_type=request.holder_id_type,
+            holder_id=holder_id,
+            holder_name=holder_name,
+            fields=fields,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            context=context,
+            previous=previous,
+        )
+
+    def validity(
+        self, entry: LicenceType, valid_from: date | None, valid_until: date | None
+    ) -> tuple[date, date | None]:
+        """The validity dates by the type's rule (``licences.validity``), today in China."""
+        today = self._clock.now().astimezone(CHINA).date()
+        return validity_dates(entry, valid_from, valid_until, today)
+
+    @staticmethod
+    def _check_holder(entry: LicenceType, request: IssueRequest) -> tuple[str, str]:
+        if request.holder_id_type != entry.holder_id_type:
+            raise InvalidInput(
+                f"此类证照的持证主体证件类型应为 {entry.holder_id_type} / holder id_type must be "
+                f"{entry.holder_id_type} for this licence type",
+                field="holder.id_type",
+            )
+        name = holders.check_name(request.holder_name)
+        return validate_holder_id(request.holder_id_type, request.holder_id), name
+
+    # --- 2. render and seal -------------------------------------------------------------------
+
+    def render_and_seal(self, draft: Draft) -> Sealed:
+        """Render the page from the draft and seal exactly those bytes."""
+        entry, identifier, context = draft.entry, draft.identifier, draft.context
         issued_at = self._clock.now()
+        code = (  # the signed QR payload (licences.payload), known before the page is sealed
+            self._qr_codes.licence_code(
+                identifier=str(identifier),
+                type_code=entry.code,
+                issuer_code=draft.department_code,
+                holder_id_type=draft.holder_id_type,
+                holder_id=draft.holder_id,
+                fields=draft.fields,
+                valid_from=draft.valid_from,
+                valid_until=draft.valid_until,
+                issued_at=issued_at,
+                actor=f"department:{draft.department_code}",
+            )
+            if self._qr_codes is not None
+            else new_verify_code()
+        )
+        url = self.verify_url(code)
         is_person = entry.holder_category == HolderCategory.NATURAL_PERSON.value
         view = LicenceView(
             title=entry.name,
             title_en=entry.name_en,
             identifier=str(identifier),
             holder_label="持证人" if is_person else "持证主体",
-            holder_name=request.holder_name,
-            holder_id=holder_id,
-            fields=field_layout(entry, fields),
+            holder_name=draft.holder_name,
+            holder_id=draft.holder_id,
+            fields=field_layout(entry, draft.fields),
             issuer_name=context.department.name,
-            issue_date=_chinese_date(issued_at.astimezone(CHINA).date()),
-            valid_from=_chinese_date(valid_from),
-            valid_until=_chinese_date(valid_until) if valid_until else None,
+            issue_date=chinese_date(issued_at.astimezone(CHINA).date()),
+            valid_from=chinese_date(draft.valid_from),
+            valid_until=chinese_date(draft.valid_until) if draft.valid_until else None,
             verify_url=url,
             version=identifier.version,
         )
@@ -161,151 +282,124 @@ class IssuanceService:
             view, regular_font=self._fonts.regular, bold_font=self._fonts.bold
         )
         recorder = KeyUseRecorder()
-        sealed = self._seal(rendered.pdf, rendered.seal_box, context, recorder)
-        digest = hashlib.sha256(sealed).hexdigest()
-        licence = Licence(
-            identifier=str(identifier),
-            type_code=entry.code,
-            issuer_code=request.department_code,
-            serial=identifier.serial,
-            version=1,
-            holder_id=0,
-            fields=fields,
-            valid_from=valid_from,
-            valid_until=valid_until,
-            issued_at=issued_at,
-            verify_code=code,
-            sha256=digest,
-            seal_code=context.seal.code,
-        )
-        try:
-            with transaction(self._engine) as session:
-                replay = self._replay(session, request, fingerprint)
-                if replay is not None:
-                    recorder.flush(self._audit, session, request.actor, request.request_id)
-                    return replay
-                licence.holder_id = self._holder(session, request, holder_id)
-                session.add(licence)
-                session.flush()
-                session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed))
-                if request.idempotency_key:
-                    session.add(
-                        IdempotencyRecord(
-                            department_code=request.department_code,
-                            key=request.idempotency_key,
-                            request_sha256=fingerprint,
-                            identifier=licence.identifier,
-                            created_at=issued_at,
-                        )
-                    )
-                recorder.flush(self._audit, session, request.actor, request.request_id)
-                self._audit.append(
-                    session,
-                    actor=request.actor,
-                    action="licence.issue",
-                    object_type="licence",
-                    object_id=licence.identifier,
-                    request_id=request.request_id,
-                    detail={"type": entry.code, "seal": context.seal.code, "sha256": digest},
-                )
-        except IntegrityError:
-            # A concurrent request with the same Idempotency-Key won the race.
-            with reading(self._engine) as session:
-                replay = self._replay(session, request, fingerprint)
-            if replay is None:
-                raise
-            return replay
-        return IssuedLicence(licence=licence, verify_url=url, qr_version=rendered.qr_version)
-
-    def _seal(
-        self,
-        pdf: bytes,
-        box: tuple[float, float, float, float],
-        context: SealContext,
-        recorder: KeyUseRecorder,
-    ) -> bytes:
         signer = self._seals.signer(context, recorder)
-        return apply_seal(
+        evidence = None
+        if self._long_term is not None:
+            # Timestamps and revocation data come from this domain, in-process (seals.ltv).
+            with reading(self._engine) as session:
+                evidence = self._long_term.evidence(
+                    session, [context.certificate_der, *context.chain_der], recorder
+                )
+        sealed = apply_seal(
             SealRequest(
-                pdf=pdf,
-                box=box,
+                pdf=rendered.pdf,
+                box=rendered.seal_box,
                 image_png=context.seal.image_png,
                 reason="电子证照签发 / licence issuance",
                 location=context.department.name,
                 name=context.seal.name,
             ),
             signer,
+            evidence,
+        )
+        licence = Licence(
+            identifier=str(identifier),
+            type_code=entry.code,
+            issuer_code=draft.department_code,
+            serial=identifier.serial,
+            version=int(identifier.version),
+            holder_id=0,
+            fields=draft.fields,
+            valid_from=draft.valid_from,
+            valid_until=draft.valid_until,
+            issued_at=issued_at,
+            verify_code=code,
+            sha256=hashlib.sha256(sealed).hexdigest(),
+            seal_code=context.seal.code,
+            seal_certificate_serial=context.seal.certificate_serial,
+            type_version=entry.version,
+            previous=draft.previous,
+        )
+        holder = (draft.holder_id_type, draft.holder_id, draft.holder_name)
+        return Sealed(licence, sealed, recorder, holder, rendered.qr_version)
+
+    # --- 3. store -----------------------------------------------------------------------------
+
+    def store(
+        self,
+        sealed: Sealed,
+        *,
+        key: IdempotencyKey | None,
+        actor: str,
+        request_id: str | None,
+        hook: StoreHook | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> IssuedLicence:
+        """Write the licence, its bytes, the key and the audit entries in one transaction."""
+        licence = sealed.licence
+        try:
+            with transaction(self._engine) as session:
+                replay = self.replay(session, key)
+                if replay is not None:
+                    sealed.recorder.flush(self._audit, session, actor, request_id)
+                    return replay
+                licence.holder_id = self._holder(session, *sealed.holder)
+                session.add(licence)
+                session.flush()
+                if hook is not None:
+                    hook(session, licence)
+                session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed.pdf))
+                idempotency.remember(session, key, licence.identifier, licence.issued_at)
+                sealed.recorder.flush(self._audit, session, actor, request_id)
+                self._audit.append(
+                    session,
+                    actor=actor,
+                    action="licence.issue",
+                    object_type="licence",
+                    object_id=licence.identifier,
+                    request_id=request_id,
+                    detail={
+                        "type": licence.type_code,
+                        "type_version": licence.type_version,
+                        "seal": licence.seal_code,
+                        "sha256": licence.sha256,
+                        **(detail or {}),
+                    },
+                )
+        except IntegrityError as exc:
+            # A concurrent request with the same Idempotency-Key (or a concurrent new version of
+            # the same licence, or a first issuance to the same new holder) won the race.
+            with reading(self._engine) as session:
+                replay = self.replay(session, key)
+            if replay is None:
+                raise Conflict(
+                    "并发请求冲突，请重试 / a concurrent request changed the same data; retry",
+                    cause=str(exc.orig),
+                ) from exc
+            return replay
+        return IssuedLicence(
+            licence=licence,
+            verify_url=self.verify_url(licence.verify_code),
+            qr_version=sealed.qr_version,
         )
 
-    def _replay(
-        self, session: Session, request: IssueRequest, fingerprint: str
-    ) -> IssuedLicence | None:
-        if not request.idempotency_key:
+    def replay(self, session: Session, key: IdempotencyKey | None) -> IssuedLicence | None:
+        identifier = idempotency.replay(session, key)
+        if identifier is None:
             return None
-        record = session.get(IdempotencyRecord, (request.department_code, request.idempotency_key))
-        if record is None:
-            return None
-        if record.request_sha256 != fingerprint:
-            raise Conflict(
-                "同一幂等键已用于不同的请求 / this Idempotency-Key was used with a different request",
-                field="Idempotency-Key",
-            )
-        licence = session.get(Licence, record.identifier)
+        licence = session.get(Licence, identifier)
         assert licence is not None
         return IssuedLicence(
             licence=licence, verify_url=self.verify_url(licence.verify_code), replayed=True
         )
 
     @staticmethod
-    def _check_holder(entry: LicenceType, request: IssueRequest) -> str:
-        if request.holder_id_type != entry.holder_id_type:
-            raise InvalidInput(
-                f"此类证照的持证主体证件类型应为 {entry.holder_id_type} / holder id_type must be "
-                f"{entry.holder_id_type} for this licence type",
-                field="holder.id_type",
-            )
-        name = request.holder_name.strip()
-        if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-            raise InvalidInput("持证主体名称无效 / invalid holder name", field="holder.name")
-        return validate_holder_id(request.holder_id_type, request.holder_id)
-
-    def _validity(self, entry: LicenceType, request: IssueRequest) -> tuple[date, date | None]:
-        today = self._clock.now().astimezone(CHINA).date()
-        valid_from = request.valid_from or today
-        valid_until = request.valid_until
-        if valid_until is None and entry.validity_years:
-            valid_until = _add_years(valid_from, entry.validity_years) - timedelta(days=1)
-        if valid_until is not None and valid_until < valid_from:
-            raise InvalidInput(
-                "有效期截止早于起始 / valid_until is before valid_from", field="valid_until"
-            )
-        if valid_until is not None and valid_until < today:
-            raise InvalidInput("有效期已过 / valid_until is in the past", field="valid_until")
-        return valid_from, valid_until
-
-    @staticmethod
-    def _holder(session: Session, request: IssueRequest, holder_id: str) -> int:
-        holder = session.exec(
-            select(Holder).where(
-                Holder.id_type == request.holder_id_type, Holder.id_number == holder_id
-            )
-        ).first()
+    def _holder(session: Session, id_type: str, number: str, name: str) -> int:
+        """The holder's row, captured on first issuance and reused by every later one."""
+        holder = holders.find(session, id_type, number)
         if holder is None:
-            holder = Holder(
-                id_type=request.holder_id_type, id_number=holder_id, name=request.holder_name
-            )
+            holder = Holder(id_type=id_type, id_number=number, name=name)
             session.add(holder)
             session.flush()
         assert holder.id is not None
         return holder.id
-
-
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
-def _chinese_date(day: date) -> str:
-    return f"{day.year}年{day.month}月{day.day}日"

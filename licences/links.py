@@ -3,6 +3,10 @@
 Scheme and host are upper-cased (they are case-insensitive) and the route is ``/V/<CODE>`` with
 an upper-case base32 code, so the whole URL fits QR alphanumeric mode, 5.5 bits a character
 instead of 8, and the code stays small enough to scan from paper.
+
+``<CODE>`` is the base32 text of a signed payload (``licences.payload``, a few hundred
+characters). Licences issued before signed payloads carry a 24-character random code instead;
+both forms are accepted, told apart by length.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from urllib.parse import urlsplit
 
 CODE_BYTES = 15  # 120 bits, 24 base32 characters
 CODE_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+LEGACY_MAX = 32  # random codes are at most this long; signed payloads are far longer
+MAX_CODE = 1024
+CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
 def new_verify_code() -> str:
@@ -20,7 +27,14 @@ def new_verify_code() -> str:
 
 
 def is_verify_code(text: str) -> bool:
-    return 16 <= len(text) <= 32 and set(text) <= CODE_ALPHABET
+    """Shaped like a code. Any letters and digits pass, so that a damaged payload reaches the
+    payload decoder and is reported as malformed rather than as an unknown code."""
+    return 16 <= len(text) <= MAX_CODE and set(text) <= CODE_CHARS
+
+
+def is_legacy_code(code: str) -> bool:
+    """A random code of a licence issued before QR payloads were signed."""
+    return len(code) <= LEGACY_MAX
 
 
 def verify_url(base_url: str, code: str) -> str:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, DateTime, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -17,27 +17,70 @@ class HolderCategory(str, Enum):
 
 
 class LicenceStatus(str, Enum):
-    """Status codes; ``expired`` is never stored, it is computed from the validity dates."""
+    """Licence status codes (证照状态). English values are stored and exchanged; the Chinese
+    names are those of the national licence standards. ``expired`` is never stored: it is computed
+    from the validity dates, so no scheduled job has to run for a licence to expire."""
 
     VALID = "valid"  # 有效
-    SUSPENDED = "suspended"  # 暂停
-    REVOKED = "revoked"  # 吊销/注销
-    SUPERSEDED = "superseded"  # 已变更 (a newer version exists)
-    EXPIRED = "expired"  # 过期
+    SUSPENDED = "suspended"  # 暂停 (中止)
+    CANCELLED = "cancelled"  # 注销: ended at the holder's request or because it is no longer needed
+    REVOKED = "revoked"  # 吊销: withdrawn as an administrative penalty
+    SUPERSEDED = "superseded"  # 已变更: amended or renewed, a newer version replaces it
+    VOID = "void"  # 作废: reported lost or damaged and reissued as a new version
+    EXPIRED = "expired"  # 过期 (computed)
+
+    @property
+    def zh(self) -> str:
+        return _STATUS_ZH[self.value]
 
     @property
     def label(self) -> str:
-        return {
-            "valid": "有效 / valid",
-            "suspended": "暂停 / suspended",
-            "revoked": "已吊销 / revoked",
-            "superseded": "已变更 / superseded",
-            "expired": "已过期 / expired",
-        }[self.value]
+        return f"{self.zh} / {_STATUS_EN[self.value]}"
+
+    @classmethod
+    def parse(cls, text: str) -> LicenceStatus:
+        """A status by its English value or its Chinese name (both appear in exchange files)."""
+        for status in cls:
+            if text in (status.value, status.zh, _STATUS_ZH_SHORT[status.value]):
+                return status
+        raise ValueError(text)
+
+
+_STATUS_ZH = {
+    "valid": "有效",
+    "suspended": "暂停",
+    "cancelled": "已注销",
+    "revoked": "已吊销",
+    "superseded": "已变更",
+    "void": "已作废",
+    "expired": "已过期",
+}
+_STATUS_ZH_SHORT = {k: v.removeprefix("已") for k, v in _STATUS_ZH.items()}
+_STATUS_EN = {
+    "valid": "valid",
+    "suspended": "suspended",
+    "cancelled": "cancelled",
+    "revoked": "revoked",
+    "superseded": "superseded by a newer version",
+    "void": "void (reported lost, reissued)",
+    "expired": "expired",
+}
+
+
+class ValidityRule(str, Enum):
+    FIXED = "fixed"  # 固定期限: a term, from the type's validity_years or given at issuance
+    INDEFINITE = "indefinite"  # 长期有效
+
+
+class TypeStatus(str, Enum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"  # 停用: issues nothing new; its licences stay as they are
 
 
 class LicenceType(SQLModel, table=True):
-    """A catalogue entry (GB/T 36902)."""
+    """A catalogue entry (GB/T 36902). ``version`` moves on every change of the definition and
+    each version is kept in ``licence_type_version``, so a licence can say which rules it was
+    issued under."""
 
     __tablename__ = "licence_type"
 
@@ -49,11 +92,35 @@ class LicenceType(SQLModel, table=True):
     authority_level: str = Field(max_length=16)
     holder_category: str = Field(max_length=24)
     holder_id_type: str = Field(max_length=3)
-    validity_years: int | None = None  # None: indefinite (长期)
+    validity_years: int | None = None  # default term of a fixed-term type
     field_schema: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     issuer_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     version: int = 1
-    status: str = Field(default="active", max_length=16)
+    status: str = Field(default=TypeStatus.ACTIVE.value, max_length=16)
+    service_items: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )  # 事项编码 of the government services this licence serves
+    issuing_level: str = Field(default="", max_length=16)  # "" until normalised: the authority's
+    validity_rule: str = Field(default="", max_length=16)  # "" until normalised from the years
+    updated_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    withdrawn_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+
+
+class LicenceTypeVersion(SQLModel, table=True):
+    """Every version of a catalogue entry, as it stood: the history a licence's
+    ``type_version`` points into."""
+
+    __tablename__ = "licence_type_version"
+
+    code: str = Field(primary_key=True, foreign_key="licence_type.code", max_length=21)
+    version: int = Field(primary_key=True)
+    definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor: str = Field(max_length=128)
 
 
 class Holder(SQLModel, table=True):
@@ -68,11 +135,13 @@ class Holder(SQLModel, table=True):
 
 class Licence(SQLModel, table=True):
     __tablename__ = "licence"
+    # Keyset pagination of a department's licences, newest first.
+    __table_args__ = (Index("ix_licence_issuer_issued", "issuer_code", "issued_at", "identifier"),)
 
     identifier: str = Field(primary_key=True, max_length=96)
     type_code: str = Field(foreign_key="licence_type.code", index=True, max_length=21)
     issuer_code: str = Field(foreign_key="department.code", index=True, max_length=18)
-    serial: str = Field(max_length=32)
+    serial: str = Field(index=True, max_length=32)  # shared by every version of one licence
     version: int = 1
     holder_id: int = Field(foreign_key="holder.id", index=True)
     fields: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -84,9 +153,15 @@ class Licence(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     issued_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    verify_code: str = Field(unique=True, max_length=32)
+    verify_code: str = Field(unique=True, max_length=512)  # signed QR payload (base32)
     sha256: str = Field(index=True, max_length=64)
     seal_code: str = Field(foreign_key="seal.code", max_length=32)
+    type_version: int = 1  # the catalogue version it was issued under
+    previous: str | None = Field(default=None, foreign_key="licence.identifier", max_length=96)
+    superseded_by: str | None = Field(default=None, foreign_key="licence.identifier", max_length=96)
+    # The certificate that sealed this licence: a seal's key (and so its certificate) rotates,
+    # and a licence must still be matched against the one it was sealed with.
+    seal_certificate_serial: str | None = Field(default=None, max_length=40)
 
 
 class LicenceDocument(SQLModel, table=True):
@@ -99,9 +174,13 @@ class LicenceDocument(SQLModel, table=True):
 
 
 class IdempotencyRecord(SQLModel, table=True):
+    """The first result of a write made with an Idempotency-Key, per department, route (scope)
+    and key; ``identifier`` names what the write produced (a licence, a type, a holder)."""
+
     __tablename__ = "idempotency_record"
 
     department_code: str = Field(primary_key=True, max_length=18)
+    scope: str = Field(primary_key=True, max_length=32)
     key: str = Field(primary_key=True, max_length=128)
     request_sha256: str = Field(max_length=64)
     identifier: str = Field(max_length=96)

@@ -47,10 +47,9 @@ def is_alphanumeric(text: str) -> bool:
     return bool(text) and set(text) <= ALPHANUMERIC
 
 
-def qr_matrix(text: str) -> QrMatrix:
-    """Encode ``text`` at error correction M with a fixed mask, in the most compact mode."""
+def _make(text: str) -> segno.QRCode:
     mode = "alphanumeric" if is_alphanumeric(text) else "byte"
-    code = segno.make_qr(
+    return segno.make_qr(
         text,
         error="m",
         boost_error=False,
@@ -58,6 +57,17 @@ def qr_matrix(text: str) -> QrMatrix:
         mode=mode,
         encoding="utf-8" if mode == "byte" else None,
     )
+
+
+def qr_svg_data_uri(text: str) -> str:
+    """The symbol as an SVG ``data:`` URI for a web page (allowed by ``img-src data:``), one
+    unit a module, quiet zone included; the page scales it."""
+    return str(_make(text).svg_data_uri(scale=1, border=QUIET_ZONE, xmldecl=False, svgns=True))
+
+
+def qr_matrix(text: str) -> QrMatrix:
+    """Encode ``text`` at error correction M with a fixed mask, in the most compact mode."""
+    code = _make(text)
     modules = tuple(tuple(bool(cell) for cell in row) for row in code.matrix)
     version = code.version
     if not isinstance(version, int):  # pragma: no cover - make_qr never yields a Micro QR

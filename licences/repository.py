@@ -4,13 +4,17 @@ status *now* — expiry is computed from the validity dates, so no scheduled job
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from core.errors import NotFound
+from licences.digests import SupersededDigest
 from licences.models import Holder, Licence, LicenceDocument, LicenceStatus, LicenceType
 from seals.models import Department, Seal
+
+CHINA = ZoneInfo("Asia/Shanghai")  # validity dates are dates in China, not on the server
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,16 @@ def effective_status(licence: Licence, today: date) -> LicenceStatus:
     return status
 
 
-def licence_by_identifier(session: Session, identifier: str) -> Licence:
-    licence = session.get(Licence, identifier)
+def china_today(now: datetime) -> date:
+    """The date a licence's validity is measured against."""
+    return now.astimezone(CHINA).date()
+
+
+def licence_by_identifier(
+    session: Session, identifier: str, *, for_update: bool = False
+) -> Licence:
+    """``for_update`` locks the row (PostgreSQL) so two changes of one licence serialise."""
+    licence = session.get(Licence, identifier, with_for_update=for_update or None)
     if licence is None:
         raise NotFound(f"证照不存在 / no licence {identifier}", field="identifier")
     return licence
@@ -42,7 +54,14 @@ def licence_by_code(session: Session, code: str) -> Licence | None:
 
 
 def licence_by_sha256(session: Session, digest: str) -> Licence | None:
-    return session.exec(select(Licence).where(Licence.sha256 == digest)).first()
+    """The licence whose stored PDF has this digest now, or had it before an archive
+    timestamp was appended (a copy downloaded earlier is still that licence)."""
+    licence = session.exec(select(Licence).where(Licence.sha256 == digest)).first()
+    if licence is None:
+        earlier = session.get(SupersededDigest, digest)
+        if earlier is not None:
+            licence = session.get(Licence, earlier.identifier)
+    return licence
 
 
 def full_record(session: Session, licence: Licence) -> LicenceRecord:

@@ -7,11 +7,16 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import core.audit  # noqa: F401
-import licences.models  # noqa: F401
+import licences.archive
+import licences.digests
+import licences.models
+import licences.presentation  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
 import trust.crl
-import trust.models  # noqa: F401
+import trust.models
+import trust.trustlist  # noqa: F401
+import verify.log  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from PIL import Image
 from pyhanko.pdf_utils import layout
@@ -16,8 +18,10 @@ from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.signers.pdf_signer import DSSContentSettings
 from pyhanko.stamp import StaticStampStyle
 
+from seals.ltv import LongTermEvidence
 from seals.signer import KeyStoreSigner
 
 SEAL_FIELD = "Seal"
@@ -36,8 +40,29 @@ class SealRequest:
     name: str
 
 
-def apply_seal(request: SealRequest, signer: KeyStoreSigner) -> bytes:
-    """Seal ``request.pdf``; return the whole sealed file."""
+class _ClockedPdfSigner(signers.PdfSigner):
+    """pyHanko takes the signing time from the system clock; the domain's clock decides it,
+    so the seal's signing time and its timestamp agree (and tests can move time)."""
+
+    def __init__(self, *args: Any, signing_time: datetime, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signing_time = signing_time
+
+    def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> Any:
+        session = super().init_signing_session(pdf_out, existing_fields_only=existing_fields_only)
+        session.system_time = self._signing_time
+        return session
+
+
+def apply_seal(
+    request: SealRequest, signer: KeyStoreSigner, evidence: LongTermEvidence | None = None
+) -> bytes:
+    """Seal ``request.pdf``; return the whole sealed file.
+
+    Without ``evidence`` the seal is PAdES B-B. With it, the seal is timestamped (B-T) and,
+    when the evidence carries a validation context, revocation data and a document timestamp
+    are appended (B-LTA): the returned bytes are then the final file, after those revisions.
+    """
     image = Image.open(io.BytesIO(request.image_png))
     image.load()
     meta = signers.PdfSignatureMetadata(
@@ -49,6 +74,12 @@ def apply_seal(request: SealRequest, signer: KeyStoreSigner) -> bytes:
         reason=request.reason,
         location=request.location,
         name=request.name,
+        embed_validation_info=evidence is not None and evidence.validation_context is not None,
+        use_pades_lta=evidence is not None and evidence.validation_context is not None,
+        validation_context=evidence.validation_context if evidence else None,
+        # No VRI (optional in PAdES, ETSI EN 319 142-1): the DSS then needs no further update
+        # after the document timestamp, so the file ends with that timestamp's revision.
+        dss_settings=DSSContentSettings(include_vri=False),
     )
     style = StaticStampStyle(
         background=PdfImage(image),
@@ -67,7 +98,18 @@ def apply_seal(request: SealRequest, signer: KeyStoreSigner) -> bytes:
         box=tuple(round(v) for v in request.box),  # type: ignore[arg-type]
         readable_field_name="电子印章",
     )
-    pdf_signer = signers.PdfSigner(meta, signer, stamp_style=style, new_field_spec=field_spec)
+    pdf_signer: signers.PdfSigner
+    if evidence is None:
+        pdf_signer = signers.PdfSigner(meta, signer, stamp_style=style, new_field_spec=field_spec)
+    else:
+        pdf_signer = _ClockedPdfSigner(
+            meta,
+            signer,
+            timestamper=evidence.timestamper,
+            stamp_style=style,
+            new_field_spec=field_spec,
+            signing_time=evidence.signing_time,
+        )
     writer = IncrementalPdfFileWriter(io.BytesIO(request.pdf), strict=True)
     output = io.BytesIO()
     pdf_signer.sign_pdf(writer, bytes_reserved=BYTES_RESERVED, output=output)

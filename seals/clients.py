@@ -7,14 +7,17 @@ import hmac
 import secrets
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, Session, SQLModel, select
 
 from core.audit import AuditLog
 from core.clock import Clock
-from core.errors import NotFound, Unauthenticated
+from core.errors import InvalidInput, NotFound, Unauthenticated
 
 PREFIX = "elk_"
+# What a department's client may do; "admin" is never granted by default.
+DEPARTMENT_SCOPES = ("licences:issue", "licences:manage", "catalogue:write", "licences:pull")
+ALL_SCOPES = (*DEPARTMENT_SCOPES, "admin")
 
 
 class ApiClient(SQLModel, table=True):
@@ -24,6 +27,9 @@ class ApiClient(SQLModel, table=True):
     department_code: str = Field(foreign_key="department.code", index=True, max_length=18)
     name: str = Field(max_length=64)
     key_sha256: str = Field(max_length=64)
+    scopes: list[str] = Field(
+        default_factory=lambda: list(DEPARTMENT_SCOPES), sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
@@ -35,9 +41,19 @@ def _hash(secret: str) -> str:
 
 
 def create_client(
-    session: Session, audit: AuditLog, clock: Clock, *, department_code: str, name: str, actor: str
+    session: Session,
+    audit: AuditLog,
+    clock: Clock,
+    *,
+    department_code: str,
+    name: str,
+    actor: str,
+    scopes: tuple[str, ...] = DEPARTMENT_SCOPES,
 ) -> tuple[ApiClient, str]:
     """Returns the client and its API key, which is never stored and cannot be shown again."""
+    unknown = set(scopes) - set(ALL_SCOPES)
+    if unknown or not scopes:
+        raise InvalidInput(f"未知的权限范围 / unknown scopes {sorted(unknown)}", field="scopes")
     client_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     key = f"{PREFIX}{client_id}_{secret}"
@@ -47,6 +63,7 @@ def create_client(
         name=name,
         key_sha256=_hash(key),
         created_at=clock.now(),
+        scopes=list(scopes),
     )
     session.add(client)
     audit.append(
@@ -55,7 +72,7 @@ def create_client(
         action="client.create",
         object_type="api_client",
         object_id=client_id,
-        detail={"department": department_code},
+        detail={"department": department_code, "scopes": list(scopes)},
     )
     return client, key
 

@@ -122,6 +122,73 @@ class SealRegistry:
         )
         return seal
 
+    def active_seals(self, session: Session, department_code: str) -> list[Seal]:
+        self.department(session, department_code)
+        return list(
+            session.exec(
+                select(Seal)
+                .where(
+                    Seal.department_code == department_code,
+                    Seal.status == SealStatus.ACTIVE.value,
+                )
+                .order_by(col(Seal.code))
+            ).all()
+        )
+
+    def rotate_seal_key(self, session: Session, *, actor: str, seal_code: str) -> Seal:
+        """Give the seal a new key version and a new certificate from the seal CA bound to it.
+
+        The old certificate row stays, status good: licences sealed with it name it
+        (``licence.seal_certificate_serial``) and still verify. The new key version is made in
+        the store before the database transaction commits; if the commit fails, that version is
+        simply never used, and the next rotation makes another.
+        """
+        seal = session.get(Seal, seal_code, with_for_update=True)
+        if seal is None:
+            raise NotFound(f"印章不存在 / no seal {seal_code}", field="seal")
+        if seal.status != SealStatus.ACTIVE.value:
+            raise Conflict(f"印章 {seal_code} 未启用 / seal {seal_code} is {seal.status}")
+        department = self.department(session, seal.department_code)
+        old_ref = KeyRef.parse(seal.key_ref)
+        new_ref = self._keys.rotate(old_ref.label)
+        self._audit.append(
+            session,
+            actor=actor,
+            action="key.rotate",
+            object_type="key",
+            object_id=str(new_ref),
+            detail={"purpose": "seal", "seal": seal_code, "previous": str(old_ref)},
+        )
+        certificate = self._trust.issue_seal_certificate(
+            session,
+            actor=actor,
+            department_name=department.name,
+            department_code=department.code,
+            seal_name=SealType(seal.seal_type).label,
+            seal_code=seal_code,
+            key_ref=new_ref,
+            lifetime=SEAL_LIFETIME,
+        )
+        previous_certificate = seal.certificate_serial
+        seal.key_ref = str(new_ref)
+        seal.certificate_serial = certificate.serial
+        seal.valid_from = certificate.not_before
+        seal.valid_until = certificate.not_after
+        session.add(seal)
+        self._audit.append(
+            session,
+            actor=actor,
+            action="seal.rotate",
+            object_type="seal",
+            object_id=seal_code,
+            detail={
+                "key": str(new_ref),
+                "certificate": certificate.serial,
+                "previous_certificate": previous_certificate,
+            },
+        )
+        return seal
+
     def seal_for_issuance(self, session: Session, department_code: str) -> SealContext:
         """The department's active licence seal, refused when none can be used now."""
         department = self.department(session, department_code)

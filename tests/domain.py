@@ -13,6 +13,7 @@ from api.app import create_app
 from api.bootstrap import initialise
 from api.container import Services, build_services
 from api.settings import Settings
+from core.clock import Clock
 
 
 @dataclass
@@ -50,8 +51,8 @@ class Domain:
         return response.json()  # type: ignore[no-any-return]
 
 
-def build_domain(settings: Settings) -> Domain:
-    services = build_services(settings)
+def build_domain(settings: Settings, clock: Clock | None = None) -> Domain:
+    services = build_services(settings, clock=clock)
     initialise(services, with_demo=True)
     credentials = json.loads((Path(settings.data_dir) / "demo-credentials.json").read_text())
     client = TestClient(create_app(services=services))

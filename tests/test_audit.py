@@ -63,3 +63,46 @@ def test_reordering_is_caught(engine) -> None:  # type: ignore[no-untyped-def]
         conn.execute(text("UPDATE audit_entry SET seq = 5 WHERE seq = 100"))
     intact, first = check(engine)
     assert not intact and first == 3
+
+
+def test_signed_checkpoints_catch_a_chain_rewritten_whole(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import col, select
+
+    from core.audit import AuditEntry, entry_hash
+    from keys.audit import AuditCheckpointer
+    from keys.soft import SoftKeyStore
+
+    url = f"sqlite:///{tmp_path / 'cp.db'}"
+    upgrade(url)
+    engine = create_db_engine(url)
+    clock = FixedClock(datetime(2026, 11, 24, tzinfo=UTC))
+    checkpointer = AuditCheckpointer(SoftKeyStore(tmp_path / "keys", b"pw"), clock, every=2)
+    checkpointer.ensure_key()
+    log = AuditLog(clock, checkpointer=checkpointer)
+    for i in range(6):
+        with transaction(engine) as session:
+            log.append(
+                session, actor="test", action="thing.do", object_type="thing", object_id=str(i)
+            )
+    with Session(engine) as session:
+        assert checkpointer.verify(session) == (3, None)
+    # Rewrite entry 3 and recompute every later hash: the chain itself looks intact again.
+    with Session(engine) as session, session.begin():
+        entries = list(session.exec(select(AuditEntry).order_by(col(AuditEntry.seq))))
+        entries[2].object_id = "rewritten"
+        previous = entries[1].hash
+        for entry in entries[2:]:
+            entry.prev_hash = previous
+            entry.hash = entry_hash(entry)
+            previous = entry.hash
+            session.add(entry)
+        from core.audit import AuditHead
+
+        head = session.get(AuditHead, 1)
+        assert head is not None
+        head.hash = previous
+        session.add(head)
+    assert check(engine) == (True, None)
+    with Session(engine) as session:
+        checked, broken = checkpointer.verify(session)
+    assert (checked, broken) == (2, 4)

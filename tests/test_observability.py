@@ -27,7 +27,9 @@ def test_logs_of_issuance_and_verification_hold_no_personal_data(
     domain.verify_pdf(domain.pdf(issued, 1))
     formatter = JsonFormatter()
     # The service's own loggers (the test client's HTTP log is not the service's).
-    ours = [r for r in caplog.records if r.name.startswith(("elicence", "uvicorn", "api", "sqlalchemy"))]
+    ours = [
+        r for r in caplog.records if r.name.startswith(("elicence", "uvicorn", "api", "sqlalchemy"))
+    ]
     lines = [formatter.format(record) for record in ours]
     assert any('"route": "/api/v1/licences"' in line for line in lines), lines
     assert any('"route": "/api/v1/verify"' in line for line in lines)
@@ -45,21 +47,16 @@ def test_metrics_count_issuance_and_verification(domain: Domain) -> None:
     code = domain.department(0)["code"]
     assert f'elicence_licences_issued_total{{department="{code}",type="{code}001"}}' in body
     assert 'elicence_verifications_total{channel="api-qr",indication="PASSED"}' in body
-    assert 'elicence_http_requests_total{method="POST",route="/api/v1/licences",status="201"}' in body
-
-
-def test_public_rate_limit_answers_429_with_retry_after(domain: Domain) -> None:
-    answers = [domain.client.post("/api/v1/verify", json={"qr": "HTTPS://X/V/AAAAAAAAAAAAAAAAAAAAAAAA"}) for _ in range(8)]
-    statuses = [a.status_code for a in answers]
-    assert 429 in statuses
-    limited = answers[statuses.index(429)]
-    assert int(limited.headers["retry-after"]) >= 1
-    assert limited.headers["content-type"].startswith("application/problem+json")
+    assert (
+        'elicence_http_requests_total{method="POST",route="/api/v1/licences",status="201"}' in body
+    )
 
 
 def test_declared_body_larger_than_the_limit_is_413(domain: Domain) -> None:
     too_big = str(domain.services.settings.max_upload_bytes * 2)
-    response = domain.client.post("/api/v1/licences", content=b"{}", headers={**domain.auth(), "content-length": too_big})
+    response = domain.client.post(
+        "/api/v1/licences", content=b"{}", headers={**domain.auth(), "content-length": too_big}
+    )
     assert response.status_code == 413
 
 
@@ -78,3 +75,33 @@ def test_sliding_window_refuses_then_recovers() -> None:
 def test_bad_rates_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         Rate.parse(text)
+
+
+def test_statistics_count_issued_and_verified_without_personal_data(domain: Domain) -> None:
+    code = domain.department(1)["code"]
+    before = domain.client.get(f"/api/v1/statistics/{code}").json()["totals"]
+    issued = domain.issue(1)
+    domain.verify_pdf(domain.pdf(issued, 1))
+    after = domain.client.get(f"/api/v1/statistics/{code}").json()
+    assert after["totals"]["issued"] == before["issued"] + 1
+    assert after["totals"]["verified"] == before["verified"] + 1
+    page = domain.client.get(f"/statistics/{code}")
+    assert page.status_code == 200
+    assert f'<dd id="total-issued">{after["totals"]["issued"]}</dd>' in page.text
+    assert "<svg" in page.text
+    holder = domain.department(1)["sample_request"]["holder"]
+    assert holder["name"] not in page.text and holder["id"] not in page.text
+    assert domain.client.get("/statistics/91350100M000100Y43").status_code == 404
+
+
+# Runs last in this module: it spends the module's public rate budget.
+def test_public_rate_limit_answers_429_with_retry_after(domain: Domain) -> None:
+    answers = [
+        domain.client.post("/api/v1/verify", json={"qr": "HTTPS://X/V/AAAAAAAAAAAAAAAAAAAAAAAA"})
+        for _ in range(8)
+    ]
+    statuses = [a.status_code for a in answers]
+    assert 429 in statuses
+    limited = answers[statuses.index(429)]
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["content-type"].startswith("application/problem+json")

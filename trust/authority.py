@@ -1,42 +1,35 @@
-"""The trust domain's CA hierarchy: a root, an issuing CA for seals, their CRLs.
+"""The trust domain's CA hierarchy: a root, an issuing CA for seals, the service certificates
+(OCSP responders, TSA, trust-list signer, see ``trust.services``), revocation and CRLs.
 
 Every signature is made through the key store (see ``keys.signing``) and recorded in the audit
-chain. Initialising is idempotent: a domain that exists is left as it is.
+chain. Initialising is idempotent: the CAs of a domain that exists are left as they are, and only
+missing or expiring service certificates are issued.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from sqlmodel import Session, select
 
 from core.audit import AuditLog
 from core.clock import Clock
 from core.db import as_utc
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from keys.audit import AuditedKeyUse
 from keys.signing import private_key_for
 from keys.store import KeyRef, KeyStore
-from trust.crl import CrlRecord
+from trust.crl import REASONS, CrlRecord, build_crl
 from trust.models import AuthorityRecord, CertificateRecord
-from trust.profiles import Endpoints, Role, build, name
+from trust.profiles import Endpoints, Role, build, check_profile, name
+from trust.services import ROOT, SEAL_CA, ensure_service_certificates
 
-ROOT = "root"
-SEAL_CA = "seal-ca"
 CRL_LIFETIME = timedelta(hours=24)
 CRL_REFRESH_MARGIN = timedelta(hours=12)
-
-_REASONS = {
-    "keyCompromise": x509.ReasonFlags.key_compromise,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
-    "certificateHold": x509.ReasonFlags.certificate_hold,
-    "unspecified": x509.ReasonFlags.unspecified,
-}
 
 
 @dataclass(frozen=True)
@@ -75,9 +68,19 @@ class TrustDomain:
     def is_initialised(self, session: Session) -> bool:
         return session.get(AuthorityRecord, SEAL_CA) is not None
 
+    @property
+    def keystore(self) -> KeyStore:
+        return self._keys
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
     def initialise(self, session: Session, actor: str) -> bool:
-        """Create the root and the seal-issuing CA. Returns False when they already exist."""
+        """Create the root, the seal-issuing CA and the service certificates (OCSP, TSA, trust
+        list). Returns False when the CAs already existed; missing or expiring service
+        certificates are issued either way, so re-running init upgrades an older data dir."""
         if self.is_initialised(session):
+            ensure_service_certificates(self, session, actor)
             return False
         now = self._clock.now()
         root_ref = self._new_key("ca-root")
@@ -119,6 +122,7 @@ class TrustDomain:
             object_id=self._identity.name,
             detail={"root": _hex(root.serial_number), "seal_ca": _hex(issuing.serial_number)},
         )
+        ensure_service_certificates(self, session, actor)
         return True
 
     def _new_key(self, label: str) -> KeyRef:
@@ -141,6 +145,7 @@ class TrustDomain:
         issuer_serial: int | None,
         key_ref: KeyRef,
     ) -> CertificateRecord:
+        check_profile(role, certificate)  # nothing off-profile is ever stored or served
         record = CertificateRecord(
             serial=_hex(certificate.serial_number),
             role=role.value,
@@ -174,6 +179,90 @@ class TrustDomain:
 
     def intermediates(self, session: Session) -> list[x509.Certificate]:
         return [self.authority(session, SEAL_CA)[0]]
+
+    def ca_names(self, session: Session) -> list[str]:
+        return list(session.exec(select(AuthorityRecord.name).order_by(AuthorityRecord.name)))
+
+    def certificate(self, record: CertificateRecord) -> x509.Certificate:
+        """The parsed certificate of a row, parsed once per process."""
+        cert = self._cert_cache.get(record.serial)
+        if cert is None:
+            cert = self._cert_cache[record.serial] = load_pem(record)
+        return cert
+
+    @staticmethod
+    def not_after(record: CertificateRecord) -> datetime:
+        return as_utc(record.not_after)
+
+    def current_service_record(
+        self, session: Session, role: Role, cert_name: str
+    ) -> CertificateRecord | None:
+        """The newest good certificate of a service (OCSP responder of a CA, TSA, trust-list
+        signer) that is valid now, or None."""
+        now = self._clock.now()
+        rows = session.exec(
+            select(CertificateRecord).where(
+                CertificateRecord.role == role.value,
+                CertificateRecord.name == cert_name,
+                CertificateRecord.status == "good",
+            )
+        ).all()
+        usable = [r for r in rows if as_utc(r.not_before) <= now < as_utc(r.not_after)]
+        return max(usable, key=lambda r: as_utc(r.not_before), default=None)
+
+    def service_certificate(
+        self, session: Session, role: Role, cert_name: str
+    ) -> tuple[x509.Certificate, CertificateRecord]:
+        record = self.current_service_record(session, role, cert_name)
+        if record is None:
+            raise Unavailable(
+                f"{role.value} {cert_name} 没有可用证书，请运行 elicence init / no usable "
+                f"{role.value} certificate for {cert_name}; run `elicence init`"
+            )
+        return self.certificate(record), record
+
+    def issue_certificate(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        role: Role,
+        cert_name: str,
+        issuer_ca: str,
+        common_name: str,
+        key_ref: KeyRef,
+        lifetime: timedelta,
+    ) -> CertificateRecord:
+        """Issue an end-entity certificate of a service role from one of the domain's CAs."""
+        ca_cert, ca_record = self.authority(session, issuer_ca)
+        ca_key = private_key_for(
+            self._keys,
+            KeyRef.parse(ca_record.key_ref),
+            f"issue-{role.value}-certificate",
+            self._listener(session, actor),
+        )
+        certificate = build(
+            role,
+            subject=name(common_name, self._identity.organisation),
+            public_key=self._keys.public_key(key_ref),  # type: ignore[arg-type]
+            issuer_certificate=ca_cert,
+            issuer_key=ca_key,
+            issuer_ca_name=issuer_ca,
+            not_before=self._clock.now() - timedelta(minutes=5),
+            lifetime=lifetime,
+            endpoints=self._endpoints,
+        )
+        record = self._store(session, certificate, role, cert_name, ca_cert.serial_number, key_ref)
+        session.flush()
+        self._audit.append(
+            session,
+            actor=actor,
+            action="certificate.issue",
+            object_type="certificate",
+            object_id=record.serial,
+            detail={"role": role.value, "name": cert_name, "issuer": issuer_ca},
+        )
+        return record
 
     # -- seal certificates -----------------------------------------------------------------
 
@@ -223,15 +312,28 @@ class TrustDomain:
     def revoke(
         self, session: Session, *, actor: str, serial: str, reason: str
     ) -> CertificateRecord:
-        if reason not in _REASONS:
-            raise Conflict(f"未知的吊销原因 / unknown revocation reason {reason}")
+        """Revoke (or, with ``certificateHold``, suspend) a certificate and publish a new CRL.
+
+        A held certificate may later be revoked for good; it keeps the date of the hold, so
+        nothing signed while it was held becomes acceptable.
+        """
+        if reason not in REASONS:
+            raise InvalidInput(
+                f"未知的吊销原因 / unknown revocation reason {reason}; one of "
+                + ", ".join(REASONS),
+                field="reason",
+            )
         record = session.get(CertificateRecord, serial)
         if record is None:
             raise NotFound(f"证书不存在 / no certificate {serial}")
         if record.status == "revoked":
             raise Conflict("证书已吊销 / the certificate is already revoked")
-        record.status = "hold" if reason == "certificateHold" else "revoked"
-        record.revoked_at = self._clock.now()
+        hold = reason == "certificateHold"
+        if hold and record.status == "hold":
+            raise Conflict("证书已暂停 / the certificate is already on hold")
+        if record.status != "hold" or record.revoked_at is None:
+            record.revoked_at = self._clock.now()
+        record.status = "hold" if hold else "revoked"
         record.revocation_reason = reason
         session.add(record)
         self._audit.append(
@@ -242,6 +344,36 @@ class TrustDomain:
             object_id=serial,
             detail={"reason": reason},
         )
+        self._publish_crl_for(session, record, actor)
+        return record
+
+    def release_hold(self, session: Session, *, actor: str, serial: str) -> CertificateRecord:
+        """Lift a certificateHold: the entry leaves the next CRL and OCSP answers good again."""
+        record = session.get(CertificateRecord, serial)
+        if record is None:
+            raise NotFound(f"证书不存在 / no certificate {serial}")
+        if record.status != "hold":
+            raise Conflict(
+                f"证书未处于暂停状态 / the certificate is {record.status}, not on hold",
+                extra={"current_status": record.status},
+            )
+        record.status = "good"
+        record.revoked_at = None
+        record.revocation_reason = None
+        session.add(record)
+        self._audit.append(
+            session,
+            actor=actor,
+            action="certificate.release",
+            object_type="certificate",
+            object_id=serial,
+            detail={},
+        )
+        self._publish_crl_for(session, record, actor)
+        return record
+
+    def _publish_crl_for(self, session: Session, record: CertificateRecord, actor: str) -> None:
+        session.flush()
         issuer = session.exec(
             select(AuthorityRecord).where(
                 AuthorityRecord.certificate_serial == record.issuer_serial
@@ -249,7 +381,6 @@ class TrustDomain:
         ).first()
         if issuer is not None:
             self._issue_crl(session, issuer.name, actor)
-        return record
 
     # -- CRLs ------------------------------------------------------------------------------
 
@@ -272,39 +403,23 @@ class TrustDomain:
         assert authority is not None
         authority.crl_number += 1
         now = self._clock.now()
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(ca_cert.subject)
-            .last_update(now)
-            .next_update(now + CRL_LIFETIME)
-            .add_extension(x509.CRLNumber(authority.crl_number), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
-                critical=False,
-            )
-        )
         revoked = session.exec(
             select(CertificateRecord).where(
                 CertificateRecord.issuer_serial == ca_record.serial,
                 CertificateRecord.status != "good",
             )
         )
-        for row in revoked:
-            assert row.revoked_at is not None
-            entry = (
-                x509.RevokedCertificateBuilder()
-                .serial_number(int(row.serial, 16))
-                .revocation_date(as_utc(row.revoked_at))
-                .add_extension(
-                    x509.CRLReason(_REASONS[row.revocation_reason or "unspecified"]), critical=False
-                )
-                .build()
-            )
-            builder = builder.add_revoked_certificate(entry)
         key = private_key_for(
             self._keys, KeyRef.parse(ca_record.key_ref), "crl", self._listener(session, actor)
         )
-        der = builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        der = build_crl(
+            ca_cert=ca_cert,
+            ca_key=key,
+            number=authority.crl_number,
+            now=now,
+            lifetime=CRL_LIFETIME,
+            revoked=revoked,
+        )
         record = session.get(CrlRecord, ca_name) or CrlRecord(
             ca_name=ca_name, der=b"", next_update=now
         )

@@ -2,6 +2,9 @@
 
 Each profile states the extensions a certificate of that role carries; :func:`check_profile`
 re-reads a built certificate and refuses it if it strays, before it is ever stored or served.
+A relying party that finds an OCSP-signing certificate able to seal documents, or a seal able
+to sign CRLs, has no reason to trust anything else the domain says; so every role has exactly
+the key usages it needs and nothing more.
 """
 
 from __future__ import annotations
@@ -17,21 +20,44 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
 )
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    NameOID,
+    ObjectIdentifier,
+)
 
 # RFC 9336 id-kp-documentSigning: the seal certificate signs documents, nothing else.
 DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+# ETSI TS 119 612 id-tsl-kp-tslSigning: the key that signs the domain's trust list.
+TRUST_LIST_SIGNING = ObjectIdentifier("0.4.0.2231.3.0")
 
 
 class Role(str, Enum):
     ROOT_CA = "root-ca"
     ISSUING_CA = "issuing-ca"
     SEAL = "seal"
+    OCSP = "ocsp"  # delegated OCSP responder of one CA (RFC 6960 § 4.2.2.2)
+    TSA = "tsa"  # RFC 3161 time-stamping unit
+    TRUST_LIST = "trust-list"
+
+
+CA_ROLES = (Role.ROOT_CA, Role.ISSUING_CA)
+
+# Which extended key usage each end-entity role carries, and whether it is critical.
+# RFC 3161 § 2.3: a TSA certificate has id-kp-timeStamping only, and the extension is critical.
+_EKU: dict[Role, tuple[ObjectIdentifier, bool]] = {
+    Role.SEAL: (DOCUMENT_SIGNING, False),
+    Role.OCSP: (ExtendedKeyUsageOID.OCSP_SIGNING, False),
+    Role.TSA: (ExtendedKeyUsageOID.TIME_STAMPING, True),
+    Role.TRUST_LIST: (TRUST_LIST_SIGNING, False),
+}
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where relying parties fetch CA certificates and CRLs (under PUBLIC_BASE_URL)."""
+    """Where relying parties fetch CA certificates, CRLs, OCSP and timestamps (under
+    PUBLIC_BASE_URL)."""
 
     base_url: str
 
@@ -40,6 +66,18 @@ class Endpoints:
 
     def crl(self, ca_name: str) -> str:
         return f"{self.base_url}/pki/crl/{ca_name}.crl"
+
+    @property
+    def ocsp(self) -> str:
+        return f"{self.base_url}/pki/ocsp"
+
+    @property
+    def tsa(self) -> str:
+        return f"{self.base_url}/pki/tsa"
+
+    @property
+    def trust_list(self) -> str:
+        return f"{self.base_url}/pki/trust-list"
 
 
 def random_serial() -> int:
@@ -88,17 +126,24 @@ def build(
             critical=False,
         )
     )
-    if role in (Role.ROOT_CA, Role.ISSUING_CA):
+    if role in CA_ROLES:
         path_length = 0 if role is Role.ISSUING_CA else 1
         builder = builder.add_extension(
             x509.BasicConstraints(ca=True, path_length=path_length), critical=True
         ).add_extension(_key_usage(cert_sign=True), critical=True)
     else:
+        eku, eku_critical = _EKU[role]
         builder = (
             builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_key_usage(digital_signature=True, non_repudiation=True), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([DOCUMENT_SIGNING]), critical=False)
+            .add_extension(
+                _key_usage(digital_signature=True, non_repudiation=role is not Role.OCSP),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
         )
+        if role is Role.OCSP:
+            # RFC 6960 § 4.2.2.2.1: the responder's own status is not checked; it is short-lived.
+            builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if issuer_ca_name is not None:
         builder = builder.add_extension(
             x509.CRLDistributionPoints(
@@ -116,9 +161,13 @@ def build(
             x509.AuthorityInformationAccess(
                 [
                     x509.AccessDescription(
-                        x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                        AuthorityInformationAccessOID.OCSP,
+                        x509.UniformResourceIdentifier(endpoints.ocsp),
+                    ),
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS,
                         x509.UniformResourceIdentifier(endpoints.ca_cert(issuer_ca_name)),
-                    )
+                    ),
                 ]
             ),
             critical=False,
@@ -162,18 +211,57 @@ def check_profile(role: Role, certificate: x509.Certificate) -> None:
         raise ProfileViolation(f"{role.value}: serial number has fewer than 64 bits")
     if not (basic.critical and usage.critical):
         raise ProfileViolation(f"{role.value}: basic constraints and key usage must be critical")
-    if role in (Role.ROOT_CA, Role.ISSUING_CA):
+    if role is not Role.ROOT_CA:
+        _check_pointers(role, certificate)
+    if role in CA_ROLES:
         if not basic.value.ca or not usage.value.key_cert_sign or usage.value.digital_signature:
             raise ProfileViolation(f"{role.value}: a CA certificate signs certificates only")
         return
     if basic.value.ca:
-        raise ProfileViolation("seal: must not be a CA")
-    if not (usage.value.digital_signature and usage.value.content_commitment):
-        raise ProfileViolation("seal: needs digitalSignature and nonRepudiation")
+        raise ProfileViolation(f"{role.value}: must not be a CA")
+    if not usage.value.digital_signature:
+        raise ProfileViolation(f"{role.value}: needs digitalSignature")
     if usage.value.key_cert_sign or usage.value.crl_sign:
-        raise ProfileViolation("seal: must not sign certificates or CRLs")
-    eku = ext.get_extension_for_class(x509.ExtendedKeyUsage).value
-    if DOCUMENT_SIGNING not in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
-        raise ProfileViolation("seal: extended key usage must be document signing")
-    if not certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
-        raise ProfileViolation("seal: subject must carry the department's credit code")
+        raise ProfileViolation(f"{role.value}: must not sign certificates or CRLs")
+    if usage.value.key_encipherment or usage.value.key_agreement or usage.value.data_encipherment:
+        raise ProfileViolation(f"{role.value}: a signing key must not encrypt")
+    _check_eku(role, certificate)
+    if role is Role.SEAL:
+        if not usage.value.content_commitment:
+            raise ProfileViolation("seal: needs digitalSignature and nonRepudiation")
+        if not certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_IDENTIFIER):
+            raise ProfileViolation("seal: subject must carry the department's credit code")
+    has_nocheck = any(e.oid == x509.OCSPNoCheck.oid for e in ext)
+    if (role is Role.OCSP) != has_nocheck:
+        raise ProfileViolation(
+            f"{role.value}: id-pkix-ocsp-nocheck belongs on OCSP responder certificates only"
+        )
+
+
+def _check_eku(role: Role, certificate: x509.Certificate) -> None:
+    try:
+        eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        raise ProfileViolation(f"{role.value}: missing extended key usage") from None
+    expected, critical = _EKU[role]
+    if list(eku.value) != [expected]:
+        raise ProfileViolation(
+            f"{role.value}: extended key usage must be exactly {expected.dotted_string}"
+        )
+    if critical and not eku.critical:
+        raise ProfileViolation(f"{role.value}: extended key usage must be critical")
+
+
+def _check_pointers(role: Role, certificate: x509.Certificate) -> None:
+    """Every certificate below the root says where its status and its issuer can be found."""
+    try:
+        aia = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+        certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    except x509.ExtensionNotFound as exc:
+        raise ProfileViolation(f"{role.value}: missing extension {exc.oid.dotted_string}") from exc
+    methods = {d.access_method for d in aia.value}
+    if (
+        not {AuthorityInformationAccessOID.OCSP, AuthorityInformationAccessOID.CA_ISSUERS}
+        <= methods
+    ):
+        raise ProfileViolation(f"{role.value}: AIA must name the OCSP responder and the CA issuer")

@@ -1,54 +1,226 @@
-"""Verification of a scanned QR code: the code names a licence; the repository says what it is."""
+"""Verification of a scanned QR code, online: the signed payload, then the repository.
+
+A QR text is a URL ending in ``/V/<code>`` or the bare code. ``<code>`` is either
+
+* a signed payload (COSE_Sign1, see ``licences.payload``): a licence's printed code or a
+  citizen's short-lived presentation code. The checks run in order and the first failure decides:
+  format -> key known -> signature -> time window (presentations) -> licence in the repository ->
+  record digest equals the repository's record -> licence status now;
+* or, for licences issued before signed codes, a 120-bit random code that only names a licence.
+
+The signature is checked before anything the payload says is believed, so a forged payload is
+FAILED for its signature, never reported as expired or unknown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session
 
 from core.clock import Clock
-from licences.links import code_from_text
-from licences.models import LicenceStatus
-from licences.repository import effective_status, full_record, licence_by_code
+from licences.links import code_from_text, is_legacy_code
+from licences.models import Licence, LicenceStatus
+from licences.payload import (
+    BadSignature,
+    PayloadError,
+    PayloadType,
+    Signed,
+    decode,
+    verify_signature,
+)
+from licences.qrkeys import QrKeys, digest_of
+from licences.repository import LicenceRecord, effective_status, full_record, licence_by_code
 from verify.pdf import STATUS_FAILURES
-from verify.report import MESSAGES, Check, CheckResult, Indication, Report, SubIndication
+from verify.report import (
+    MESSAGES,
+    PRESENTATION_EXPIRED,
+    QR_MESSAGES,
+    Check,
+    CheckResult,
+    Indication,
+    Report,
+    SubIndication,
+)
 from verify.summary import licence_summary, seal_summary
+
+CLOCK_SKEW = timedelta(seconds=60)  # a phone's clock may run a little ahead of the server's
+KeyLookup = Callable[[bytes], ec.EllipticCurvePublicKey | None]
+
+
+class Stop(Exception):
+    """Ends the pipeline at the first decisive check."""
+
+    def __init__(self, indication: Indication, sub: SubIndication, message: str) -> None:
+        self.indication, self.sub, self.message = indication, sub, message
+
+
+@dataclass
+class Steps:
+    """The checks made so far; ``fail`` returns the :class:`Stop` to raise."""
+
+    checks: list[Check] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    record: LicenceRecord | None = None  # set once the repository has named the licence
+
+    def ok(self, name: str, detail: str) -> None:
+        self.checks.append(Check(name, CheckResult.PASSED, detail))
+
+    def fail(
+        self,
+        name: str,
+        detail: str,
+        indication: Indication,
+        sub: SubIndication,
+        message: str | None = None,
+    ) -> Stop:
+        self.checks.append(Check(name, CheckResult.FAILED, detail))
+        return Stop(indication, sub, message or QR_MESSAGES.get(sub) or MESSAGES[sub])
+
+
+def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Signed:
+    """Format, key, signature and time window: the checks online and offline verification share."""
+    try:
+        signed = decode(code)
+    except PayloadError as exc:
+        raise steps.fail(
+            "format", str(exc), Indication.FAILED, SubIndication.FORMAT_FAILURE
+        ) from None
+    claims = signed.claims
+    kind = (
+        "出示码 / presentation" if claims.type is PayloadType.PRESENTATION else "证照码 / licence"
+    )
+    steps.ok("format", f"COSE_Sign1 ES256, {kind}, {len(code)} characters")
+    steps.extra["method"] = (
+        "presentation" if claims.type is PayloadType.PRESENTATION else "qr-payload"
+    )
+    public_key = keys(signed.kid)
+    if public_key is None:
+        raise steps.fail(
+            "key",
+            f"key id {signed.kid.hex()} is not a QR key of this trust domain",
+            Indication.INDETERMINATE,
+            SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+        )
+    steps.ok("key", f"QR signing key {signed.kid.hex()}")
+    try:
+        verify_signature(signed, public_key)
+    except BadSignature:
+        raise steps.fail(
+            "signature",
+            "ES256 signature does not verify",
+            Indication.FAILED,
+            SubIndication.SIG_CRYPTO_FAILURE,
+        ) from None
+    steps.ok("signature", "ES256 signature valid")
+    steps.extra["identifier"] = claims.identifier  # believed only now that the signature held
+    if claims.type is PayloadType.PRESENTATION:
+        assert claims.expires_at is not None
+        steps.extra["presentation"] = {
+            "presented_at": claims.issued_at.isoformat(),
+            "expires_at": claims.expires_at.isoformat(),
+        }
+        if now > claims.expires_at:
+            raise steps.fail(
+                "presentation",
+                f"expired at {claims.expires_at.isoformat()}",
+                Indication.FAILED,
+                SubIndication.EXPIRED,
+                PRESENTATION_EXPIRED,
+            )
+        if claims.issued_at > now + CLOCK_SKEW:
+            raise steps.fail(
+                "presentation",
+                f"presented at {claims.issued_at.isoformat()}, later than now",
+                Indication.INDETERMINATE,
+                SubIndication.NOT_YET_VALID,
+            )
+        steps.ok("presentation", f"valid until {claims.expires_at.isoformat()}")
+    return signed
 
 
 class CodeVerifier:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, keys: QrKeys | None = None) -> None:
         self._clock = clock
+        self._keys = keys
 
     def verify(self, session: Session, text: str, channel: str = "qr") -> Report:
         now = self._clock.now()
+        steps = Steps()
         code = code_from_text(text)
-        licence = licence_by_code(session, code) if code else None
-        if licence is None:
-            return Report(
-                indication=Indication.FAILED,
-                sub_indication=SubIndication.UNKNOWN_CODE,
-                message=MESSAGES[SubIndication.UNKNOWN_CODE],
-                checks=(
-                    Check("code", CheckResult.FAILED, "no licence has this verification code"),
-                ),
-                validated_at=now,
-                channel=channel,
-            )
-        record = full_record(session, licence)
-        checks = [Check("code", CheckResult.PASSED, f"code names licence {licence.identifier}")]
-        status = effective_status(licence, now.date())
-        sub: SubIndication | None
-        if status is LicenceStatus.VALID:
-            checks.append(Check("status", CheckResult.PASSED, status.label))
-            indication, sub = Indication.PASSED, None
-        else:
-            checks.append(Check("status", CheckResult.FAILED, status.label))
-            indication, sub = Indication.FAILED, STATUS_FAILURES[status]
+        try:
+            if code is not None and is_legacy_code(code):
+                steps.extra["method"] = "qr-code"
+                self._legacy(session, code, steps)
+            elif code is not None and self._keys is not None:
+                self._signed(session, code, steps, now)
+            else:
+                raise steps.fail(
+                    "code",
+                    "not a verification URL or code of this service",
+                    Indication.FAILED,
+                    SubIndication.UNKNOWN_CODE,
+                )
+            indication, sub, message = Indication.PASSED, None, MESSAGES[None]
+        except Stop as stop:
+            indication, sub, message = stop.indication, stop.sub, stop.message
+        record = steps.record
         return Report(
             indication=indication,
             sub_indication=sub,
-            message=MESSAGES[sub],
-            checks=tuple(checks),
+            message=message,
+            checks=tuple(steps.checks),
             validated_at=now,
             channel=channel,
-            licence=licence_summary(record, now.date()),
-            seal=seal_summary(record, licence.issued_at.isoformat()),
+            licence=licence_summary(record, now.date()) if record else None,
+            seal=seal_summary(record, record.licence.issued_at.isoformat()) if record else None,
+            extra=steps.extra,
         )
+
+    def _legacy(self, session: Session, code: str, steps: Steps) -> None:
+        licence = licence_by_code(session, code)
+        if licence is None:
+            raise steps.fail(
+                "code",
+                "no licence has this verification code",
+                Indication.FAILED,
+                SubIndication.UNKNOWN_CODE,
+            )
+        steps.ok("code", f"code names licence {licence.identifier}")
+        self._status(licence, steps, full_record(session, licence))
+
+    def _signed(self, session: Session, code: str, steps: Steps, now: datetime) -> None:
+        assert self._keys is not None
+        signed = check_signed(code, steps, self._keys.public_key, now)
+        licence = session.get(Licence, signed.claims.identifier)
+        if licence is None:
+            raise steps.fail(
+                "repository",
+                f"no licence {signed.claims.identifier} in the repository",
+                Indication.FAILED,
+                SubIndication.NOT_IN_REPOSITORY,
+            )
+        record = full_record(session, licence)
+        if digest_of(record) != signed.claims.record_digest:
+            raise steps.fail(
+                "repository",
+                "record digest differs from the repository's record",
+                Indication.FAILED,
+                SubIndication.HASH_FAILURE,
+            )
+        steps.ok("repository", f"matches licence {licence.identifier}")
+        self._status(licence, steps, record)
+
+    def _status(self, licence: Licence, steps: Steps, record: LicenceRecord) -> None:
+        # From here the licence is known to be real: the report names it even when it is not
+        # valid, so the clerk sees which licence was shown and why it is refused.
+        steps.record = record
+        status = effective_status(licence, self._clock.now().date())
+        if status is not LicenceStatus.VALID:
+            sub = STATUS_FAILURES[status]
+            raise steps.fail("status", status.label, Indication.FAILED, sub, MESSAGES[sub])
+        steps.ok("status", status.label)

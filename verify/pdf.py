@@ -14,19 +14,18 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 from sqlmodel import Session
 
 from core.clock import Clock
 from licences.models import LicenceStatus
 from licences.repository import LicenceRecord, effective_status, full_record, licence_by_sha256
+from verify import ltv
 from verify.report import MESSAGES, Check, CheckResult, Indication, Report, SubIndication
 from verify.summary import licence_summary, seal_summary
 
@@ -35,6 +34,10 @@ STATUS_FAILURES = {
     LicenceStatus.SUSPENDED: SubIndication.SUSPENDED,
     LicenceStatus.SUPERSEDED: SubIndication.SUPERSEDED,
     LicenceStatus.EXPIRED: SubIndication.EXPIRED,
+    # 注销 reads as 吊销 to a verifier (the check's detail names which); 作废 after a reissue
+    # means a newer version exists, as for an amendment.
+    LicenceStatus.CANCELLED: SubIndication.REVOKED,
+    LicenceStatus.VOID: SubIndication.SUPERSEDED,
 }
 
 
@@ -48,14 +51,18 @@ class TrustAnchors:
 class _Found:
     record: LicenceRecord | None = None
     signing_time: str | None = None
+    timestamp: str | None = None  # the sealing time a trusted timestamp proves
 
 
 class _Outcome(Exception):
     """Raised inside the pipeline to stop at the first decisive check."""
 
-    def __init__(self, indication: Indication, sub: SubIndication) -> None:
+    def __init__(
+        self, indication: Indication, sub: SubIndication, message: str | None = None
+    ) -> None:
         self.indication = indication
         self.sub = sub
+        self.message = message
 
 
 class PdfVerifier:
@@ -71,20 +78,20 @@ class PdfVerifier:
         found = _Found()
         try:
             self._run(session, data, checks, found)
-            indication, sub = Indication.PASSED, None
+            indication, sub, message = Indication.PASSED, None, None
         except _Outcome as outcome:
-            indication, sub = outcome.indication, outcome.sub
+            indication, sub, message = outcome.indication, outcome.sub, outcome.message
         record, signing_time = found.record, found.signing_time
         now = self._clock.now()
         return Report(
             indication=indication,
             sub_indication=sub,
-            message=MESSAGES[sub],
+            message=message or MESSAGES[sub],
             checks=tuple(checks),
             validated_at=now,
             channel=channel,
             licence=licence_summary(record, now.date()) if record else None,
-            seal=seal_summary(record, signing_time) if record else None,
+            seal=seal_summary(record, signing_time, found.timestamp) if record else None,
         )
 
     def _run(self, session: Session, data: bytes, checks: list[Check], found: _Found) -> None:
@@ -104,6 +111,13 @@ class PdfVerifier:
             )
         if b"%PDF-" not in data[:1024]:
             raise fail("format", "no PDF header", Indication.INDETERMINATE, SubIndication.MALFORMED)
+        stored = ltv.current_copy(session, data)
+        if stored is not None:
+            # A copy downloaded before `elicence archive refresh` re-timestamped the licence:
+            # its bytes are the start of the repository's copy, which is checked instead (the
+            # same seal, with later proofs of existence appended).
+            ok("copy", "an earlier download; checked with the repository's current copy")
+            data = stored
         try:
             reader = PdfFileReader(io.BytesIO(data), strict=False)
             signatures = list(reader.embedded_regular_signatures)
@@ -144,14 +158,22 @@ class PdfVerifier:
             )
         ok("certification", "certification seal, DocMDP P=1 (no changes allowed)")
         anchors = self._anchors(session)
-        context = ValidationContext(
-            trust_roots=[asn1_x509.Certificate.load(der) for der in anchors.roots],
-            other_certs=[asn1_x509.Certificate.load(der) for der in anchors.intermediates],
-            allow_fetching=False,
-            revocation_mode="soft-fail",
-        )
         try:
-            status = validate_pdf_signature(signature, signer_validation_context=context)
+            # Long-term evidence first: the chain is checked at the time the seal's timestamp
+            # proves, with the revocation data embedded at sealing (verify.ltv).
+            evidence = ltv.gather(
+                session,
+                reader,
+                signature,
+                anchors.roots,
+                anchors.intermediates,
+                self._clock.now(),
+            )
+            status = validate_pdf_signature(
+                signature,
+                signer_validation_context=evidence.signer_context,
+                ts_validation_context=evidence.timestamp_context,
+            )
         except Exception as exc:
             raise fail(
                 "integrity",
@@ -191,6 +213,11 @@ class PdfVerifier:
                 Indication.FAILED,
                 SubIndication.MODIFIED_AFTER_SEALING,
             )
+        for verdict in ltv.timestamp_verdicts(evidence, status):
+            checks.append(verdict.check)
+            if verdict.failure is not None:
+                raise _Outcome(*verdict.failure)
+        proven = ltv.proven_time(session, status)
         if not status.trusted:
             raise fail(
                 "chain",
@@ -198,7 +225,15 @@ class PdfVerifier:
                 Indication.INDETERMINATE,
                 SubIndication.NO_CHAIN_FOUND,
             )
-        ok("chain", "chains to this domain's root")
+        ok(
+            "chain",
+            "chains to this domain's root"
+            + (f", valid when sealed ({proven.isoformat()})" if proven else ""),
+        )
+        revocation = ltv.revocation_verdict(session, status, proven)
+        checks.append(revocation.check)
+        if revocation.failure is not None:
+            raise _Outcome(*revocation.failure)
         signer_serial = format(status.signing_cert.serial_number, "x")
         digest = hashlib.sha256(data).hexdigest()
         licence = licence_by_sha256(session, digest)
@@ -210,7 +245,10 @@ class PdfVerifier:
                 SubIndication.NOT_IN_REPOSITORY,
             )
         record = full_record(session, licence)
-        if record.seal.certificate_serial != signer_serial:
+        # Compare with the certificate recorded at issuance, not the seal's current one: a
+        # rotated seal has a new certificate, and licences sealed before still verify.
+        sealed_with = record.licence.seal_certificate_serial or record.seal.certificate_serial
+        if sealed_with != signer_serial:
             raise fail(
                 "repository",
                 "sealed by another seal than the repository recorded",
@@ -219,6 +257,7 @@ class PdfVerifier:
             )
         ok("repository", f"SHA-256 matches licence {licence.identifier}")
         found.record = record
+        found.timestamp = proven.isoformat() if proven else None
         found.signing_time = (
             status.signer_reported_dt.isoformat() if status.signer_reported_dt else None
         )

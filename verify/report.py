@@ -33,6 +33,11 @@ class SubIndication(str, Enum):
     MALFORMED = "MALFORMED"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     UNKNOWN_CODE = "UNKNOWN_CODE"
+    NO_POE = "NO_POE"  # ETSI EN 319 102-1: the seal's time cannot be proven
+    FORMAT_FAILURE = "FORMAT_FAILURE"  # a QR payload that does not parse
+    NO_SIGNING_CERTIFICATE_FOUND = "NO_SIGNING_CERTIFICATE_FOUND"  # QR key id not trusted
+    NOT_YET_VALID = "NOT_YET_VALID"  # a presentation dated in the future
+    TRY_LATER = "TRY_LATER"  # offline: the current status needs the repository
 
 
 class CheckResult(str, Enum):
@@ -113,4 +118,27 @@ MESSAGES: dict[SubIndication | None, str] = {
     SubIndication.MALFORMED: "无法读取该文件 / the file cannot be read as a PDF",
     SubIndication.LIMIT_EXCEEDED: "文件超出大小限制 / the file exceeds the size limit",
     SubIndication.UNKNOWN_CODE: "无法识别该二维码 / the code is not known to this service",
+    SubIndication.NO_POE: "无法证明盖章时间 / the time of sealing cannot be proven",
+    SubIndication.FORMAT_FAILURE: "二维码内容格式错误或已被改动 / the QR content is malformed or was altered",
+    SubIndication.NO_SIGNING_CERTIFICATE_FOUND: "二维码的签名密钥不在信任列表中 / the QR was signed with a key not in the trust list",
+    SubIndication.NOT_YET_VALID: "出示码的时间晚于现在，请核对设备时间 / the presentation code is dated in the future; check the clock",
+    SubIndication.TRY_LATER: "签名真实，但离线无法确认证照当前状态，请联网核验 / genuine signature, but the current status cannot be confirmed offline; verify online",
 }
+
+# A QR payload fails on its own signature, not a seal's; presentation codes expire by design.
+QR_MESSAGES: dict[SubIndication | None, str] = {
+    SubIndication.SIG_CRYPTO_FAILURE: "二维码签名无效，内容可能被伪造 / the QR code's signature is invalid; it may be forged",
+    SubIndication.HASH_FAILURE: "二维码内容与证照库记录不一致 / the QR content does not match the repository's record",
+}
+PRESENTATION_EXPIRED = "出示码已过期，请持证人刷新后重新出示 / this presentation code has expired; ask the holder to show a fresh one"
+
+
+def reason(method: str | None, sub: SubIndication | None) -> str:
+    """The plain-words reason for a result, worded for what was verified (a QR code's expiry is
+    not the licence's)."""
+    if method in ("qr-payload", "presentation"):
+        if method == "presentation" and sub is SubIndication.EXPIRED:
+            return PRESENTATION_EXPIRED
+        if sub in QR_MESSAGES:
+            return QR_MESSAGES[sub]
+    return MESSAGES[sub]

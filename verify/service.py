@@ -1,4 +1,5 @@
-"""Runs a verification and records it: every verification leaves an audit entry."""
+"""Runs a verification and records it: every verification leaves an audit entry and a row in
+the verification log (``verify.log``), which the holder and the issuing department can read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from core.audit import AuditLog
 from core.db import reading, transaction
+from verify import log
 from verify.code import CodeVerifier
 from verify.pdf import PdfVerifier
 from verify.report import Report
@@ -36,7 +38,7 @@ class VerificationService:
             if report.licence
             else "sha256:" + hashlib.sha256(data).hexdigest()
         )
-        self._record(report, subject, actor, request_id)
+        self._record(report, subject, actor, request_id, "pdf")
         return report
 
     def verify_code(
@@ -44,12 +46,26 @@ class VerificationService:
     ) -> Report:
         with reading(self._engine) as session:
             report = self._code.verify(session, text, channel)
-        subject = report.licence.identifier if report.licence else "unknown-code"
-        self._record(report, subject, actor, request_id)
+        # A payload whose signature held names its licence even when it failed later (an expired
+        # presentation): the holder should see that someone scanned an old screenshot.
+        named = report.licence.identifier if report.licence else report.extra.get("identifier")
+        subject = str(named) if named else "unknown-code"
+        self._record(report, subject, actor, request_id, str(report.extra.get("method", "qr")))
         return report
 
-    def _record(self, report: Report, subject: str, actor: str, request_id: str | None) -> None:
+    def _record(
+        self, report: Report, subject: str, actor: str, request_id: str | None, method: str
+    ) -> None:
         with transaction(self._engine) as session:
+            log.record(
+                session,
+                at=report.validated_at,
+                identifier=None if subject.startswith(("sha256:", "unknown-")) else subject,
+                channel=report.channel,
+                method=method,
+                indication=report.indication.value,
+                sub_indication=report.sub_indication.value if report.sub_indication else None,
+            )
             self._audit.append(
                 session,
                 actor=actor,
@@ -60,6 +76,7 @@ class VerificationService:
                 request_id=request_id,
                 detail={
                     "channel": report.channel,
+                    "method": method,
                     "sub_indication": report.sub_indication.value
                     if report.sub_indication
                     else None,

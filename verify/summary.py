@@ -30,12 +30,14 @@ def licence_summary(record: LicenceRecord, today: date) -> LicenceSummary:
     )
 
 
-def seal_summary(record: LicenceRecord, signing_time: str | None) -> SealSummary:
+def seal_summary(
+    record: LicenceRecord, signing_time: str | None, timestamp: str | None = None
+) -> SealSummary:
     return SealSummary(
         seal_code=record.seal.code,
         seal_name=record.seal.name,
         department=record.issuer.name,
-        certificate_serial=record.seal.certificate_serial,
+        certificate_serial=record.licence.seal_certificate_serial or record.seal.certificate_serial,
         signing_time=signing_time,
-        timestamp=None,
+        timestamp=timestamp,
     )

@@ -1,0 +1,190 @@
+"""Presentation codes for holders, holder links, the verification log, the QR keys.
+
+Routes under ``/api/v1/licences/{identifier}/...`` are registered before the licence router,
+whose ``POST /licences/{identifier}/{action}`` would otherwise take ``presentations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api.auth import DepartmentPrincipal, department, require
+from api.routes_verify import STATUS_STYLE, beijing, templates
+from core.db import reading, transaction
+from core.errors import Conflict, Forbidden, Unauthenticated
+from licences.presentation import LINK_PREFIX, Presentation
+from licences.qr import qr_svg_data_uri
+from licences.repository import full_record, licence_by_identifier
+from verify.log import CHANNELS, METHODS, VerificationLog, history
+from verify.report import Indication, SubIndication, reason
+from verify.summary import licence_summary
+
+router = APIRouter()
+MANAGE = "licences:manage"
+Principal = Annotated[DepartmentPrincipal, Depends(department)]
+Manager = Annotated[DepartmentPrincipal, Depends(require(MANAGE))]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _own(principal: DepartmentPrincipal, issuer_code: str) -> None:
+    if issuer_code != principal.department_code:
+        raise Forbidden("只有发证部门可以操作 / only the issuing department may do this")
+
+
+def _presentation_json(presentation: Presentation, now: datetime) -> dict[str, Any]:
+    return {
+        "identifier": presentation.identifier,
+        "qr": presentation.url,
+        "qr_svg": qr_svg_data_uri(presentation.url),
+        "presented_at": presentation.presented_at.isoformat(),
+        "expires_at": presentation.expires_at.isoformat(),
+        "expires_at_local": beijing(presentation.expires_at),
+        "expires_in": max(0, int((presentation.expires_at - now).total_seconds())),
+    }
+
+
+def _entry_json(row: VerificationLog) -> dict[str, Any]:
+    return {
+        "at": row.at.isoformat(),
+        "channel": row.channel,
+        "channel_label": CHANNELS.get(row.channel, row.channel),
+        "method": row.method,
+        "method_label": METHODS.get(row.method, row.method),
+        "indication": row.indication,
+        "sub_indication": row.sub_indication,
+    }
+
+
+@router.post("/api/v1/licences/{identifier}/holder-links", status_code=201)
+def create_holder_link(identifier: str, request: Request, principal: Manager) -> JSONResponse:
+    """A link for the holder to open on a phone and show a fresh presentation code. The secret
+    in it is returned once and stored only as a SHA-256."""
+    services = request.app.state.services
+    with transaction(services.engine) as session:
+        _own(principal, licence_by_identifier(session, identifier).issuer_code)
+        link, secret = services.presentations.create_holder_link(
+            session, identifier, actor=principal.actor, request_id=request.state.request_id
+        )
+    base = services.settings.public_base_url.rstrip("/")
+    body = {"id": link.id, "identifier": identifier, "url": f"{base}/h/present/{secret}"}
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+@router.post("/api/v1/licences/{identifier}/presentations", status_code=201)
+def mint_presentation(identifier: str, request: Request) -> JSONResponse:
+    """A short-lived presentation code. ``Authorization: Bearer`` carries either the issuing
+    department's credentials (scope licences:manage) or the licence's holder-link secret."""
+    services = request.app.state.services
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    with transaction(services.engine) as session:
+        if scheme.lower() == "bearer" and token.startswith(LINK_PREFIX):
+            link = services.presentations.holder_link(session, token)
+            if link.identifier != identifier:
+                raise Unauthenticated(
+                    "持证人链接与证照不符 / the holder link is for another licence"
+                )
+            actor = f"holder-link:{link.id}"
+        else:
+            principal = require(MANAGE)(request)
+            _own(principal, licence_by_identifier(session, identifier).issuer_code)
+            actor = principal.actor
+        presentation = services.presentations.mint(
+            session, identifier, actor=actor, request_id=request.state.request_id
+        )
+    return JSONResponse(
+        _presentation_json(presentation, services.clock.now()), status_code=201, headers=NO_STORE
+    )
+
+
+@router.get("/api/v1/licences/{identifier}/verifications")
+def verifications(
+    identifier: str,
+    request: Request,
+    principal: Principal,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """When and through which channel the licence was verified, newest first."""
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        _own(principal, licence_by_identifier(session, identifier).issuer_code)
+        rows = history(session, identifier, limit)
+    return {"identifier": identifier, "verifications": [_entry_json(r) for r in rows]}
+
+
+@router.get("/pki/qr-keys")
+def qr_keys(request: Request) -> JSONResponse:
+    """The public QR keys, for offline verification; a trust-list file by itself
+    (``elicence verify --qr TEXT --offline --trust-list FILE``)."""
+    services = request.app.state.services
+    return JSONResponse(services.qr_keys.to_json(), headers={"Cache-Control": "max-age=300"})
+
+
+def _mint_for_holder(request: Request, secret: str) -> tuple[Presentation | None, str, Any]:
+    """Mint for the holder link ``secret``: the presentation (None when the licence cannot be
+    presented now, with the reason), and the licence summary."""
+    services = request.app.state.services
+    with transaction(services.engine) as session:
+        link = services.presentations.holder_link(session, secret)
+        licence = licence_by_identifier(session, link.identifier)
+        summary = licence_summary(full_record(session, licence), services.clock.now().date())
+        try:
+            presentation = services.presentations.mint(
+                session,
+                link.identifier,
+                actor=f"holder-link:{link.id}",
+                request_id=request.state.request_id,
+            )
+        except Conflict as exc:
+            return None, exc.message, summary
+    return presentation, "", summary
+
+
+@router.get("/h/present/{secret}", response_class=HTMLResponse, include_in_schema=False)
+def holder_page(secret: str, request: Request) -> HTMLResponse:
+    """The holder's phone page: a presentation QR that renews itself (``/static/present.js``),
+    the licence as a clerk will see it, and who verified it when."""
+    services = request.app.state.services
+    try:
+        presentation, refused, summary = _mint_for_holder(request, secret)
+    except Unauthenticated as exc:
+        return templates.TemplateResponse(
+            request, "present.html", {"error": exc.message}, status_code=401, headers=NO_STORE
+        )
+    with reading(services.engine) as session:
+        rows = history(session, summary.identifier, 20)
+    now = services.clock.now()
+    context: dict[str, Any] = {
+        "licence": summary,
+        "refused": refused,
+        "presentation": _presentation_json(presentation, now) if presentation else None,
+        "ttl": int(services.presentations.ttl.total_seconds()),
+        "refresh_url": f"/h/present/{secret}/qr",
+        "history": [
+            {
+                **_entry_json(row),
+                "style": STATUS_STYLE[Indication(row.indication)],
+                "reason": reason(
+                    row.method, SubIndication(row.sub_indication) if row.sub_indication else None
+                ),
+            }
+            for row in rows
+        ],
+    }
+    return templates.TemplateResponse(request, "present.html", context, headers=NO_STORE)
+
+
+@router.get("/h/present/{secret}/qr", include_in_schema=False)
+def holder_refresh(secret: str, request: Request) -> JSONResponse:
+    """A fresh presentation code for the holder page's script."""
+    presentation, refused, _ = _mint_for_holder(request, secret)
+    if presentation is None:
+        raise Conflict(refused)
+    return JSONResponse(
+        _presentation_json(presentation, request.app.state.services.clock.now()),
+        headers=NO_STORE,
+    )

@@ -1,0 +1,130 @@
+"""Department routes for its own seals: read, revoke (or suspend with certificateHold), resume.
+
+Revoking is what a department does when a seal key may be compromised: OCSP answers
+``revoked`` at once and a new CRL is published; licences sealed before, as their timestamps
+prove, remain valid. It needs the ``licences:manage`` scope, like other status changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from api.auth import DepartmentPrincipal, department, require
+from core.db import reading, transaction
+from core.errors import Forbidden, NotFound
+from seals.models import Seal
+from seals.revocation import resume_seal, revoke_seal
+from trust.models import CertificateRecord
+from trust.profiles import Role
+
+router = APIRouter(prefix="/api/v1/seals", tags=["seals"])
+Principal = Annotated[DepartmentPrincipal, Depends(department)]
+Manager = Annotated[DepartmentPrincipal, Depends(require("licences:manage"))]
+
+Reason = Literal[
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "unspecified",
+]
+
+
+class RevokeBody(BaseModel):
+    reason: Reason = Field(description="RFC 5280 CRLReason; certificateHold suspends")
+
+
+class CertificateOut(BaseModel):
+    serial: str
+    status: str  # good | revoked | hold
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+class SealOut(BaseModel):
+    code: str
+    name: str
+    department: str
+    status: str  # active | suspended | revoked
+    certificate_serial: str
+    certificates: list[CertificateOut]
+
+
+def _out(session: Session, seal: Seal) -> SealOut:
+    rows = session.exec(
+        select(CertificateRecord)
+        .where(CertificateRecord.role == Role.SEAL.value, CertificateRecord.name == seal.code)
+        .order_by(col(CertificateRecord.not_before))
+    ).all()
+    return SealOut(
+        code=seal.code,
+        name=seal.name,
+        department=seal.department_code,
+        status=seal.status,
+        certificate_serial=seal.certificate_serial,
+        certificates=[
+            CertificateOut(
+                serial=r.serial,
+                status=r.status,
+                not_before=r.not_before,
+                not_after=r.not_after,
+                revoked_at=r.revoked_at,
+                revocation_reason=r.revocation_reason,
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get("/{code}", response_model=SealOut)
+def read_seal(code: str, request: Request, principal: Principal) -> SealOut:
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        seal = session.get(Seal, code)
+        if seal is None:
+            raise NotFound(f"印章不存在 / no seal {code}", field="code")
+        if seal.department_code != principal.department_code:
+            raise Forbidden("只有印章所属部门可以查看 / only the seal's own department may read it")
+        return _out(session, seal)
+
+
+@router.post("/{code}/revoke", response_model=SealOut)
+def revoke(code: str, body: RevokeBody, request: Request, principal: Manager) -> SealOut:
+    services = request.app.state.services
+    with transaction(services.engine) as session:
+        seal = revoke_seal(
+            session,
+            trust=services.trust,
+            audit=services.audit,
+            seal_code=code,
+            reason=body.reason,
+            actor=principal.actor,
+            department_code=principal.department_code,
+            request_id=request.state.request_id,
+        )
+        return _out(session, seal)
+
+
+@router.post("/{code}/resume", response_model=SealOut)
+def resume(code: str, request: Request, principal: Manager) -> SealOut:
+    """Lift a suspension (certificateHold)."""
+    services = request.app.state.services
+    with transaction(services.engine) as session:
+        seal = resume_seal(
+            session,
+            trust=services.trust,
+            audit=services.audit,
+            seal_code=code,
+            actor=principal.actor,
+            department_code=principal.department_code,
+            request_id=request.state.request_id,
+        )
+        return _out(session, seal)

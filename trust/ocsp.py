@@ -1,0 +1,221 @@
+"""OCSP responder (RFC 6960) for every CA of the domain.
+
+Answers come from the certificate table, the same rows the CRLs are made from, so a revocation
+is visible here at once (the CRL only at its next fetch). Each CA has a delegated responder
+certificate (id-kp-OCSPSigning, id-pkix-ocsp-nocheck) so the CA keys themselves never sign on
+the request path. A serial this CA never issued is answered ``unknown``, never ``good``; a
+request about a CA this domain does not run is refused as ``unauthorized``.
+
+The same code makes the responses embedded in sealed licences (B-LT): sealing asks
+:meth:`OcspResponder.status_response` in-process rather than over HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from sqlmodel import Session
+
+from core.clock import Clock
+from core.db import as_utc
+from core.errors import Unavailable
+from keys.signing import private_key_for
+from keys.store import KeyRef, KeyUseListener
+from trust.authority import TrustDomain
+from trust.crl import REASONS
+from trust.models import CertificateRecord
+from trust.profiles import Role
+from trust.services import ensure_service_certificates
+
+# How long a response may be relied on. Short, so a revoked seal stops being accepted within
+# minutes by relying parties that cache responses.
+OCSP_VALIDITY = timedelta(minutes=10)
+MAX_NONCE = 32  # RFC 8954 § 2.1
+_CERT_ID_HASHES = (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+
+def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+class OcspResponder:
+    def __init__(self, *, trust: TrustDomain, clock: Clock) -> None:
+        self._trust = trust
+        self._clock = clock
+        # (CA certificate serial, hash name) -> (issuer name hash, issuer key hash)
+        self._issuer_hashes: dict[tuple[int, str], tuple[bytes, bytes]] = {}
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def respond(
+        self, session: Session, request_der: bytes, listener: KeyUseListener | None = None
+    ) -> bytes:
+        """A DER OCSPResponse for a DER OCSPRequest; never raises for bad input."""
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            algorithm = request.hash_algorithm
+            serial = request.serial_number
+            name_hash, key_hash = request.issuer_name_hash, request.issuer_key_hash
+            nonce = _nonce(request)
+        except (ValueError, UnsupportedAlgorithm):
+            # Unparseable, several requests in one (unsupported), or a CertID hash we do
+            # not know: RFC 6960 § 2.3 malformedRequest.
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if not isinstance(algorithm, _CERT_ID_HASHES):
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
+            return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        ca_name = self._authority_for(session, algorithm, name_hash, key_hash)
+        if ca_name is None:
+            return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        try:
+            response = self._build(
+                session, ca_name, serial, algorithm, name_hash, key_hash, nonce, listener
+            )
+        except Unavailable:
+            # The responder certificate expired and no maintenance run renewed it: renew it
+            # now (the caller's transaction records it), then answer.
+            try:
+                ensure_service_certificates(self._trust, session, "system:ocsp")
+                response = self._build(
+                    session, ca_name, serial, algorithm, name_hash, key_hash, nonce, listener
+                )
+            except Unavailable:
+                return unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
+        return response.public_bytes(serialization.Encoding.DER)
+
+    # -- in-process ------------------------------------------------------------------------
+
+    def status_response(
+        self,
+        session: Session,
+        certificate: x509.Certificate,
+        listener: KeyUseListener | None = None,
+    ) -> bytes:
+        """The DER response about one of the domain's certificates, as a relying party would
+        get it over HTTP; used to embed revocation data in sealed licences."""
+        issuer = self._issuer_of(session, certificate)
+        if issuer is None:
+            raise Unavailable(
+                f"证书不由本信任域签发 / {certificate.subject.rfc4514_string()} is not "
+                "issued by a CA of this domain"
+            )
+        ca_name, ca_cert = issuer
+        algorithm = hashes.SHA256()
+        name_hash, key_hash = self._hashes(ca_cert, algorithm)
+        response = self._build(
+            session,
+            ca_name,
+            certificate.serial_number,
+            algorithm,
+            name_hash,
+            key_hash,
+            None,
+            listener,
+        )
+        return response.public_bytes(serialization.Encoding.DER)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _issuer_of(
+        self, session: Session, certificate: x509.Certificate
+    ) -> tuple[str, x509.Certificate] | None:
+        for ca_name in self._trust.ca_names(session):
+            ca_cert, _ = self._trust.authority(session, ca_name)
+            if ca_cert.subject == certificate.issuer:
+                return ca_name, ca_cert
+        return None
+
+    def _hashes(
+        self, ca_cert: x509.Certificate, algorithm: hashes.HashAlgorithm
+    ) -> tuple[bytes, bytes]:
+        key = (ca_cert.serial_number, algorithm.name)
+        found = self._issuer_hashes.get(key)
+        if found is None:
+            # RFC 6960 § 4.1.1: hash of the issuer's DER name and of its public key BIT STRING.
+            spki = asn1_x509.Certificate.load(
+                ca_cert.public_bytes(serialization.Encoding.DER)
+            ).public_key
+            name_digest = hashes.Hash(algorithm)
+            name_digest.update(ca_cert.subject.public_bytes())
+            key_digest = hashes.Hash(algorithm)
+            key_digest.update(bytes(spki["public_key"]))
+            found = self._issuer_hashes[key] = (name_digest.finalize(), key_digest.finalize())
+        return found
+
+    def _authority_for(
+        self,
+        session: Session,
+        algorithm: hashes.HashAlgorithm,
+        name_hash: bytes,
+        key_hash: bytes,
+    ) -> str | None:
+        for ca_name in self._trust.ca_names(session):
+            ca_cert, _ = self._trust.authority(session, ca_name)
+            if self._hashes(ca_cert, algorithm) == (name_hash, key_hash):
+                return ca_name
+        return None
+
+    def _build(
+        self,
+        session: Session,
+        ca_name: str,
+        serial: int,
+        algorithm: hashes.HashAlgorithm,
+        name_hash: bytes,
+        key_hash: bytes,
+        nonce: bytes | None,
+        listener: KeyUseListener | None,
+    ) -> ocsp.OCSPResponse:
+        _, ca_record = self._trust.authority(session, ca_name)
+        record = session.get(CertificateRecord, format(serial, "x"))
+        status, revoked_at, reason = _status(record, ca_record.serial)
+        responder_cert, responder = self._trust.service_certificate(session, Role.OCSP, ca_name)
+        key = private_key_for(
+            self._trust.keystore, KeyRef.parse(responder.key_ref), "ocsp", listener
+        )
+        now = self._clock.now()
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response_by_hash(
+                issuer_name_hash=name_hash,
+                issuer_key_hash=key_hash,
+                serial_number=serial,
+                algorithm=algorithm,
+                cert_status=status,
+                this_update=now,
+                next_update=now + OCSP_VALIDITY,
+                revocation_time=revoked_at,
+                revocation_reason=reason,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, responder_cert)
+            .certificates([responder_cert])
+        )
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        return builder.sign(key, hashes.SHA256())
+
+
+def _nonce(request: ocsp.OCSPRequest) -> bytes | None:
+    try:
+        return request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _status(
+    record: CertificateRecord | None, ca_serial: str
+) -> tuple[ocsp.OCSPCertStatus, datetime | None, x509.ReasonFlags | None]:
+    if record is None or record.issuer_serial != ca_serial:
+        return ocsp.OCSPCertStatus.UNKNOWN, None, None
+    if record.status == "good" or record.revoked_at is None:
+        return ocsp.OCSPCertStatus.GOOD, None, None
+    reason = REASONS.get(record.revocation_reason or "unspecified")
+    return ocsp.OCSPCertStatus.REVOKED, as_utc(record.revoked_at), reason
