@@ -23,6 +23,7 @@ from api import (
     routes_lifecycle,
     routes_pki,
     routes_present,
+    routes_registry,
     routes_seals,
     routes_stats,
     routes_verify,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     app.state.metrics = metrics
     errors.install(app)
+    errors.document_problems(app)
     # Middleware added later wraps what was added before: limits run inside the request context.
     limits.install(
         app,
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(routes_verify.router)
     app.include_router(routes_pki.router)
     app.include_router(routes_seals.router)
+    app.include_router(routes_registry.router)
+    app.include_router(routes_registry.departments)
     app.include_router(routes_stats.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

@@ -76,7 +76,11 @@ def _demo(services: Services, result: InitResult) -> None:
         session.flush()
         for spec in demo.DEPARTMENTS:
             services.seals.create_seal(
-                session, actor=OPERATOR, department_code=spec["code"], seal_type=SealType.LICENCE
+                session,
+                actor=OPERATOR,
+                department_code=spec["code"],
+                seal_type=SealType.LICENCE,
+                licence_types=demo.licence_types_of(spec["code"]),
             )
             _, key = create_client(
                 session,

@@ -11,11 +11,13 @@ from typing import Annotated, NoReturn
 import typer
 
 from api.cli_archive import archive_app
+from api.cli_backup import backup_command, restore_command
 from api.cli_catalogue import catalogue_app
 from api.cli_keys import keys_app
 from api.cli_licences import export_licences, import_licences, issue_batch
 from api.cli_ops import clients_app
 from api.cli_ops import export as export_audit
+from api.cli_registry import departments_app
 from api.cli_seals import seals_app
 from api.settings import Settings
 from core.errors import ElicenceError, ErrorKind
@@ -30,9 +32,12 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
 app.add_typer(seals_app, name="seals")
+app.add_typer(departments_app, name="departments")
 app.add_typer(archive_app, name="archive")
 app.add_typer(catalogue_app, name="catalogue")
 app.command("export")(export_licences)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 app.command("import")(import_licences)
 audit_app.command("export")(export_audit)
 

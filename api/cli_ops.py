@@ -62,6 +62,20 @@ def list_(data_dir: DataDir = None) -> None:
             typer.echo(f"{client.id}\t{client.department_code}\t{client.name}\t{state}")
 
 
+@clients_app.command("rotate")
+def rotate(client_id: str, data_dir: DataDir = None) -> None:
+    """换发客户端密钥，旧密钥立即失效 / new key for a client; the old one stops working at once."""
+    from core.db import transaction
+    from seals.clients import rotate_client_key
+
+    services = _services(data_dir)
+    with transaction(services.engine) as session:
+        client, key = rotate_client_key(
+            session, services.audit, client_id=client_id, actor=OPERATOR
+        )
+    typer.echo(json.dumps({"client_id": client.id, "api_key": key}, ensure_ascii=False))
+
+
 @clients_app.command("revoke")
 def revoke(client_id: str, data_dir: DataDir = None) -> None:
     """吊销客户端 / revoke a client at once."""

@@ -33,6 +33,7 @@ from seals.registry import SealRegistry
 from trust.authority import DomainIdentity, TrustDomain
 from trust.profiles import Endpoints
 from verify.code import CodeVerifier
+from verify.isolation import Inspector, Limits
 from verify.pdf import PdfVerifier, TrustAnchors, anchors_from
 from verify.service import VerificationService
 
@@ -113,6 +114,22 @@ def build_keystore(settings: Settings) -> KeyStore:
     return SoftKeyStore(settings.data_dir / "keys", _passphrase(settings))
 
 
+def build_inspector(settings: Settings) -> Inspector | None:
+    if not settings.verify_isolation:
+        return None
+    return Inspector(
+        Limits(
+            cpu_seconds=settings.verify_cpu_seconds,
+            memory_bytes=settings.verify_memory_mb * 1024 * 1024,
+            wall_seconds=settings.verify_wall_seconds,
+            max_objects=settings.verify_max_objects,
+            max_pages=settings.verify_max_pages,
+            max_depth=settings.verify_max_depth,
+            workers=settings.verify_workers,
+        )
+    )
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
@@ -135,12 +152,17 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     seals = SealRegistry(
         trust=trust, keystore=keystore, clock=clock, audit=audit, font_path=fonts.bold
     )
+    qr_keys = QrKeys(keystore)
     trust_services = build_trust_services(
-        engine=engine, trust=trust, clock=clock, audit=audit, endpoints=Endpoints(base_url)
+        engine=engine,
+        trust=trust,
+        clock=clock,
+        audit=audit,
+        endpoints=Endpoints(base_url),
+        extra_members=qr_keys.to_json,
     )
     catalogue = Catalogue(audit, clock)
     lifecycle = Lifecycle(audit, clock)
-    qr_keys = QrKeys(keystore)
     issuance = IssuanceService(
         engine=engine,
         catalogue=catalogue,
@@ -161,6 +183,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         pdf=PdfVerifier(clock=clock, anchors=anchors, max_bytes=settings.max_upload_bytes),
         code=CodeVerifier(clock, qr_keys),
         audit=audit,
+        inspector=build_inspector(settings),
     )
     return Services(
         settings=settings,

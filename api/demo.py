@@ -112,6 +112,11 @@ SAMPLE_LICENCES: list[dict[str, Any]] = [
 ]
 
 
+def licence_types_of(department_code: str) -> list[str]:
+    """The demo types a department issues: its demo seal is authorised for exactly these."""
+    return [t["code"] for t in LICENCE_TYPES if department_code in t["issuer_codes"]]
+
+
 def sample_request(department_code: str) -> dict[str, Any]:
     """A valid body for POST /api/v1/licences for this department (a new holder each time is
     not needed: the holder is captured once and reused)."""

@@ -97,3 +97,60 @@ def install(app: FastAPI) -> None:
             "服务器内部错误，请凭请求编号联系运维 / internal error; quote the request id",
             request,
         )
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "field": {"type": ["string", "null"]},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+_DOCUMENTED = {
+    "401": "未认证 / missing or invalid credentials",
+    "403": "无权操作 / forbidden",
+    "404": "未找到 / not found",
+    "409": "状态冲突 / conflict",
+    "413": "内容过大 / too large",
+    "422": "请求无效 / invalid request",
+    "429": "请求过多 / rate limited",
+    "503": "服务暂不可用 / a dependency is unavailable",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Declare every error answer as application/problem+json in the OpenAPI document, so the
+    document says what the service really sends (FastAPI's default 422 says plain JSON)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                # A page answers a clerk's mistake with a page, not with JSON.
+                is_page = "text/html" in responses.get("200", {}).get("content", {})
+                for status, description in _DOCUMENTED.items():
+                    content: dict[str, Any] = {"application/problem+json": {"schema": problem_ref}}
+                    if is_page:
+                        content["text/html"] = {}
+                    responses[status] = {"description": description, "content": content}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 from api.auth import DepartmentPrincipal, department, require
 from core.db import reading, transaction
 from core.errors import Forbidden, NotFound
-from seals.models import Seal
+from seals.authorisation import authorised_types
+from seals.models import Seal, SealStatus, SealType
 from seals.revocation import resume_seal, revoke_seal
 from trust.models import CertificateRecord
 from trust.profiles import Role
@@ -53,7 +54,15 @@ class SealOut(BaseModel):
     code: str
     name: str
     department: str
+    seal_type: str  # GB/T 38540 type code: 01 公章, 02 电子证照专用章, 03 业务专用章
+    seal_type_label: str
     status: str  # active | suspended | revoked
+    status_label: str
+    valid_from: datetime
+    valid_until: datetime
+    width_mm: float  # printed size of the seal image
+    key_ref: str  # the key version the current certificate is bound to
+    licence_types: list[str]  # what the seal is authorised to seal (seals.authorisation)
     certificate_serial: str
     certificates: list[CertificateOut]
 
@@ -68,7 +77,15 @@ def _out(session: Session, seal: Seal) -> SealOut:
         code=seal.code,
         name=seal.name,
         department=seal.department_code,
+        seal_type=seal.seal_type,
+        seal_type_label=SealType(seal.seal_type).label,
         status=seal.status,
+        status_label=SealStatus(seal.status).label,
+        valid_from=seal.valid_from,
+        valid_until=seal.valid_until,
+        width_mm=seal.width_mm,
+        key_ref=seal.key_ref,
+        licence_types=authorised_types(session, seal.code),
         certificate_serial=seal.certificate_serial,
         certificates=[
             CertificateOut(

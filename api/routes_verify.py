@@ -105,7 +105,15 @@ def _page(
     return response
 
 
-@router.get("/v/{code}", response_model=None)
+PAGE_OR_REPORT = {
+    200: {
+        "description": "核验页面，或 Accept: application/json 时的核验报告 / the page, or the report as JSON",
+        "content": {"text/html": {}, "application/json": {}},
+    }
+}
+
+
+@router.get("/v/{code}", response_model=None, responses=PAGE_OR_REPORT)  # type: ignore[arg-type]
 @router.get("/V/{code}", response_model=None, include_in_schema=False)
 def verify_page(code: str, request: Request) -> Response:
     services = request.app.state.services

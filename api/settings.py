@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     domain_name: str = "示范省电子证照信任域"
     domain_organisation: str = "示范省政务服务数据管理局"
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Uploaded PDFs are first parsed in a limited child process (verify/isolation.py).
+    verify_isolation: bool = True
+    verify_workers: int = 2
+    verify_cpu_seconds: int = 10
+    verify_memory_mb: int = 1024
+    verify_wall_seconds: float = 20.0
+    verify_max_objects: int = 20_000
+    verify_max_pages: int = 10
+    verify_max_depth: int = 64
     font_cache_dir: Path | None = None
     presentation_ttl_seconds: int = 300  # lifetime of a holder's presentation QR code
 

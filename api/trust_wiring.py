@@ -3,7 +3,9 @@ from collaborators the container already made."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -28,7 +30,13 @@ class TrustServices:
 
 
 def build_trust_services(
-    *, engine: Engine, trust: TrustDomain, clock: Clock, audit: AuditLog, endpoints: Endpoints
+    *,
+    engine: Engine,
+    trust: TrustDomain,
+    clock: Clock,
+    audit: AuditLog,
+    endpoints: Endpoints,
+    extra_members: Callable[[], dict[str, Any]] | None = None,
 ) -> TrustServices:
     ocsp = OcspResponder(trust=trust, clock=clock)
     tsa = TimeStampAuthority(trust=trust, clock=clock)
@@ -36,7 +44,9 @@ def build_trust_services(
     return TrustServices(
         ocsp=ocsp,
         tsa=tsa,
-        trust_list=TrustListPublisher(trust=trust, clock=clock, endpoints=endpoints),
+        trust_list=TrustListPublisher(
+            trust=trust, clock=clock, endpoints=endpoints, extra_members=extra_members
+        ),
         long_term=long_term,
         archive=ArchiveService(
             engine=engine, trust=trust, tsa=tsa, long_term=long_term, audit=audit, clock=clock

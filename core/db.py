@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import DateTime, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, create_engine
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import Unavailable
 
@@ -59,6 +60,23 @@ def reading(engine: Engine) -> Iterator[Session]:
             "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
             cause=str(exc.orig),
         ) from exc
+
+
+def _utc_on_load(target: Any, *_: Any) -> None:
+    """SQLite stores no offset: give every loaded datetime column back its UTC zone, so what the
+    API prints is a proper RFC 3339 time on SQLite as on PostgreSQL."""
+    table = getattr(target, "__table__", None)
+    if table is None:
+        return
+    for column in table.columns:
+        if isinstance(column.type, DateTime):
+            value = target.__dict__.get(column.key)
+            if isinstance(value, datetime) and value.tzinfo is None:
+                set_committed_value(target, column.key, value.replace(tzinfo=UTC))
+
+
+event.listen(SQLModel, "load", _utc_on_load, propagate=True)
+event.listen(SQLModel, "refresh", _utc_on_load, propagate=True)
 
 
 def as_utc(value: datetime) -> datetime:

@@ -31,6 +31,7 @@ from licences.models import (
     TypeStatus,
     ValidityRule,
 )
+from seals.authorisation import authorise_licence_seals
 
 ID_TYPE_FOR_CATEGORY = {
     HolderCategory.NATURAL_PERSON.value: "111",
@@ -183,6 +184,13 @@ class Catalogue:
             object_id=entry.code,
             detail={"name": entry.name, "version": 1},
         )
+        authorise_licence_seals(  # the issuers' licence seals may seal it (seals.authorisation)
+            session,
+            self._audit,
+            licence_type=entry.code,
+            departments=entry.issuer_codes,
+            actor=actor,
+        )
         return entry
 
     def update(
@@ -238,6 +246,15 @@ class Catalogue:
                 "changed": sorted(k for k in after if after[k] != before[k]),
             },
         )
+        if before["issuer_codes"] and after["issuer_codes"] != before["issuer_codes"]:
+            authorise_licence_seals(  # only departments new to the type (an empty list: all)
+                session,
+                self._audit,
+                licence_type=entry.code,
+                departments=after["issuer_codes"],
+                actor=actor,
+                already=before["issuer_codes"],
+            )
         return entry
 
     def withdraw(

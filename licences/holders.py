@@ -14,7 +14,10 @@ from sqlmodel import Session, select
 from core.audit import AuditLog
 from core.errors import Forbidden, InvalidInput, NotFound
 from licences.identifiers import validate_holder_id
+from licences.masking import mask_name
 from licences.models import Holder, Licence
+
+PERSON_ID_TYPE = "111"  # 居民身份证
 
 MAX_NAME = 128
 
@@ -76,6 +79,7 @@ class Holders:
         if holder.name == new_name:
             return holder
         old_name = holder.name
+        is_person = holder.id_type == PERSON_ID_TYPE
         holder.name = new_name
         session.add(holder)
         session.flush()
@@ -84,9 +88,14 @@ class Holders:
             actor=actor,
             action="holder.rename",
             object_type="holder",
-            object_id=f"{holder.id_type}/{holder.id_number}",
+            # The audit names the holder by row, not by ID number; a person's names are masked
+            # (organisations' names are public register data).
+            object_id=f"holder:{holder.id}",
             request_id=request_id,
-            detail={"from": old_name, "to": new_name},
+            detail={
+                "from": mask_name(old_name, is_person),
+                "to": mask_name(new_name, is_person),
+            },
         )
         return holder
 

@@ -190,7 +190,7 @@ class IssuanceService:
         fields = validate_fields(entry, request.fields)
         holder_id, holder_name = self._check_holder(entry, request)
         valid_from, valid_until = self.validity(entry, request.valid_from, request.valid_until)
-        context = self._seals.seal_for_issuance(session, request.department_code)
+        context = self._seals.seal_for_issuance(session, request.department_code, entry.code)
         known = holders.find(session, request.holder_id_type, holder_id)
         if known is not None and known.name != holder_name:
             raise Conflict(

@@ -112,3 +112,24 @@ def revoke_client(
             detail={"department": client.department_code},
         )
     return client
+
+
+def rotate_client_key(
+    session: Session, audit: AuditLog, *, client_id: str, actor: str
+) -> tuple[ApiClient, str]:
+    """A new API key for the same client; the old key stops working in the same transaction."""
+    client = session.get(ApiClient, client_id)
+    if client is None or client.revoked_at is not None:
+        raise NotFound(f"客户端不存在或已吊销 / no active API client {client_id}")
+    key = f"{PREFIX}{client_id}_{secrets.token_urlsafe(32)}"
+    client.key_sha256 = _hash(key)
+    session.add(client)
+    audit.append(
+        session,
+        actor=actor,
+        action="client.rotate",
+        object_type="api_client",
+        object_id=client_id,
+        detail={"department": client.department_code},
+    )
+    return client, key

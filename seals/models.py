@@ -24,6 +24,10 @@ class SealStatus(str, Enum):
     SUSPENDED = "suspended"
     REVOKED = "revoked"
 
+    @property
+    def label(self) -> str:
+        return {"active": "有效", "suspended": "已暂停", "revoked": "已吊销"}[self.value]
+
 
 class Department(SQLModel, table=True):
     __tablename__ = "department"
@@ -32,6 +36,10 @@ class Department(SQLModel, table=True):
     name: str = Field(max_length=128)
     division_code: str = Field(max_length=6)  # GB/T 2260 administrative division
     level: str = Field(max_length=16)  # national | provincial | municipal | county
+    # The department above this one (a county bureau under a municipal one); migration 0007.
+    parent_code: str | None = Field(
+        default=None, foreign_key="department.code", nullable=True, max_length=18
+    )
 
 
 class Seal(SQLModel, table=True):
@@ -48,3 +56,16 @@ class Seal(SQLModel, table=True):
     valid_until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     width_mm: float = 42.0
     image_png: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SealAuthorisation(SQLModel, table=True):
+    """Which licence types a seal may seal (migration 0007).
+
+    A department may hold several seals; issuance picks an active seal authorised for the
+    licence type, so a seal reserved for one business line never appears on another's licences.
+    """
+
+    __tablename__ = "seal_authorisation"
+
+    seal_code: str = Field(foreign_key="seal.code", primary_key=True, max_length=32)
+    licence_type_code: str = Field(primary_key=True, max_length=21)

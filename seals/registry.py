@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -13,10 +15,16 @@ from sqlmodel import Session, col, select
 
 from core.audit import AuditLog
 from core.clock import Clock
-from core.db import as_utc
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from keys.store import KeyRef, KeyStore, KeyUseListener
-from seals.image import render_seal_image
+from seals.authorisation import (
+    PROBLEMS,
+    authorise,
+    authorised_seals,
+    check_department,
+    why_unusable,
+)
+from seals.image import render_seal_image, validate_uploaded_seal_image
 from seals.models import Department, Seal, SealStatus, SealType
 from seals.signer import KeyStoreSigner
 from trust.authority import TrustDomain
@@ -52,11 +60,30 @@ class SealRegistry:
         self._font = font_path
 
     def add_department(
-        self, session: Session, *, actor: str, code: str, name: str, division_code: str, level: str
+        self,
+        session: Session,
+        *,
+        actor: str,
+        code: str,
+        name: str,
+        division_code: str,
+        level: str,
+        parent_code: str | None = None,
     ) -> Department:
+        check_department(code, division_code, level)
+        if not name.strip():
+            raise InvalidInput("部门名称不能为空 / the department name is required", field="name")
         if session.get(Department, code) is not None:
             raise Conflict(f"部门已存在 / department {code} exists")
-        department = Department(code=code, name=name, division_code=division_code, level=level)
+        if parent_code is not None:
+            self.department(session, parent_code)
+        department = Department(
+            code=code,
+            name=name.strip(),
+            division_code=division_code,
+            level=level,
+            parent_code=parent_code,
+        )
         session.add(department)
         self._audit.append(
             session,
@@ -64,9 +91,27 @@ class SealRegistry:
             action="department.create",
             object_type="department",
             object_id=code,
-            detail={"name": name},
+            detail={"name": name, "division": division_code, "parent": parent_code},
         )
         return department
+
+    def departments(self, session: Session) -> list[Department]:
+        return list(session.exec(select(Department).order_by(col(Department.code))).all())
+
+    def seals(self, session: Session, department_code: str | None = None) -> list[Seal]:
+        query = select(Seal).order_by(col(Seal.code))
+        if department_code is not None:
+            query = query.where(Seal.department_code == department_code)
+        return list(session.exec(query).all())
+
+    def seal(self, session: Session, code: str, department_code: str | None = None) -> Seal:
+        """The seal, locked for update; only its own department may act on it (403)."""
+        seal = session.get(Seal, code, with_for_update=True)
+        if seal is None:
+            raise NotFound(f"印章不存在 / no seal {code}", field="code")
+        if department_code is not None and seal.department_code != department_code:
+            raise Forbidden("只有印章所属部门可以操作 / only the seal's own department may do this")
+        return seal
 
     def department(self, session: Session, code: str) -> Department:
         department = session.get(Department, code)
@@ -75,9 +120,24 @@ class SealRegistry:
         return department
 
     def create_seal(
-        self, session: Session, *, actor: str, department_code: str, seal_type: SealType
+        self,
+        session: Session,
+        *,
+        actor: str,
+        department_code: str,
+        seal_type: SealType,
+        name: str | None = None,
+        width_mm: float = 42.0,
+        licence_types: Sequence[str] = (),
+        request_id: str | None = None,
     ) -> Seal:
+        """A new seal: identifier, key, certificate from the seal CA, drawn image, and the
+        licence types it may seal (``seals.authorisation``), all in the caller's transaction."""
         department = self.department(session, department_code)
+        if not 20.0 <= width_mm <= 60.0:
+            raise InvalidInput(
+                "印章尺寸须为20至60毫米 / seal size must be 20-60 mm", field="width_mm"
+            )
         prefix = f"{department.division_code}{seal_type.value}"
         count = session.exec(
             select(func.count()).select_from(Seal).where(col(Seal.code).startswith(prefix))
@@ -98,11 +158,12 @@ class SealRegistry:
             code=code,
             department_code=department.code,
             seal_type=seal_type.value,
-            name=f"{department.name}{seal_type.label}",
+            name=(name or "").strip() or f"{department.name}{seal_type.label}",
             certificate_serial=certificate.serial,
             key_ref=str(key_ref),
             valid_from=certificate.not_before,
             valid_until=certificate.not_after,
+            width_mm=width_mm,
             image_png=render_seal_image(
                 department.name, seal_type.label, font_path=self._font, seal_code=code
             ),
@@ -114,11 +175,48 @@ class SealRegistry:
             action="seal.create",
             object_type="seal",
             object_id=code,
+            request_id=request_id,
             detail={
                 "department": department.code,
                 "type": seal_type.value,
                 "certificate": certificate.serial,
             },
+        )
+        session.flush()
+        for licence_type in dict.fromkeys(licence_types):  # each once, in the order given
+            authorise(
+                session,
+                self._audit,
+                seal=seal,
+                licence_type=licence_type,
+                actor=actor,
+                request_id=request_id,
+            )
+        return seal
+
+    def set_image(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        seal_code: str,
+        png: bytes,
+        department_code: str | None = None,
+        request_id: str | None = None,
+    ) -> Seal:
+        """Replace the drawn image with an uploaded one, checked first (``InvalidInput``).
+        Licences already sealed keep the image they were sealed with."""
+        seal = self.seal(session, seal_code, department_code)
+        seal.image_png = validate_uploaded_seal_image(png)
+        session.add(seal)
+        self._audit.append(
+            session,
+            actor=actor,
+            action="seal.image",
+            object_type="seal",
+            object_id=seal_code,
+            request_id=request_id,
+            detail={"bytes": len(png), "sha256": hashlib.sha256(png).hexdigest()},
         )
         return seal
 
@@ -135,7 +233,31 @@ class SealRegistry:
             ).all()
         )
 
-    def rotate_seal_key(self, session: Session, *, actor: str, seal_code: str) -> Seal:
+    def renew_seal(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        seal_code: str,
+        department_code: str | None = None,
+        request_id: str | None = None,
+    ) -> Seal:
+        """延续: a new key version and certificate with a new validity (also for an expired
+        seal); the old certificate stays good, so licences it sealed keep verifying."""
+        self.seal(session, seal_code, department_code)
+        return self.rotate_seal_key(
+            session, actor=actor, seal_code=seal_code, action="seal.renew", request_id=request_id
+        )
+
+    def rotate_seal_key(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        seal_code: str,
+        action: str = "seal.rotate",
+        request_id: str | None = None,
+    ) -> Seal:
         """Give the seal a new key version and a new certificate from the seal CA bound to it.
 
         The old certificate row stays, status good: licences sealed with it name it
@@ -147,7 +269,11 @@ class SealRegistry:
         if seal is None:
             raise NotFound(f"印章不存在 / no seal {seal_code}", field="seal")
         if seal.status != SealStatus.ACTIVE.value:
-            raise Conflict(f"印章 {seal_code} 未启用 / seal {seal_code} is {seal.status}")
+            raise Conflict(
+                f"印章 {seal_code} {SealStatus(seal.status).label} / seal {seal_code} is "
+                f"{seal.status}",
+                extra={"current_status": seal.status},
+            )
         department = self.department(session, seal.department_code)
         old_ref = KeyRef.parse(seal.key_ref)
         new_ref = self._keys.rotate(old_ref.label)
@@ -178,9 +304,10 @@ class SealRegistry:
         self._audit.append(
             session,
             actor=actor,
-            action="seal.rotate",
+            action=action,
             object_type="seal",
             object_id=seal_code,
+            request_id=request_id,
             detail={
                 "key": str(new_ref),
                 "certificate": certificate.serial,
@@ -189,36 +316,66 @@ class SealRegistry:
         )
         return seal
 
-    def seal_for_issuance(self, session: Session, department_code: str) -> SealContext:
-        """The department's active licence seal, refused when none can be used now."""
+    def seal_for_issuance(
+        self, session: Session, department_code: str, licence_type: str | None = None
+    ) -> SealContext:
+        """The seal to seal a licence of ``licence_type`` with: the department's newest active
+        seal authorised for that type (``seals.authorisation``), within its validity and with a
+        good certificate. Without a type, any active licence seal (type 02) of the department.
+
+        Refusals are 403 and say why, so a department knows whether to authorise a seal,
+        resume it, or renew it: ``extra["seal_status"]`` is ``unauthorised``, ``suspended``,
+        ``revoked``, ``expired`` or ``not-yet-valid``.
+        """
         department = self.department(session, department_code)
-        seals = session.exec(
-            select(Seal)
-            .where(
-                Seal.department_code == department_code, Seal.seal_type == SealType.LICENCE.value
+        if licence_type is None:
+            seals = list(
+                session.exec(
+                    select(Seal)
+                    .where(
+                        Seal.department_code == department_code,
+                        Seal.seal_type == SealType.LICENCE.value,
+                    )
+                    .order_by(col(Seal.valid_from).desc())
+                ).all()
             )
-            .order_by(col(Seal.valid_from).desc())
-        ).all()
+        else:
+            seals = authorised_seals(session, department_code, licence_type)
+            if not seals:
+                raise Forbidden(
+                    f"部门 {department.name} 没有获授权加盖证照类型 {licence_type} 的印章 / no seal "
+                    f"of the department is authorised for licence type {licence_type}",
+                    extra={"seal_status": "unauthorised", "licence_type": licence_type},
+                )
         now = self._clock.now()
+        refusal: tuple[str, Seal] | None = None
         for seal in seals:
-            if seal.status != SealStatus.ACTIVE.value:
-                continue
-            if not (as_utc(seal.valid_from) <= now < as_utc(seal.valid_until)):
-                continue
-            record = session.get(CertificateRecord, seal.certificate_serial)
-            if record is None or record.status != "good":
-                continue
-            return SealContext(
-                seal=seal,
-                department=department,
-                certificate_der=_der(record.pem),
-                chain_der=tuple(
-                    c.public_bytes(serialization.Encoding.DER)
-                    for c in self._trust.intermediates(session) + self._trust.roots(session)
-                ),
+            problem = why_unusable(session, seal, now)
+            if problem is None:
+                record = session.get(CertificateRecord, seal.certificate_serial)
+                assert record is not None
+                return SealContext(
+                    seal=seal,
+                    department=department,
+                    certificate_der=_der(record.pem),
+                    chain_der=tuple(
+                        c.public_bytes(serialization.Encoding.DER)
+                        for c in self._trust.intermediates(session) + self._trust.roots(session)
+                    ),
+                )
+            refusal = refusal or (problem, seal)
+        if refusal is None:
+            raise Forbidden(
+                f"部门 {department.name} 没有可用的电子证照专用章 / the department has no usable "
+                "licence seal",
+                extra={"seal_status": "none"},
             )
+        problem, seal = refusal
+        label, english = PROBLEMS[problem]
         raise Forbidden(
-            f"部门 {department.name} 没有可用的电子证照专用章 / the department has no usable licence seal"
+            f"印章 {seal.code}（{seal.name}）{label}，不能用于签发 / seal {seal.code} is "
+            f"{english} and cannot seal licences",
+            extra={"seal_status": problem, "seal": seal.code},
         )
 
     def signer(self, context: SealContext, listener: KeyUseListener) -> KeyStoreSigner:

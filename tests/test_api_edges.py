@@ -178,3 +178,30 @@ def test_health_and_readiness(domain: Domain) -> None:
     ready = domain.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "keystore": "ok"}
+
+
+def test_unexpected_error_is_a_plain_500_problem_with_the_request_id(domain: Domain) -> None:
+    from fastapi.testclient import TestClient
+
+    app = domain.client.app
+
+    @app.get("/boom-for-test", include_in_schema=False)  # type: ignore[attr-defined]
+    def boom() -> None:
+        raise RuntimeError("SELECT secret FROM holder WHERE id = '350102198503120034'")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.get("/boom-for-test", headers={"X-Request-Id": "req-boom-1"})
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["request_id"] == "req-boom-1"
+    assert "SELECT" not in response.text and "Traceback" not in response.text
+    assert "350102198503120034" not in response.text
+
+
+def test_cors_is_closed_unless_configured(domain: Domain) -> None:
+    response = domain.client.options(
+        "/api/v1/licences",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in response.headers

@@ -121,18 +121,54 @@ def test_bad_input_gives_one_line_and_non_zero_exit(data_dir: Path, tmp_path: Pa
     assert not (tmp_path / "x.pdf").exists()
 
 
-def test_audit_verify_reports_intact_then_broken(data_dir: Path) -> None:
-    ok = run(data_dir, "audit", "verify")
-    assert ok.returncode == 0, ok.stderr
+@pytest.mark.parametrize(
+    ("tamper", "undo", "first_broken"),
+    [
+        (
+            ["UPDATE audit_entry SET outcome = 'tampered' WHERE seq = 3"],
+            ["UPDATE audit_entry SET outcome = 'ok' WHERE seq = 3"],
+            3,
+        ),
+        (
+            [
+                "CREATE TABLE saved AS SELECT * FROM audit_entry WHERE seq = 4",
+                "DELETE FROM audit_entry WHERE seq = 4",
+            ],
+            ["INSERT INTO audit_entry SELECT * FROM saved", "DROP TABLE saved"],
+            4,
+        ),
+        (
+            [
+                "UPDATE audit_entry SET seq = -5 WHERE seq = 5",
+                "UPDATE audit_entry SET seq = 5 WHERE seq = 6",
+                "UPDATE audit_entry SET seq = 6 WHERE seq = -5",
+            ],
+            [
+                "UPDATE audit_entry SET seq = -6 WHERE seq = 6",
+                "UPDATE audit_entry SET seq = 6 WHERE seq = 5",
+                "UPDATE audit_entry SET seq = 5 WHERE seq = -6",
+            ],
+            5,
+        ),
+    ],
+    ids=["edit", "delete", "reorder"],
+)
+def test_audit_verify_catches_edit_delete_reorder(
+    data_dir: Path, tamper: list[str], undo: list[str], first_broken: int
+) -> None:
     import sqlite3
 
+    ok = run(data_dir, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
     with sqlite3.connect(data_dir / "elicence.db") as conn:
-        conn.execute("UPDATE audit_entry SET outcome = 'tampered' WHERE seq = 3")
+        for statement in tamper:
+            conn.execute(statement)
     broken = run(data_dir, "audit", "verify")
     assert broken.returncode == 1
-    assert "entry 3" in broken.stderr
+    assert f"entry {first_broken}" in broken.stderr, broken.stderr
     with sqlite3.connect(data_dir / "elicence.db") as conn:
-        conn.execute("UPDATE audit_entry SET outcome = 'ok' WHERE seq = 3")
+        for statement in undo:
+            conn.execute(statement)
     assert run(data_dir, "audit", "verify").returncode == 0
 
 
@@ -152,9 +188,27 @@ def test_clients_create_list_revoke(data_dir: Path) -> None:
     listed = run(data_dir, "clients", "list").stdout
     assert f"{client['client_id']}\t{code}\tcase-system\tactive" in listed
     assert client["api_key"] not in listed
+    rotated = run(data_dir, "clients", "rotate", client["client_id"])
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = json.loads(rotated.stdout)["api_key"]
+    assert new_key != client["api_key"] and new_key.startswith("elk_" + client["client_id"])
+    from core.db import create_db_engine, reading
+    from core.errors import Unauthenticated
+    from seals.clients import authenticate
+
+    engine = create_db_engine(f"sqlite:///{data_dir / 'elicence.db'}")
+    with reading(engine) as session:
+        assert authenticate(session, new_key).id == client["client_id"]
+        with pytest.raises(Unauthenticated):
+            authenticate(session, client["api_key"])
     assert run(data_dir, "clients", "revoke", client["client_id"]).returncode == 0
-    assert f"{client['client_id']}\t{code}\tcase-system\trevoked" in run(data_dir, "clients", "list").stdout
-    unknown = run(data_dir, "clients", "create", "--department", "91350100M000100Y43", "--name", "x")
+    assert (
+        f"{client['client_id']}\t{code}\tcase-system\trevoked"
+        in run(data_dir, "clients", "list").stdout
+    )
+    unknown = run(
+        data_dir, "clients", "create", "--department", "91350100M000100Y43", "--name", "x"
+    )
     assert unknown.returncode != 0 and "elicence:" in unknown.stderr
 
 

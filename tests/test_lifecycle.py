@@ -277,7 +277,13 @@ def test_holder_name_is_updated_in_one_place(domain: Domain) -> None:
     )
     response = domain.client.patch(path, json={"name": "新名称科技有限公司"}, headers=domain.auth())
     assert response.status_code == 200 and response.json()["name"] == "新名称科技有限公司"
-    assert audit_actions(domain, f"001/{holder['id']}") == ["holder.rename"]
+    from core.db import reading
+    from licences.models import Holder as HolderRow
+
+    with reading(domain.services.engine) as session:
+        row = session.exec(select(HolderRow).where(HolderRow.id_number == holder["id"])).one()
+    assert audit_actions(domain, f"holder:{row.id}") == ["holder.rename"]
+    assert audit_actions(domain, f"001/{holder['id']}") == []
     second = issue(domain, renamed)
     assert record(domain, second["identifier"])["holder"]["name"] == "新名称科技有限公司"
     assert record(domain, first["identifier"])["holder"]["name"] == "新名称科技有限公司"

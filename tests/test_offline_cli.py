@@ -202,3 +202,17 @@ def test_trust_list_with_a_broken_signature_is_refused(
     result = offline(domain.issue()["links"]["verify"], forged, tmp_path)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "signature does not verify" in result.stderr
+
+
+def test_the_published_signed_trust_list_serves_offline_checks(domain: Domain, tmp_path: Path) -> None:
+    """The domain's own signed trust list (GET /pki/trust-list) carries the QR keys."""
+    document = domain.client.get("/pki/trust-list").json()
+    assert document["qr_keys"] and document["signature"]["signature"]
+    from trust.trustlist import verify_trust_list
+
+    assert verify_trust_list(document, document["signer"]["sha256"])
+    path = tmp_path / "trust-list.json"
+    path.write_text(json.dumps(document))
+    shown = mint(domain, domain.issue(0)["identifier"])
+    result = offline(shown["url"], path, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,10 +111,20 @@ def _pem(certificate: x509.Certificate) -> str:
 
 
 class TrustListPublisher:
-    def __init__(self, *, trust: TrustDomain, clock: Clock, endpoints: Endpoints) -> None:
+    def __init__(
+        self,
+        *,
+        trust: TrustDomain,
+        clock: Clock,
+        endpoints: Endpoints,
+        extra_members: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._trust = trust
         self._clock = clock
         self._endpoints = endpoints
+        # Members published by higher layers (the QR-signing keys), given as a callable so
+        # trust/ never imports them.
+        self._extra = extra_members
 
     def latest(self, session: Session) -> TrustListRecord | None:
         return session.exec(
@@ -205,6 +216,7 @@ class TrustListPublisher:
             "seals": seals,
             "tsa": {"url": self._endpoints.tsa, "certificate": _pem(tsa_cert)},
             "signer": {"certificate": _pem(signer_cert), "sha256": fingerprint(signer_cert)},
+            **(self._extra() if self._extra is not None else {}),
         }
 
     def _sign(

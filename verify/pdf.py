@@ -13,6 +13,7 @@ import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -72,6 +73,9 @@ class PdfVerifier:
         self._clock = clock
         self._anchors = anchors
         self.max_bytes = max_bytes
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def verify(self, session: Session, data: bytes, channel: str = "upload") -> Report:
         checks: list[Check] = []

@@ -77,6 +77,9 @@ class SealSummary:
     certificate_serial: str
     signing_time: str | None
     timestamp: str | None
+    seal_type: str = ""  # GB/T 38540 type code, "02" for a licence seal
+    seal_type_label: str = ""  # 电子证照专用章 ...
+    department_code: str = ""
 
 
 @dataclass(frozen=True)

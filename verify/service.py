@@ -11,16 +11,24 @@ from core.audit import AuditLog
 from core.db import reading, transaction
 from verify import log
 from verify.code import CodeVerifier
+from verify.isolation import Inspector
 from verify.pdf import PdfVerifier
-from verify.report import Report
+from verify.report import MESSAGES, Check, CheckResult, Indication, Report, SubIndication
 
 
 class VerificationService:
     def __init__(
-        self, *, engine: Engine, pdf: PdfVerifier, code: CodeVerifier, audit: AuditLog
+        self,
+        *,
+        engine: Engine,
+        pdf: PdfVerifier,
+        code: CodeVerifier,
+        audit: AuditLog,
+        inspector: Inspector | None = None,
     ) -> None:
         self._engine = engine
         self._pdf = pdf
+        self._inspector = inspector
         self._code = code
         self._audit = audit
 
@@ -31,8 +39,10 @@ class VerificationService:
     def verify_pdf(
         self, data: bytes, *, channel: str, actor: str, request_id: str | None = None
     ) -> Report:
-        with reading(self._engine) as session:
-            report = self._pdf.verify(session, data, channel)
+        report = self._inspect(data, channel)
+        if report is None:
+            with reading(self._engine) as session:
+                report = self._pdf.verify(session, data, channel)
         subject = (
             report.licence.identifier
             if report.licence
@@ -40,6 +50,32 @@ class VerificationService:
         )
         self._record(report, subject, actor, request_id, "pdf")
         return report
+
+    def _inspect(self, data: bytes, channel: str) -> Report | None:
+        """The upload is parsed first in a limited worker process (``verify.isolation``); a file
+        that is oversized, hostile or unparseable is answered from there and never reaches the
+        parsers in this process."""
+        if self._inspector is None:
+            return None
+        sub: SubIndication | None
+        if len(data) > self._pdf.max_bytes:
+            sub, message = SubIndication.LIMIT_EXCEEDED, None
+            check = Check("format", CheckResult.FAILED, f"{len(data)} bytes > {self.max_bytes}")
+            indication = Indication.INDETERMINATE
+        else:
+            found = self._inspector.inspect(data)
+            if found.ok:
+                return None
+            sub, message, indication = found.sub, found.detail, found.indication
+            check = Check(found.check, CheckResult.FAILED, found.detail)
+        return Report(
+            indication=indication,
+            sub_indication=sub,
+            message=message or MESSAGES[sub],
+            checks=(check,),
+            validated_at=self._pdf.now(),
+            channel=channel,
+        )
 
     def verify_code(
         self, text: str, *, channel: str, actor: str, request_id: str | None = None

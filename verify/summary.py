@@ -7,6 +7,7 @@ from datetime import date
 from licences.masking import mask_id, mask_name
 from licences.models import HolderCategory
 from licences.repository import LicenceRecord, effective_status
+from seals.models import SealType
 from verify.report import LicenceSummary, SealSummary
 
 
@@ -40,4 +41,7 @@ def seal_summary(
         certificate_serial=record.licence.seal_certificate_serial or record.seal.certificate_serial,
         signing_time=signing_time,
         timestamp=timestamp,
+        seal_type=record.seal.seal_type,
+        seal_type_label=SealType(record.seal.seal_type).label,
+        department_code=record.issuer.code,
     )

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench`` (quick), ``--full``, ``--smoke``; see bench/README.md."""

@@ -1,0 +1,359 @@
+"""Hostile uploads are parsed first in a worker process with CPU, memory and time limits.
+
+Verification is public, so anyone can send a decompression bomb, a file nested ten thousand
+levels deep or one that drives a parser into a loop. Such a file must cost at most a worker
+process, never the server: each upload is inspected in a small pool of worker processes
+(``ProcessPoolExecutor``, "spawn", so nothing is forked from the threaded server; a fork per
+request was measured at ~0.6 s here, growing with the modules the server had imported —
+the cause was not pinned down — against ~40 ms for a task in a warm worker). Each worker caps its
+address space (``RLIMIT_AS``) and, per task, its CPU time (``RLIMIT_CPU``); the parent stops
+waiting at the wall-clock limit and kills the pool's workers.
+
+The worker receives only the bytes and answers with a small ``Inspection``; the repository,
+the trust anchors and the licence status stay in the parent (``verify.pdf``), which goes on to
+the signature checks only when the inspection found a plain, parseable PDF. A licence this
+service issues has no JavaScript, no actions, no embedded files and one page, so anything
+else is refused by name before any signature is looked at.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from verify.report import Indication, SubIndication
+
+# A licence PDF has a few hundred objects; these bounds leave ample room for LTV revisions.
+DANGEROUS_KEYS = {
+    "/JS": "JavaScript",
+    "/JavaScript": "JavaScript",
+    "/Launch": "launch action",
+    "/OpenAction": "open action",
+    "/AA": "additional actions",
+    "/EmbeddedFiles": "embedded files",
+    "/EmbeddedFile": "embedded file",
+    "/RichMedia": "rich media",
+    "/XFA": "XFA form",
+    "/SubmitForm": "submit-form action",
+    "/ImportData": "import-data action",
+    "/GoToR": "remote go-to action",
+    "/URI": "URI action",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_seconds: int = 10
+    memory_bytes: int = 1024 * 1024 * 1024
+    wall_seconds: float = 20.0
+    max_objects: int = 20_000
+    max_pages: int = 10
+    max_depth: int = 64
+    max_stream_bytes: int = 64 * 1024 * 1024  # decoded, all streams together
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What the worker found: ``ok`` or the named check that failed, and why (small and
+    picklable: this is all that crosses back from the worker)."""
+
+    ok: bool
+    check: str = "inspection"
+    detail: str = ""
+    indication: Indication = Indication.PASSED
+    sub: SubIndication | None = None
+    objects: int = 0
+    pages: int = 0
+
+
+Work = Callable[[bytes, "Limits"], Inspection]
+
+
+def _refuse(check: str, detail: str, indication: Indication, sub: SubIndication) -> Inspection:
+    return Inspection(False, check, detail, indication, sub)
+
+
+def inspect_bytes(data: bytes, limits: Limits) -> Inspection:
+    """The worker's work (also callable in-process by tests): pikepdf for structure, then
+    pyHanko's reader, which the parent will use, so a file that breaks it breaks here."""
+    import io
+
+    import pikepdf
+
+    try:
+        pdf = pikepdf.open(io.BytesIO(data))
+    except Exception as exc:
+        return _refuse(
+            "format",
+            f"不是可读的PDF / not a readable PDF: {type(exc).__name__}",
+            Indication.INDETERMINATE,
+            SubIndication.MALFORMED,
+        )
+    with pdf:
+        objects = len(pdf.objects)
+        if objects > limits.max_objects:
+            return _refuse(
+                "structure",
+                f"对象过多 / {objects} objects > {limits.max_objects}",
+                Indication.INDETERMINATE,
+                SubIndication.LIMIT_EXCEEDED,
+            )
+        pages = len(pdf.pages)
+        if pages > limits.max_pages:
+            return _refuse(
+                "structure",
+                f"页数过多 / {pages} pages > {limits.max_pages}",
+                Indication.INDETERMINATE,
+                SubIndication.LIMIT_EXCEEDED,
+            )
+        decoded = 0
+        for obj in pdf.objects:
+            found = _scan(obj, limits.max_depth)
+            if found is not None:
+                return found
+            if isinstance(obj, pikepdf.Stream):
+                decoded += len(obj.read_bytes())
+                if decoded > limits.max_stream_bytes:
+                    return _refuse(
+                        "structure",
+                        f"解压后过大 / decoded streams exceed {limits.max_stream_bytes} bytes",
+                        Indication.INDETERMINATE,
+                        SubIndication.LIMIT_EXCEEDED,
+                    )
+        found = _scan(pdf.trailer, limits.max_depth)
+        if found is not None:
+            return found
+    try:
+        from pyhanko.pdf_utils.reader import PdfFileReader
+
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        for signature in reader.embedded_regular_signatures:
+            signature.sig_object.get("/ByteRange")
+    except Exception as exc:
+        return _refuse(
+            "format",
+            f"签名结构无法读取 / signature structure unreadable: {type(exc).__name__}",
+            Indication.INDETERMINATE,
+            SubIndication.MALFORMED,
+        )
+    return Inspection(True, objects=objects, pages=pages)
+
+
+def _scan(root: Any, max_depth: int) -> Inspection | None:
+    """Depth-first over direct objects (indirect ones are scanned on their own), iteratively,
+    so a deeply nested file cannot overflow the stack."""
+    import pikepdf
+
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > max_depth:
+            return _refuse(
+                "structure",
+                f"嵌套过深 / nesting deeper than {max_depth}",
+                Indication.INDETERMINATE,
+                SubIndication.LIMIT_EXCEEDED,
+            )
+        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
+            for key in obj.keys():
+                what = DANGEROUS_KEYS.get(key)
+                if what is not None or (key == "/S" and str(obj.get("/S")) in DANGEROUS_KEYS):
+                    name = what or DANGEROUS_KEYS[str(obj.get("/S"))]
+                    return _refuse(
+                        "active_content",
+                        f"含有{_ZH.get(name, '活动内容')} / contains {name}; a licence never does",
+                        Indication.FAILED,
+                        SubIndication.FORMAT_FAILURE,
+                    )
+                value = obj.get(key)
+                if isinstance(value, pikepdf.Dictionary | pikepdf.Array) and not value.is_indirect:
+                    stack.append((value, depth + 1))
+        elif isinstance(obj, pikepdf.Array):
+            for value in obj:
+                if isinstance(value, pikepdf.Dictionary | pikepdf.Array) and not value.is_indirect:
+                    stack.append((value, depth + 1))
+    return None
+
+
+_ZH = {
+    "JavaScript": "JavaScript脚本",
+    "launch action": "启动动作",
+    "open action": "打开动作",
+    "additional actions": "附加动作",
+    "embedded files": "嵌入文件",
+    "embedded file": "嵌入文件",
+}
+
+
+def _initialise(limits: Limits) -> None:
+    """Each worker caps its own address space once, when the pool starts it, and ends with the
+    server: a server killed with SIGKILL cannot shut its pool down, and idle workers would
+    otherwise live on (they hold both ends of the task queue, so never see it close)."""
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG, Linux
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the server died before prctl took effect
+        os._exit(0)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """Where PR_SET_PDEATHSIG is not available: notice the server is gone within a second."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
+def _task(data: bytes, limits: Limits, work: Work) -> Inspection:
+    """One inspection in a worker: the CPU limit is set to what this task may still use (the
+    soft limit only, so the next task can raise it again); a breach is SIGXCPU, which ends the
+    worker, and the parent answers LIMIT_EXCEEDED."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    spent = int(usage.ru_utime + usage.ru_stime)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = spent + limits.cpu_seconds + 1
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    try:
+        return work(data, limits)
+    except MemoryError:
+        return _refuse(
+            "limits",
+            "内存超限 / memory limit exceeded",
+            Indication.INDETERMINATE,
+            SubIndication.LIMIT_EXCEEDED,
+        )
+    except RecursionError:
+        return _refuse(
+            "limits",
+            "嵌套过深 / nesting too deep",
+            Indication.INDETERMINATE,
+            SubIndication.LIMIT_EXCEEDED,
+        )
+    except Exception as exc:  # anything the parsers raise is a malformed file
+        return _refuse(
+            "format",
+            f"无法解析 / parser error: {type(exc).__name__}",
+            Indication.INDETERMINATE,
+            SubIndication.MALFORMED,
+        )
+
+
+class Inspector:
+    """Runs ``inspect_bytes`` in a small pool of limited worker processes.
+
+    Workers are started with "spawn" (never forked from the threaded server) and replaced after
+    ``max_tasks_per_child`` uploads, so a leak in a parser lives briefly. A worker that breaks a
+    limit takes the pool down with it: the pool is rebuilt, the offending upload is answered
+    LIMIT_EXCEEDED, and uploads that shared the broken pool are tried once more."""
+
+    # Worker pools are a process-wide resource, shared by every Inspector with the same limits
+    # (a test run builds many service graphs; each must not start its own idle workers).
+    _pools: ClassVar[dict[tuple[Limits, int], ProcessPoolExecutor]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, limits: Limits, max_tasks_per_child: int = 200) -> None:
+        self.limits = limits
+        self._key = (limits, max_tasks_per_child)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(self._key)
+            if pool is None:
+                pool = self._pools[self._key] = ProcessPoolExecutor(
+                    max_workers=self.limits.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_initialise,
+                    initargs=(self.limits,),
+                    max_tasks_per_child=self._key[1],
+                )
+            return pool
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        """Kill the workers of a pool that hangs or broke, and start afresh on next use."""
+        with self._lock:
+            if self._pools.get(self._key) is pool:
+                del self._pools[self._key]
+        for process in list((pool._processes or {}).values()):
+            if process.is_alive():
+                process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def inspect(self, data: bytes) -> Inspection:
+        return self._run(data, time.monotonic() + self.limits.wall_seconds)
+
+    def _run(self, data: bytes, deadline: float, target: Work | None = None) -> Inspection:
+        for attempt in (1, 2):
+            pool = self._executor()
+            try:
+                future = pool.submit(_task, data, self.limits, target or inspect_bytes)
+            except (BrokenProcessPool, RuntimeError):
+                self._discard(pool)
+                continue
+            try:
+                return future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                if future.cancel():  # still queued behind other uploads: nothing to kill
+                    return _busy()
+                self._discard(pool)
+                return _refuse(
+                    "limits",
+                    f"处理超时 / inspection took longer than {self.limits.wall_seconds:g} s",
+                    Indication.INDETERMINATE,
+                    SubIndication.LIMIT_EXCEEDED,
+                )
+            except BrokenProcessPool:
+                self._discard(pool)
+                if attempt == 2 or time.monotonic() >= deadline:
+                    break
+            except Exception as exc:  # e.g. a result that cannot be pickled back
+                return _refuse(
+                    "format",
+                    f"无法解析 / inspection failed: {type(exc).__name__}",
+                    Indication.INDETERMINATE,
+                    SubIndication.MALFORMED,
+                )
+        return _refuse(
+            "limits",
+            "解析进程被终止（资源超限）/ the inspection process was ended by a resource limit",
+            Indication.INDETERMINATE,
+            SubIndication.LIMIT_EXCEEDED,
+        )
+
+
+def _busy() -> Inspection:
+    return _refuse(
+        "limits",
+        "核验繁忙，请稍后重试 / too many uploads being checked; try again shortly",
+        Indication.INDETERMINATE,
+        SubIndication.TRY_LATER,
+    )
+
+
+def _spin(data: bytes, limits: Limits) -> Inspection:
+    """A parser stuck in a loop; the limit tests hand it to a worker instead of a file."""
+    while True:
+        pass
+
+
+def _eat(data: bytes, limits: Limits) -> Inspection:
+    """A parser inflating a bomb in memory; for the limit tests."""
+    hoard = []
+    while True:
+        hoard.append(bytearray(64 * 1024 * 1024))
