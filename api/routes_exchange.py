@@ -4,21 +4,20 @@ names, and import records from another system (issued, rendered and sealed by us
 
 from __future__ import annotations
 
-from datetime import date
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Request
 from sqlmodel import Session
 
 from api.auth import DepartmentPrincipal, department, require
-from api.routes_licences import IdempotencyKey, item_out, own
+from api.routes_licences import Filters, IdempotencyKey, item_out, own
 from api.schemas_licences import BatchOut
 from core.db import reading
 from licences import batch, exchange
 from licences.lifecycle import parse_identifier
 from licences.repository import licence_by_identifier
-from licences.search import DEFAULT_LIMIT, MAX_LIMIT, LicenceQuery, search
+from licences.search import search
 
 router = APIRouter(prefix="/api/v1", tags=["exchange"])
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
@@ -43,32 +42,10 @@ def export_one(identifier: str, request: Request, principal: Principal) -> dict[
 
 
 @router.get("/licences:export")
-def export_many(
-    request: Request,
-    principal: Principal,
-    holder_id: Annotated[str | None, Query(max_length=32)] = None,
-    holder_id_type: Annotated[str | None, Query(pattern=r"^\d{3}$")] = None,
-    licence_type: Annotated[str | None, Query(alias="type", max_length=21)] = None,
-    status: Annotated[str | None, Query(max_length=16)] = None,
-    issued_from: date | None = None,
-    issued_to: date | None = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+def export_many(request: Request, query: Filters) -> dict[str, Any]:
     """按条件导出本部门证照，一页一份文档 / export this department's licences, a page per
     document; the same filters and cursor as ``GET /api/v1/licences``."""
     services = request.app.state.services
-    query = LicenceQuery(
-        issuer_code=principal.department_code,
-        holder_id=holder_id,
-        holder_id_type=holder_id_type,
-        type_code=licence_type,
-        status=status,
-        issued_from=issued_from,
-        issued_to=issued_to,
-        cursor=cursor,
-        limit=limit,
-    )
     with reading(services.engine) as session:
         page = search(session, query, services.clock.now())
         exporter = _exporter(request, session)

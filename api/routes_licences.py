@@ -198,9 +198,7 @@ def error_out(error: ElicenceError) -> ItemError:
     )
 
 
-@router.get("/licences", response_model=SearchOut)
-def find(
-    request: Request,
+def licence_query(
     principal: Principal,
     holder_id: Annotated[str | None, Query(max_length=32, description="持证主体代码")] = None,
     holder_id_type: Annotated[str | None, Query(pattern=r"^\d{3}$")] = None,
@@ -214,10 +212,10 @@ def find(
     issued_to: Annotated[date | None, Query(description="发证日期止（含）")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> SearchOut:
-    """查询本部门签发的证照 / find the licences this department issued, newest first."""
-    services = request.app.state.services
-    query = LicenceQuery(
+) -> LicenceQuery:
+    """The search filters, shared by search and export; always scoped to the caller's
+    department."""
+    return LicenceQuery(
         issuer_code=principal.department_code,
         holder_id=holder_id,
         holder_id_type=holder_id_type,
@@ -228,6 +226,15 @@ def find(
         cursor=cursor,
         limit=limit,
     )
+
+
+Filters = Annotated[LicenceQuery, Depends(licence_query)]
+
+
+@router.get("/licences", response_model=SearchOut)
+def find(request: Request, query: Filters) -> SearchOut:
+    """查询本部门签发的证照 / find the licences this department issued, newest first."""
+    services = request.app.state.services
     with reading(services.engine) as session:
         page = search(session, query, services.clock.now())
     return SearchOut(
