@@ -17,12 +17,12 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import DepartmentPrincipal, department, require
-from api.routes_seals import SealOut, _out
+from api.routes_seals import SealOut, _out, change_certificates
 from core.db import reading, transaction
 from core.errors import InvalidInput, TooLarge
 from seals.authorisation import authorise, withdraw
 from seals.models import SealStatus, SealType
-from seals.revocation import HOLD, revoke_seal
+from seals.revocation import HOLD
 
 departments = APIRouter(prefix="/api/v1/departments", tags=["departments"])
 router = APIRouter(prefix="/api/v1/seals", tags=["seals"])
@@ -117,19 +117,7 @@ def create_seal(body: CreateSealBody, request: Request, principal: Manager) -> S
 @router.post("/{code}/suspend", response_model=SealOut)
 def suspend(code: str, request: Request, principal: Manager) -> SealOut:
     """暂停: hold every certificate of the seal (certificateHold); ``/resume`` lifts it."""
-    services = request.app.state.services
-    with transaction(services.engine) as session:
-        seal = revoke_seal(
-            session,
-            trust=services.trust,
-            audit=services.audit,
-            seal_code=code,
-            reason=HOLD,
-            actor=principal.actor,
-            department_code=principal.department_code,
-            request_id=request.state.request_id,
-        )
-        return _out(session, seal)
+    return change_certificates(code, HOLD, request, principal)
 
 
 @router.post("/{code}/renew", response_model=SealOut)

@@ -113,8 +113,11 @@ def read_seal(code: str, request: Request, principal: Principal) -> SealOut:
         return _out(session, seal)
 
 
-@router.post("/{code}/revoke", response_model=SealOut)
-def revoke(code: str, body: RevokeBody, request: Request, principal: Manager) -> SealOut:
+def change_certificates(
+    code: str, reason: str, request: Request, principal: DepartmentPrincipal
+) -> SealOut:
+    """Revoke or hold (``certificateHold``) every certificate of the seal, for its own
+    department; suspension is the hold case of the same operation."""
     services = request.app.state.services
     with transaction(services.engine) as session:
         seal = revoke_seal(
@@ -122,12 +125,17 @@ def revoke(code: str, body: RevokeBody, request: Request, principal: Manager) ->
             trust=services.trust,
             audit=services.audit,
             seal_code=code,
-            reason=body.reason,
+            reason=reason,
             actor=principal.actor,
             department_code=principal.department_code,
             request_id=request.state.request_id,
         )
         return _out(session, seal)
+
+
+@router.post("/{code}/revoke", response_model=SealOut)
+def revoke(code: str, body: RevokeBody, request: Request, principal: Manager) -> SealOut:
+    return change_certificates(code, body.reason, request, principal)
 
 
 @router.post("/{code}/resume", response_model=SealOut)

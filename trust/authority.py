@@ -234,6 +234,33 @@ class TrustDomain:
         lifetime: timedelta,
     ) -> CertificateRecord:
         """Issue an end-entity certificate of a service role from one of the domain's CAs."""
+        return self._issue_end_entity(
+            session,
+            actor=actor,
+            role=role,
+            subject=name(common_name, self._identity.organisation),
+            cert_name=cert_name,
+            issuer_ca=issuer_ca,
+            key_ref=key_ref,
+            lifetime=lifetime,
+            detail={"role": role.value, "name": cert_name, "issuer": issuer_ca},
+        )
+
+    def _issue_end_entity(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        role: Role,
+        subject: x509.Name,
+        cert_name: str,
+        issuer_ca: str,
+        key_ref: KeyRef,
+        lifetime: timedelta,
+        detail: dict[str, str],
+    ) -> CertificateRecord:
+        """The one path by which a CA of the domain signs an end-entity certificate: profile
+        checked, stored, and audited in the caller's transaction."""
         ca_cert, ca_record = self.authority(session, issuer_ca)
         ca_key = private_key_for(
             self._keys,
@@ -243,7 +270,7 @@ class TrustDomain:
         )
         certificate = build(
             role,
-            subject=name(common_name, self._identity.organisation),
+            subject=subject,
             public_key=self._keys.public_key(key_ref),  # type: ignore[arg-type]
             issuer_certificate=ca_cert,
             issuer_key=ca_key,
@@ -260,7 +287,7 @@ class TrustDomain:
             action="certificate.issue",
             object_type="certificate",
             object_id=record.serial,
-            detail={"role": role.value, "name": cert_name, "issuer": issuer_ca},
+            detail=detail,
         )
         return record
 
@@ -278,36 +305,17 @@ class TrustDomain:
         key_ref: KeyRef,
         lifetime: timedelta,
     ) -> CertificateRecord:
-        ca_cert, ca_record = self.authority(session, SEAL_CA)
-        ca_key = private_key_for(
-            self._keys,
-            KeyRef.parse(ca_record.key_ref),
-            "issue-seal-certificate",
-            self._listener(session, actor),
-        )
-        certificate = build(
-            Role.SEAL,
-            subject=name(f"{department_name}{seal_name}", department_name, department_code),
-            public_key=self._keys.public_key(key_ref),  # type: ignore[arg-type]
-            issuer_certificate=ca_cert,
-            issuer_key=ca_key,
-            issuer_ca_name=SEAL_CA,
-            not_before=self._clock.now() - timedelta(minutes=5),
-            lifetime=lifetime,
-            endpoints=self._endpoints,
-        )
-        record = self._store(
-            session, certificate, Role.SEAL, seal_code, ca_cert.serial_number, key_ref
-        )
-        self._audit.append(
+        return self._issue_end_entity(
             session,
             actor=actor,
-            action="certificate.issue",
-            object_type="certificate",
-            object_id=record.serial,
+            role=Role.SEAL,
+            subject=name(f"{department_name}{seal_name}", department_name, department_code),
+            cert_name=seal_code,
+            issuer_ca=SEAL_CA,
+            key_ref=key_ref,
+            lifetime=lifetime,
             detail={"role": Role.SEAL.value, "seal": seal_code},
         )
-        return record
 
     def revoke(
         self, session: Session, *, actor: str, serial: str, reason: str
