@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from api.holder_session import HolderSessions, load_key
 from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.trust_wiring import TrustServices, build_trust_services
@@ -58,6 +59,7 @@ class Services:
     qr_keys: QrKeys
     presentations: PresentationService
     trust_services: TrustServices
+    holder_sessions: HolderSessions
 
 
 def _passphrase(settings: Settings) -> bytes:
@@ -210,6 +212,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             public_base_url=base_url,
         ),
         trust_services=trust_services,
+        holder_sessions=HolderSessions(
+            load_key(settings.data_dir), secure=base_url.startswith("https://")
+        ),
     )
 
 
