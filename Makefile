@@ -20,7 +20,9 @@ run: $(STAMP)
 	  $(BIN)/elicence init --demo --data-dir $(DATA_DIR)
 	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 	  $(BIN)/python -m api.demo_urls --data-dir $(DATA_DIR)
+	# Demo mode: holders sign in at the development identity provider mounted at /dev-idp.
 	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+	  ELICENCE_DEMO_MODE=$${ELICENCE_DEMO_MODE:-1} \
 	  $(BIN)/elicence serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 test: $(STAMP) lint typecheck

@@ -2,46 +2,39 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api import (
     errors,
-    limits,
     observability,
     routes_auth,
     routes_catalogue,
     routes_exchange,
+    routes_federation,
+    routes_grants,
+    routes_holder,
+    routes_holder_api,
     routes_licences,
     routes_lifecycle,
     routes_pki,
     routes_present,
     routes_registry,
     routes_seals,
+    routes_signin,
     routes_stats,
     routes_verify,
 )
 from api.container import Services, build_services
+from api.dev_idp import create_dev_idp_app
+from api.edge import Edge
 from api.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
 from api.settings import Settings
 from core.db import reading
-
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
-    "connect-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-DOCS_CSP = (
-    "default-src 'self'; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com"
-)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -58,37 +51,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.metrics = metrics
     errors.install(app)
     errors.document_problems(app)
-    # Middleware added later wraps what was added before: limits run inside the request context.
-    limits.install(
-        app,
+    observability.install(app, metrics)
+    # One pure ASGI middleware for the request id, security headers, CORS, limits, metrics and
+    # the access log (see api/edge.py for the order kept inside it).
+    app.add_middleware(
+        Edge,
+        metrics=metrics,
         public_rate=services.settings.public_rate_limit,
         client_rate=services.settings.client_rate_limit,
         max_body=services.settings.max_upload_bytes,
+        cors_origins=services.settings.cors_origins,
     )
-    observability.install(app, metrics)
-    if services.settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=services.settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-        )
-
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = request.headers.get("x-request-id", "")[
-            :64
-        ] or secrets.token_hex(8)
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        docs = request.url.path in ("/docs", "/redoc")
-        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
-        return response
 
     app.include_router(routes_auth.router)
     app.include_router(routes_present.router)  # before routes_licences: see its docstring
@@ -98,10 +71,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(routes_catalogue.router)
     app.include_router(routes_verify.router)
     app.include_router(routes_pki.router)
+    app.include_router(routes_federation.router)  # /pki/licence-status, /api/v1/federation
     app.include_router(routes_seals.router)
     app.include_router(routes_registry.router)
     app.include_router(routes_registry.departments)
     app.include_router(routes_stats.router)
+    app.include_router(routes_grants.router)  # the holder's grants and usage log
+    app.include_router(routes_signin.router)  # holder sign-in (OpenID Connect)
+    app.include_router(routes_holder.router)  # /me: the holder's licences and copies
+    app.include_router(routes_holder_api.router)  # /api/v1/holder/...
+    if services.dev_idp is not None:  # demo mode only; otherwise /dev-idp is a 404
+        app.mount("/dev-idp", create_dev_idp_app(services.dev_idp))
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )

@@ -46,6 +46,12 @@ def initialise(services: Services, *, with_demo: bool) -> InitResult:
     )
     if with_demo:
         _demo(services, result)
+        if not services.settings.demo_mode and not services.settings.oidc_issuer:
+            result.messages.append(
+                "持证人登录：以 ELICENCE_DEMO_MODE=1 运行 elicence serve（make run 已设置），在 /me "
+                "通过开发用身份认证登录，仅供演示 / holder sign-in: serve with ELICENCE_DEMO_MODE=1 "
+                "(make run does) and sign in at /me through the development identity provider"
+            )
     return result
 
 

@@ -13,6 +13,7 @@ import typer
 from api.cli_archive import archive_app
 from api.cli_backup import backup_command, restore_command
 from api.cli_catalogue import catalogue_app
+from api.cli_federation import federation_app
 from api.cli_keys import keys_app
 from api.cli_licences import export_licences, import_licences, issue_batch
 from api.cli_ops import clients_app
@@ -35,6 +36,7 @@ app.add_typer(seals_app, name="seals")
 app.add_typer(departments_app, name="departments")
 app.add_typer(archive_app, name="archive")
 app.add_typer(catalogue_app, name="catalogue")
+app.add_typer(federation_app, name="federation")
 app.command("export")(export_licences)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)

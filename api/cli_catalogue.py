@@ -147,3 +147,47 @@ def withdraw(
             ensure_ascii=False,
         )
     )
+
+
+@catalogue_app.command("service-item")
+def service_item(
+    code: str,
+    item: Annotated[str, typer.Argument(help="事项编码 / service item code")],
+    fields: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="该事项所需字段，可重复 / a field the item needs (repeat)"),
+    ] = None,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="不再为该事项声明字段 / drop the item's field list")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """声明事项所需字段（新版本）/ declare which fields a service item needs of a type (a new
+    version); the item joins service_items if it is not there yet."""
+    from core.db import transaction
+
+    if not remove and not fields:
+        _die("请给出 --field 或 --remove / give --field (one or more) or --remove")
+    services = _services(data_dir)
+    with transaction(services.engine) as session:
+        entry = services.catalogue.get(session, code.upper())
+        declared = dict(entry.service_item_fields)
+        items = list(entry.service_items)
+        if remove:
+            declared.pop(item, None)
+        else:
+            declared[item] = list(fields or [])
+            items = items if item in items else [*items, item]
+        entry = services.catalogue.update(
+            session,
+            actor=OPERATOR,
+            code=entry.code,
+            changes={"service_items": items, "service_item_fields": declared},
+            department_code=None,
+        )
+    typer.echo(
+        json.dumps(
+            {"code": entry.code, "version": entry.version, "service_item_fields": declared},
+            ensure_ascii=False,
+        )
+    )

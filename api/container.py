@@ -10,8 +10,12 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from api import demo
+from api.dev_idp import DevIdentityProvider, RegisteredClient
 from api.holder_session import HolderSessions, load_key
+from api.oidc import OidcClient, OidcConfig
 from api.settings import Settings
 from api.tokens import TokenIssuer
 from api.trust_wiring import TrustServices, build_trust_services
@@ -27,15 +31,19 @@ from licences.catalogue import Catalogue
 from licences.holders import Holders
 from licences.issuance import Fonts, IssuanceService
 from licences.lifecycle import Lifecycle
+from licences.models import LicenceType
 from licences.presentation import PresentationService
 from licences.qrkeys import LicenceCodes, QrKeys
+from licences.stamped import StampedCopies
 from licences.versions import Versions
 from seals.registry import SealRegistry
 from trust.authority import DomainIdentity, TrustDomain
+from trust.federation import Federation
 from trust.profiles import Endpoints
 from verify.code import CodeVerifier
+from verify.foreign import ForeignVerifier
 from verify.isolation import Inspector, Limits
-from verify.pdf import PdfVerifier, TrustAnchors, anchors_from
+from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
 from verify.service import VerificationService
 
 
@@ -60,6 +68,10 @@ class Services:
     presentations: PresentationService
     trust_services: TrustServices
     holder_sessions: HolderSessions
+    federation: Federation | None = None  # recognised trust domains (trust.federation)
+    oidc: OidcClient | None = None  # holder sign-in (api/oidc.py); None: not configured
+    dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
+    stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
 
 
 def _passphrase(settings: Settings) -> bytes:
@@ -177,15 +189,33 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         long_term=trust_services.long_term,
     )
 
+    federation = Federation(
+        engine=engine,
+        clock=clock,
+        audit=audit,
+        trust=trust,
+        local_types=local_type_name,
+        refresh_seconds=settings.federation_refresh_seconds,
+    )
+
     def anchors(session: object) -> TrustAnchors:
         return anchors_from(trust.roots(session), trust.intermediates(session))  # type: ignore[arg-type]
 
     verification = VerificationService(
         engine=engine,
-        pdf=PdfVerifier(clock=clock, anchors=anchors, max_bytes=settings.max_upload_bytes),
+        pdf=PdfVerifier(
+            clock=clock, anchors=CachedAnchors(anchors), max_bytes=settings.max_upload_bytes
+        ),
         code=CodeVerifier(clock, qr_keys),
         audit=audit,
         inspector=build_inspector(settings),
+        foreign=ForeignVerifier(
+            engine=engine,
+            clock=clock,
+            federation=federation,
+            local_anchors=CachedAnchors(anchors),
+            inspector=build_inspector(settings),  # shares the worker pool (same limits)
+        ),
     )
     return Services(
         settings=settings,
@@ -213,9 +243,62 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         trust_services=trust_services,
         holder_sessions=HolderSessions(
-            load_key(settings.data_dir), secure=base_url.startswith("https://")
+            load_key(settings.data_dir),
+            secure=base_url.startswith("https://"),
+            lifetime=timedelta(minutes=settings.holder_session_minutes),
+        ),
+        federation=federation,
+        **build_sign_in(settings, clock, base_url),  # type: ignore[arg-type]
+        stamped=StampedCopies(
+            engine=engine,
+            seals=seals,
+            audit=audit,
+            clock=clock,
+            fonts=fonts,
+            public_base_url=base_url,
+            long_term=trust_services.long_term,
         ),
     )
+
+
+DEV_CLIENT_ID = "elicence-demo"
+
+
+def build_sign_in(settings: Settings, clock: Clock, base_url: str) -> dict[str, object]:
+    """Holder sign-in: the unified identity platform when ``ELICENCE_OIDC_ISSUER`` is set; in
+    demo mode without one, the development provider at ``/dev-idp`` of this same service, with
+    a client secret made for this process (demo mode serves one worker)."""
+    redirect = f"{base_url}/me/callback"
+    dev_idp = None
+    if settings.demo_mode:
+        client = RegisteredClient(DEV_CLIENT_ID, secrets.token_urlsafe(32), (redirect,))
+        dev_idp = DevIdentityProvider(
+            issuer=f"{base_url}/dev-idp", clients=(client,), holders=tuple(demo.holders())
+        )
+    if settings.oidc_issuer:
+        if not settings.oidc_client_id or settings.oidc_client_secret is None:
+            raise Unavailable(
+                "统一身份认证配置不完整 / ELICENCE_OIDC_ISSUER needs ELICENCE_OIDC_CLIENT_ID and "
+                "ELICENCE_OIDC_CLIENT_SECRET"
+            )
+        config = OidcConfig(
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret.get_secret_value(),
+            redirect_uri=redirect,
+        )
+    elif dev_idp is not None:
+        registered = dev_idp.clients[0]
+        config = OidcConfig(dev_idp.issuer, registered.client_id, registered.secret, redirect)
+    else:
+        return {"oidc": None, "dev_idp": None}
+    return {"oidc": OidcClient(config, clock=clock), "dev_idp": dev_idp}
+
+
+def local_type_name(session: Session, code: str) -> str | None:
+    """The name of a licence type of this domain's catalogue, or None (federation mappings)."""
+    entry = session.get(LicenceType, code)
+    return entry.name if entry is not None else None
 
 
 def is_initialised(services: Services) -> bool:

@@ -6,6 +6,7 @@ fictitious.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Any
 
@@ -38,6 +39,13 @@ FOOD_LICENCE: dict[str, Any] = {
     "holder_category": "legal_person",
     "validity_years": 5,
     "issuer_codes": [MARKET["code"]],
+    # Service items (事项编码, fictitious) and the fields each needs: a department the holder
+    # grants the licence to for one of them pulls only these fields.
+    "service_items": ["000125006000-01", "000130003000-01"],
+    "service_item_fields": {
+        "000125006000-01": ["premises", "business_form", "scope"],  # 食品经营许可延续
+        "000130003000-01": ["premises", "business_form"],  # 公共场所卫生许可
+    },
     "field_schema": {
         "type": "object",
         "additionalProperties": False,
@@ -61,6 +69,11 @@ PHYSICIAN_LICENCE: dict[str, Any] = {
     "holder_category": "natural_person",
     "validity_years": None,
     "issuer_codes": [HEALTH["code"]],
+    "service_items": ["000126021000-01", "000126022000-01"],
+    "service_item_fields": {
+        "000126021000-01": ["category", "scope", "workplace"],  # 医师多机构执业备案
+        "000126022000-01": ["category", "workplace"],  # 医疗机构执业登记人员核验
+    },
     "field_schema": {
         "type": "object",
         "additionalProperties": False,
@@ -130,3 +143,20 @@ def sample_request(department_code: str) -> dict[str, Any]:
                 "valid_until": None,
             }
     raise KeyError(department_code)
+
+
+def holders() -> list[dict[str, str]]:
+    """The demo data's holders, once each, as the development identity provider
+    (``api.dev_idp``) signs them in: ``subject`` (stable, and not the ID number), ``id_type``,
+    ``id`` and ``name``. The people and companies are fictitious."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for sample in SAMPLE_LICENCES:
+        holder = sample["holder"]
+        key = (holder["id_type"], holder["id"])
+        found.setdefault(key, {"subject": holder_subject(*key), **holder})
+    return list(found.values())
+
+
+def holder_subject(id_type: str, id_number: str) -> str:
+    """The development identity provider's ``sub`` for a demo holder."""
+    return "demo-" + hashlib.sha256(f"{id_type}:{id_number}".encode()).hexdigest()[:16]

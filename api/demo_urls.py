@@ -47,6 +47,8 @@ elicence 示范服务 / demo service
            {base}/api/v1/licences/{licence.identifier}/pdf
       (a copy is already at {copy})
   部门凭证 / credentials:          {settings.data_dir / "demo-credentials.json"}
+  持证人登录 / holder sign-in:      {base}/me
+      (开发用身份认证，仅供演示 / development identity provider at {base}/dev-idp, demo only)
 """,
         flush=True,
     )

@@ -18,14 +18,20 @@ import secrets
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from core.errors import Forbidden, Unauthenticated, Unavailable
+from licences.identifiers import ID_TYPE_RESIDENT
+from licences.masking import mask_name
 
 COOKIE = "elicence_holder"
 LIFETIME = timedelta(minutes=30)
+SESSION = "holder-session"  # purpose label of the session cookie's MAC
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+_INVALID = "登录状态无效，请重新登录 / the session is not valid; sign in again"
+_EXPIRED = "登录已过期，请重新登录 / the session has expired; sign in again"
 
 
 @dataclass(frozen=True)
@@ -71,58 +77,143 @@ def load_key(data_dir: Path) -> bytes:
 
 
 class HolderSessions:
-    """Seals and opens holder session cookies."""
+    """Seals and opens holder session cookies, and other short-lived signed values.
+
+    Each kind of value is signed under its own purpose label, so a value made for one use (say
+    the OpenID Connect login transaction) can never be presented as another (a session)."""
 
     def __init__(self, key: bytes, *, secure: bool, lifetime: timedelta = LIFETIME) -> None:
         self._key = key
         self.secure = secure
         self.lifetime = lifetime
 
-    def _mac(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+    def _mac(self, purpose: str, body: str) -> str:
+        message = f"{purpose}\n{body}".encode()
+        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+
+    def sign(self, purpose: str, claims: dict[str, Any], expires: datetime) -> str:
+        """``claims`` with an expiry, as ``body.mac`` (base64url JSON, HMAC-SHA256)."""
+        data = claims | {"exp": int(expires.timestamp())}
+        body = _b64(json.dumps(data, ensure_ascii=False, sort_keys=True).encode())
+        return f"{body}.{self._mac(purpose, body)}"
+
+    def unsign(self, purpose: str, value: str, now: datetime) -> dict[str, Any]:
+        """The claims of a value made by :meth:`sign` for ``purpose``; forged, altered or
+        expired values are refused."""
+        body, _, mac = value.partition(".")
+        if not body or not hmac.compare_digest(mac, self._mac(purpose, body)):
+            raise Unauthenticated(_INVALID)
+        try:
+            claims = json.loads(_unb64(body))
+            exp = int(claims.pop("exp"))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise Unauthenticated(_INVALID) from exc
+        if not isinstance(claims, dict):
+            raise Unauthenticated(_INVALID)
+        if exp <= int(now.timestamp()):
+            raise Unauthenticated(_EXPIRED)
+        return claims
 
     def seal(self, principal: HolderPrincipal, now: datetime) -> str:
         """The cookie value for a holder who has just signed in."""
-        claims = asdict(principal) | {
-            "exp": int((now + self.lifetime).timestamp()),
-            "csrf": secrets.token_urlsafe(16),
-        }
-        body = _b64(json.dumps(claims, ensure_ascii=False, sort_keys=True).encode())
-        return f"{body}.{self._mac(body)}"
+        claims = asdict(principal) | {"csrf": secrets.token_urlsafe(16)}
+        return self.sign(SESSION, claims, now + self.lifetime)
 
     def open(self, value: str, now: datetime) -> tuple[HolderPrincipal, str]:
         """The principal and its CSRF token; a forged, altered or expired cookie is refused."""
-        body, _, mac = value.partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body)):
-            raise Unauthenticated("登录状态无效，请重新登录 / the session is not valid; sign in again")
+        claims = self.unsign(SESSION, value, now)
         try:
-            claims = json.loads(_unb64(body))
-            exp, csrf = int(claims.pop("exp")), str(claims.pop("csrf"))
+            csrf = str(claims.pop("csrf"))
             principal = HolderPrincipal(**claims)
         except (ValueError, TypeError, KeyError) as exc:
-            raise Unauthenticated(
-                "登录状态无效，请重新登录 / the session is not valid; sign in again"
-            ) from exc
-        if exp <= int(now.timestamp()):
-            raise Unauthenticated("登录已过期，请重新登录 / the session has expired; sign in again")
+            raise Unauthenticated(_INVALID) from exc
         return principal, csrf
 
+    def set_cookie(self, response: Response, value: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=int(self.lifetime.total_seconds()),
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="lax",  # sent on the redirect back from the identity provider
+        )
 
-def current_holder(request: Request) -> HolderPrincipal:
-    """FastAPI dependency: the signed-in holder, or 401.
+    def clear_cookie(self, response: Response) -> None:
+        response.delete_cookie(COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax")
 
-    A state-changing request must also carry the session's CSRF token in ``X-CSRF-Token`` (or a
-    ``csrf`` form field, checked by the route), so another site cannot act for the holder.
-    """
+
+def _authenticate(request: Request) -> tuple[HolderPrincipal, str]:
     services = request.app.state.services
     value = request.cookies.get(COOKIE)
     if not value:
+        if request.headers.get("authorization"):
+            # A department credential is authenticated, but never for a holder's own data.
+            raise Forbidden(
+                "部门凭证不能代表持证人操作，请持证人本人登录 / a department credential cannot act "
+                "for a holder; the holder must sign in"
+            )
         raise Unauthenticated("请先登录 / sign in first (统一身份认证 / unified identity platform)")
-    principal: HolderPrincipal
     principal, csrf = services.holder_sessions.open(value, services.clock.now())
     request.state.holder_csrf = csrf
+    request.state.holder = principal
+    return principal, csrf
+
+
+def _check_csrf(presented: str, csrf: str) -> None:
+    if not presented or not hmac.compare_digest(presented.encode(), csrf.encode()):
+        raise Forbidden("请求缺少有效的 CSRF 令牌 / the request lacks a valid CSRF token")
+
+
+def current_holder(request: Request) -> HolderPrincipal:
+    """FastAPI dependency: the signed-in holder, or 401 (403 for a department's credential).
+
+    A state-changing request must also carry the session's CSRF token in ``X-CSRF-Token``, so
+    another site cannot act for the holder; HTML forms use :func:`form_holder` instead.
+    """
+    principal, csrf = _authenticate(request)
     if request.method in _UNSAFE:
-        presented = request.headers.get("x-csrf-token", "")
-        if not presented or not hmac.compare_digest(presented, csrf):
-            raise Forbidden("请求缺少有效的 CSRF 令牌 / the request lacks a valid CSRF token")
+        _check_csrf(request.headers.get("x-csrf-token", ""), csrf)
     return principal
+
+
+async def form_holder(request: Request) -> HolderPrincipal:
+    """FastAPI dependency for a holder page's POST form: the token is the form field ``csrf``
+    (or the ``X-CSRF-Token`` header)."""
+    principal, csrf = _authenticate(request)
+    presented = request.headers.get("x-csrf-token", "")
+    if not presented:
+        form = await request.form(max_files=0, max_fields=16)
+        field = form.get("csrf")
+        presented = field if isinstance(field, str) else ""
+    _check_csrf(presented, csrf)
+    return principal
+
+
+def optional_holder(request: Request) -> HolderPrincipal | None:
+    """For pages that greet a visitor who is not signed in: the holder, or None with the reason
+    (expired, not valid) in ``request.state.holder_problem``."""
+    request.state.holder_problem = None
+    if not request.cookies.get(COOKIE):
+        return None
+    try:
+        principal, _ = _authenticate(request)
+    except Unauthenticated as exc:
+        request.state.holder_problem = exc.message
+        return None
+    return principal
+
+
+def page_context(request: Request, principal: HolderPrincipal, *, nav: str) -> dict[str, Any]:
+    """What ``holder_base.html`` needs: the holder's masked name (the header is seen over the
+    shoulder), the session's CSRF token for POST forms, and the current navigation entry."""
+    is_person = principal.id_type == ID_TYPE_RESIDENT
+    return {
+        "holder": {
+            "masked_name": mask_name(principal.name, is_person),
+            "id_type": principal.id_type,
+        },
+        "csrf": getattr(request.state, "holder_csrf", ""),
+        "nav": nav,
+    }

@@ -11,13 +11,9 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Lock
-
-from fastapi import FastAPI, Request, Response
-
-from api.errors import problem
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 PUBLIC_PREFIXES = ("/api/v1/verify", "/v/", "/V/", "/verify", "/h/")
@@ -62,33 +58,41 @@ class SlidingWindow:
             return None
 
 
-def install(app: FastAPI, *, public_rate: str, client_rate: str, max_body: int) -> None:
-    public = SlidingWindow(Rate.parse(public_rate))
-    clients = SlidingWindow(Rate.parse(client_rate))
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    detail: str
+    retry_after: int | None = None
 
-    @app.middleware("http")
-    async def limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body + BODY_OVERHEAD):
-            return problem(
+
+class EdgeLimits:
+    """The limits every request meets before routing (``api.edge`` answers a refusal with a
+    problem+json): a declared body larger than the upload limit, then the per-address rate on the
+    public routes or the per-client rate on authenticated API calls."""
+
+    def __init__(self, *, public_rate: str, client_rate: str, max_body: int) -> None:
+        self.public = SlidingWindow(Rate.parse(public_rate))
+        self.clients = SlidingWindow(Rate.parse(client_rate))
+        self.max_body = max_body
+
+    def refuse(
+        self, path: str, *, length: bytes | None, authorization: bytes | None, address: str
+    ) -> Refusal | None:
+        if length is not None and (
+            not length.isdigit() or int(length) > self.max_body + BODY_OVERHEAD
+        ):
+            return Refusal(
                 413,
-                f"请求体超过 {max_body} 字节 / request body larger than {max_body} bytes",
-                request,
+                f"请求体超过 {self.max_body} 字节 / request body larger than {self.max_body} bytes",
             )
-        path = request.url.path
         retry: float | None = None
         if path.startswith(PUBLIC_PREFIXES):
-            address = request.client.host if request.client else "unknown"
-            retry = public.hit(address)
-        elif path.startswith("/api/") and request.headers.get("authorization"):
-            token = request.headers["authorization"].encode()
-            retry = clients.hit(hashlib.sha256(token).hexdigest()[:32])
-        if retry is not None:
-            response = problem(
-                429, "请求过于频繁，请稍后再试 / too many requests, retry later", request
-            )
-            response.headers["Retry-After"] = str(math.ceil(retry))
-            return response
-        return await call_next(request)
+            retry = self.public.hit(address)
+        elif path.startswith("/api/") and authorization:
+            token = authorization.decode("latin-1").encode()
+            retry = self.clients.hit(hashlib.sha256(token).hexdigest()[:32])
+        if retry is None:
+            return None
+        return Refusal(
+            429, "请求过于频繁，请稍后再试 / too many requests, retry later", math.ceil(retry)
+        )

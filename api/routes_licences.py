@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
@@ -22,6 +23,7 @@ from licences import batch
 from licences.issuance import IssuedLicence, IssueRequest
 from licences.lifecycle import parse_identifier
 from licences.models import Holder, Licence, LicenceStatus
+from licences.pulls import Pulled, PullRequest, Pulls
 from licences.repository import (
     china_today,
     document,
@@ -243,14 +245,82 @@ def find(request: Request, query: Filters) -> SearchOut:
     )
 
 
+ServiceItem = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9A-Za-z-]{1,64}$",
+        description="事项编码：持证人授权他部门调取时必填 / service item of the holder's grant "
+        "(a department other than the issuer)",
+    ),
+]
+BusinessNumber = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9A-Za-z-]{1,64}$",
+        description="办件编号：授权所针对的办件 / business number of the holder's grant",
+    ),
+]
+
+
+def pull(
+    request: Request,
+    principal: DepartmentPrincipal,
+    identifier: str,
+    what: str,
+    service_item: str | None,
+    business_number: str | None,
+) -> Pulled:
+    """A department other than the issuer reads the licence under the holder's grant
+    (``licences.pulls``): scope ``licences:pull``, and a live grant for it, the service item and
+    the business number; every pull and every refusal is audited."""
+    if not principal.allows("licences:pull"):
+        raise Forbidden(
+            "只有发证部门或获授权方可以访问；调取须有 licences:pull 权限范围 / only the issuing "
+            "department or a granted party may read it; a pull needs scope licences:pull"
+        )
+    services = request.app.state.services
+    return Pulls(services.engine, services.audit, services.clock).pull(
+        PullRequest(
+            identifier=identifier,
+            department_code=principal.department_code,
+            client_id=principal.client_id,
+            actor=principal.actor,
+            service_item=service_item,
+            business_number=business_number,
+            what=what,
+            request_id=request.state.request_id,
+        )
+    )
+
+
 @router.get("/licences/{identifier}", response_model=LicenceOut)
-def read(identifier: str, request: Request, principal: Principal) -> LicenceOut:
+def read(
+    identifier: str,
+    request: Request,
+    principal: Principal,
+    service_item: ServiceItem = None,
+    business_number: BusinessNumber = None,
+) -> LicenceOut:
+    """证照数据：发证部门得全部；获持证人授权的部门只得该事项所需字段，持证人信息脱敏 / the
+    record: whole for the issuing department; for a department the holder granted it, only the
+    fields the service item needs, with the holder masked."""
     services = request.app.state.services
     with reading(services.engine) as session:
         licence = licence_by_identifier(session, parse_identifier(identifier))
-        own(principal, licence)
-        record = full_record(session, licence)
-    return licence_out(request, licence, record.holder)
+        if licence.issuer_code == principal.department_code:
+            record = full_record(session, licence)
+            return licence_out(request, licence, record.holder)
+    pulled = pull(request, principal, licence.identifier, "record", service_item, business_number)
+    out = licence_out(request, pulled.record.licence, pulled.record.holder)
+    query = urlencode({"service_item": service_item, "business_number": business_number})
+    return out.model_copy(
+        update={
+            "holder": pulled.holder,
+            "fields": pulled.fields,
+            "status_reason": None,
+            "links": Links(pdf=f"{out.links.pdf}?{query}", verify=out.links.verify),
+        }
+    )
 
 
 @router.get(
@@ -258,12 +328,26 @@ def read(identifier: str, request: Request, principal: Principal) -> LicenceOut:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def pdf(identifier: str, request: Request, principal: Principal) -> Response:
+def pdf(
+    identifier: str,
+    request: Request,
+    principal: Principal,
+    service_item: ServiceItem = None,
+    business_number: BusinessNumber = None,
+) -> Response:
+    """盖章的证照文件（发证部门，或获持证人授权的部门）/ the sealed PDF, for the issuing
+    department or a department the holder granted it."""
     services = request.app.state.services
     with reading(services.engine) as session:
         licence = licence_by_identifier(session, parse_identifier(identifier))
-        own(principal, licence)
-        data = document(session, licence.identifier)
+        data = None
+        if licence.issuer_code == principal.department_code:
+            data = document(session, licence.identifier)
+    if data is None:
+        data = pull(
+            request, principal, licence.identifier, "pdf", service_item, business_number
+        ).pdf
+        assert data is not None
     return Response(
         data,
         media_type="application/pdf",

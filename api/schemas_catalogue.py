@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 LEVEL = "national | provincial | municipal | county (国家级、省级、市级、县级)"
+ServiceItem = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{1,64}$")]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class LicenceTypeUpdate(BaseModel):
@@ -32,6 +34,14 @@ class LicenceTypeUpdate(BaseModel):
     )
     service_items: list[str] = Field(
         default_factory=list, max_length=100, description="关联的政务服务事项编码"
+    )
+    service_item_fields: dict[
+        ServiceItem, Annotated[list[FieldName], Field(min_length=1, max_length=40)]
+    ] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="各事项所需的照面字段（事项须在 service_items 中）；获授权部门调取时只得到这些字段 / "
+        "the fields each service item needs; a granted pull returns only these",
     )
     field_schema: dict[str, Any] = Field(description="照面字段的 JSON Schema")
     issuer_codes: list[str] = Field(
@@ -60,6 +70,7 @@ class LicenceTypeOut(BaseModel):
     validity_years: int | None
     issuing_level: str
     service_items: list[str]
+    service_item_fields: dict[str, list[str]] = {}
     issuer_codes: list[str]
     field_schema: dict[str, Any]
     version: int

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
     verify_max_depth: int = 64
     font_cache_dir: Path | None = None
     presentation_ttl_seconds: int = 300  # lifetime of a holder's presentation QR code
+    federation_refresh_seconds: int = 300  # recognised domains' lists are re-fetched this often
+    # Holder sign-in (api/oidc.py): the unified identity platform, an OpenID Connect provider.
+    # Without an issuer, demo mode signs holders in at the development provider under /dev-idp.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    holder_session_minutes: int = 30
+    # Demo mode (`make run`): serves the development identity provider (api/dev_idp.py) at
+    # /dev-idp, which signs in the demo data's holders. Never on in production: 404 otherwise.
+    demo_mode: bool = False
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'elicence.db').resolve()}"

@@ -3,19 +3,22 @@ of the one before, so an edit, a deletion or a reordering is found by :func:`ver
 
 Appends happen inside the caller's transaction: the audit entry lands with the action it records
 or not at all. A single head row is updated *first*, which takes the write lock (SQLite) or the
-row lock (PostgreSQL) and so serialises appends across workers.
+row lock (PostgreSQL) and so serialises appends across workers. The append is written with
+prepared SQL statements, not the ORM's unit of work: it runs with every verification.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary
+from sqlalchemy import JSON, Column, Connection, DateTime, LargeBinary, bindparam
+from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from core.clock import Clock
@@ -69,20 +72,65 @@ def checkpoint_message(seq: int, head_hash: str) -> bytes:
 
 
 def entry_hash(entry: AuditEntry) -> str:
-    body = {
-        "seq": entry.seq,
-        "at": as_utc(entry.at).isoformat(),
-        "actor": entry.actor,
-        "action": entry.action,
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "outcome": entry.outcome,
-        "detail": entry.detail,
-        "request_id": entry.request_id,
-        "prev_hash": entry.prev_hash,
-    }
+    return _hash(
+        {
+            "seq": entry.seq,
+            "at": as_utc(entry.at).isoformat(),
+            "actor": entry.actor,
+            "action": entry.action,
+            "object_type": entry.object_type,
+            "object_id": entry.object_id,
+            "outcome": entry.outcome,
+            "detail": entry.detail,
+            "request_id": entry.request_id,
+            "prev_hash": entry.prev_hash,
+        }
+    )
+
+
+def _hash(body: dict[str, Any]) -> str:
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One entry to append (:meth:`AuditLog.append_many`)."""
+
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    outcome: str = "ok"
+    detail: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+
+
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+_ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
+# Built once: appends are on the path of every audited action. The first statement takes the
+# head's lock and reads the previous entry in the same round trip (UPDATE ... RETURNING).
+_ADVANCE = (
+    _HEAD.update()
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + bindparam("count"))
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_SET_HEAD_HASH = _HEAD.update().where(_HEAD.c.id == 1).values(hash=bindparam("new_hash"))
+_CREATE_HEAD = _HEAD.insert()
+_INSERT_ENTRY = _ENTRY.insert()
+
+
+@cache
+def _mappers_ready() -> None:
+    configure_mappers()
+
+
+def _written(values: dict[str, Any]) -> AuditEntry:
+    """The entry as written, detached and read-only (built without the ORM's bookkeeping,
+    which cost more than the insert)."""
+    _mappers_ready()
+    return AuditEntry.model_construct(**values)
 
 
 class AuditLog:
@@ -102,34 +150,64 @@ class AuditLog:
         detail: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> AuditEntry:
-        session.execute(
-            AuditHead.__table__.update().values(seq=AuditHead.__table__.c.seq + 1)  # type: ignore[attr-defined]
-        )
-        head = session.get(AuditHead, 1, populate_existing=True)
-        if head is None:
-            head = AuditHead(id=1, seq=1, hash=GENESIS)
-            session.add(head)
+        pending = Pending(actor, action, object_type, object_id, outcome, detail or {}, request_id)
+        return self.append_many(session, [pending])[0]
+
+    def append_many(
+        self,
+        session: Session,
+        pending: Sequence[Pending],
+        *,
+        connection: Connection | None = None,
+    ) -> list[AuditEntry]:
+        """Appends in order, in the caller's transaction, with three statements however many
+        there are: advance the head (its lock, and the previous hash, in one round trip),
+        insert the entries, set the head's hash — and every N entries a signed checkpoint.
+        Work the caller left pending is flushed first, as before, so the head's lock is not
+        held while it is written. Returns the entries as written: detached and read-only.
+
+        ``connection``: the statements go there, and ``session`` (on the same transaction) is
+        used only for a checkpoint — for a writer that needs no ORM otherwise."""
+        if not pending:
+            return []
+        if session.autoflush:
             session.flush()
-        entry = AuditEntry(
-            seq=head.seq,
-            at=self._clock.now(),
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            outcome=outcome,
-            detail=detail or {},
-            request_id=request_id,
-            prev_hash=head.hash,
-            hash="",
-        )
-        entry.hash = entry_hash(entry)
-        head.hash = entry.hash
-        session.add(entry)
-        session.flush()
+        if connection is None:
+            connection = session.connection()
+        count = len(pending)
+        head = connection.execute(_ADVANCE, {"count": count}).first()
+        if head is None:  # the first entries ever: the head row is created with them
+            last, prev_hash = count, GENESIS
+            connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
+        else:
+            last, prev_hash = head
+        at = self._clock.now()
+        stamped = as_utc(at).isoformat()
+        rows: list[dict[str, Any]] = []
+        for seq, item in enumerate(pending, start=last - count + 1):
+            values: dict[str, Any] = {
+                "seq": seq,
+                "at": stamped,
+                "actor": item.actor,
+                "action": item.action,
+                "object_type": item.object_type,
+                "object_id": item.object_id,
+                "outcome": item.outcome,
+                "detail": item.detail,
+                "request_id": item.request_id,
+                "prev_hash": prev_hash,
+            }
+            # The hashed body is exactly ``entry_hash``'s: these keys, the time as ISO text.
+            values["hash"] = prev_hash = _hash(values)
+            values["at"] = at
+            rows.append(values)
+        connection.execute(_INSERT_ENTRY, rows[0] if count == 1 else rows)
+        connection.execute(_SET_HEAD_HASH, {"new_hash": prev_hash})
+        entries = [_written(values) for values in rows]
         if self.checkpointer is not None:
-            self.checkpointer(session, entry)
-        return entry
+            for entry in entries:
+                self.checkpointer(session, entry)
+        return entries
 
 
 @dataclass(frozen=True)

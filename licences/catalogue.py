@@ -53,6 +53,7 @@ DEFINITION_FIELDS = (
     "field_schema",
     "issuer_codes",
     "service_items",
+    "service_item_fields",
     "issuing_level",
     "validity_rule",
 )
@@ -139,7 +140,50 @@ def normalise(entry: LicenceType) -> LicenceType:
             field="service_items",
         )
     check_field_schema(entry.field_schema)
+    entry.service_item_fields = check_service_item_fields(entry)
     return entry
+
+
+def check_service_item_fields(entry: LicenceType) -> dict[str, list[str]]:
+    """What each service item needs of this type: an item listed in ``service_items`` and, for
+    it, a non-empty list of the type's own fields. A department pulling a granted licence gets
+    exactly these fields, so a name that is not in the schema would silently share nothing."""
+    declared = entry.service_item_fields or {}
+    if not isinstance(declared, dict):
+        raise InvalidInput(
+            "service_item_fields 应为对象 / service_item_fields must be an object",
+            field="service_item_fields",
+        )
+    properties = entry.field_schema["properties"]
+    checked: dict[str, list[str]] = {}
+    for item, names in declared.items():
+        if item not in entry.service_items:
+            raise InvalidInput(
+                f"事项 {item} 不在 service_items 中 / service item {item} is not in service_items",
+                field="service_item_fields",
+            )
+        if not isinstance(names, list) or not names or len(names) > _MAX_FIELDS:
+            raise InvalidInput(
+                f"事项 {item} 须列出 1-{_MAX_FIELDS} 个字段 / service item {item} needs a list of "
+                f"1-{_MAX_FIELDS} field names",
+                field="service_item_fields",
+            )
+        unknown = [n for n in names if not isinstance(n, str) or n not in properties]
+        if unknown:
+            raise InvalidInput(
+                f"事项 {item} 所需字段不在照面字段中 / service item {item} names fields the type "
+                f"does not have: {', '.join(map(str, unknown))}",
+                field="service_item_fields",
+            )
+        checked[item] = list(dict.fromkeys(names))
+    return checked
+
+
+def fields_for_service_item(entry: LicenceType, item: str) -> list[str]:
+    """The fields service item ``item`` needs of this type, in schema order; [] if it
+    declares none."""
+    needed = set(entry.service_item_fields.get(item, ()))
+    return [name for name in entry.field_schema["properties"] if name in needed]
 
 
 def _check_validity(entry: LicenceType) -> None:

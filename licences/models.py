@@ -100,6 +100,11 @@ class LicenceType(SQLModel, table=True):
     service_items: list[str] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )  # 事项编码 of the government services this licence serves
+    # For each service item (事项编码), the fields of this type it needs: a department pulling a
+    # licence the holder granted for that item receives these fields and no others.
+    service_item_fields: dict[str, list[str]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     issuing_level: str = Field(default="", max_length=16)  # "" until normalised: the authority's
     validity_rule: str = Field(default="", max_length=16)  # "" until normalised from the years
     updated_at: datetime | None = Field(

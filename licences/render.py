@@ -9,6 +9,7 @@ import functools
 import io
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +25,9 @@ from licences.qr import QUIET_ZONE, qr_matrix
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in PDF points, origin bottom left
 Style = tuple[str, float, Color]  # font name, size, colour
+# Drawn last, over the finished page: (canvas, regular font name, bold font name). A
+# purpose-stamped copy (licences.stamped) prints its stamp this way, on a page rendered here.
+Overlay = Callable[[Canvas, str, str], None]
 
 MM = 72 / 25.4
 PAGE_W, PAGE_H = A4
@@ -275,7 +279,9 @@ def _draw_issuer(c: Canvas, view: LicenceView, regular: str, bold: str) -> Box:
     return (x, y, x + SEAL_SIZE, y + SEAL_SIZE)
 
 
-def render_licence(view: LicenceView, *, regular_font: Path, bold_font: Path) -> RenderedLicence:
+def render_licence(
+    view: LicenceView, *, regular_font: Path, bold_font: Path, overlay: Overlay | None = None
+) -> RenderedLicence:
     """Render ``view`` as a one-page A4 PDF; raises ValueError when the fields cannot fit."""
     regular, bold = font_name(regular_font), font_name(bold_font)
     rows, pad = _rows(view, regular, bold)
@@ -293,6 +299,8 @@ def render_licence(view: LicenceView, *, regular_font: Path, bold_font: Path) ->
     qr_box, qr_version = _draw_qr(c, view.verify_url, LEFT, QR_Y, regular)
     seal_box = _draw_issuer(c, view, regular, bold)
     _centred(c, f"版本 Version {view.version}", PAGE_W / 2, 16.5 * MM, (regular, 7, GREY))
+    if overlay is not None:
+        overlay(c, regular, bold)
     c.showPage()
     rl_config.useA85 = 0  # read at save: binary streams are smaller and faster than ASCII85
     c.save()

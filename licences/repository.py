@@ -1,5 +1,12 @@
 """Reading the repository: licences by identifier, verification code or SHA-256, and their
-status *now* — expiry is computed from the validity dates, so no scheduled job is needed."""
+status *now* — expiry is computed from the validity dates, so no scheduled job is needed.
+
+A purpose-stamped copy (加注件, ``licences.stamped``) is found by its own SHA-256 or code, and
+is returned as the licence it copies *as the copy shows it*: a new, unsaved ``Licence`` object
+with the licence's data and live status, but the copy's digest, code, seal, certificate and
+sealing time. ``full_record`` recognises such an object (it is transient: never in a session)
+and adds the copy's purpose to the record, so a verifier needs no second path for copies.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlalchemy import inspect
+from sqlalchemy.orm import defer
+from sqlmodel import Session, col, select
 
 from core.errors import NotFound
 from licences.digests import SupersededDigest
 from licences.models import Holder, Licence, LicenceDocument, LicenceStatus, LicenceType
+from licences.stamped_records import StampedCopy
 from seals.models import Department, Seal
 
 CHINA = ZoneInfo("Asia/Shanghai")  # validity dates are dates in China, not on the server
@@ -24,6 +34,8 @@ class LicenceRecord:
     holder: Holder
     issuer: Department
     seal: Seal
+    purpose: str | None = None  # a stamped copy's printed purpose: 仅供办理……使用
+    stamped_copy: str | None = None  # the copy's id
 
 
 def effective_status(licence: Licence, today: date) -> LicenceStatus:
@@ -50,7 +62,10 @@ def licence_by_identifier(
 
 
 def licence_by_code(session: Session, code: str) -> Licence | None:
-    return session.exec(select(Licence).where(Licence.verify_code == code)).first()
+    licence = session.exec(select(Licence).where(Licence.verify_code == code)).first()
+    if licence is None:
+        return _copy_where(session, col(StampedCopy.verify_code) == code)
+    return licence
 
 
 def licence_by_sha256(session: Session, digest: str) -> Licence | None:
@@ -61,7 +76,28 @@ def licence_by_sha256(session: Session, digest: str) -> Licence | None:
         earlier = session.get(SupersededDigest, digest)
         if earlier is not None:
             licence = session.get(Licence, earlier.identifier)
+    if licence is None:
+        licence = _copy_where(session, col(StampedCopy.sha256) == digest)
     return licence
+
+
+def _copy_where(session: Session, condition: object) -> Licence | None:
+    """The licence a stamped copy copies, as the copy shows it (see the module docstring)."""
+    copy = session.exec(
+        select(StampedCopy).options(defer(StampedCopy.pdf)).where(condition)  # type: ignore[arg-type]
+    ).first()
+    if copy is None:
+        return None
+    licence = session.get(Licence, copy.identifier)
+    if licence is None:
+        return None
+    clone = Licence(**licence.model_dump())
+    clone.sha256 = copy.sha256
+    clone.verify_code = copy.verify_code
+    clone.seal_code = copy.seal_code
+    clone.seal_certificate_serial = copy.seal_certificate_serial
+    clone.issued_at = copy.created_at  # when this document was sealed
+    return clone
 
 
 def full_record(session: Session, licence: Licence) -> LicenceRecord:
@@ -79,7 +115,47 @@ def full_record(session: Session, licence: Licence) -> LicenceRecord:
     if row is None:
         raise NotFound(f"证照记录不完整 / licence {licence.identifier} is incomplete")
     licence_type, holder, issuer, seal = row
+    if inspect(licence).transient:  # a stamped copy's view of its licence
+        copy = session.exec(
+            select(StampedCopy.id, StampedCopy.stamp_text).where(
+                StampedCopy.sha256 == licence.sha256
+            )
+        ).first()
+        if copy is not None:
+            return LicenceRecord(licence, licence_type, holder, issuer, seal, copy[1], copy[0])
     return LicenceRecord(licence, licence_type, holder, issuer, seal)
+
+
+def holder_licence(
+    session: Session, identifier: str, id_type: str, id_number: str, *, for_update: bool = False
+) -> Licence:
+    """A licence of this holder; another holder's is reported exactly like a missing one, so
+    nobody learns which identifiers exist."""
+    licence = session.get(Licence, identifier, with_for_update=for_update or None)
+    holder = session.get(Holder, licence.holder_id) if licence is not None else None
+    if (
+        licence is None
+        or holder is None
+        or (holder.id_type, holder.id_number) != (id_type, id_number)
+    ):
+        raise NotFound(f"证照不存在 / no licence {identifier}", field="identifier")
+    return licence
+
+
+def licences_of_holder(session: Session, id_type: str, id_number: str) -> list[Licence]:
+    """Every licence (each version) issued to a holder, newest first."""
+    holder = session.exec(
+        select(Holder).where(Holder.id_type == id_type, Holder.id_number == id_number)
+    ).first()
+    if holder is None:
+        return []
+    return list(
+        session.exec(
+            select(Licence)
+            .where(Licence.holder_id == holder.id)
+            .order_by(col(Licence.issued_at).desc(), col(Licence.identifier))
+        )
+    )
 
 
 def document(session: Session, identifier: str) -> bytes:

@@ -9,8 +9,11 @@ from sqlmodel import SQLModel
 import core.audit  # noqa: F401
 import licences.archive
 import licences.digests
+import licences.grants
 import licences.models
-import licences.presentation  # noqa: F401
+import licences.presentation
+import licences.pulls
+import licences.stamped_records  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
 import trust.crl

@@ -14,7 +14,7 @@ def test_bench_smoke_emits_json() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=True,
     )
     last = json.loads(done.stdout.strip().splitlines()[-1])

@@ -7,7 +7,9 @@ import re
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.holder_session import COOKIE, HolderPrincipal
 from api.schemas_catalogue import LicenceTypeUpdate
 from core.db import reading, transaction
 from seals.clients import create_client
@@ -153,3 +155,83 @@ def test_public_list_names_only_real_routes(domain: Domain) -> None:
     present = set(routes(domain))
     stale = {r for r in PUBLIC if r not in present and r != ("GET", "/api/v1/departments/{code}")}
     assert stale == set()
+
+
+# Holder routes: the credential is the signed-in holder's session cookie (api/holder_session.py),
+# and every state-changing call must carry the session's CSRF token as well.
+HOLDER_PREFIXES = ("/api/v1/holder/",)
+
+
+def is_holder(path: str) -> bool:
+    return path.startswith(HOLDER_PREFIXES)
+
+
+def holder_client(domain: Domain, id_type: str, id_number: str, subject: str) -> tuple[TestClient, str]:
+    principal = HolderPrincipal(id_type=id_type, id_number=id_number, name="持证人", subject=subject,
+                                issuer="https://idp.example.gov.cn")
+    sessions = domain.services.holder_sessions
+    value = sessions.seal(principal, domain.services.clock.now())
+    _, csrf = sessions.open(value, domain.services.clock.now())
+    client = TestClient(domain.client.app)
+    client.cookies.set(COOKIE, value)
+    return client, csrf
+
+
+@pytest.fixture(scope="module")
+def holder_objects(domain: Domain, objects: dict[str, str]) -> dict[str, str]:
+    """A live grant by the holder of the licence in ``objects``."""
+    from datetime import date, timedelta
+
+    sample = domain.department(0)["sample_request"]
+    client, csrf = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
+    entry = domain.client.get(f"/api/v1/catalogue/licence-types/{objects['type']}").json()
+    response = client.post("/api/v1/holder/grants", headers={"X-CSRF-Token": csrf}, json={
+        "identifier": objects["identifier"], "department": domain.department(1)["code"],
+        "service_item": sorted(entry["service_item_fields"])[0], "business_number": "AUTHZ-1",
+        "valid_until": (date.today() + timedelta(days=2)).isoformat()})
+    assert response.status_code == 201, response.text
+    return {**objects, "grant_id": response.json()["id"]}
+
+
+def test_holder_routes_take_only_the_holders_session(domain: Domain, holder_objects: dict[str, str]) -> None:
+    sample = domain.department(0)["sample_request"]
+    client, csrf = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
+    checked = 0
+    for method, path in routes(domain):
+        if not is_holder(path):
+            continue
+        checked += 1
+        url = fill(path, holder_objects)
+        body = body_for(domain, method, path, holder_objects)
+        # a department's credentials never act for a holder
+        response = domain.client.request(method, url, json=body, headers=domain.auth(0))
+        assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+        if method == "GET":  # the session is accepted (objects not filled in may be 404/422)
+            assert client.request(method, url).status_code not in (401, 403), (method, path)
+            continue
+        for headers in ({}, {"X-CSRF-Token": csrf + "x"}):
+            response = client.request(method, url, json=body, headers=headers)
+            assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+            assert response.headers["content-type"].startswith("application/problem+json")
+    assert checked >= 4
+    grants = client.get("/api/v1/holder/grants").json()["items"]
+    assert [(g["id"], g["status"]) for g in grants] == [(holder_objects["grant_id"], "active")]
+
+
+def test_another_holders_objects_are_out_of_reach(domain: Domain, holder_objects: dict[str, str]) -> None:
+    stranger, csrf = holder_client(domain, "111", "350103199007150024", "authz-stranger")
+    checked = 0
+    for method, path in routes(domain):
+        if not is_holder(path) or "{" not in path:
+            continue
+        checked += 1
+        response = stranger.request(method, fill(path, holder_objects), headers={"X-CSRF-Token": csrf},
+                                    json=body_for(domain, method, path, holder_objects))
+        if response.status_code == 422:  # a body this walker cannot fill: the handler never ran
+            assert not path.endswith("/withdraw"), (method, path, response.text[:200])
+            continue
+        assert response.status_code in (403, 404), (method, path, response.status_code, response.text[:200])
+    assert checked >= 1
+    sample = domain.department(0)["sample_request"]
+    owner, _ = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
+    assert owner.get("/api/v1/holder/grants").json()["items"][0]["status"] == "active"

@@ -1,36 +1,44 @@
-"""Hostile uploads are parsed first in a worker process with CPU, memory and time limits.
+"""Hostile uploads are parsed and validated in a worker process with CPU, memory and time limits.
 
 Verification is public, so anyone can send a decompression bomb, a file nested ten thousand
-levels deep or one that drives a parser into a loop. Such a file must cost at most a worker
-process, never the server: each upload is inspected in a small pool of worker processes
-(``ProcessPoolExecutor``, "spawn", so nothing is forked from the threaded server; a fork per
-request was measured at ~0.6 s here, growing with the modules the server had imported —
-the cause was not pinned down — against ~40 ms for a task in a warm worker). Each worker caps its
-address space (``RLIMIT_AS``) and, per task, its CPU time (``RLIMIT_CPU``); the parent stops
-waiting at the wall-clock limit and kills the pool's workers.
+levels deep, a certificate bag that sends path building into a combinatorial search, or one
+that drives a parser into a loop. Such a file must cost at most a worker process, never the
+server: each upload is handled in a small pool of worker processes (``ProcessPoolExecutor``,
+"spawn", so nothing is forked from the threaded server; a fork per request was measured at
+~0.6 s here, growing with the modules the server had imported — the cause was not pinned down —
+against ~40 ms for a task in a warm worker). Each worker caps its address space (``RLIMIT_AS``)
+and, per task, its CPU time (``RLIMIT_CPU``); the parent stops waiting at the wall-clock limit
+and kills the pool's workers.
 
-The worker receives only the bytes and answers with a small ``Inspection``; the repository,
-the trust anchors and the licence status stay in the parent (``verify.pdf``), which goes on to
-the signature checks only when the inspection found a plain, parseable PDF. A licence this
-service issues has no JavaScript, no actions, no embedded files and one page, so anything
-else is refused by name before any signature is looked at.
+``Inspector.examine`` does the whole parsing and cryptographic work in one hop: the structure
+inspection (pikepdf; a licence this service issues has no JavaScript, no actions, no embedded
+files and one page, so anything else is refused by name) and then ``verify.signature`` on the
+same pyHanko reader — the upload is read by pyHanko once. The worker receives the bytes, the
+trust anchors, the validation time and the revocations as plain values, and answers with a
+refusal (``Inspection``) or ``SignatureFacts``; the repository and the licence status stay in
+the parent (``verify.pdf``), which decides from the facts.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import resource
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from verify.report import Indication, SubIndication
+
+if TYPE_CHECKING:
+    from verify.signature import Parsed, Revocation, SignatureFacts, TrustAnchors
 
 # A licence PDF has a few hundred objects; these bounds leave ample room for LTV revisions.
 DANGEROUS_KEYS = {
@@ -64,8 +72,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Inspection:
-    """What the worker found: ``ok`` or the named check that failed, and why (small and
-    picklable: this is all that crosses back from the worker)."""
+    """What the inspection found: ``ok`` or the named check that failed, and why (small and
+    picklable: a refusal is all that crosses back from the worker, else ``SignatureFacts``)."""
 
     ok: bool
     check: str = "inspection"
@@ -76,7 +84,7 @@ class Inspection:
     pages: int = 0
 
 
-Work = Callable[[bytes, "Limits"], Inspection]
+R = TypeVar("R")
 
 
 def _refuse(check: str, detail: str, indication: Indication, sub: SubIndication) -> Inspection:
@@ -84,8 +92,55 @@ def _refuse(check: str, detail: str, indication: Indication, sub: SubIndication)
 
 
 def inspect_bytes(data: bytes, limits: Limits) -> Inspection:
-    """The worker's work (also callable in-process by tests): pikepdf for structure, then
-    pyHanko's reader, which the parent will use, so a file that breaks it breaks here."""
+    """Structure inspection alone (also callable in-process by tests): pikepdf, then pyHanko's
+    reader, so a file that breaks it breaks here."""
+    return _inspect(data, limits)[0]
+
+
+def inspect_and_examine(
+    data: bytes,
+    limits: Limits,
+    *,
+    anchors: TrustAnchors,
+    moment: datetime,
+    revoked: tuple[Revocation, ...],
+    tolerance: timedelta,
+) -> Inspection | SignatureFacts:
+    """The worker's work for an upload: the inspection, then ``verify.signature`` on the reader
+    the inspection opened. A refusal is an ``Inspection``; anything else is the facts."""
+    from verify.signature import examine_parsed
+
+    found, parsed = _inspect(data, limits)
+    if parsed is None:
+        return found
+    return examine_parsed(parsed, anchors, moment=moment, revoked=revoked, tolerance=tolerance)
+
+
+def _inspect(data: bytes, limits: Limits) -> tuple[Inspection, Parsed | None]:
+    found = _structure(data, limits)
+    if not found.ok:
+        return found, None
+    from verify.signature import parse
+
+    try:
+        parsed = parse(data)
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as exc:
+        return (
+            _refuse(
+                "format",
+                f"签名结构无法读取 / signature structure unreadable: {type(exc).__name__}",
+                Indication.INDETERMINATE,
+                SubIndication.MALFORMED,
+            ),
+            None,
+        )
+    return found, parsed
+
+
+def _structure(data: bytes, limits: Limits) -> Inspection:
+    """pikepdf: object, page, nesting and decoded-size limits, and no active content."""
     import io
 
     import pikepdf
@@ -133,19 +188,6 @@ def inspect_bytes(data: bytes, limits: Limits) -> Inspection:
         found = _scan(pdf.trailer, limits.max_depth)
         if found is not None:
             return found
-    try:
-        from pyhanko.pdf_utils.reader import PdfFileReader
-
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        for signature in reader.embedded_regular_signatures:
-            signature.sig_object.get("/ByteRange")
-    except Exception as exc:
-        return _refuse(
-            "format",
-            f"签名结构无法读取 / signature structure unreadable: {type(exc).__name__}",
-            Indication.INDETERMINATE,
-            SubIndication.MALFORMED,
-        )
     return Inspection(True, objects=objects, pages=pages)
 
 
@@ -210,6 +252,10 @@ def _initialise(limits: Limits) -> None:
     if os.getppid() != parent:  # the server died before prctl took effect
         os._exit(0)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    # Loaded once per worker, outside any task's CPU budget: pyHanko, pikepdf, certvalidator.
+    import pikepdf  # noqa: F401
+
+    import verify.signature  # noqa: F401
 
 
 def _watch_parent(parent: int) -> None:
@@ -219,8 +265,8 @@ def _watch_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _task(data: bytes, limits: Limits, work: Work) -> Inspection:
-    """One inspection in a worker: the CPU limit is set to what this task may still use (the
+def _task(data: bytes, limits: Limits, work: Callable[[bytes, Limits], R]) -> R | Inspection:
+    """One task in a worker: the CPU limit is set to what this task may still use (the
     soft limit only, so the next task can raise it again); a breach is SIGXCPU, which ends the
     worker, and the parent answers LIMIT_EXCEEDED."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -256,7 +302,7 @@ def _task(data: bytes, limits: Limits, work: Work) -> Inspection:
 
 
 class Inspector:
-    """Runs ``inspect_bytes`` in a small pool of limited worker processes.
+    """Runs inspection and examination in a small pool of limited worker processes.
 
     Workers are started with "spawn" (never forked from the threaded server) and replaced after
     ``max_tasks_per_child`` uploads, so a leak in a parser lives briefly. A worker that breaks a
@@ -296,13 +342,37 @@ class Inspector:
         pool.shutdown(wait=False, cancel_futures=True)
 
     def inspect(self, data: bytes) -> Inspection:
-        return self._run(data, time.monotonic() + self.limits.wall_seconds)
+        """Structure inspection only."""
+        return self._run(data, time.monotonic() + self.limits.wall_seconds, inspect_bytes)
 
-    def _run(self, data: bytes, deadline: float, target: Work | None = None) -> Inspection:
+    def examine(
+        self,
+        data: bytes,
+        anchors: TrustAnchors,
+        *,
+        moment: datetime,
+        revoked: Iterable[Revocation] = (),
+        tolerance: timedelta = timedelta(0),
+    ) -> Inspection | SignatureFacts:
+        """Inspection and ``verify.signature.examine`` in one worker task, under the limits:
+        ``SignatureFacts`` for a file the worker could read, else the refusal (hostile,
+        unparseable, over a limit, or the pool too busy)."""
+        work = functools.partial(
+            inspect_and_examine,
+            anchors=anchors,
+            moment=moment,
+            revoked=tuple(revoked),
+            tolerance=tolerance,
+        )
+        return self._run(data, time.monotonic() + self.limits.wall_seconds, work)
+
+    def _run(
+        self, data: bytes, deadline: float, target: Callable[[bytes, Limits], R]
+    ) -> R | Inspection:
         for attempt in (1, 2):
             pool = self._executor()
             try:
-                future = pool.submit(_task, data, self.limits, target or inspect_bytes)
+                future = pool.submit(_task, data, self.limits, target)
             except (BrokenProcessPool, RuntimeError):
                 self._discard(pool)
                 continue
@@ -314,7 +384,7 @@ class Inspector:
                 self._discard(pool)
                 return _refuse(
                     "limits",
-                    f"处理超时 / inspection took longer than {self.limits.wall_seconds:g} s",
+                    f"处理超时 / checking the file took longer than {self.limits.wall_seconds:g} s",
                     Indication.INDETERMINATE,
                     SubIndication.LIMIT_EXCEEDED,
                 )
@@ -325,13 +395,13 @@ class Inspector:
             except Exception as exc:  # e.g. a result that cannot be pickled back
                 return _refuse(
                     "format",
-                    f"无法解析 / inspection failed: {type(exc).__name__}",
+                    f"无法解析 / checking the file failed: {type(exc).__name__}",
                     Indication.INDETERMINATE,
                     SubIndication.MALFORMED,
                 )
         return _refuse(
             "limits",
-            "解析进程被终止（资源超限）/ the inspection process was ended by a resource limit",
+            "核验进程被终止（资源超限）/ the checking process was ended by a resource limit",
             Indication.INDETERMINATE,
             SubIndication.LIMIT_EXCEEDED,
         )

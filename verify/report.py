@@ -6,7 +6,7 @@ are filled from the repository, found by the SHA-256 of the bytes or by the QR c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -67,6 +67,7 @@ class LicenceSummary:
     status: str
     status_label: str
     version: int
+    purpose: str | None = None  # a purpose-stamped copy (加注件): what it may be used for
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,25 @@ class SealSummary:
 
 
 @dataclass(frozen=True)
+class DomainSummary:
+    """The recognised trust domain that issued a foreign licence (``verify.foreign``)."""
+
+    name: str
+    organisation: str
+    trust_list_url: str  # where this domain fetches its list
+    fingerprint: str  # SHA-256 of its trust-list signer, as pinned here
+    sequence: int  # of the list the decision used
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The local licence type a foreign type is mapped to (``elicence federation map``)."""
+
+    type_code: str
+    type_name: str
+
+
+@dataclass(frozen=True)
 class Report:
     indication: Indication
     sub_indication: SubIndication | None
@@ -93,9 +113,15 @@ class Report:
     licence: LicenceSummary | None = None
     seal: SealSummary | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    domain: DomainSummary | None = None  # set when another, recognised domain issued it
+    recognised_as: Recognition | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # What ``asdict`` gives, built without its deep copy of every leaf (every QR answer).
+        data = {
+            f.name: None if f.name == "checks" else _plain(getattr(self, f.name))
+            for f in fields(self)
+        }
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value if self.sub_indication else None
         data["checks"] = [
@@ -103,6 +129,18 @@ class Report:
         ]
         data["validated_at"] = self.validated_at.isoformat()
         return data
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion of one value: dataclasses, dicts, lists and tuples
+    rebuilt, other values (strings, numbers, enums, times) kept as they are."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 MESSAGES: dict[SubIndication | None, str] = {

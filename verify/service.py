@@ -7,13 +7,15 @@ import hashlib
 
 from sqlalchemy.engine import Engine
 
-from core.audit import AuditLog
-from core.db import reading, transaction
+from core.audit import AuditLog, Pending
+from core.db import reading
 from verify import log
 from verify.code import CodeVerifier
-from verify.isolation import Inspector
+from verify.foreign import ForeignVerifier
+from verify.foreign import applies as foreign_applies
+from verify.isolation import Inspection, Inspector
 from verify.pdf import PdfVerifier
-from verify.report import MESSAGES, Check, CheckResult, Indication, Report, SubIndication
+from verify.report import Check, CheckResult, Report
 
 
 class VerificationService:
@@ -25,7 +27,9 @@ class VerificationService:
         code: CodeVerifier,
         audit: AuditLog,
         inspector: Inspector | None = None,
+        foreign: ForeignVerifier | None = None,
     ) -> None:
+        self._foreign = foreign  # recognised domains: asked when no local chain is found
         self._engine = engine
         self._pdf = pdf
         self._inspector = inspector
@@ -39,10 +43,9 @@ class VerificationService:
     def verify_pdf(
         self, data: bytes, *, channel: str, actor: str, request_id: str | None = None
     ) -> Report:
-        report = self._inspect(data, channel)
-        if report is None:
-            with reading(self._engine) as session:
-                report = self._pdf.verify(session, data, channel)
+        report = self._check_pdf(data, channel)
+        if self._foreign is not None and foreign_applies(report):
+            report = self._foreign.verify_pdf(data, report, channel) or report
         subject = (
             report.licence.identifier
             if report.licence
@@ -51,37 +54,40 @@ class VerificationService:
         self._record(report, subject, actor, request_id, "pdf")
         return report
 
-    def _inspect(self, data: bytes, channel: str) -> Report | None:
-        """The upload is parsed first in a limited worker process (``verify.isolation``); a file
-        that is oversized, hostile or unparseable is answered from there and never reaches the
-        parsers in this process."""
+    def _check_pdf(self, data: bytes, channel: str) -> Report:
+        """With isolation, the upload is parsed and validated in a limited worker process
+        (``verify.isolation``): this process reads what the examination needs from the
+        database, hands the bytes over, and decides from the facts that come back. A file that
+        is hostile, unparseable or breaks a limit is answered from the worker's refusal and
+        never reaches a parser here. Two short reads, so no database connection is held while
+        the worker runs."""
         if self._inspector is None:
-            return None
-        sub: SubIndication | None
-        if len(data) > self._pdf.max_bytes:
-            sub, message = SubIndication.LIMIT_EXCEEDED, None
-            check = Check("format", CheckResult.FAILED, f"{len(data)} bytes > {self.max_bytes}")
-            indication = Indication.INDETERMINATE
-        else:
-            found = self._inspector.inspect(data)
-            if found.ok:
-                return None
-            sub, message, indication = found.sub, found.detail, found.indication
-            check = Check(found.check, CheckResult.FAILED, found.detail)
-        return Report(
-            indication=indication,
-            sub_indication=sub,
-            message=message or MESSAGES[sub],
-            checks=(check,),
-            validated_at=self._pdf.now(),
-            channel=channel,
+            with reading(self._engine) as session:
+                return self._pdf.verify(session, data, channel)
+        with reading(self._engine) as session:
+            prepared = self._pdf.prepare(session, data, channel)
+        if isinstance(prepared, Report):
+            return prepared
+        found = self._inspector.examine(
+            prepared.data,
+            prepared.anchors,
+            moment=prepared.moment,
+            revoked=prepared.revoked,
+            tolerance=prepared.tolerance,
         )
+        if isinstance(found, Inspection):
+            check = Check(found.check, CheckResult.FAILED, found.detail)
+            return self._pdf.refusal(check, found.indication, found.sub, found.detail, channel)
+        with reading(self._engine) as session:
+            return self._pdf.decide(session, prepared, found, channel)
 
     def verify_code(
         self, text: str, *, channel: str, actor: str, request_id: str | None = None
     ) -> Report:
         with reading(self._engine) as session:
             report = self._code.verify(session, text, channel)
+        if self._foreign is not None and foreign_applies(report):
+            report = self._foreign.verify_code(text, report, channel) or report
         # A payload whose signature held names its licence even when it failed later (an expired
         # presentation): the holder should see that someone scanned an old screenshot.
         named = report.licence.identifier if report.licence else report.extra.get("identifier")
@@ -92,29 +98,28 @@ class VerificationService:
     def _record(
         self, report: Report, subject: str, actor: str, request_id: str | None, method: str
     ) -> None:
-        with transaction(self._engine) as session:
-            log.record(
-                session,
+        sub_indication = report.sub_indication.value if report.sub_indication else None
+        # Written with group commit: concurrent verifications share one transaction.
+        log.recorder(self._engine, self._audit).record(
+            log.Verification(
                 at=report.validated_at,
                 identifier=None if subject.startswith(("sha256:", "unknown-")) else subject,
                 channel=report.channel,
                 method=method,
                 indication=report.indication.value,
-                sub_indication=report.sub_indication.value if report.sub_indication else None,
+                sub_indication=sub_indication,
+                audit=Pending(
+                    actor=actor,
+                    action="licence.verify",
+                    object_type="licence",
+                    object_id=subject[:128],
+                    outcome=report.indication.value,
+                    request_id=request_id,
+                    detail={
+                        "channel": report.channel,
+                        "method": method,
+                        "sub_indication": sub_indication,
+                    },
+                ),
             )
-            self._audit.append(
-                session,
-                actor=actor,
-                action="licence.verify",
-                object_type="licence",
-                object_id=subject[:128],
-                outcome=report.indication.value,
-                request_id=request_id,
-                detail={
-                    "channel": report.channel,
-                    "method": method,
-                    "sub_indication": report.sub_indication.value
-                    if report.sub_indication
-                    else None,
-                },
-            )
+        )

@@ -28,6 +28,11 @@ def licence_summary(record: LicenceRecord, today: date) -> LicenceSummary:
         status=status.value,
         status_label=status.label,
         version=licence.version,
+        purpose=(
+            f"加注件：{record.purpose} / purpose-stamped copy, for this use only"
+            if record.purpose
+            else None
+        ),
     )
 
 

@@ -1,0 +1,122 @@
+"""What a signed-in holder sees of their own licences, shared by the pages (``routes_holder``)
+and the JSON API for holder apps (``routes_holder_api``).
+
+A holder sees their own data whole — name and ID number are theirs — except the page header,
+which shows the masked name (``api.holder_session.page_context``): a screen is read over the
+shoulder. Nothing here is read from a document; everything comes from the repository.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from api.holder_session import HolderPrincipal
+from api.routes_verify import beijing
+from licences.catalogue import field_layout
+from licences.lifecycle import parse_identifier
+from licences.models import Licence, LicenceStatus
+from licences.presentation import Presentation
+from licences.qr import qr_svg_data_uri
+from licences.repository import (
+    CHINA,
+    LicenceRecord,
+    effective_status,
+    full_record,
+    holder_licence,
+    licences_of_holder,
+)
+from licences.stamped import StampedCopies
+from licences.stamped_records import StampedCopy
+
+
+def own_record(session: Session, principal: HolderPrincipal, identifier: str) -> LicenceRecord:
+    """The holder's licence (422 for a malformed identifier, 404 for another's or none)."""
+    licence = holder_licence(
+        session, parse_identifier(identifier), principal.id_type, principal.id_number
+    )
+    return full_record(session, licence)
+
+
+def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) -> dict[str, Any]:
+    licence = record.licence
+    status = effective_status(licence, now.astimezone(CHINA).date())
+    base = f"/api/v1/holder/licences/{licence.identifier}"
+    body: dict[str, Any] = {
+        "identifier": licence.identifier,
+        "type_code": record.licence_type.code,
+        "type_name": record.licence_type.name,
+        "type_name_en": record.licence_type.name_en,
+        "issuer_code": record.issuer.code,
+        "issuer_name": record.issuer.name,
+        "holder_name": record.holder.name,
+        "holder_id_type": record.holder.id_type,
+        "holder_id": record.holder.id_number,
+        "valid_from": licence.valid_from.isoformat(),
+        "valid_until": licence.valid_until.isoformat() if licence.valid_until else None,
+        "issued_at": licence.issued_at.isoformat(),
+        "status": status.value,
+        "status_label": status.label,
+        "version": licence.version,
+        "links": {
+            "self": base,
+            "pdf": f"{base}/pdf",
+            "presentations": f"{base}/presentations",
+            "stamped_copies": f"{base}/stamped-copies",
+            "page": f"/me/licences/{licence.identifier}",
+        },
+    }
+    if detail:
+        body["fields"] = [
+            {"label": label, "value": value}
+            for label, value in field_layout(record.licence_type, licence.fields)
+        ]
+        body["service_items"] = list(record.licence_type.service_items)
+    return body
+
+
+def my_licences(session: Session, principal: HolderPrincipal) -> list[LicenceRecord]:
+    rows: list[Licence] = licences_of_holder(session, principal.id_type, principal.id_number)
+    return [full_record(session, licence) for licence in rows]
+
+
+def is_valid(record: LicenceRecord, now: datetime) -> bool:
+    return effective_status(record.licence, now.astimezone(CHINA).date()) is LicenceStatus.VALID
+
+
+def copy_json(copy: StampedCopy, stamped: StampedCopies) -> dict[str, Any]:
+    return {
+        "id": copy.id,
+        "identifier": copy.identifier,
+        "licence_version": copy.licence_version,
+        "purpose": copy.purpose,
+        "service_item": copy.service_item,
+        "stamp_text": copy.stamp_text,
+        "created_at": copy.created_at.isoformat(),
+        "sha256": copy.sha256,
+        "verify_url": stamped.verify_url(copy),
+        "links": {"pdf": f"/api/v1/holder/stamped-copies/{copy.id}/pdf"},
+    }
+
+
+def presentation_json(presentation: Presentation, now: datetime) -> dict[str, Any]:
+    """The same shape as the holder-link page's refresh answer, which ``present.js`` reads."""
+    return {
+        "identifier": presentation.identifier,
+        "qr": presentation.url,
+        "qr_svg": qr_svg_data_uri(presentation.url),
+        "presented_at": presentation.presented_at.isoformat(),
+        "expires_at": presentation.expires_at.isoformat(),
+        "expires_at_local": beijing(presentation.expires_at),
+        "expires_in": max(0, int((presentation.expires_at - now).total_seconds())),
+    }
+
+
+def pdf_headers(name: str, sha256: str) -> dict[str, str]:
+    return {
+        "Content-Disposition": f'attachment; filename="{name}.pdf"',
+        "X-Content-SHA256": sha256,
+        "Cache-Control": "no-store",
+    }

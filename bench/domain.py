@@ -1,0 +1,113 @@
+"""The domain every measurement uses: a demo trust domain, the sample issuance request, the
+B-B variant of the product's issuance, and the rendered page the seal step receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+
+def build(data_dir: Path, database_url: str | None = None) -> Any:
+    from api.bootstrap import initialise
+    from api.container import build_services
+    from api.settings import Settings
+
+    settings = Settings(
+        data_dir=data_dir,
+        key_passphrase="bench",  # type: ignore[arg-type]
+        public_base_url="https://licence.example.gov.cn",
+        database_url=database_url,
+    )
+    services = build_services(settings)
+    initialise(services, with_demo=True)
+    return services
+
+
+def issue_request(services: Any, n: int = 0) -> Any:
+    from api import demo
+    from licences.issuance import IssueRequest
+
+    sample = demo.SAMPLE_LICENCES[0]
+    return IssueRequest(
+        department_code=sample["department"],
+        licence_type=sample["licence_type"],
+        holder_id_type=sample["holder"]["id_type"],
+        holder_id=sample["holder"]["id"],
+        holder_name=sample["holder"]["name"],
+        fields=sample["fields"],
+        valid_from=date.today(),
+        actor="bench",
+    )
+
+
+def bb_issuance(services: Any) -> Any:
+    """The product's issuance with ``long_term=None``: PAdES B-B (no timestamp, no LTV)."""
+    from licences.issuance import IssuanceService
+
+    live = services.issuance
+    return IssuanceService(
+        engine=live._engine,
+        catalogue=live._catalogue,
+        seals=live._seals,
+        audit=live._audit,
+        clock=live._clock,
+        fonts=live._fonts,
+        public_base_url=live._base_url,
+        qr_codes=live._qr_codes,
+        long_term=None,
+    )
+
+
+@dataclass
+class Captured:
+    pdf: bytes
+    box: tuple[float, float, float, float]
+    image_png: bytes
+    reason: str
+    location: str
+    name: str
+    key_label: str
+    chain_der: list[bytes]
+
+
+def capture_page(services: Any, issuance: Any) -> Captured:
+    """Issue once and keep the rendered page handed to the seal step (the same input PDF)."""
+    import licences.issuance as mod
+
+    original = mod.apply_seal
+    seen: dict[str, Any] = {}
+
+    def spy(request: Any, signer: Any, evidence: Any = None) -> bytes:
+        seen["request"] = request
+        seen["signer"] = signer
+        return original(request, signer, evidence)
+
+    mod.apply_seal = spy  # type: ignore[assignment]
+    try:
+        issuance.issue(issue_request(services))
+    finally:
+        mod.apply_seal = original
+    request, signer = seen["request"], seen["signer"]
+    certs = [signer.signing_cert, *signer.cert_registry]
+    chain = [c.dump() for c in certs]
+    return Captured(
+        request.pdf,
+        request.box,
+        request.image_png,
+        request.reason,
+        request.location,
+        request.name,
+        signer._ref.label if hasattr(signer, "_ref") else "",
+        chain,
+    )
+
+
+def seal_ref(services: Any) -> Any:
+    from core.db import reading
+
+    department = issue_request(services).department_code
+    with reading(services.engine) as session:
+        context = services.seals.seal_for_issuance(session, department)
+    return services.seals.signer(context, None)._ref

@@ -1,0 +1,60 @@
+"""Time-bounded loops and what they report: throughput over wall time, p50/p99 latencies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Rate:
+    name: str
+    n: int
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    baseline: str | None = None
+    server_cpu: float | None = None  # CPU seconds of the server process over the run (HTTP)
+
+    @property
+    def per_second(self) -> float:
+        return self.n / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        out: dict[str, Any] = {
+            "name": self.name,
+            "n": self.n,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(self.per_second, 2),
+            "p50_ms": round(pct(lat, 50) * 1000, 3) if lat else None,
+            "p99_ms": round(pct(lat, 99) * 1000, 3) if lat else None,
+            "baseline": self.baseline,
+        }
+        if self.server_cpu is not None and self.n:
+            out["server_cpu_ms_per_request"] = round(self.server_cpu / self.n * 1000, 3)
+            out["server_cpu_percent"] = round(self.server_cpu / self.seconds * 100, 1)
+        return out
+
+
+def pct(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def timed(name: str, fn: Callable[[], object], seconds: float, baseline: str | None = None) -> Rate:
+    fn()  # warm
+    latencies: list[float] = []
+    start = time.perf_counter()
+    end = start + seconds
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        latencies.append(t1 - t0)
+        if t1 >= end and len(latencies) >= 3:
+            break
+    return Rate(name, len(latencies), time.perf_counter() - start, latencies, baseline)

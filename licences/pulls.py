@@ -1,0 +1,184 @@
+"""Pulls (调取): a department other than the issuer reads a licence the holder granted it.
+
+The department gets the licence record with only the fields its service item needs (declared in
+the catalogue) and the holder masked, or the sealed PDF. Each pull is one transaction: the grant
+is matched, the pull is written to ``licence_pull`` — which the holder reads as "who used my
+licence, when" — with its ``licence.pull`` audit entry. A refused pull writes no pull row, but is
+audited (outcome ``refused``, with what was missing) in a transaction of its own, since the
+refusal itself is what a supervisor looks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, or_, select
+
+from core.audit import AuditLog
+from core.clock import Clock
+from core.db import as_utc, transaction
+from licences.catalogue import fields_for_service_item
+from licences.grants import PullRefused, live_grant
+from licences.masking import mask_id, mask_name
+from licences.models import HolderCategory
+from licences.repository import (
+    LicenceRecord,
+    china_today,
+    document,
+    full_record,
+    licence_by_identifier,
+)
+
+WHAT = {"record": "证照数据 / licence record", "pdf": "证照文件 / sealed PDF"}
+
+
+class LicencePull(SQLModel, table=True):
+    __tablename__ = "licence_pull"
+    # The holder's usage log: their pulls, newest first.
+    __table_args__ = (Index("ix_licence_pull_holder_at", "holder_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    identifier: str = Field(foreign_key="licence.identifier", max_length=96)
+    holder_id: int = Field(foreign_key="holder.id")
+    grant_id: str = Field(foreign_key="licence_grant.id", max_length=16)
+    department_code: str = Field(max_length=18)
+    client_id: str = Field(max_length=16)
+    service_item: str = Field(max_length=64)
+    business_number: str = Field(max_length=64)
+    what: str = Field(max_length=8)  # record | pdf
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    identifier: str
+    department_code: str
+    client_id: str
+    actor: str
+    service_item: str | None
+    business_number: str | None
+    what: str  # record | pdf
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Pulled:
+    record: LicenceRecord
+    grant_id: str
+    fields: dict[str, Any]  # only those the service item needs
+    holder: dict[str, str]  # masked
+    pdf: bytes | None
+
+
+def masked_holder(record: LicenceRecord) -> dict[str, str]:
+    """A person's name and ID masked (the department matches them against the applicant it
+    already has); an organisation's are public register data."""
+    is_person = record.licence_type.holder_category == HolderCategory.NATURAL_PERSON.value
+    return {
+        "id_type": record.holder.id_type,
+        "id": mask_id(record.holder.id_number, is_person),
+        "name": mask_name(record.holder.name, is_person),
+    }
+
+
+class Pulls:
+    def __init__(self, engine: Engine, audit: AuditLog, clock: Clock) -> None:
+        self._engine = engine
+        self._audit = audit
+        self._clock = clock
+
+    def pull(self, request: PullRequest) -> Pulled:
+        if request.what not in WHAT:
+            raise ValueError(request.what)
+        with transaction(self._engine) as session:
+            licence = licence_by_identifier(session, request.identifier)
+            try:
+                grant = live_grant(
+                    session,
+                    licence=licence,
+                    department_code=request.department_code,
+                    service_item=request.service_item,
+                    business_number=request.business_number,
+                    today=china_today(self._clock.now()),
+                )
+            except PullRefused as refused:
+                refusal = refused
+            else:
+                record = full_record(session, licence)
+                needed = fields_for_service_item(record.licence_type, grant.service_item)
+                pulled = Pulled(
+                    record=record,
+                    grant_id=grant.id,
+                    fields={k: licence.fields[k] for k in needed if k in licence.fields},
+                    holder=masked_holder(record),
+                    pdf=document(session, licence.identifier) if request.what == "pdf" else None,
+                )
+                session.add(
+                    LicencePull(
+                        at=self._clock.now(),
+                        identifier=licence.identifier,
+                        holder_id=licence.holder_id,
+                        grant_id=grant.id,
+                        department_code=request.department_code,
+                        client_id=request.client_id,
+                        service_item=grant.service_item,
+                        business_number=grant.business_number,
+                        what=request.what,
+                    )
+                )
+                self._append(session, request, "ok", {"grant": grant.id, "fields": needed})
+                return pulled
+        with transaction(self._engine) as session:
+            self._append(session, request, "refused", {"missing": refusal.missing})
+        raise refusal
+
+    def _append(
+        self, session: Session, request: PullRequest, outcome: str, extra: dict[str, Any]
+    ) -> None:
+        self._audit.append(
+            session,
+            actor=request.actor[:128],
+            action="licence.pull",
+            object_type="licence",
+            object_id=request.identifier,
+            outcome=outcome,
+            detail={
+                "department": request.department_code,
+                "client": request.client_id,
+                "service_item": request.service_item,
+                "business_number": request.business_number,
+                "what": request.what,
+                **extra,
+            },
+            request_id=request.request_id,
+        )
+
+
+def pulls_of_holder(
+    session: Session, holder_id: int, *, before: tuple[datetime, int | None] | None, limit: int
+) -> list[LicencePull]:
+    """The holder's pulls, newest first; with ``before = (at, id)`` only those before it in
+    that order (keyset), and with ``(at, None)`` those at ``at`` or earlier."""
+    query = select(LicencePull).where(LicencePull.holder_id == holder_id)
+    if before is not None:
+        at, last_id = before
+        query = query.where(
+            col(LicencePull.at) <= at
+            if last_id is None
+            else or_(
+                col(LicencePull.at) < at,
+                (col(LicencePull.at) == at) & (col(LicencePull.id) < last_id),
+            )
+        )
+    rows = list(
+        session.exec(
+            query.order_by(col(LicencePull.at).desc(), col(LicencePull.id).desc()).limit(limit)
+        )
+    )
+    for row in rows:
+        row.at = as_utc(row.at)
+    return rows

@@ -1,0 +1,386 @@
+"""Recognised trust domains: other provinces whose licences this domain verifies.
+
+The operator recognises a domain by the URL of its trust list and the SHA-256 fingerprint of
+its trust-list signer, obtained out of band (``elicence federation add URL --fingerprint``).
+From then on only lists signed by that very certificate are accepted, each newer than the last
+(``trust.federation_list``). A list is fetched and checked before any transaction opens; the
+store is then updated in one transaction that compares the sequence again, so two refreshes
+racing cannot put an older list back, and a refused list leaves the stored one as it was.
+
+The server refreshes a list before use once it is older than the refresh interval
+(``ELICENCE_FEDERATION_REFRESH_SECONDS``); a failed refresh keeps the stored list, which stays
+usable until its own ``next_update``. Every add, refresh (or refusal), removal and mapping is
+an audit entry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from core.audit import AuditLog
+from core.clock import Clock
+from core.db import as_utc, reading, transaction
+from core.errors import Conflict, ElicenceError, ErrorKind, InvalidInput, NotFound
+from trust import federation_http
+from trust.authority import TrustDomain
+from trust.federation_list import TrustList, accept, parse
+from trust.federation_store import (
+    LocalTypes,
+    RecognisedDomain,
+    TypeMapping,
+    all_domains,
+    document_digest,
+    mapped_type,
+    mappings,
+    set_mapping,
+    stored_state,
+    view,
+)
+from trust.profiles import Role
+from trust.services import TRUST_LIST_NAME
+from trust.trustlist import fingerprint
+
+MAX_LIST_BYTES = 4 * 1024 * 1024
+AUTO = "system:federation"  # the actor of refreshes the server makes itself
+RETRY_SECONDS = 30.0  # after a failed automatic refresh, the stored list is used this long
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Recognised:
+    """A recognised domain as the verifier sees it: its last accepted list, parsed."""
+
+    name: str
+    url: str
+    fingerprint: str
+    trust_list: TrustList
+    fetched_at: datetime
+    stale: bool  # past the list's next_update and no fresh list could be fetched
+    refresh_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    result: str  # added | updated | unchanged | refreshed | refused | unreachable
+    sequence: int | None
+    message: str = ""
+
+
+class Federation:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        clock: Clock,
+        audit: AuditLog,
+        trust: TrustDomain,
+        local_types: LocalTypes,
+        refresh_seconds: int = 300,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._audit = audit
+        self._trust = trust
+        self._local_types = local_types
+        self.refresh_interval = timedelta(seconds=refresh_seconds)
+        self.transport = transport
+        self._parsed: dict[tuple[str, str], TrustList] = {}
+        self._attempted: dict[str, tuple[float, str]] = {}  # name -> (monotonic, error)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    # -- operator actions --------------------------------------------------------------------
+
+    def add(self, url: str, pinned: str, *, actor: str) -> Outcome:
+        """Recognise the domain whose list is at ``url``. A domain already recognised with the
+        same pin takes the list as a refresh from that URL (same sequence rules) and keeps it."""
+        federation_http.check_url(url)
+        pinned = pinned.strip().lower().replace(":", "")
+        if FINGERPRINT.fullmatch(pinned) is None:
+            raise InvalidInput(
+                "指纹须为64位十六进制SHA-256 / --fingerprint must be a SHA-256 in 64 hex digits",
+                field="fingerprint",
+            )
+        try:
+            document = self.fetch(url)
+            parsed, _ = accept(document, pinned, self._clock.now())
+            self._not_ourselves(parsed)
+            with transaction(self._engine) as session:
+                row = session.get(RecognisedDomain, parsed.name, with_for_update=True)
+                if row is not None and row.fingerprint != pinned:
+                    raise Conflict(
+                        f"信任域 {parsed.name} 已按另一指纹承认，请先移除 / {parsed.name} is "
+                        "already recognised with another pinned fingerprint; remove it first",
+                        field="fingerprint",
+                    )
+                if row is None:
+                    result = "added"
+                    now = self._clock.now()
+                    row = RecognisedDomain(
+                        name=parsed.name,
+                        url=url,
+                        fingerprint=pinned,
+                        document="",
+                        sequence=parsed.sequence,
+                        fetched_at=now,
+                        next_update=parsed.next_update,
+                        added_at=now,
+                    )
+                else:
+                    _, new = accept(document, pinned, self._clock.now(), stored_state(row))
+                    result = "updated" if new else "unchanged"
+                self._store(row, parsed, url)
+                session.add(row)
+                self._audit.append(
+                    session,
+                    actor=actor,
+                    action="federation.add",
+                    object_type="trust-domain",
+                    object_id=parsed.name,
+                    detail={
+                        "url": url,
+                        "fingerprint": pinned,
+                        "sequence": parsed.sequence,
+                        "result": result,
+                    },
+                )
+        except ElicenceError as exc:
+            self._refused("federation.add", url, actor, exc, {"url": url, "fingerprint": pinned})
+            raise
+        return Outcome(parsed.name, result, parsed.sequence)
+
+    def refresh(self, name: str | None = None, *, actor: str) -> list[Outcome]:
+        """Fetch again the list of one domain (refusals raise) or of all (refusals reported)."""
+        if name is not None:
+            return [self._refresh(self._row(name), actor)]
+        outcomes = []
+        with reading(self._engine) as session:
+            rows = all_domains(session)
+        for row in rows:
+            try:
+                outcomes.append(self._refresh(row, actor))
+            except ElicenceError as exc:
+                result = "unreachable" if exc.kind is ErrorKind.UNAVAILABLE else "refused"
+                outcomes.append(Outcome(row.name, result, row.sequence, exc.message))
+        return outcomes
+
+    def remove(self, name: str, *, actor: str) -> None:
+        with transaction(self._engine) as session:
+            row = session.get(RecognisedDomain, name, with_for_update=True)
+            if row is None:
+                raise NotFound(
+                    f"未承认该信任域 / {name} is not a recognised domain", field="domain"
+                )
+            dropped = mappings(session, name)
+            for mapping in dropped:
+                session.delete(mapping)
+            session.flush()
+            session.delete(row)
+            self._audit.append(
+                session,
+                actor=actor,
+                action="federation.remove",
+                object_type="trust-domain",
+                object_id=name,
+                detail={"url": row.url, "fingerprint": row.fingerprint, "mappings": len(dropped)},
+            )
+
+    def map(
+        self, name: str, foreign_type: str, local_type: str | None, *, actor: str
+    ) -> TypeMapping | None:
+        """Map a foreign licence type to a local one (``local_type`` None removes the mapping)."""
+        with transaction(self._engine) as session:
+            row = set_mapping(
+                session, name, foreign_type, local_type, self._local_types, self._clock.now()
+            )
+            self._audit.append(
+                session,
+                actor=actor,
+                action="federation.map" if local_type else "federation.unmap",
+                object_type="trust-domain",
+                object_id=name,
+                detail={"foreign_type": foreign_type, "local_type": local_type},
+            )
+        return row
+
+    def describe(self, name: str | None = None) -> list[dict[str, Any]]:
+        with reading(self._engine) as session:
+            rows = [self._row(name, session)] if name else all_domains(session)
+            return [view(row, mappings(session, row.name)) for row in rows]
+
+    # -- for the verifier --------------------------------------------------------------------
+
+    def recognised(self) -> list[Recognised]:
+        """Every recognised domain with a usable view of its list, refreshing lists older than
+        the refresh interval first (a failure keeps the stored list and is retried later)."""
+        with reading(self._engine) as session:
+            rows = all_domains(session)
+        found = []
+        for row in rows:
+            error = None
+            if self._clock.now() - as_utc(row.fetched_at) >= self.refresh_interval:
+                row, error = self._auto_refresh(row)
+            parsed = self._parse(row)
+            found.append(
+                Recognised(
+                    name=row.name,
+                    url=row.url,
+                    fingerprint=row.fingerprint,
+                    trust_list=parsed,
+                    fetched_at=as_utc(row.fetched_at),
+                    stale=parsed.next_update <= self._clock.now(),
+                    refresh_error=error,
+                )
+            )
+        return found
+
+    def local_type(self, session: Session, name: str, foreign_type: str) -> tuple[str, str] | None:
+        """The local type (code, name) a foreign type is recognised as, if mapped."""
+        code = mapped_type(session, name, foreign_type)
+        if code is None:
+            return None
+        local_name = self._local_types(session, code)
+        return (code, local_name) if local_name is not None else None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def fetch(self, url: str) -> Any:
+        body, _ = federation_http.fetch(
+            "GET",
+            url,
+            max_bytes=MAX_LIST_BYTES,
+            what="信任列表",
+            headers={"Accept": "application/json"},
+            transport=self.transport,
+        )
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise InvalidInput(
+                "信任列表不是JSON / the trust list is not JSON", field="trust-list"
+            ) from None
+        if not isinstance(document, dict):
+            raise InvalidInput("信任列表不是JSON对象 / the trust list is not a JSON object")
+        return document
+
+    def _refresh(self, row: RecognisedDomain, actor: str) -> Outcome:
+        try:
+            document = self.fetch(row.url)
+            parsed, _ = accept(document, row.fingerprint, self._clock.now(), stored_state(row))
+            if parsed.name != row.name:
+                raise InvalidInput(
+                    f"列表属于另一信任域 {parsed.name} / the list at this URL is of another domain",
+                    field="trust-list",
+                )
+            with transaction(self._engine) as session:
+                current = session.get(RecognisedDomain, row.name, with_for_update=True)
+                if current is None:
+                    raise NotFound(f"未承认该信任域 / {row.name} is not a recognised domain")
+                # Compare again with the row as it is now: another process may have stored a
+                # newer list meanwhile, which must not be replaced by this one.
+                _, new = accept(document, row.fingerprint, self._clock.now(), stored_state(current))
+                before = current.sequence
+                self._store(current, parsed, current.url)
+                session.add(current)
+                if new or actor != AUTO:  # the server finding the same list is not news
+                    self._audit.append(
+                        session,
+                        actor=actor,
+                        action="federation.refresh",
+                        object_type="trust-domain",
+                        object_id=row.name,
+                        detail={"from": before, "sequence": parsed.sequence, "changed": new},
+                    )
+        except ElicenceError as exc:
+            self._refused("federation.refresh", row.name, actor, exc, {"url": row.url})
+            raise
+        self._attempted.pop(row.name, None)
+        return Outcome(row.name, "refreshed" if new else "unchanged", parsed.sequence)
+
+    def _auto_refresh(self, row: RecognisedDomain) -> tuple[RecognisedDomain, str | None]:
+        with self._guard:
+            lock = self._locks.setdefault(row.name, threading.Lock())
+        with lock:
+            attempted = self._attempted.get(row.name)
+            if attempted is not None and time.monotonic() - attempted[0] < RETRY_SECONDS:
+                return self._reload(row), attempted[1]
+            try:
+                self._refresh(row, AUTO)
+            except ElicenceError as exc:
+                self._attempted[row.name] = (time.monotonic(), exc.message)
+                return self._reload(row), exc.message
+            return self._reload(row), None
+
+    def _reload(self, row: RecognisedDomain) -> RecognisedDomain:
+        with reading(self._engine) as session:
+            return session.get(RecognisedDomain, row.name) or row
+
+    def _parse(self, row: RecognisedDomain) -> TrustList:
+        document = json.loads(row.document)
+        key = (row.name, document_digest(document))
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            # Stored only after its signature and pin held; parsed again for the certificates.
+            parsed = parse(document)
+            for old in [k for k in self._parsed if k[0] == row.name]:
+                self._parsed.pop(old, None)
+            self._parsed[key] = parsed
+        return parsed
+
+    def _store(self, row: RecognisedDomain, parsed: TrustList, url: str) -> None:
+        row.url = url
+        row.fingerprint = parsed.fingerprint
+        row.document = json.dumps(parsed.document, ensure_ascii=False)
+        row.sequence = parsed.sequence
+        row.next_update = parsed.next_update
+        row.fetched_at = self._clock.now()
+
+    def _row(self, name: str, session: Session | None = None) -> RecognisedDomain:
+        if session is None:
+            with reading(self._engine) as own:
+                return self._row(name, own)
+        row = session.get(RecognisedDomain, name)
+        if row is None:
+            raise NotFound(f"未承认该信任域 / {name} is not a recognised domain", field="domain")
+        return row
+
+    def _not_ourselves(self, parsed: TrustList) -> None:
+        with reading(self._engine) as session:
+            own, _ = self._trust.service_certificate(session, Role.TRUST_LIST, TRUST_LIST_NAME)
+        if parsed.name == self._trust.identity.name or parsed.fingerprint == fingerprint(own):
+            raise InvalidInput(
+                "这是本信任域自己的信任列表 / this is this domain's own trust list",
+                field="trust-list",
+            )
+
+    def _refused(
+        self, action: str, subject: str, actor: str, exc: ElicenceError, detail: dict[str, Any]
+    ) -> None:
+        """A refusal (or a peer that could not be reached: ``failed``) is recorded in its own
+        transaction; nothing else is written. The original error is what the caller sees."""
+        outcome = "failed" if exc.kind is ErrorKind.UNAVAILABLE else "refused"
+        try:
+            with transaction(self._engine) as session:
+                self._audit.append(
+                    session,
+                    actor=actor,
+                    action=action,
+                    object_type="trust-domain",
+                    object_id=subject[:128],
+                    outcome=outcome,
+                    detail={**detail, "reason": exc.message[:300]},
+                )
+        except ElicenceError:
+            pass

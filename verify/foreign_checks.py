@@ -1,0 +1,204 @@
+"""The checks of a foreign verification that need no network and no database, and the report's
+licence and seal sections built from the issuing domain's signed status answer (never from the
+upload). Used by ``verify.foreign``."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from licences.models import LicenceStatus
+from licences.payload import key_id
+from trust.federation import Recognised
+from trust.federation_status import StatusAnswer
+from verify.code import Steps
+from verify.pdf import STATUS_FAILURES
+from verify.report import (
+    MESSAGES,
+    Check,
+    CheckResult,
+    Indication,
+    LicenceSummary,
+    SealSummary,
+    SubIndication,
+)
+from verify.signature import SignatureFacts
+
+ACCURACY_SECONDS = 1.0  # the TSA's accuracy: a revocation this close to the seal is not "after"
+TRY_LATER = (
+    "暂时无法向签发信任域确认，请稍后再试 / the issuing domain cannot be asked just now; try later"
+)
+
+
+def stale_message(name: str) -> str:
+    return (
+        f"信任域 {name} 的信任列表已过期且无法更新 / the trust list of {name} is past its "
+        "next_update and could not be refreshed; try later"
+    )
+
+
+def signature_checks(facts: SignatureFacts, steps: Steps) -> None:
+    if not facts.intact:
+        raise steps.fail(
+            "integrity",
+            "signed bytes do not match the seal's digest",
+            Indication.FAILED,
+            SubIndication.HASH_FAILURE,
+        )
+    if not facts.valid:
+        raise steps.fail(
+            "integrity",
+            "the seal's signature does not verify",
+            Indication.FAILED,
+            SubIndication.SIG_CRYPTO_FAILURE,
+        )
+    steps.ok("integrity", "seal signature intact and valid")
+    whole = facts.coverage == "ENTIRE_FILE"
+    lta_only = (
+        facts.coverage == "ENTIRE_REVISION"
+        and facts.docmdp_ok
+        and facts.modification in ("NONE", "LTA_UPDATES")
+    )
+    if not (whole or lta_only):
+        raise steps.fail(
+            "modifications",
+            f"coverage {facts.coverage}, changes {facts.modification}",
+            Indication.FAILED,
+            SubIndication.MODIFIED_AFTER_SEALING,
+        )
+    steps.ok(
+        "modifications",
+        "the seal covers the whole file"
+        if whole
+        else "only long-term validation data was added after sealing",
+    )
+
+
+def sealing_time(facts: SignatureFacts, domain: Recognised, steps: Steps) -> datetime | None:
+    """The sealing time the seal's timestamp proves, when that domain's TSA made it."""
+    if facts.archive.broken:
+        raise steps.fail(
+            "archive",
+            f"{facts.archive.broken} does not verify",
+            Indication.FAILED,
+            SubIndication.HASH_FAILURE,
+        )
+    token = facts.timestamp
+    if token is None:
+        steps.checks.append(
+            check("timestamp", None, "no timestamp: the sealing time is only self-reported")
+        )
+        return None
+    if not (token.intact and token.valid):
+        raise steps.fail(
+            "timestamp",
+            "the seal's timestamp token is broken",
+            Indication.FAILED,
+            SubIndication.HASH_FAILURE,
+        )
+    tsa = x509.load_der_x509_certificate(token.signer_der)
+    if not token.trusted or domain.trust_list.issuer_of(tsa) is None:
+        raise steps.fail(
+            "timestamp",
+            f"the seal's timestamp is not from {domain.name}'s TSA, or cannot be proven now",
+            Indication.INDETERMINATE,
+            SubIndication.NO_POE,
+        )
+    steps.ok("timestamp", f"sealed at {token.time.isoformat()} (RFC 3161, {token.signer_subject})")
+    return token.time
+
+
+def licence_status(answer: StatusAnswer, steps: Steps) -> None:
+    licence = answer.licence or {}
+    try:
+        status = LicenceStatus(licence.get("status"))
+    except ValueError:
+        raise steps.fail(
+            "status",
+            f"unknown status {licence.get('status')!r}",
+            Indication.INDETERMINATE,
+            SubIndication.TRY_LATER,
+            TRY_LATER,
+        ) from None
+    label = str(licence.get("status_label") or status.label)
+    if status is not LicenceStatus.VALID:
+        sub = STATUS_FAILURES[status]
+        raise steps.fail(
+            "status",
+            f"{label} (signed answer of {answer.produced_at.isoformat()})",
+            Indication.FAILED,
+            sub,
+            MESSAGES[sub],
+        )
+    steps.ok("status", f"{label} (signed answer of {answer.produced_at.isoformat()})")
+
+
+def licence(answer: StatusAnswer | None) -> LicenceSummary | None:
+    if answer is None or answer.licence is None:
+        return None
+    return build(LicenceSummary, answer.licence)  # type: ignore[no-any-return]
+
+
+def seal(
+    answer: StatusAnswer | None, signing_time: str | None, timestamp: str | None
+) -> SealSummary | None:
+    if answer is None or answer.seal is None:
+        return None
+    return build(SealSummary, {**answer.seal, "signing_time": signing_time, "timestamp": timestamp})  # type: ignore[no-any-return]
+
+
+def build(kind: Any, values: dict[str, Any]) -> Any:
+    """The dataclass from the members it knows; None when the answer lacks one it needs."""
+    names = {f.name for f in fields(kind)}
+    try:
+        return kind(**{k: v for k, v in values.items() if k in names})
+    except TypeError:
+        return None
+
+
+def ders(domain: Recognised, *, roots: bool) -> list[bytes]:
+    return [
+        ca.certificate.public_bytes(serialization.Encoding.DER)
+        for ca in domain.trust_list.cas
+        if (ca.certificate.issuer == ca.certificate.subject) == roots
+    ]
+
+
+def issued_by(certificate: x509.Certificate, issuer_der: bytes) -> bool:
+    issuer = x509.load_der_x509_certificate(issuer_der)
+    if certificate.issuer != issuer.subject:
+        return False
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except Exception:  # InvalidSignature: same name, another key
+        return False
+    return True
+
+
+def qr_keys(domain: Recognised) -> dict[bytes, ec.EllipticCurvePublicKey]:
+    """The domain's published QR keys by key id, each id recomputed from its key."""
+    keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
+    for entry in domain.trust_list.document.get("qr_keys") or []:
+        try:
+            public = serialization.load_pem_public_key(entry["public_key_pem"].encode("ascii"))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            continue
+        if isinstance(public, ec.EllipticCurvePublicKey) and entry.get("alg") == "ES256":
+            keys[key_id(public)] = public
+    return keys
+
+
+def check(name: str, passed: bool | None, detail: str) -> Check:
+    result = (
+        CheckResult.SKIPPED
+        if passed is None
+        else CheckResult.PASSED
+        if passed
+        else CheckResult.FAILED
+    )
+    return Check(name, result, detail)
