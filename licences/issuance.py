@@ -43,9 +43,9 @@ from licences.qrkeys import LicenceCodes
 from licences.render import LicenceView, render_licence
 from licences.repository import CHINA
 from licences.validity import chinese_date, validity_dates
-from seals.apply import SealRequest, apply_seal
 from seals.ltv import LongTermSealing
 from seals.registry import SealContext, SealRegistry
+from seals.sealing import seal_rendered
 
 MAX_NAME = holders.MAX_NAME
 # Called in the store transaction after the new row is flushed; raising rolls everything back.
@@ -281,26 +281,14 @@ class IssuanceService:
         rendered = render_licence(
             view, regular_font=self._fonts.regular, bold_font=self._fonts.bold
         )
-        recorder = KeyUseRecorder()
-        signer = self._seals.signer(context, recorder)
-        evidence = None
-        if self._long_term is not None:
-            # Timestamps and revocation data come from this domain, in-process (seals.ltv).
-            with reading(self._engine) as session:
-                evidence = self._long_term.evidence(
-                    session, [context.certificate_der, *context.chain_der], recorder
-                )
-        sealed = apply_seal(
-            SealRequest(
-                pdf=rendered.pdf,
-                box=rendered.seal_box,
-                image_png=context.seal.image_png,
-                reason="电子证照签发 / licence issuance",
-                location=context.department.name,
-                name=context.seal.name,
-            ),
-            signer,
-            evidence,
+        sealed, recorder = seal_rendered(
+            engine=self._engine,
+            seals=self._seals,
+            long_term=self._long_term,
+            context=context,
+            pdf=rendered.pdf,
+            box=rendered.seal_box,
+            reason="电子证照签发 / licence issuance",
         )
         licence = Licence(
             identifier=str(identifier),

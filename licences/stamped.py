@@ -74,9 +74,9 @@ from licences.repository import (
 )
 from licences.stamped_records import StampedCopy
 from licences.validity import chinese_date
-from seals.apply import SealRequest, apply_seal
 from seals.ltv import LongTermSealing
 from seals.registry import SealContext, SealRegistry
+from seals.sealing import seal_rendered
 
 MIN_PURPOSE, MAX_PURPOSE = 2, 30
 MAX_PER_DAY = 20  # copies of one licence in 24 hours: each costs a seal and a timestamp
@@ -272,27 +272,15 @@ class StampedCopies:
     def _seal(
         self, rendered: RenderedLicence, context: SealContext
     ) -> tuple[bytes, KeyUseRecorder]:
-        recorder = KeyUseRecorder()
-        signer = self._seals.signer(context, recorder)
-        evidence = None
-        if self._long_term is not None:
-            with reading(self._engine) as session:
-                evidence = self._long_term.evidence(
-                    session, [context.certificate_der, *context.chain_der], recorder
-                )
-        sealed = apply_seal(
-            SealRequest(
-                pdf=rendered.pdf,
-                box=rendered.seal_box,
-                image_png=context.seal.image_png,
-                reason=REASON,
-                location=context.department.name,
-                name=context.seal.name,
-            ),
-            signer,
-            evidence,
+        return seal_rendered(
+            engine=self._engine,
+            seals=self._seals,
+            long_term=self._long_term,
+            context=context,
+            pdf=rendered.pdf,
+            box=rendered.seal_box,
+            reason=REASON,
         )
-        return sealed, recorder
 
     def _store(self, copy: StampedCopy, recorder: KeyUseRecorder, request: StampRequest) -> None:
         with transaction(self._engine) as session:

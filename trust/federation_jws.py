@@ -15,41 +15,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from sqlmodel import Session
 
-from keys.signing import private_key_for
-from keys.store import KeyRef, KeyUseListener
-from trust.authority import TrustDomain
-from trust.profiles import Role
-from trust.services import TRUST_LIST_NAME
-from trust.trustlist import b64url, b64url_decode, canonical, fingerprint, signing_input
+from trust.trustlist import b64url_decode, fingerprint, sign_document, signing_input
+
+__all__ = ["STATUS_FORMAT", "STATUS_TYPE", "sign_document", "verify_document"]
 
 STATUS_TYPE = "application/vnd.elicence.licence-status+json"
 STATUS_FORMAT = "elicence-licence-status/1"
-
-
-def sign_document(
-    trust: TrustDomain,
-    session: Session,
-    body: dict[str, Any],
-    *,
-    typ: str,
-    purpose: str,
-    listener: KeyUseListener | None,
-) -> dict[str, Any]:
-    """``body`` with a ``signature`` member made by the current trust-list signer."""
-    certificate, record = trust.service_certificate(session, Role.TRUST_LIST, TRUST_LIST_NAME)
-    key = private_key_for(trust.keystore, KeyRef.parse(record.key_ref), purpose, listener)
-    ec_key = isinstance(key, ec.EllipticCurvePrivateKey)
-    header = {"alg": "ES256" if ec_key else "RS256", "kid": fingerprint(certificate), "typ": typ}
-    protected = b64url(canonical(header))
-    data = signing_input(body, protected)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-        raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    else:
-        raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return {**body, "signature": {"protected": protected, "signature": b64url(raw)}}
 
 
 def verify_document(document: Any, signer: x509.Certificate, *, typ: str) -> bool:

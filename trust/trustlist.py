@@ -222,26 +222,34 @@ class TrustListPublisher:
     def _sign(
         self, document: dict[str, Any], session: Session, listener: KeyUseListener | None
     ) -> dict[str, Any]:
-        signer_cert, record = self._trust.service_certificate(
-            session, Role.TRUST_LIST, TRUST_LIST_NAME
+        return sign_document(
+            self._trust, session, document, typ=MEDIA_TYPE, purpose="trust-list", listener=listener
         )
-        key = private_key_for(
-            self._trust.keystore, KeyRef.parse(record.key_ref), "trust-list", listener
-        )
-        ec_key = isinstance(key, ec.EllipticCurvePrivateKey)
-        header = {
-            "alg": "ES256" if ec_key else "RS256",
-            "kid": fingerprint(signer_cert),
-            "typ": MEDIA_TYPE,
-        }
-        protected = b64url(canonical(header))
-        data = signing_input(document, protected)
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
-            raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        else:
-            raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        return {**document, "signature": {"protected": protected, "signature": b64url(raw)}}
+
+
+def sign_document(
+    trust: TrustDomain,
+    session: Session,
+    body: dict[str, Any],
+    *,
+    typ: str,
+    purpose: str,
+    listener: KeyUseListener | None,
+) -> dict[str, Any]:
+    """``body`` with a ``signature`` member made by the current trust-list signer."""
+    certificate, record = trust.service_certificate(session, Role.TRUST_LIST, TRUST_LIST_NAME)
+    key = private_key_for(trust.keystore, KeyRef.parse(record.key_ref), purpose, listener)
+    ec_key = isinstance(key, ec.EllipticCurvePrivateKey)
+    header = {"alg": "ES256" if ec_key else "RS256", "kid": fingerprint(certificate), "typ": typ}
+    protected = b64url(canonical(header))
+    data = signing_input(body, protected)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = utils.decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    else:
+        raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return {**body, "signature": {"protected": protected, "signature": b64url(raw)}}
+
 
 
 def _iso(moment: datetime) -> str:
