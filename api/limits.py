@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from threading import Lock
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-PUBLIC_PREFIXES = ("/api/v1/verify", "/v/", "/V/", "/verify", "/h/")
+PUBLIC_PREFIXES = ("/api/v1/verify", "/v/", "/V/", "/verify", "/h/", "/pki/licence-status/")
 BODY_OVERHEAD = 64 * 1024
 
 

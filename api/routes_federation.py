@@ -1,9 +1,9 @@
 """Federation at the edge: the signed licence-status answer every domain gives to the others,
 and the operator's routes for recognised domains (``admin`` scope; the CLI does the same).
 
-``GET /pki/licence-status/{key}`` is public and rate-limited per address like the verification
-routes: another domain verifying one of our licences asks it for the licence's current status,
-by the SHA-256 of the PDF or by the licence identifier, with a nonce. The answer is signed with
+``GET /pki/licence-status/{key}`` is public and rate-limited per address with the other public
+routes (``api.limits.PUBLIC_PREFIXES``): another domain verifying one of our licences asks it
+for the licence's current status, by the SHA-256 of the PDF or by the licence identifier, with a nonce. The answer is signed with
 the trust-list key (``trust.federation_jws``), so the asking domain checks it with the
 fingerprint it pinned; personal data in it is masked as on the verification page. Each answer
 is a key use and leaves audit entries; it is never cached (``Cache-Control: no-store``).
@@ -22,8 +22,6 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import DepartmentPrincipal, require
-from api.errors import problem
-from api.limits import Rate, SlidingWindow
 from core.db import as_utc, transaction
 from core.errors import InvalidInput
 from keys.audit import AuditedKeyUse
@@ -43,21 +41,6 @@ STATUS_ACTOR = "public:licence-status"
 
 
 # -- the public status answer ---------------------------------------------------------------
-
-
-def _limited(request: Request) -> Response | None:
-    """The per-address window of the public routes (``ELICENCE_PUBLIC_RATE_LIMIT``)."""
-    state = request.app.state
-    window = getattr(state, "licence_status_window", None)
-    if window is None:
-        rate = Rate.parse(state.services.settings.public_rate_limit)
-        window = state.licence_status_window = SlidingWindow(rate)
-    retry = window.hit(request.client.host if request.client else "unknown")
-    if retry is None:
-        return None
-    response = problem(429, "请求过于频繁，请稍后再试 / too many requests, retry later", request)
-    response.headers["Retry-After"] = str(max(1, int(retry + 0.999)))
-    return response
 
 
 def _find(session: Session, key: str) -> Licence | None:
@@ -151,9 +134,6 @@ async def licence_status(
 ) -> Response:
     """证照当前状态（供其他信任域核验） / the licence's current status for another domain: by
     the PDF's SHA-256 (64 lower-case hex digits) or the GB/T 36904 identifier."""
-    refused = _limited(request)
-    if refused is not None:
-        return refused
     if nonce is not None and NONCE.fullmatch(nonce) is None:
         raise InvalidInput("nonce 须为1至64个字母数字 / nonce: 1 to 64 of A-Z a-z 0-9 _ -")
     signed = await run_in_threadpool(_answer, request, key, nonce)

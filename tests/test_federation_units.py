@@ -503,20 +503,6 @@ def test_a_domain_whose_list_cannot_be_refreshed_is_indeterminate(
         federation._attempted.clear()
 
 
-def test_status_answers_are_rate_limited_per_address(a: Domain) -> None:
-    from api.limits import Rate, SlidingWindow
-
-    state = a.client.app.state  # type: ignore[attr-defined]
-    saved = getattr(state, "licence_status_window", None)
-    state.licence_status_window = SlidingWindow(Rate(1, 60))
-    try:
-        assert a.client.get("/pki/licence-status/" + "1" * 64).status_code == 200
-        refused = a.client.get("/pki/licence-status/" + "1" * 64)
-        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
-    finally:
-        state.licence_status_window = saved
-
-
 def test_admin_routes_recognise_refresh_map_and_remove(a: Domain, b: Domain, feed: Feed) -> None:
     from seals.clients import create_client
 

@@ -105,3 +105,6 @@ def test_public_rate_limit_answers_429_with_retry_after(domain: Domain) -> None:
     limited = answers[statuses.index(429)]
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.headers["content-type"].startswith("application/problem+json")
+    # Another domain's status requests share the same per-address window.
+    status = domain.client.get("/pki/licence-status/" + "1" * 64)
+    assert status.status_code == 429 and int(status.headers["retry-after"]) >= 1
