@@ -73,8 +73,9 @@ class Captured:
 
 
 def capture_page(services: Any, issuance: Any) -> Captured:
-    """Issue once and keep the rendered page handed to the seal step (the same input PDF)."""
-    import licences.issuance as mod
+    """Issue once and keep the rendered page handed to the seal step (the same input PDF):
+    ``seals.sealing`` is the one path from a rendered page to a sealed one."""
+    import seals.sealing as mod
 
     original = mod.apply_seal
     seen: dict[str, Any] = {}

@@ -82,23 +82,6 @@ class Verification:
         }
 
 
-def record(
-    session: Session,
-    *,
-    at: datetime,
-    identifier: str | None,
-    channel: str,
-    method: str,
-    indication: str,
-    sub_indication: str | None,
-) -> None:
-    """One row, inserted at once in the caller's transaction (a prepared statement, not the
-    ORM's unit of work)."""
-    row = Verification(at, identifier, channel, method, indication, sub_indication, _NO_AUDIT)
-    session.connection().execute(_INSERT, row.row())
-
-
-_NO_AUDIT = Pending("", "", "", "")
 
 
 class _Waiter:
