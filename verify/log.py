@@ -82,8 +82,6 @@ class Verification:
         }
 
 
-
-
 class _Waiter:
     __slots__ = ("error", "handled", "item", "wake", "wrote")
 
