@@ -16,9 +16,9 @@ from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, select
 
-from core.db import as_utc
+from core.db import as_utc, newest_first
 from core.errors import InvalidInput
 from licences.catalogue import fields_for_service_item
 from licences.grants import HolderKey, LicenceGrant, grant_status, holder_row
@@ -257,26 +257,7 @@ def _verifications(
     if not identifiers:
         return []
     query = select(VerificationLog).where(col(VerificationLog.identifier).in_(identifiers))
-    if before is not None:
-        at, last_id = before
-        query = query.where(
-            col(VerificationLog.at) <= at
-            if last_id is None
-            else or_(
-                col(VerificationLog.at) < at,
-                (col(VerificationLog.at) == at) & (col(VerificationLog.id) < last_id),
-            )
-        )
-    rows = list(
-        session.exec(
-            query.order_by(col(VerificationLog.at).desc(), col(VerificationLog.id).desc()).limit(
-                limit
-            )
-        )
-    )
-    for row in rows:
-        row.at = as_utc(row.at)
-    return rows
+    return newest_first(session, query, VerificationLog.at, VerificationLog.id, before, limit)
 
 
 def _bound(

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ if str(ROOT) not in sys.path:
 from api.bootstrap import initialise  # noqa: E402
 from api.container import Services, build_services  # noqa: E402
 from api.settings import Settings  # noqa: E402
+from bench.domain import issue_request  # noqa: E402
 from keys.store import HashAlgorithm, KeyRef  # noqa: E402
 from licences.issuance import IssueRequest  # noqa: E402
 from tests.keystore_services import OpenBao, init_softhsm, start_openbao  # noqa: E402
@@ -81,19 +81,8 @@ class _SealTimer:
 
 
 def _request() -> IssueRequest:
-    from api import demo
-
-    sample = demo.SAMPLE_LICENCES[0]
-    return IssueRequest(
-        department_code=sample["department"],
-        licence_type=sample["licence_type"],
-        holder_id_type=sample["holder"]["id_type"],
-        holder_id=sample["holder"]["id"],
-        holder_name=sample["holder"]["name"],
-        fields=sample["fields"],
-        valid_from=date.today(),
-        actor="bench",
-    )
+    request: IssueRequest = issue_request(None)
+    return request
 
 
 def main() -> None:

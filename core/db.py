@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, col, create_engine
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.errors import Unavailable
 
@@ -82,3 +83,30 @@ event.listen(SQLModel, "refresh", _utc_on_load, propagate=True)
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything the service stores is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_Row = TypeVar("_Row", bound=SQLModel)
+
+
+def newest_first(
+    session: Session,
+    query: SelectOfScalar[_Row],
+    at: Any,
+    row_id: Any,
+    before: tuple[datetime, int | None] | None,
+    limit: int,
+) -> list[_Row]:
+    """One page of a log, newest first by ``(at, id)``, read by keyset so a page neither repeats
+    nor skips rows when many share one instant: ``before = (at, id)`` gives the rows after it in
+    that order, ``(at, None)`` those at ``at`` or earlier."""
+    if before is not None:
+        moment, last_id = before
+        query = query.where(
+            col(at) <= moment
+            if last_id is None
+            else or_(col(at) < moment, (col(at) == moment) & (col(row_id) < last_id))
+        )
+    rows = list(session.exec(query.order_by(col(at).desc(), col(row_id).desc()).limit(limit)))
+    for row in rows:
+        setattr(row, at.key, as_utc(getattr(row, at.key)))
+    return rows

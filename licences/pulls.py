@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Index
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, col, or_, select
+from sqlmodel import Field, Session, SQLModel, select
 
 from core.audit import AuditLog
 from core.clock import Clock
-from core.db import as_utc, transaction
+from core.db import newest_first, transaction
 from licences.catalogue import fields_for_service_item
 from licences.grants import PullRefused, live_grant
 from licences.masking import mask_id, mask_name
@@ -164,21 +164,4 @@ def pulls_of_holder(
     """The holder's pulls, newest first; with ``before = (at, id)`` only those before it in
     that order (keyset), and with ``(at, None)`` those at ``at`` or earlier."""
     query = select(LicencePull).where(LicencePull.holder_id == holder_id)
-    if before is not None:
-        at, last_id = before
-        query = query.where(
-            col(LicencePull.at) <= at
-            if last_id is None
-            else or_(
-                col(LicencePull.at) < at,
-                (col(LicencePull.at) == at) & (col(LicencePull.id) < last_id),
-            )
-        )
-    rows = list(
-        session.exec(
-            query.order_by(col(LicencePull.at).desc(), col(LicencePull.id).desc()).limit(limit)
-        )
-    )
-    for row in rows:
-        row.at = as_utc(row.at)
-    return rows
+    return newest_first(session, query, LicencePull.at, LicencePull.id, before, limit)
