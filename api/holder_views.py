@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from fastapi import Response
 from sqlmodel import Session
 
 from api.holder_session import HolderPrincipal
 from api.routes_verify import beijing
+from core.db import reading
 from licences.catalogue import field_layout
 from licences.lifecycle import parse_identifier
 from licences.models import Licence, LicenceStatus
@@ -23,6 +25,7 @@ from licences.qr import qr_svg_data_uri
 from licences.repository import (
     CHINA,
     LicenceRecord,
+    document,
     effective_status,
     full_record,
     holder_licence,
@@ -120,3 +123,36 @@ def pdf_headers(name: str, sha256: str) -> dict[str, str]:
         "X-Content-SHA256": sha256,
         "Cache-Control": "no-store",
     }
+
+
+def mint(
+    session: Session, services: Any, holder: HolderPrincipal, identifier: str, request_id: str
+) -> Presentation:
+    """A presentation code for the holder's own licence, for the JSON answers (Conflict when
+    it is not valid now)."""
+    record = own_record(session, holder, identifier)
+    presentation: Presentation = services.presentations.mint(
+        session, record.licence.identifier, actor=holder.actor, request_id=request_id
+    )
+    return presentation
+
+
+def licence_pdf(services: Any, holder: HolderPrincipal, identifier: str) -> Response:
+    """The holder's own sealed licence as a download."""
+    with reading(services.engine) as session:
+        record = own_record(session, holder, identifier)
+        data = document(session, record.licence.identifier)
+    licence = record.licence
+    name = f"{licence.serial}-{licence.version:03d}"
+    return Response(data, media_type="application/pdf", headers=pdf_headers(name, licence.sha256))
+
+
+def stamped_pdf(services: Any, holder: HolderPrincipal, copy_id: str) -> Response:
+    """One of the holder's stamped copies as a download."""
+    with reading(services.engine) as session:
+        copy = services.stamped.get(session, copy_id, holder.id_type, holder.id_number)
+    return Response(
+        copy.pdf,
+        media_type="application/pdf",
+        headers=pdf_headers(f"stamped-{copy.id}", copy.sha256),
+    )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from api import holder_views as views
 from api.errors import STATUS
 from api.holder_session import (
     HolderPrincipal,
@@ -28,14 +29,12 @@ from api.holder_views import (
     licence_json,
     my_licences,
     own_record,
-    pdf_headers,
     presentation_json,
 )
 from api.routes_signin import message_page
 from api.routes_verify import templates
 from core.db import reading, transaction
 from core.errors import Conflict, ElicenceError, Forbidden, Unauthenticated
-from licences.repository import document
 from licences.stamped import MAX_PURPOSE, StampRequest
 
 router = APIRouter(include_in_schema=False)
@@ -131,16 +130,10 @@ def licence_pdf(identifier: str, request: Request) -> Response:
     holder = optional_holder(request)
     if holder is None:
         return _sign_in(request)
-    services = request.app.state.services
     try:
-        with reading(services.engine) as session:
-            record = own_record(session, holder, identifier)
-            data = document(session, record.licence.identifier)
+        return views.licence_pdf(request.app.state.services, holder, identifier)
     except ElicenceError as exc:
         return _refused(request, holder, exc)
-    licence = record.licence
-    name = f"{licence.serial}-{licence.version:03d}"
-    return Response(data, media_type="application/pdf", headers=pdf_headers(name, licence.sha256))
 
 
 @router.get("/me/licences/{identifier}/present", response_class=HTMLResponse)
@@ -185,13 +178,7 @@ def present_refresh(identifier: str, request: Request) -> JSONResponse:
     holder = current_holder(request)
     services = request.app.state.services
     with transaction(services.engine) as session:
-        record = own_record(session, holder, identifier)
-        presentation = services.presentations.mint(
-            session,
-            record.licence.identifier,
-            actor=holder.actor,
-            request_id=request.state.request_id,
-        )
+        presentation = views.mint(session, services, holder, identifier, request.state.request_id)
     return JSONResponse(presentation_json(presentation, services.clock.now()), headers=NO_STORE)
 
 
@@ -247,14 +234,7 @@ def stamped_copy_pdf(copy_id: str, request: Request) -> Response:
     holder = optional_holder(request)
     if holder is None:
         return _sign_in(request)
-    services = request.app.state.services
     try:
-        with reading(services.engine) as session:
-            copy = services.stamped.get(session, copy_id, holder.id_type, holder.id_number)
+        return views.stamped_pdf(request.app.state.services, holder, copy_id)
     except ElicenceError as exc:
         return _refused(request, holder, exc)
-    return Response(
-        copy.pdf,
-        media_type="application/pdf",
-        headers=pdf_headers(f"stamped-{copy.id}", copy.sha256),
-    )

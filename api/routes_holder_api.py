@@ -14,17 +14,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import holder_views as views
 from api.holder_session import HolderPrincipal, current_holder
 from api.holder_views import (
     copy_json,
     licence_json,
     my_licences,
     own_record,
-    pdf_headers,
     presentation_json,
 )
 from core.db import reading, transaction
-from licences.repository import document
 from licences.stamped import MAX_PURPOSE, StampRequest
 
 router = APIRouter(prefix="/api/v1/holder", tags=["holder 持证人"])
@@ -92,13 +91,7 @@ def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
 
 @router.get("/licences/{identifier}/pdf", response_class=Response, responses=PDF)
 def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
-    services = request.app.state.services
-    with reading(services.engine) as session:
-        record = own_record(session, holder, identifier)
-        data = document(session, record.licence.identifier)
-    licence = record.licence
-    name = f"{licence.serial}-{licence.version:03d}"
-    return Response(data, media_type="application/pdf", headers=pdf_headers(name, licence.sha256))
+    return views.licence_pdf(request.app.state.services, holder, identifier)
 
 
 @router.post("/licences/{identifier}/presentations", status_code=201)
@@ -106,13 +99,7 @@ def present(identifier: str, request: Request, holder: Holder) -> JSONResponse:
     """A short-lived presentation code for a valid licence (409 otherwise)."""
     services = request.app.state.services
     with transaction(services.engine) as session:
-        record = own_record(session, holder, identifier)
-        presentation = services.presentations.mint(
-            session,
-            record.licence.identifier,
-            actor=holder.actor,
-            request_id=request.state.request_id,
-        )
+        presentation = views.mint(session, services, holder, identifier, request.state.request_id)
     body = presentation_json(presentation, services.clock.now())
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
@@ -153,11 +140,4 @@ def make_stamped_copy(
 
 @router.get("/stamped-copies/{copy_id}/pdf", response_class=Response, responses=PDF)
 def stamped_copy_pdf(copy_id: str, request: Request, holder: Holder) -> Response:
-    services = request.app.state.services
-    with reading(services.engine) as session:
-        copy = services.stamped.get(session, copy_id, holder.id_type, holder.id_number)
-    return Response(
-        copy.pdf,
-        media_type="application/pdf",
-        headers=pdf_headers(f"stamped-{copy.id}", copy.sha256),
-    )
+    return views.stamped_pdf(request.app.state.services, holder, copy_id)
