@@ -353,9 +353,8 @@ def create_dev_idp_app(provider: DevIdentityProvider) -> FastAPI:
             headers={"Cache-Control": "no-store"},
         )
 
-    @app.get("/authorize")
-    def authorize(request: Request) -> Response:
-        params = {k: v for k, v in request.query_params.items() if k in _AUTHORIZE_PARAMS}
+    def refused(request: Request, params: dict[str, str]) -> Response | None:
+        """The answer to an authorisation request that cannot go ahead, else None."""
         try:
             provider.check_authorize(params)
         except AuthorizeError as exc:
@@ -367,23 +366,23 @@ def create_dev_idp_app(provider: DevIdentityProvider) -> FastAPI:
                     provider.issuer, params, error=exc.error, error_description=exc.description
                 ),
             )
+        return None
+
+    @app.get("/authorize")
+    def authorize(request: Request) -> Response:
+        params = {k: v for k, v in request.query_params.items() if k in _AUTHORIZE_PARAMS}
+        answer = refused(request, params)
+        if answer is not None:
+            return answer
         return page(request, params, None, 200)
 
     @app.post("/authorize")
     async def choose(request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=16)
         params = {k: str(form.get(k, "")) for k in _AUTHORIZE_PARAMS if form.get(k)}
-        try:
-            provider.check_authorize(params)
-        except AuthorizeError as exc:
-            return page(request, {}, str(exc), 400)
-        except RedirectError as exc:
-            return _redirect(
-                params["redirect_uri"],
-                _with_state(
-                    provider.issuer, params, error=exc.error, error_description=exc.description
-                ),
-            )
+        answer = refused(request, params)
+        if answer is not None:
+            return answer
         subject = str(form.get("holder", ""))
         if form.get("deny") or provider.holder(subject) is None:
             return _redirect(

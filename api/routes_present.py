@@ -6,18 +6,17 @@ whose ``POST /licences/{identifier}/{action}`` would otherwise take ``presentati
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.auth import DepartmentPrincipal, department, require
-from api.routes_verify import STATUS_STYLE, beijing, templates
+from api.holder_views import presentation_json
+from api.routes_verify import STATUS_STYLE, templates
 from core.db import reading, transaction
 from core.errors import Conflict, Forbidden, Unauthenticated
 from licences.presentation import LINK_PREFIX, Presentation
-from licences.qr import qr_svg_data_uri
 from licences.repository import full_record, licence_by_identifier
 from verify.log import CHANNELS, METHODS, VerificationLog, history
 from verify.report import Indication, SubIndication, reason
@@ -33,18 +32,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 def _own(principal: DepartmentPrincipal, issuer_code: str) -> None:
     if issuer_code != principal.department_code:
         raise Forbidden("只有发证部门可以操作 / only the issuing department may do this")
-
-
-def _presentation_json(presentation: Presentation, now: datetime) -> dict[str, Any]:
-    return {
-        "identifier": presentation.identifier,
-        "qr": presentation.url,
-        "qr_svg": qr_svg_data_uri(presentation.url),
-        "presented_at": presentation.presented_at.isoformat(),
-        "expires_at": presentation.expires_at.isoformat(),
-        "expires_at_local": beijing(presentation.expires_at),
-        "expires_in": max(0, int((presentation.expires_at - now).total_seconds())),
-    }
 
 
 def _entry_json(row: VerificationLog) -> dict[str, Any]:
@@ -97,7 +84,7 @@ def mint_presentation(identifier: str, request: Request) -> JSONResponse:
             session, identifier, actor=actor, request_id=request.state.request_id
         )
     return JSONResponse(
-        _presentation_json(presentation, services.clock.now()), status_code=201, headers=NO_STORE
+        presentation_json(presentation, services.clock.now()), status_code=201, headers=NO_STORE
     )
 
 
@@ -161,7 +148,7 @@ def holder_page(secret: str, request: Request) -> HTMLResponse:
     context: dict[str, Any] = {
         "licence": summary,
         "refused": refused,
-        "presentation": _presentation_json(presentation, now) if presentation else None,
+        "presentation": presentation_json(presentation, now) if presentation else None,
         "ttl": int(services.presentations.ttl.total_seconds()),
         "refresh_url": f"/h/present/{secret}/qr",
         "history": [
@@ -185,6 +172,6 @@ def holder_refresh(secret: str, request: Request) -> JSONResponse:
     if presentation is None:
         raise Conflict(refused)
     return JSONResponse(
-        _presentation_json(presentation, request.app.state.services.clock.now()),
+        presentation_json(presentation, request.app.state.services.clock.now()),
         headers=NO_STORE,
     )
