@@ -63,13 +63,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         cors_origins=services.settings.cors_origins,
     )
 
+    # Public verification first: every scanned code and upload is matched against the routes
+    # in order, and none of its paths is claimed by a router below.
+    app.include_router(routes_verify.router)
     app.include_router(routes_auth.router)
     app.include_router(routes_present.router)  # before routes_licences: see its docstring
     app.include_router(routes_licences.router)
     app.include_router(routes_lifecycle.router)
     app.include_router(routes_exchange.router)
     app.include_router(routes_catalogue.router)
-    app.include_router(routes_verify.router)
     app.include_router(routes_pki.router)
     app.include_router(routes_federation.router)  # /pki/licence-status, /api/v1/federation
     app.include_router(routes_seals.router)

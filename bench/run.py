@@ -35,7 +35,7 @@ from bench.baselines import raw_ecdsa, raw_sealer, raw_validator
 from bench.domain import bb_issuance, build, capture_page, issue_request, seal_ref
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.scale import pg_scale
-from bench.timing import Rate, timed
+from bench.timing import Rate, timed, timed_together
 from bench.web import (
     PY,
     ROOT,
@@ -118,48 +118,39 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
     rates: list[Rate] = []
     rates.append(raw_ecdsa(s, private_key))
     seal = raw_sealer(page, private_key)
-    rates.append(timed("raw pyHanko seal B-B", seal, s))
-    rates.append(
-        timed(
-            "issue in-process B-B",
-            lambda: bb.issue(issue_request(services)),
-            s,
-            "raw pyHanko seal B-B",
-        )
-    )
-    rates.append(
-        timed(
-            "issue in-process B-LTA",
-            lambda: services.issuance.issue(issue_request(services)),
-            s,
-            "raw pyHanko seal B-B",
-        )
-    )
-    rates.append(
-        timed("raw pyHanko validate seal only", raw_validator(services, lta_pdf, False), s)
-    )
-    rates.append(timed("raw pyHanko validate (B-LTA file)", raw_validator(services, lta_pdf), s))
     pipeline = services.verification._pdf
 
     def verify_pipeline() -> object:
         with reading(services.engine) as session:
             return pipeline.verify(session, lta_pdf, "upload")
 
-    rates.append(
-        timed(
-            "verify PDF pipeline (PdfVerifier)",
-            verify_pipeline,
-            s,
-            "raw pyHanko validate (B-LTA file)",
-        )
+    # Each family with its baseline, in turns (bench/timing.py timed_together).
+    rates += timed_together(
+        [
+            ("raw pyHanko seal B-B", seal, None),
+            ("issue in-process B-B", lambda: bb.issue(issue_request(services)), RAW_SEAL),
+            (
+                "issue in-process B-LTA",
+                lambda: services.issuance.issue(issue_request(services)),
+                RAW_SEAL,
+            ),
+        ],
+        1.5 * s,
+        mode.rounds,
     )
-    rates.append(
-        timed(
-            "verify PDF in-process (B-LTA)",
-            lambda: services.verification.verify_pdf(lta_pdf, channel="upload", actor="bench"),
-            s,
-            "raw pyHanko validate (B-LTA file)",
-        )
+    rates += timed_together(
+        [
+            ("raw pyHanko validate seal only", raw_validator(services, lta_pdf, False), None),
+            (RAW_VALIDATE, raw_validator(services, lta_pdf), None),
+            ("verify PDF pipeline (PdfVerifier)", verify_pipeline, RAW_VALIDATE),
+            (
+                "verify PDF in-process (B-LTA)",
+                lambda: services.verification.verify_pdf(lta_pdf, channel="upload", actor="bench"),
+                RAW_VALIDATE,
+            ),
+        ],
+        1.5 * s,
+        mode.rounds,
     )
     qr = sample.verify_url
     rates.append(

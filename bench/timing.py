@@ -45,8 +45,16 @@ def pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[k]
 
 
-def timed(name: str, fn: Callable[[], object], seconds: float, baseline: str | None = None) -> Rate:
-    fn()  # warm
+def timed(
+    name: str,
+    fn: Callable[[], object],
+    seconds: float,
+    baseline: str | None = None,
+    *,
+    warm: bool = True,
+) -> Rate:
+    if warm:
+        fn()
     latencies: list[float] = []
     start = time.perf_counter()
     end = start + seconds
@@ -55,6 +63,25 @@ def timed(name: str, fn: Callable[[], object], seconds: float, baseline: str | N
         fn()
         t1 = time.perf_counter()
         latencies.append(t1 - t0)
-        if t1 >= end and len(latencies) >= 3:
+        if t1 >= end and len(latencies) >= (3 if warm else 1):
             break
     return Rate(name, len(latencies), time.perf_counter() - start, latencies, baseline)
+
+
+def timed_together(
+    rows: list[tuple[str, Callable[[], object], str | None]], seconds: float, rounds: int
+) -> list[Rate]:
+    """Each row for ``seconds`` in all, in ``rounds`` turns taken one after another (A B C A B C
+    …): a measurement and its baseline then share whatever the machine was doing — on a shared
+    virtual machine the same loop runs ±30 % faster or slower from one minute to the next."""
+    for _, fn, _ in rows:
+        fn()  # warm
+    found = {name: Rate(name, 0, 0.0, [], baseline) for name, _, baseline in rows}
+    for _ in range(rounds):
+        for name, fn, baseline in rows:
+            turn = timed(name, fn, seconds / rounds, baseline, warm=False)
+            total = found[name]
+            total.n += turn.n
+            total.seconds += turn.seconds
+            total.latencies += turn.latencies
+    return list(found.values())

@@ -25,10 +25,12 @@ import base64
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 import cbor2
@@ -219,19 +221,45 @@ def _time(seconds: int) -> datetime:
         raise PayloadError("time out of range") from None
 
 
+_BASE32 = re.compile("[A-Z2-7]+")
+# RFC 4648 base32 digit values spelled as Python's base-32 digits (0-9, A-V), so ``int`` does
+# the decoding in C: every scanned code is decoded, and ``base64.b32decode`` is pure Python.
+_AS_BASE32HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
+
+
+def _from_base32(text: str) -> bytes:
+    """Unpadded upper-case base32, with exactly one spelling per byte string: a length no byte
+    count gives, or unused low bits set in the last character, is refused (what encoding the
+    bytes again and comparing would refuse)."""
+    if _BASE32.fullmatch(text) is None:
+        raise PayloadError("not base32")
+    size, spare = divmod(5 * len(text), 8)
+    if spare >= 5:  # a last character that carries no bit of any byte
+        raise PayloadError("not base32")
+    value = int(text.translate(_AS_BASE32HEX), 32)
+    if value & ((1 << spare) - 1):
+        # Unused low bits in the last character: another spelling of the same bytes.
+        raise PayloadError("not canonical base32")
+    return (value >> spare).to_bytes(size, "big")
+
+
+@lru_cache(maxsize=4096)
+def _is_identifier(text: str) -> bool:
+    """Whether ``text`` is a well-formed licence identifier (remembered: the same licences are
+    scanned again and again, and the answer for a string never changes)."""
+    try:
+        LicenceIdentifier.parse(text)
+    except ElicenceError:
+        return False
+    return True
+
+
 def decode(text: str) -> Signed:
     """Parse base32 text into a :class:`Signed` payload; raises PayloadError on any defect."""
     text = text.strip().upper()
     if not text or len(text) > MAX_TEXT:
         raise PayloadError("empty or too long")
-    try:
-        raw = base64.b32decode(text + "=" * (-len(text) % 8))
-    except ValueError:
-        raise PayloadError("not base32") from None
-    if base64.b32encode(raw).decode("ascii").rstrip("=") != text:
-        # Unused low bits in the last character: another spelling of the same bytes.
-        raise PayloadError("not canonical base32")
-    item = _loads(raw)
+    item = _loads(_from_base32(text))
     if not isinstance(item, cbor2.CBORTag) or item.tag != COSE_SIGN1_TAG:
         raise PayloadError("not a COSE_Sign1 message")
     parts = item.value
@@ -259,10 +287,8 @@ def decode(text: str) -> Signed:
     identifier = _get(data, Key.IDENTIFIER, str)
     if len(digest) != DIGEST_BYTES:
         raise PayloadError("record digest of the wrong size")
-    try:
-        LicenceIdentifier.parse(identifier)
-    except ElicenceError:
-        raise PayloadError("not a GB/T 36904 licence identifier") from None
+    if not _is_identifier(identifier):
+        raise PayloadError("not a GB/T 36904 licence identifier")
     valid_days = data.get(int(Key.VALID_UNTIL))
     if valid_days is not None and (not isinstance(valid_days, int) or abs(valid_days) > 10**6):
         raise PayloadError("valid_until out of range")

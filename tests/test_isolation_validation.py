@@ -44,6 +44,7 @@ from trust.models import AuthorityRecord
 from verify.code import CodeVerifier
 from verify.isolation import Inspection, Inspector, Limits, inspect_bytes
 from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
+from verify.report import SubIndication
 from verify.service import VerificationService
 from verify.signature import Revocation, SignatureFacts, examine
 
@@ -409,3 +410,64 @@ def test_facts_type_is_what_the_worker_returns(sealed: bytes, anchors: TrustAnch
         inspector._discard(inspector._executor())
     assert isinstance(found, SignatureFacts) and found.trusted
     assert isinstance(refused, Inspection) and not refused.ok and refused.check == "format"
+
+
+
+def _pdf_with_streams(*streams: tuple[bytes, dict[str, Any]]) -> bytes:
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    for n, (data, entries) in enumerate(streams):
+        stream = pikepdf.Stream(pdf, data)
+        for key, value in entries.items():
+            stream[key] = value
+        pdf.Root[pikepdf.Name(f"/Test{n}")] = pdf.make_indirect(stream)
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    return out.getvalue()
+
+
+def _streams(data: bytes) -> Iterator[Any]:
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        tests = [key for key in pdf.Root.keys() if key.startswith("/Test")]
+        yield [pdf.Root[key] for key in sorted(tests, key=lambda key: int(key[5:]))]
+
+
+def test_decoded_size_is_what_qpdf_decodes_and_a_bomb_is_stopped_at_the_limit() -> None:
+    import zlib
+
+    import pikepdf
+
+    from verify.isolation import _decoded_size
+
+    plain = b"BT /F1 12 Tf (licence) Tj ET\n" * 200
+    bomb = zlib.compress(b"\0" * (64 * 1024 * 1024), 9)  # 64 MiB from ~64 KiB
+    flate = pikepdf.Name.FlateDecode
+    data = _pdf_with_streams(
+        (zlib.compress(plain), {"/Filter": flate}),
+        (zlib.compress(plain), {"/Filter": pikepdf.Array([flate])}),
+        (plain, {}),
+        (zlib.compress(plain)[:-6], {"/Filter": flate}),  # cut short: qpdf decides
+        (bomb, {"/Filter": flate}),
+    )
+    for streams in _streams(data):
+        *ordinary, bombed = streams
+        for stream in ordinary[:3]:
+            assert _decoded_size(stream, 10**9) == len(stream.read_bytes()) == len(plain)
+        try:
+            qpdf: int | None = len(ordinary[3].read_bytes())
+        except pikepdf.PdfError:
+            qpdf = None
+        if qpdf is None:
+            with pytest.raises(pikepdf.PdfError):
+                _decoded_size(ordinary[3], 10**9)
+        else:
+            assert _decoded_size(ordinary[3], 10**9) == qpdf
+        counted = _decoded_size(bombed, 1024 * 1024)
+        assert 1024 * 1024 < counted <= 1024 * 1024 + 64 * 1024  # stopped just past the budget
+    refusal = inspect_bytes(data, Limits(max_stream_bytes=8 * 1024 * 1024))
+    assert not refusal.ok and refusal.sub is SubIndication.LIMIT_EXCEEDED
+    assert "decoded streams" in refusal.detail

@@ -22,6 +22,7 @@ from licences.payload import (
     Claims,
     PayloadError,
     PayloadType,
+    _from_base32,
     decode,
     key_id,
     record_digest,
@@ -366,3 +367,30 @@ def test_codes_signed_before_a_key_rotation_still_verify(
     assert verify(domain, issued["links"]["verify"])["indication"] == "PASSED"
     published = domain.client.get("/pki/qr-keys").json()["qr_keys"]
     assert [k["kid"] for k in published][1] == old_kid.hex()
+
+
+def _stdlib_base32(text: str) -> bytes | None:
+    """What the payload decoder accepted before it decoded in C: ``base64`` with the padding
+    restored, and only the one canonical spelling."""
+    try:
+        raw = base64.b32decode(text + "=" * (-len(text) % 8))
+    except ValueError:
+        return None
+    return raw if base64.b32encode(raw).decode().rstrip("=") == text else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(min_size=1, max_size=300))
+def test_base32_decodes_every_canonical_text_as_the_standard_library(raw: bytes) -> None:
+    assert _from_base32(base64.b32encode(raw).decode().rstrip("=")) == raw
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ234567018a=_ +-", min_size=1, max_size=24))
+def test_base32_refuses_exactly_what_the_standard_library_refuses(text: str) -> None:
+    expected = _stdlib_base32(text)
+    if expected is None:
+        with pytest.raises(PayloadError):
+            _from_base32(text)
+    else:
+        assert _from_base32(text) == expected

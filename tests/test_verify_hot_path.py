@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, func, select
@@ -346,3 +347,41 @@ def test_two_workers_on_postgresql_keep_one_chain(tmp_path: Path, postgres_url: 
         assert checkpointer.verify(session) == (11, None)
     for engine, _, _ in workers:
         engine.dispose()
+
+
+def test_public_verification_routes_come_first_and_no_other_route_claims_their_paths(
+    domain: Domain,
+) -> None:
+    """The verify router is included first so a scanned code is matched without walking the
+    others; that is only safe while no other route matches the same requests."""
+    from starlette.routing import Match
+
+    def leaves(routes: list[Any]) -> list[Any]:
+        found: list[Any] = []
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            found += leaves(inner.routes) if inner is not None else [route]
+        return found
+
+    app = domain.client.app
+    first = next(r for r in app.routes if getattr(r, "original_router", None) is not None)
+    assert {getattr(r, "path", None) for r in first.original_router.routes} >= {
+        "/api/v1/verify",
+        "/v/{code}",
+        "/verify",
+    }
+    routes = leaves(app.routes)
+    for method, path in [
+        ("POST", "/api/v1/verify"),
+        ("GET", "/v/ABC234"),
+        ("GET", "/V/ABC234"),
+        ("GET", "/verify"),
+        ("POST", "/verify"),
+    ]:
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        claiming = {
+            r.endpoint.__module__
+            for r in routes
+            if hasattr(r, "endpoint") and r.matches(scope)[0] is not Match.NONE
+        }
+        assert claiming == {"api.routes_verify"}, (method, path, claiming)

@@ -7,8 +7,9 @@ are filled from the repository, found by the SHA-256 of the bytes or by the QR c
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import Enum
+from functools import cache
 from typing import Any
 
 
@@ -119,8 +120,8 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         # What ``asdict`` gives, built without its deep copy of every leaf (every QR answer).
         data = {
-            f.name: None if f.name == "checks" else _plain(getattr(self, f.name))
-            for f in fields(self)
+            name: None if name == "checks" else _plain(getattr(self, name))
+            for name in _field_names(Report) or ()
         }
         data["indication"] = self.indication.value
         data["sub_indication"] = self.sub_indication.value if self.sub_indication else None
@@ -131,16 +132,29 @@ class Report:
         return data
 
 
+_LEAVES = (str, int, float, bool, type(None), Enum, datetime, date)
+
+
 def _plain(value: Any) -> Any:
     """``dataclasses.asdict``'s conversion of one value: dataclasses, dicts, lists and tuples
     rebuilt, other values (strings, numbers, enums, times) kept as they are."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, _LEAVES):
+        return value
+    kind: type = type(value)
+    names = _field_names(kind)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, dict):
         return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_plain(v) for v in value)
     return value
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names, looked up once per class (every answer walks the same few)."""
+    return tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
 
 
 MESSAGES: dict[SubIndication | None, str] = {

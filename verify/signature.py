@@ -25,6 +25,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
@@ -281,7 +282,10 @@ def _material(reader: PdfFileReader) -> _Material:
         dss = DocumentSecurityStore.read_dss(reader)
     except NoDSSFoundError:
         return _Material()
-    certs = tuple(dss.load_certs())
+    certs = tuple(
+        certificate(ref.get_object().read_data(DecodePurpose.CERTIFICATE))
+        for ref in dss.certs.values()
+    )
     ocsp_der = [ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE) for ref in dss.ocsps]
     crl_der = [ref.get_object().read_data(DecodePurpose.CRL) for ref in dss.crls]
     cert_der = [c.dump() for c in certs]
@@ -289,8 +293,8 @@ def _material(reader: PdfFileReader) -> _Material:
     complete = size <= EMBEDDED_MAX_BYTES
     return _Material(
         certs=certs,
-        ocsps=tuple(asn1_ocsp.OCSPResponse.load(d) for d in ocsp_der),
-        crls=tuple(asn1_crl.CertificateList.load(d) for d in crl_der),
+        ocsps=tuple(ocsp_response(d) for d in ocsp_der),
+        crls=tuple(certificate_list(d) for d in crl_der),
         facts=EmbeddedFacts(
             certificates=len(cert_der),
             ocsp_responses=len(ocsp_der),
@@ -301,6 +305,31 @@ def _material(reader: PdfFileReader) -> _Material:
             complete=complete,
         ),
     )
+
+
+@lru_cache(maxsize=256)
+def certificate(der: bytes) -> asn1_x509.Certificate:
+    """A certificate parsed once per process. Most of the cost of a certificate in path
+    validation is the first use of its names (normalised for comparison, then remembered on the
+    object), and every licence brings the same few: the domain's roots and CAs, the TSA and OCSP
+    certificates in its DSS. Reusing the parsed object, as a long-lived pyHanko validation
+    context does, saves that work per upload; the bound keeps a stream of distinct hostile
+    certificates from growing the cache. Parsed objects are only read after this, and the
+    examining worker runs one upload at a time."""
+    return asn1_x509.Certificate.load(der)
+
+
+@lru_cache(maxsize=256)
+def ocsp_response(der: bytes) -> asn1_ocsp.OCSPResponse:
+    """An OCSP response parsed once per process (see ``certificate``): the responder
+    certificate it carries is the same in every licence of a period."""
+    return asn1_ocsp.OCSPResponse.load(der)
+
+
+@lru_cache(maxsize=64)
+def certificate_list(der: bytes) -> asn1_crl.CertificateList:
+    """A CRL parsed once per process (see ``certificate``)."""
+    return asn1_crl.CertificateList.load(der)
 
 
 class _Contexts:
@@ -314,11 +343,10 @@ class _Contexts:
     def __init__(self, anchors: TrustAnchors, material: _Material) -> None:
         self._material = material
         self._trust = SimpleTrustManager.build(
-            trust_roots=[asn1_x509.Certificate.load(der) for der in anchors.roots]
+            trust_roots=[certificate(der) for der in anchors.roots]
         )
         self._registry = CertificateRegistry.build(
-            [asn1_x509.Certificate.load(der) for der in anchors.intermediates]
-            + list(material.certs)
+            [certificate(der) for der in anchors.intermediates] + list(material.certs)
         )
 
     def at(self, moment: datetime, *, past: bool) -> ValidationContext:
