@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from PIL import Image
@@ -54,6 +55,15 @@ class _ClockedPdfSigner(signers.PdfSigner):
         return session
 
 
+@lru_cache(maxsize=32)
+def seal_image(png: bytes) -> Image.Image:
+    """A seal's image decoded once per process: a department seals every licence with the same
+    image, and decoding it cost each seal a few milliseconds. Only read after this."""
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    return image
+
+
 def apply_seal(
     request: SealRequest, signer: KeyStoreSigner, evidence: LongTermEvidence | None = None
 ) -> bytes:
@@ -63,8 +73,7 @@ def apply_seal(
     when the evidence carries a validation context, revocation data and a document timestamp
     are appended (B-LTA): the returned bytes are then the final file, after those revisions.
     """
-    image = Image.open(io.BytesIO(request.image_png))
-    image.load()
+    image = seal_image(request.image_png)
     meta = signers.PdfSignatureMetadata(
         field_name=SEAL_FIELD,
         md_algorithm="sha256",

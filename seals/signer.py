@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.signers import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore, KeyUseListener
+from trust.parsed import certificate
 
 
 class KeyStoreSigner(Signer):
@@ -23,9 +23,9 @@ class KeyStoreSigner(Signer):
         chain_der: list[bytes],
         listener: KeyUseListener | None,
     ) -> None:
-        cert = asn1_x509.Certificate.load(certificate_der)
+        cert = certificate(certificate_der)
         registry = SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
-            [asn1_x509.Certificate.load(der) for der in chain_der]
+            [certificate(der) for der in chain_der]
         )
         super().__init__(signing_cert=cert, cert_registry=registry, embed_roots=False)
         self._store = store

@@ -25,7 +25,6 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
@@ -42,6 +41,8 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import CertificateRegistry, SimpleTrustManager
+
+from trust.parsed import certificate, certificate_list, ocsp_response
 
 # Embedded revocation data is handed back only up to this size: a hostile DSS may decode to
 # tens of megabytes, which must not travel back to the server.
@@ -305,31 +306,6 @@ def _material(reader: PdfFileReader) -> _Material:
             complete=complete,
         ),
     )
-
-
-@lru_cache(maxsize=256)
-def certificate(der: bytes) -> asn1_x509.Certificate:
-    """A certificate parsed once per process. Most of the cost of a certificate in path
-    validation is the first use of its names (normalised for comparison, then remembered on the
-    object), and every licence brings the same few: the domain's roots and CAs, the TSA and OCSP
-    certificates in its DSS. Reusing the parsed object, as a long-lived pyHanko validation
-    context does, saves that work per upload; the bound keeps a stream of distinct hostile
-    certificates from growing the cache. Parsed objects are only read after this, and the
-    examining worker runs one upload at a time."""
-    return asn1_x509.Certificate.load(der)
-
-
-@lru_cache(maxsize=256)
-def ocsp_response(der: bytes) -> asn1_ocsp.OCSPResponse:
-    """An OCSP response parsed once per process (see ``certificate``): the responder
-    certificate it carries is the same in every licence of a period."""
-    return asn1_ocsp.OCSPResponse.load(der)
-
-
-@lru_cache(maxsize=64)
-def certificate_list(der: bytes) -> asn1_crl.CertificateList:
-    """A CRL parsed once per process (see ``certificate``)."""
-    return asn1_crl.CertificateList.load(der)
 
 
 class _Contexts:
