@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from core.errors import ElicenceError
-from licences.identifiers import LicenceIdentifier
+from licences.identifiers import MAX_IDENTIFIER, LicenceIdentifier
 
 ALG_ES256 = -7  # COSE algorithm identifier (RFC 9053)
 HEADER_ALG, HEADER_KID = 1, 4
@@ -243,10 +243,15 @@ def _from_base32(text: str) -> bytes:
     return (value >> spare).to_bytes(size, "big")
 
 
-@lru_cache(maxsize=4096)
 def _is_identifier(text: str) -> bool:
     """Whether ``text`` is a well-formed licence identifier (remembered: the same licences are
-    scanned again and again, and the answer for a string never changes)."""
+    scanned again and again, and the answer for a string never changes). Checked before the
+    signature, so the cache only ever holds strings of an identifier's length."""
+    return len(text) <= MAX_IDENTIFIER and _identifier_checked(text)
+
+
+@lru_cache(maxsize=4096)
+def _identifier_checked(text: str) -> bool:
     try:
         LicenceIdentifier.parse(text)
     except ElicenceError:

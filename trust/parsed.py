@@ -5,8 +5,12 @@ names (normalised for comparison, then remembered on the parsed object) and its 
 serialisation. Every seal and every uploaded licence brings the same few — the domain's roots
 and CAs, a seal's certificate, the TSA and OCSP certificates in a document's DSS — so a
 long-lived process reuses the parsed objects, as a long-lived pyHanko validation context does.
-The bounds keep a stream of distinct hostile values from growing the caches. Parsed objects are
-only read after this.
+Parsed objects are only read after this.
+
+Uploads are hostile, so the caches are bounded in count and only hold values of a size this
+service issues: a stream of large distinct values would otherwise fill a limited examining
+worker (``verify.isolation``) until honest uploads met its memory limit. Larger values are
+parsed each time, as before.
 """
 
 from __future__ import annotations
@@ -17,17 +21,38 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 
+CACHED_MAX_BYTES = 16 * 1024  # a certificate or OCSP response of ours is 0.5-3 KiB
+CACHED_CRL_MAX_BYTES = 64 * 1024
+
+
+def certificate(der: bytes) -> asn1_x509.Certificate:
+    if len(der) > CACHED_MAX_BYTES:
+        return asn1_x509.Certificate.load(der)
+    return _certificate(der)
+
+
+def ocsp_response(der: bytes) -> asn1_ocsp.OCSPResponse:
+    if len(der) > CACHED_MAX_BYTES:
+        return asn1_ocsp.OCSPResponse.load(der)
+    return _ocsp_response(der)
+
+
+def certificate_list(der: bytes) -> asn1_crl.CertificateList:
+    if len(der) > CACHED_CRL_MAX_BYTES:
+        return asn1_crl.CertificateList.load(der)
+    return _certificate_list(der)
+
 
 @lru_cache(maxsize=256)
-def certificate(der: bytes) -> asn1_x509.Certificate:
+def _certificate(der: bytes) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(der)
 
 
 @lru_cache(maxsize=256)
-def ocsp_response(der: bytes) -> asn1_ocsp.OCSPResponse:
+def _ocsp_response(der: bytes) -> asn1_ocsp.OCSPResponse:
     return asn1_ocsp.OCSPResponse.load(der)
 
 
-@lru_cache(maxsize=64)
-def certificate_list(der: bytes) -> asn1_crl.CertificateList:
+@lru_cache(maxsize=32)
+def _certificate_list(der: bytes) -> asn1_crl.CertificateList:
     return asn1_crl.CertificateList.load(der)
