@@ -55,10 +55,16 @@ class _ClockedPdfSigner(signers.PdfSigner):
         return session
 
 
-@lru_cache(maxsize=32)
 def seal_image(png: bytes) -> Image.Image:
-    """A seal's image decoded once per process: a department seals every licence with the same
-    image, and decoding it cost each seal a few milliseconds. Only read after this."""
+    """A seal's image, decoded once per process: a department seals every licence with the
+    same image, and decoding it cost each seal a few milliseconds. Each seal gets its own copy
+    of the pixels (a memory copy, far cheaper than the decode), so sealing threads share
+    nothing they could change."""
+    return _decoded(png).copy()
+
+
+@lru_cache(maxsize=32)
+def _decoded(png: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(png))
     image.load()
     return image

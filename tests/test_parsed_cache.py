@@ -55,3 +55,39 @@ def test_the_caches_are_bounded_in_count() -> None:
         parsed.certificate(_certificate())
     info = parsed._certificate.cache_info()
     assert info.currsize == info.maxsize
+
+
+def test_a_shared_certificate_is_read_safely_by_many_threads_at_once() -> None:
+    """Sealing threads share the parsed chain; asn1crypto's lazy parsing is not safe under
+    concurrent readers, so a cached value must already be parsed in full when it is shared."""
+    import sys
+    import threading
+
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    errors: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for _ in range(40):
+            chain = [parsed.certificate(_certificate()) for _ in range(3)]
+            barrier = threading.Barrier(8)
+
+            def use(chain: list[object] = chain, barrier: threading.Barrier = barrier) -> None:
+                try:
+                    barrier.wait()
+                    SimpleCertificateStore.from_certs(chain)  # type: ignore[no-untyped-call]
+                    for cert in chain:
+                        assert cert.subject.hashable and cert.issuer_serial  # type: ignore[attr-defined]
+                        cert.dump()  # type: ignore[attr-defined]
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=use) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
