@@ -441,7 +441,7 @@ def test_decoded_size_is_what_qpdf_decodes_and_a_bomb_is_stopped_at_the_limit() 
 
     import pikepdf
 
-    from verify.isolation import _decoded_size
+    from verify.structure import _decoded_size
 
     plain = b"BT /F1 12 Tf (licence) Tj ET\n" * 200
     bomb = zlib.compress(b"\0" * (64 * 1024 * 1024), 9)  # 64 MiB from ~64 KiB

@@ -31,7 +31,7 @@ from trust.federation_ocsp import chain_status
 from trust.federation_status import StatusAnswer, query_status
 from verify import foreign_checks as rules
 from verify.code import Steps, Stop, check_signed
-from verify.isolation import Inspection, Inspector
+from verify.isolation import Inspector
 from verify.report import (
     DomainSummary,
     Indication,
@@ -40,6 +40,7 @@ from verify.report import (
     SubIndication,
 )
 from verify.signature import SignatureFacts, TrustAnchors, examine
+from verify.structure import Inspection
 
 HANDED_OVER = (SubIndication.NO_CHAIN_FOUND, SubIndication.NO_POE)
 

@@ -11,12 +11,12 @@ and, per task, its CPU time (``RLIMIT_CPU``); the parent stops waiting at the wa
 and kills the pool's workers.
 
 ``Inspector.examine`` does the whole parsing and cryptographic work in one hop: the structure
-inspection (pikepdf; a licence this service issues has no JavaScript, no actions, no embedded
-files and one page, so anything else is refused by name) and then ``verify.signature`` on the
-same pyHanko reader — the upload is read by pyHanko once. The worker receives the bytes, the
-trust anchors, the validation time and the revocations as plain values, and answers with a
-refusal (``Inspection``) or ``SignatureFacts``; the repository and the licence status stay in
-the parent (``verify.pdf``), which decides from the facts.
+inspection (``verify.structure``: pikepdf; a licence this service issues has no JavaScript, no
+actions, no embedded files and one page, so anything else is refused by name) and then
+``verify.signature`` on the same pyHanko reader — the upload is read by pyHanko once. The
+worker receives the bytes, the trust anchors, the validation time and the revocations as plain
+values, and answers with a refusal (``Inspection``) or ``SignatureFacts``; the repository and
+the licence status stay in the parent (``verify.pdf``), which decides from the facts.
 """
 
 from __future__ import annotations
@@ -28,37 +28,21 @@ import resource
 import signal
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from verify.report import Indication, SubIndication
+from verify.structure import Inspection, refuse, structure
 
 if TYPE_CHECKING:
     from verify.signature import Parsed, Revocation, SignatureFacts, TrustAnchors
 
+
 # A licence PDF has a few hundred objects; these bounds leave ample room for LTV revisions.
-DANGEROUS_KEYS = {
-    "/JS": "JavaScript",
-    "/JavaScript": "JavaScript",
-    "/Launch": "launch action",
-    "/OpenAction": "open action",
-    "/AA": "additional actions",
-    "/EmbeddedFiles": "embedded files",
-    "/EmbeddedFile": "embedded file",
-    "/RichMedia": "rich media",
-    "/XFA": "XFA form",
-    "/SubmitForm": "submit-form action",
-    "/ImportData": "import-data action",
-    "/GoToR": "remote go-to action",
-    "/URI": "URI action",
-}
-
-
 @dataclass(frozen=True)
 class Limits:
     cpu_seconds: int = 10
@@ -71,25 +55,7 @@ class Limits:
     workers: int = 2
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """What the inspection found: ``ok`` or the named check that failed, and why (small and
-    picklable: a refusal is all that crosses back from the worker, else ``SignatureFacts``)."""
-
-    ok: bool
-    check: str = "inspection"
-    detail: str = ""
-    indication: Indication = Indication.PASSED
-    sub: SubIndication | None = None
-    objects: int = 0
-    pages: int = 0
-
-
 R = TypeVar("R")
-
-
-def _refuse(check: str, detail: str, indication: Indication, sub: SubIndication) -> Inspection:
-    return Inspection(False, check, detail, indication, sub)
 
 
 def inspect_bytes(data: bytes, limits: Limits) -> Inspection:
@@ -118,7 +84,7 @@ def inspect_and_examine(
 
 
 def _inspect(data: bytes, limits: Limits) -> tuple[Inspection, Parsed | None]:
-    found = _structure(data, limits)
+    found = structure(data, limits)
     if not found.ok:
         return found, None
     from verify.signature import parse
@@ -129,7 +95,7 @@ def _inspect(data: bytes, limits: Limits) -> tuple[Inspection, Parsed | None]:
         raise
     except Exception as exc:
         return (
-            _refuse(
+            refuse(
                 "format",
                 f"签名结构无法读取 / signature structure unreadable: {type(exc).__name__}",
                 Indication.INDETERMINATE,
@@ -138,139 +104,6 @@ def _inspect(data: bytes, limits: Limits) -> tuple[Inspection, Parsed | None]:
             None,
         )
     return found, parsed
-
-
-def _structure(data: bytes, limits: Limits) -> Inspection:
-    """pikepdf: object, page, nesting and decoded-size limits, and no active content."""
-    import io
-
-    import pikepdf
-
-    try:
-        pdf = pikepdf.open(io.BytesIO(data))
-    except Exception as exc:
-        return _refuse(
-            "format",
-            f"不是可读的PDF / not a readable PDF: {type(exc).__name__}",
-            Indication.INDETERMINATE,
-            SubIndication.MALFORMED,
-        )
-    with pdf:
-        objects = len(pdf.objects)
-        if objects > limits.max_objects:
-            return _refuse(
-                "structure",
-                f"对象过多 / {objects} objects > {limits.max_objects}",
-                Indication.INDETERMINATE,
-                SubIndication.LIMIT_EXCEEDED,
-            )
-        pages = len(pdf.pages)
-        if pages > limits.max_pages:
-            return _refuse(
-                "structure",
-                f"页数过多 / {pages} pages > {limits.max_pages}",
-                Indication.INDETERMINATE,
-                SubIndication.LIMIT_EXCEEDED,
-            )
-        decoded = 0
-        for obj in pdf.objects:
-            found = _scan(obj, limits.max_depth)
-            if found is not None:
-                return found
-            if isinstance(obj, pikepdf.Stream):
-                decoded += _decoded_size(obj, limits.max_stream_bytes - decoded)
-                if decoded > limits.max_stream_bytes:
-                    return _refuse(
-                        "structure",
-                        f"解压后过大 / decoded streams exceed {limits.max_stream_bytes} bytes",
-                        Indication.INDETERMINATE,
-                        SubIndication.LIMIT_EXCEEDED,
-                    )
-        found = _scan(pdf.trailer, limits.max_depth)
-        if found is not None:
-            return found
-    return Inspection(True, objects=objects, pages=pages)
-
-
-def _decoded_size(stream: Any, budget: int) -> int:
-    """How many bytes ``stream`` decodes to, counted without keeping them, and at most a little
-    past ``budget``: a bomb is refused once it passes the limit, not after it has been inflated
-    in full. A licence's streams are all Flate (its images inflate to about a megabyte, which
-    need not be held); other filter chains are decoded by qpdf as before, as are Flate streams
-    zlib refuses, cut short or followed by more bytes (qpdf may recover what zlib cannot, and
-    answers the same as it did). Flate alone counts before any predictor is undone, so never
-    less than the stream decodes to."""
-    import pikepdf
-
-    filters = stream.get("/Filter")
-    if isinstance(filters, pikepdf.Array) and len(filters) == 1:
-        filters = filters[0]
-    if filters is None:
-        return len(stream.read_raw_bytes())
-    if filters != pikepdf.Name.FlateDecode:
-        return len(stream.read_bytes())
-    inflate = zlib.decompressobj()
-    pending, size = stream.read_raw_bytes(), 0
-    try:
-        while pending and size <= budget and not inflate.eof:
-            size += len(inflate.decompress(pending, _INFLATE_CHUNK))
-            pending = inflate.unconsumed_tail
-    except zlib.error:
-        return len(stream.read_bytes())
-    if size <= budget and not (inflate.eof and not inflate.unused_data):
-        return len(stream.read_bytes())  # truncated, or bytes after the end: qpdf's call
-    return size
-
-
-# Below the C allocator's mmap threshold, so each chunk reuses memory instead of mapping it
-# afresh (measured: 64 KiB chunks 3.7 ms a licence, 256 KiB 5.3 ms).
-_INFLATE_CHUNK = 64 * 1024
-
-
-def _scan(root: Any, max_depth: int) -> Inspection | None:
-    """Depth-first over direct objects (indirect ones are scanned on their own), iteratively,
-    so a deeply nested file cannot overflow the stack."""
-    import pikepdf
-
-    stack: list[tuple[Any, int]] = [(root, 0)]
-    while stack:
-        obj, depth = stack.pop()
-        if depth > max_depth:
-            return _refuse(
-                "structure",
-                f"嵌套过深 / nesting deeper than {max_depth}",
-                Indication.INDETERMINATE,
-                SubIndication.LIMIT_EXCEEDED,
-            )
-        if isinstance(obj, pikepdf.Dictionary | pikepdf.Stream):
-            for key in obj.keys():
-                what = DANGEROUS_KEYS.get(key)
-                if what is not None or (key == "/S" and str(obj.get("/S")) in DANGEROUS_KEYS):
-                    name = what or DANGEROUS_KEYS[str(obj.get("/S"))]
-                    return _refuse(
-                        "active_content",
-                        f"含有{_ZH.get(name, '活动内容')} / contains {name}; a licence never does",
-                        Indication.FAILED,
-                        SubIndication.FORMAT_FAILURE,
-                    )
-                value = obj.get(key)
-                if isinstance(value, pikepdf.Dictionary | pikepdf.Array) and not value.is_indirect:
-                    stack.append((value, depth + 1))
-        elif isinstance(obj, pikepdf.Array):
-            for value in obj:
-                if isinstance(value, pikepdf.Dictionary | pikepdf.Array) and not value.is_indirect:
-                    stack.append((value, depth + 1))
-    return None
-
-
-_ZH = {
-    "JavaScript": "JavaScript脚本",
-    "launch action": "启动动作",
-    "open action": "打开动作",
-    "additional actions": "附加动作",
-    "embedded files": "嵌入文件",
-    "embedded file": "嵌入文件",
-}
 
 
 def _initialise(limits: Limits) -> None:
@@ -315,21 +148,21 @@ def _task(data: bytes, limits: Limits, work: Callable[[bytes, Limits], R]) -> R 
     try:
         return work(data, limits)
     except MemoryError:
-        return _refuse(
+        return refuse(
             "limits",
             "内存超限 / memory limit exceeded",
             Indication.INDETERMINATE,
             SubIndication.LIMIT_EXCEEDED,
         )
     except RecursionError:
-        return _refuse(
+        return refuse(
             "limits",
             "嵌套过深 / nesting too deep",
             Indication.INDETERMINATE,
             SubIndication.LIMIT_EXCEEDED,
         )
     except Exception as exc:  # anything the parsers raise is a malformed file
-        return _refuse(
+        return refuse(
             "format",
             f"无法解析 / parser error: {type(exc).__name__}",
             Indication.INDETERMINATE,
@@ -418,7 +251,7 @@ class Inspector:
                 if future.cancel():  # still queued behind other uploads: nothing to kill
                     return _busy()
                 self._discard(pool)
-                return _refuse(
+                return refuse(
                     "limits",
                     f"处理超时 / checking the file took longer than {self.limits.wall_seconds:g} s",
                     Indication.INDETERMINATE,
@@ -429,13 +262,13 @@ class Inspector:
                 if attempt == 2 or time.monotonic() >= deadline:
                     break
             except Exception as exc:  # e.g. a result that cannot be pickled back
-                return _refuse(
+                return refuse(
                     "format",
                     f"无法解析 / checking the file failed: {type(exc).__name__}",
                     Indication.INDETERMINATE,
                     SubIndication.MALFORMED,
                 )
-        return _refuse(
+        return refuse(
             "limits",
             "核验进程被终止（资源超限）/ the checking process was ended by a resource limit",
             Indication.INDETERMINATE,
@@ -444,7 +277,7 @@ class Inspector:
 
 
 def _busy() -> Inspection:
-    return _refuse(
+    return refuse(
         "limits",
         "核验繁忙，请稍后重试 / too many uploads being checked; try again shortly",
         Indication.INDETERMINATE,

@@ -13,9 +13,10 @@ from verify import log
 from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
 from verify.foreign import applies as foreign_applies
-from verify.isolation import Inspection, Inspector
+from verify.isolation import Inspector
 from verify.pdf import PdfVerifier
 from verify.report import Check, CheckResult, Report
+from verify.structure import Inspection
 
 
 class VerificationService:
