@@ -9,6 +9,7 @@ limit — costs a worker, never the server; a worker killed mid-validation is IN
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
@@ -412,7 +413,6 @@ def test_facts_type_is_what_the_worker_returns(sealed: bytes, anchors: TrustAnch
     assert isinstance(refused, Inspection) and not refused.ok and refused.check == "format"
 
 
-
 def _pdf_with_streams(*streams: tuple[bytes, dict[str, Any]]) -> bytes:
     import pikepdf
 
@@ -428,7 +428,9 @@ def _pdf_with_streams(*streams: tuple[bytes, dict[str, Any]]) -> bytes:
     return out.getvalue()
 
 
-def _streams(data: bytes) -> Iterator[Any]:
+@contextlib.contextmanager
+def _streams(data: bytes) -> Iterator[list[Any]]:
+    """The test streams of ``data`` in the order given, while the file is open."""
     import pikepdf
 
     with pikepdf.open(io.BytesIO(data)) as pdf:
@@ -453,7 +455,7 @@ def test_decoded_size_is_what_qpdf_decodes_and_a_bomb_is_stopped_at_the_limit() 
         (zlib.compress(plain)[:-6], {"/Filter": flate}),  # cut short: qpdf decides
         (bomb, {"/Filter": flate}),
     )
-    for streams in _streams(data):
+    with _streams(data) as streams:
         *ordinary, bombed = streams
         for stream in ordinary[:3]:
             assert _decoded_size(stream, 10**9) == len(stream.read_bytes()) == len(plain)
