@@ -73,7 +73,8 @@ def timed_together(
 ) -> list[Rate]:
     """Each row for ``seconds`` in all, in ``rounds`` turns taken one after another (A B C A B C
     …): a measurement and its baseline then share whatever the machine was doing — on a shared
-    virtual machine the same loop runs ±30 % faster or slower from one minute to the next."""
+    virtual machine the same loop runs up to twice as fast or as slow from one minute to the
+    next."""
     for _, fn, _ in rows:
         fn()  # warm
     found = {name: Rate(name, 0, 0.0, [], baseline) for name, _, baseline in rows}
