@@ -283,17 +283,13 @@ def _material(reader: PdfFileReader) -> _Material:
         dss = DocumentSecurityStore.read_dss(reader)
     except NoDSSFoundError:
         return _Material()
-    certs = tuple(
-        certificate(ref.get_object().read_data(DecodePurpose.CERTIFICATE))
-        for ref in dss.certs.values()
-    )
+    cert_der = [ref.get_object().read_data(DecodePurpose.CERTIFICATE) for ref in dss.certs.values()]
     ocsp_der = [ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE) for ref in dss.ocsps]
     crl_der = [ref.get_object().read_data(DecodePurpose.CRL) for ref in dss.crls]
-    cert_der = [c.dump() for c in certs]
     size = sum(len(d) for d in (*cert_der, *ocsp_der, *crl_der))
     complete = size <= EMBEDDED_MAX_BYTES
     return _Material(
-        certs=certs,
+        certs=tuple(certificate(d) for d in cert_der),
         ocsps=tuple(ocsp_response(d) for d in ocsp_der),
         crls=tuple(certificate_list(d) for d in crl_der),
         facts=EmbeddedFacts(
