@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from api.holder_session import HolderPrincipal
 from api.routes_verify import beijing
+from core.clock import china_today
 from core.db import reading
 from licences.catalogue import field_layout
 from licences.lifecycle import parse_identifier
@@ -23,7 +24,6 @@ from licences.models import Licence, LicenceStatus
 from licences.presentation import Presentation
 from licences.qr import qr_svg_data_uri
 from licences.repository import (
-    CHINA,
     LicenceRecord,
     document,
     effective_status,
@@ -45,7 +45,7 @@ def own_record(session: Session, principal: HolderPrincipal, identifier: str) ->
 
 def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) -> dict[str, Any]:
     licence = record.licence
-    status = effective_status(licence, now.astimezone(CHINA).date())
+    status = effective_status(licence, china_today(now))
     base = f"/api/v1/holder/licences/{licence.identifier}"
     body: dict[str, Any] = {
         "identifier": licence.identifier,
@@ -86,7 +86,7 @@ def my_licences(session: Session, principal: HolderPrincipal) -> list[LicenceRec
 
 
 def is_valid(record: LicenceRecord, now: datetime) -> bool:
-    return effective_status(record.licence, now.astimezone(CHINA).date()) is LicenceStatus.VALID
+    return effective_status(record.licence, china_today(now)) is LicenceStatus.VALID
 
 
 def copy_json(copy: StampedCopy, stamped: StampedCopies) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from api.auth import DepartmentPrincipal, department, require
 from api.holder_views import presentation_json
 from api.routes_verify import STATUS_STYLE, templates
+from core.clock import china_today
 from core.db import reading, transaction
 from core.errors import Conflict, Forbidden, Unauthenticated
 from licences.presentation import LINK_PREFIX, Presentation
@@ -118,7 +119,7 @@ def _mint_for_holder(request: Request, secret: str) -> tuple[Presentation | None
     with transaction(services.engine) as session:
         link = services.presentations.holder_link(session, secret)
         licence = licence_by_identifier(session, link.identifier)
-        summary = licence_summary(full_record(session, licence), services.clock.now().date())
+        summary = licence_summary(full_record(session, licence), china_today(services.clock.now()))
         try:
             presentation = services.presentations.mint(
                 session,

@@ -23,7 +23,7 @@ from licences.catalogue import Catalogue
 from licences.identifiers import ID_TYPE_RESIDENT, ID_TYPE_USCC, validate_uscc
 from licences.issuance import IssuedLicence, IssueRequest
 from licences.models import Licence, LicenceStatus, LicenceType
-from licences.repository import CHINA, LicenceRecord, china_today, effective_status, full_record
+from licences.repository import LicenceRecord, china_today, effective_status, full_record
 
 FORMAT = "elicence-exchange/1"
 ID_TYPE_NAMES = {ID_TYPE_RESIDENT: "居民身份证", ID_TYPE_USCC: "统一社会信用代码"}
@@ -66,7 +66,7 @@ def export_record(
         "持证主体代码": record.holder.id_number,
         "持证主体代码类型": record.holder.id_type,
         "持证主体代码类型名称": ID_TYPE_NAMES.get(record.holder.id_type, record.holder.id_type),
-        "发证日期": licence.issued_at.astimezone(CHINA).date().isoformat(),
+        "发证日期": china_today(licence.issued_at).isoformat(),
         "有效期起始": licence.valid_from.isoformat(),
         "有效期截止": licence.valid_until.isoformat() if licence.valid_until else None,
         "证照状态": status.zh,

@@ -22,12 +22,12 @@ from sqlalchemy import Column, Date, DateTime, Index
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from core.audit import AuditLog
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from licences.catalogue import fields_for_service_item
 from licences.identifiers import validate_uscc
 from licences.models import Holder, Licence, LicenceStatus, LicenceType
-from licences.repository import china_today, effective_status
+from licences.repository import effective_status
 from seals.models import Department
 
 CODE = re.compile(r"^[0-9A-Za-z-]{1,64}$")  # service items and business numbers alike

@@ -12,9 +12,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Container
 from dataclasses import dataclass, replace
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
+from core.clock import SystemClock, china_today
 from core.errors import Conflict, InvalidInput
 
 ALNUM36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -29,7 +29,6 @@ REGISTRATION_AUTHORITIES = frozenset("123456789ANY")
 RESIDENT_ID_CHECK = "10X98765432"
 RESIDENT_ID_WEIGHTS = tuple(2 ** (17 - i) % 11 for i in range(17))
 EARLIEST_BIRTH = date(1900, 1, 1)
-CHINA = ZoneInfo("Asia/Shanghai")
 DIGITS = frozenset("0123456789")  # str.isdigit() would also accept "١" and "²"
 
 PREFIX = "1.2.156.3005.2."  # GB/T 36904 object identifier arc for electronic licences
@@ -177,7 +176,7 @@ def validate_resident_id(
         raise fail(
             f"出生日期 {born_text} 不存在", f"date of birth {born_text} is not a real date"
         ) from None
-    if born > (today or datetime.now(CHINA).date()):
+    if born > (today or china_today(SystemClock().now())):
         raise fail(f"出生日期 {born_text} 晚于今天", f"date of birth {born_text} is in the future")
     if born < EARLIEST_BIRTH:
         raise fail(

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from core.audit import AuditLog
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput
 from keys.audit import KeyUseRecorder
@@ -41,7 +41,6 @@ from licences.models import (
 )
 from licences.qrkeys import LicenceCodes
 from licences.render import LicenceView, render_licence
-from licences.repository import CHINA
 from licences.validity import chinese_date, validity_dates
 from seals.ltv import LongTermSealing
 from seals.registry import SealContext, SealRegistry
@@ -225,7 +224,7 @@ class IssuanceService:
         self, entry: LicenceType, valid_from: date | None, valid_until: date | None
     ) -> tuple[date, date | None]:
         """The validity dates by the type's rule (``licences.validity``), today in China."""
-        today = self._clock.now().astimezone(CHINA).date()
+        today = china_today(self._clock.now())
         return validity_dates(entry, valid_from, valid_until, today)
 
     @staticmethod
@@ -272,7 +271,7 @@ class IssuanceService:
             holder_id=draft.holder_id,
             fields=field_layout(entry, draft.fields),
             issuer_name=context.department.name,
-            issue_date=chinese_date(issued_at.astimezone(CHINA).date()),
+            issue_date=chinese_date(china_today(issued_at)),
             valid_from=chinese_date(draft.valid_from),
             valid_until=chinese_date(draft.valid_until) if draft.valid_until else None,
             verify_url=url,

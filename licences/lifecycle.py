@@ -18,13 +18,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.audit import AuditLog
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.errors import Conflict, Forbidden, InvalidInput
 from licences import idempotency
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier
 from licences.models import Licence, LicenceStatus
-from licences.repository import CHINA, effective_status, licence_by_identifier
+from licences.repository import effective_status, licence_by_identifier
 
 
 class Transition(str, Enum):
@@ -109,7 +109,7 @@ class Lifecycle:
             raise Forbidden(
                 "只有发证部门可以变更证照状态 / only the issuing department may change it"
             )
-        today = (now or self._clock.now()).astimezone(CHINA).date()
+        today = china_today(now or self._clock.now())
         current = effective_status(licence, today)
         rule = ALLOWED[transition]
         if current not in rule.sources:

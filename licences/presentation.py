@@ -25,7 +25,7 @@ from sqlalchemy import Column, DateTime
 from sqlmodel import Field, Session, SQLModel
 
 from core.audit import AuditLog
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.db import as_utc
 from core.errors import Conflict, InvalidInput, Unauthenticated
 from keys.audit import AuditedKeyUse
@@ -131,7 +131,7 @@ class PresentationService:
         """A fresh presentation code; call inside a write transaction (it appends audit entries)."""
         licence = licence_by_identifier(session, identifier)
         now = self._clock.now()
-        status = effective_status(licence, now.date())
+        status = effective_status(licence, china_today(now))
         if status is not LicenceStatus.VALID:
             raise Conflict(
                 f"证照当前状态为{status.label}，不能出示 / the licence is {status.value}; "

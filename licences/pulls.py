@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from core.audit import AuditLog
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.db import newest_first, transaction
 from licences.catalogue import fields_for_service_item
 from licences.grants import PullRefused, live_grant
@@ -27,7 +27,6 @@ from licences.masking import mask_id, mask_name
 from licences.models import HolderCategory
 from licences.repository import (
     LicenceRecord,
-    china_today,
     document,
     full_record,
     licence_by_identifier,

@@ -11,20 +11,19 @@ and adds the copy's purpose to the record, so a verifier needs no second path fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
+from core.clock import CHINA as CHINA  # re-exported: the one date rule lives in core.clock
+from core.clock import china_today as china_today
 from core.errors import NotFound
 from licences.digests import SupersededDigest
 from licences.models import Holder, Licence, LicenceDocument, LicenceStatus, LicenceType
 from licences.stamped_records import StampedCopy
 from seals.models import Department, Seal
-
-CHINA = ZoneInfo("Asia/Shanghai")  # validity dates are dates in China, not on the server
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,6 @@ def effective_status(licence: Licence, today: date) -> LicenceStatus:
         if licence.valid_until is not None and licence.valid_until < today:
             return LicenceStatus.EXPIRED
     return status
-
-
-def china_today(now: datetime) -> date:
-    """The date a licence's validity is measured against."""
-    return now.astimezone(CHINA).date()
 
 
 def licence_by_identifier(

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from core.clock import CHINA, china_today
 from core.db import as_utc
 from core.errors import InvalidInput
 from licences.identifiers import (
@@ -26,7 +27,6 @@ from licences.identifiers import (
     validate_licence_type_code,
 )
 from licences.models import Holder, Licence, LicenceStatus
-from licences.repository import CHINA, china_today
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200

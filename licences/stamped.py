@@ -40,7 +40,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, col, func, select
 
 from core.audit import AuditLog
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput, NotFound
 from keys.audit import KeyUseRecorder
@@ -66,7 +66,6 @@ from licences.render import (
     text_width,
 )
 from licences.repository import (
-    CHINA,
     LicenceRecord,
     effective_status,
     full_record,
@@ -238,7 +237,7 @@ class StampedCopies:
             holder_id=record.holder.id_number,
             fields=layout,
             issuer_name=record.issuer.name,
-            issue_date=chinese_date(licence.issued_at.astimezone(CHINA).date()),
+            issue_date=chinese_date(china_today(licence.issued_at)),
             valid_from=chinese_date(licence.valid_from),
             valid_until=chinese_date(licence.valid_until) if licence.valid_until else None,
             verify_url=verify_url(self._base_url, code),
@@ -248,7 +247,7 @@ class StampedCopies:
             view,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
-            overlay=_stamp_overlay(sentence, chinese_date(now.astimezone(CHINA).date()), copy_id),
+            overlay=_stamp_overlay(sentence, chinese_date(china_today(now)), copy_id),
         )
         pdf, recorder = self._seal(rendered, context)
         copy = StampedCopy(
@@ -308,7 +307,7 @@ class StampedCopies:
             )
 
     def _check_valid(self, record: LicenceRecord) -> None:
-        status = effective_status(record.licence, self._clock.now().astimezone(CHINA).date())
+        status = effective_status(record.licence, china_today(self._clock.now()))
         if status is not LicenceStatus.VALID:
             raise Conflict(
                 f"证照当前状态为{status.label}，不能制作加注件 / the licence is {status.value}; "

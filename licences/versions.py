@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core.clock import Clock
+from core.clock import Clock, china_today
 from core.db import reading
 from core.errors import Conflict, InvalidInput, NotFound
 from licences.idempotency import IdempotencyKey
@@ -26,7 +26,7 @@ from licences.identifiers import LicenceIdentifier
 from licences.issuance import IssuanceService, IssuedLicence, IssueRequest
 from licences.lifecycle import ALLOWED, Lifecycle, Transition, check_reason, parse_identifier
 from licences.models import Holder, Licence, LicenceType, ValidityRule
-from licences.repository import CHINA, licence_by_identifier
+from licences.repository import licence_by_identifier
 from licences.validity import add_years
 
 
@@ -146,7 +146,7 @@ class Versions:
                 field="valid_until",
                 extra={"current_status": old.status},
             )
-        today = self._clock.now().astimezone(CHINA).date()
+        today = china_today(self._clock.now())
         valid_from = request.valid_from or today
         valid_until = request.valid_until
         if valid_until is None and entry.validity_years:

@@ -26,7 +26,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, SQLModel
 
-from core.clock import Clock
+from core.clock import Clock, china_today
 from licences.links import code_from_text, is_legacy_code
 from licences.models import Holder, Licence, LicenceStatus, LicenceType
 from licences.payload import (
@@ -240,7 +240,7 @@ class CodeVerifier:
             checks=tuple(steps.checks),
             validated_at=now,
             channel=channel,
-            licence=licence_summary(record, now.date()) if record else None,
+            licence=licence_summary(record, china_today(now)) if record else None,
             seal=seal_summary(record, record.licence.issued_at.isoformat()) if record else None,
             extra=steps.extra,
         )
@@ -283,7 +283,7 @@ class CodeVerifier:
         # From here the licence is known to be real: the report names it even when it is not
         # valid, so the clerk sees which licence was shown and why it is refused.
         steps.record = record
-        status = effective_status(licence, self._clock.now().date())
+        status = effective_status(licence, china_today(self._clock.now()))
         if status is not LicenceStatus.VALID:
             sub = STATUS_FAILURES[status]
             raise steps.fail("status", status.label, Indication.FAILED, sub, MESSAGES[sub])

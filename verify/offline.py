@@ -26,6 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.clock import china_today
 from core.errors import InvalidInput
 from licences.links import code_from_text, is_legacy_code
 from licences.payload import Claims, PayloadType, key_id
@@ -98,7 +99,7 @@ def verify_offline(text: str, trusted: TrustedKeys, now: datetime, channel: str 
         steps.extra["claims"] = _claims_json(signed.claims)
         if claims.type is PayloadType.PRESENTATION:
             steps.ok("status", "valid when presented (checked by the service when minted)")
-        elif claims.valid_until is not None and claims.valid_until < now.date():
+        elif claims.valid_until is not None and claims.valid_until < china_today(now):
             raise steps.fail(
                 "validity",
                 f"valid until {claims.valid_until.isoformat()}",

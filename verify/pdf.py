@@ -27,7 +27,7 @@ from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from sqlmodel import Session, select
 
-from core.clock import Clock
+from core.clock import Clock, china_today
 from licences.models import LicenceStatus
 from licences.repository import LicenceRecord, effective_status, full_record, licence_by_sha256
 from trust.models import AuthorityRecord
@@ -236,7 +236,7 @@ class PdfVerifier:
             checks=tuple(found.checks),
             validated_at=now,
             channel=channel,
-            licence=licence_summary(record, now.date()) if record else None,
+            licence=licence_summary(record, china_today(now)) if record else None,
             seal=seal_summary(record, found.signing_time, found.timestamp) if record else None,
         )
 
@@ -323,7 +323,7 @@ class PdfVerifier:
         found.record = record
         found.timestamp = proven.isoformat() if proven else None
         found.signing_time = facts.signing_time.isoformat() if facts.signing_time else None
-        current = effective_status(licence, self._clock.now().date())
+        current = effective_status(licence, china_today(self._clock.now()))
         if current is not LicenceStatus.VALID:
             found.checks.append(Check("status", CheckResult.FAILED, current.label))
             raise _Outcome(Indication.FAILED, STATUS_FAILURES[current])
