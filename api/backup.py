@@ -26,7 +26,7 @@ import os
 import sqlite3
 import tarfile
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import MetaData, create_engine, func, select, text
 
 from api.settings import Settings
+from core.clock import SystemClock
 from core.errors import InvalidInput
 
 FORMAT = "elicence-backup/1"
@@ -104,7 +105,7 @@ def backup(settings: Settings, out: Path) -> dict[str, Any]:
     members["config.json"] = json.dumps(_config(settings), ensure_ascii=False, indent=2).encode()
     manifest = {
         "format": FORMAT,
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": SystemClock().now().isoformat(),
         "database": "sqlite" if _is_sqlite(settings) else "postgresql",
         "revisions": _revisions(url),
         "keystore": settings.keystore,
@@ -122,7 +123,7 @@ def backup(settings: Settings, out: Path) -> dict[str, Any]:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 info.mode = 0o600
-                info.mtime = int(datetime.now(UTC).timestamp())
+                info.mtime = int(SystemClock().now().timestamp())
                 tar.addfile(info, io.BytesIO(data))
         os.chmod(temporary, 0o600)
         os.replace(temporary, out)

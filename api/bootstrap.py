@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from sqlmodel import select
 
 from api import demo
 from api.container import Services
+from core.clock import china_today
 from core.db import reading, transaction
 from core.errors import Conflict
 from licences.issuance import IssueRequest
@@ -101,6 +101,7 @@ def _demo(services: Services, result: InitResult) -> None:
             services.catalogue.add(
                 session, actor=OPERATOR, entry=LicenceType(holder_id_type="", **entry)
             )
+    today = china_today(services.clock.now())  # validity dates are dates in China
     credentials = {
         "base_url": services.settings.public_base_url.rstrip("/"),
         "departments": [
@@ -108,7 +109,7 @@ def _demo(services: Services, result: InitResult) -> None:
                 "code": spec["code"],
                 "name": spec["name"],
                 "api_key": keys[spec["code"]],
-                "sample_request": demo.sample_request(spec["code"]),
+                "sample_request": demo.sample_request(spec["code"], today),
             }
             for spec in demo.DEPARTMENTS
         ],
@@ -123,7 +124,7 @@ def _demo(services: Services, result: InitResult) -> None:
                 holder_id=sample["holder"]["id"],
                 holder_name=sample["holder"]["name"],
                 fields=sample["fields"],
-                valid_from=date.today(),
+                valid_from=today,
                 actor=OPERATOR,
             )
         )

@@ -130,16 +130,16 @@ def licence_types_of(department_code: str) -> list[str]:
     return [t["code"] for t in LICENCE_TYPES if department_code in t["issuer_codes"]]
 
 
-def sample_request(department_code: str) -> dict[str, Any]:
+def sample_request(department_code: str, today: date) -> dict[str, Any]:
     """A valid body for POST /api/v1/licences for this department (a new holder each time is
-    not needed: the holder is captured once and reused)."""
+    not needed: the holder is captured once and reused), starting ``today`` (a date in China)."""
     for sample in SAMPLE_LICENCES:
         if sample["department"] == department_code:
             return {
                 "licence_type": sample["licence_type"],
                 "holder": sample["holder"],
                 "fields": sample["fields"],
-                "valid_from": date.today().isoformat(),
+                "valid_from": today.isoformat(),
                 "valid_until": None,
             }
     raise KeyError(department_code)

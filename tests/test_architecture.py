@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,4 +52,27 @@ def test_every_module_respects_the_layers() -> None:
                 f"{path.relative_to(ROOT)}: {v}" for v in violations(package, path.read_text())
             ]
     assert checked > 20
+    assert problems == []
+
+
+DATE_SHORTCUTS = re.compile(
+    r"\bdate\.today\(|\bdatetime\.(?:now|today|utcnow)\(|\.date\(\)|\.astimezone\(CHINA\)"
+)
+
+
+def test_dates_follow_the_one_china_date_rule() -> None:
+    """A licence's dates are dates in China: only ``core.clock`` reads the wall clock, and a
+    date is taken from an instant by ``core.clock.china_today``, never by ``.date()`` (the UTC
+    date of a clock reading) nor by ``date.today()`` (the host's zone)."""
+    for bad in ("date.today()", "datetime.now(UTC)", "clock.now().date()", "issued_at.date()"):
+        assert DATE_SHORTCUTS.search(bad), bad
+    assert not DATE_SHORTCUTS.search("china_today(self._clock.now())")
+    problems = []
+    for package in ("api", "core", "keys", "trust", "seals", "licences", "verify"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path == ROOT / "core" / "clock.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if DATE_SHORTCUTS.search(line.split("#", 1)[0]):
+                    problems.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert problems == []
