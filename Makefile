@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-quick clean fuzz
+.PHONY: run test lint typecheck bench bench-quick clean fuzz mutate
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,20 @@ test: $(STAMP) lint typecheck
 # A longer mutation run over a sealed licence (tests/test_fuzz.py; make test runs 100 examples).
 fuzz: $(STAMP)
 	ELICENCE_FUZZ_EXAMPLES=$${ELICENCE_FUZZ_EXAMPLES:-5000} $(BIN)/python -m pytest -q tests/test_fuzz.py
+
+# Mutation testing of the security checks (docs/testing.md): every mutant of the modules below is
+# run against the fast security tests; `make mutate MODULES="api/auth.py seals/clients.py"` runs
+# some modules only. One worker, at the lowest priority.
+MUTATE_SCOPE := $(wildcard verify/*.py) core/audit.py keys/audit.py api/auth.py api/tokens.py \
+  api/routes_auth.py seals/clients.py $(wildcard trust/federation*.py) licences/lifecycle.py
+MODULES ?=
+MUTATE_JOBS ?= 1
+mutate: $(STAMP)
+	mkdir -p mutants
+	nice -n 19 $(BIN)/mutmut run --max-children $(MUTATE_JOBS) \
+	  $(foreach m,$(MODULES),'$(subst /,.,$(m:.py=)).*') >mutants/run.log 2>&1 \
+	  || { tail -n 40 mutants/run.log; exit 1; }
+	$(BIN)/python -m tests.security.mutation_report $(or $(MODULES),$(MUTATE_SCOPE))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

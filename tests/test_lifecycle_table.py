@@ -8,6 +8,8 @@ say) fails here. Runs on an in-memory database with a pinned clock, in milliseco
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -18,7 +20,7 @@ from core.clock import FixedClock
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from licences.identifiers import LicenceIdentifier
 from licences.lifecycle import Lifecycle, Transition, check_reason, parse_identifier
-from licences.models import Licence, LicenceStatus
+from licences.models import IdempotencyRecord, Licence, LicenceStatus
 from tests.security.support import memory_engine
 
 ISSUER = "1135010000360001XN"
@@ -247,3 +249,74 @@ def test_identifiers_are_checked_before_they_are_looked_up() -> None:
     with Session(memory_engine()) as session, pytest.raises(NotFound):
         lifecycle().apply(session, identifier=identifier("B2"), transition=Transition.SUSPEND,
                           reason=REASON, actor="x", department_code=ISSUER)
+
+
+def stored_licence(status: str = "valid") -> tuple[Lifecycle, object]:
+    engine = memory_engine()
+    with Session(engine) as session:
+        session.add(licence(status))
+        session.commit()
+    return lifecycle(), engine
+
+
+def test_apply_once_applies_once_per_key_and_refuses_a_reused_key() -> None:
+    changes, engine = stored_licence()
+    args = {"identifier": identifier("A1"), "transition": Transition.SUSPEND, "reason": REASON,
+            "actor": "department:x", "department_code": ISSUER, "request_id": "r1"}
+    first = changes.apply_once(engine, key="K-1", **args)  # type: ignore[arg-type]
+    assert (first.licence.identifier, first.licence.status, first.replayed) == (
+        identifier("A1"), "suspended", False)
+    again = changes.apply_once(engine, key="K-1", **args)  # type: ignore[arg-type]
+    assert (again.licence.identifier, again.licence.status, again.replayed) == (
+        identifier("A1"), "suspended", True)
+    # the same key with another reason is another request: refused, not replayed
+    with pytest.raises(Conflict) as reused:
+        changes.apply_once(engine, key="K-1", **{**args, "reason": "另一原因"})  # type: ignore[arg-type]
+    assert reused.value.field == "Idempotency-Key"
+    # the key is the department's own: another department's twin key is not a replay
+    with pytest.raises(Forbidden):
+        changes.apply_once(engine, key="K-1", **{**args, "department_code": OTHER})  # type: ignore[arg-type]
+    # the same key on another action is another request
+    resumed = changes.apply_once(engine, key="K-1", **{**args, "transition": Transition.RESUME})  # type: ignore[arg-type]
+    assert (resumed.licence.status, resumed.replayed) == ("valid", False)
+    with Session(engine) as session:  # type: ignore[arg-type]
+        actions = [(e.action, e.request_id, e.detail["reason"])
+                   for e in session.exec(select(AuditEntry).order_by(col(AuditEntry.seq)))]
+    assert actions == [("licence.suspend", "r1", REASON), ("licence.resume", "r1", REASON)]
+    # what is remembered of the request: its fingerprint, stable across releases so that a
+    # retry after an upgrade is still recognised
+    body = json.dumps({"identifier": identifier("A1"), "reason": REASON}, sort_keys=True,
+                      ensure_ascii=False)
+    with Session(engine) as session:  # type: ignore[arg-type]
+        records = session.exec(select(IdempotencyRecord)).all()
+    assert sorted((r.department_code, r.scope, r.key, r.request_sha256, r.identifier)
+                  for r in records) == [
+        (ISSUER, action, "K-1", hashlib.sha256(body.encode()).hexdigest(), identifier("A1"))
+        for action in ("resume", "suspend")]
+
+
+def test_apply_once_without_a_key_applies_each_time() -> None:
+    changes, engine = stored_licence()
+    args = {"identifier": identifier("A1"), "reason": REASON, "actor": "a", "department_code": ISSUER}
+    assert changes.apply_once(engine, transition=Transition.SUSPEND, **args).replayed is False  # type: ignore[arg-type]
+    with pytest.raises(Conflict):
+        changes.apply_once(engine, transition=Transition.SUSPEND, **args)  # type: ignore[arg-type]
+
+
+def test_apply_locks_the_row_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two changes of one licence serialise on PostgreSQL through SELECT ... FOR UPDATE."""
+    import licences.lifecycle as module
+
+    seen: list[object] = []
+    real = module.licence_by_identifier
+
+    def spy(session: Session, identifier: str, *, for_update: bool = False) -> Licence:
+        seen.append(for_update)
+        return real(session, identifier, for_update=for_update)
+
+    monkeypatch.setattr(module, "licence_by_identifier", spy)
+    changes, engine = stored_licence()
+    with Session(engine) as session:  # type: ignore[arg-type]
+        changes.apply(session, identifier=identifier("A1"), transition=Transition.SUSPEND,
+                      reason=REASON, actor="a", department_code=ISSUER)
+    assert seen == [True]
