@@ -27,8 +27,6 @@ def clock() -> FixedClock:
 
 def memory_engine() -> Engine:
     """Every table of the product's models, in a private in-memory SQLite database."""
-    import core.audit
-    import licences.models
     import seals.clients
     import seals.models  # noqa: F401
 

@@ -80,7 +80,7 @@ def test_a_new_client_gets_a_key_shown_once_and_stored_as_its_hash(world: World)
         prefix, client_id, secret = key.split("_", 2)
         assert (prefix, client_id) == ("elk", client.id)
         assert len(client.id) == 16 and int(client.id, 16) >= 0
-        assert len(secret) >= 43
+        assert len(secret) == 43  # 32 random bytes
         stored = session.get(ApiClient, client.id)
         assert stored is not None
         assert stored.key_sha256 == hashlib.sha256(key.encode()).hexdigest()
@@ -103,7 +103,7 @@ def test_unknown_or_no_scopes_are_refused(world: World, scopes: tuple[str, ...],
 
 
 def test_admin_may_be_granted_explicitly(world: World) -> None:
-    client_id, key = world.client(("admin",))
+    _, key = world.client(("admin",))
     with Session(world.engine) as session:
         assert authenticate(session, key).scopes == ["admin"]
 
@@ -138,6 +138,18 @@ def test_forged_keys_are_refused(world: World) -> None:
         assert refused.value.message == BAD_KEY, forged
 
 
+class NoDatabase:
+    def get(self, *_: object) -> None:
+        raise AssertionError("a malformed key must be refused before any lookup")
+
+
+@pytest.mark.parametrize("key", ["elk_0123456789abcdef", "xlk_0123456789abcdef_secret", "elk_", ""])
+def test_a_malformed_key_is_refused_without_a_lookup(key: str) -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        authenticate(NoDatabase(), key)  # type: ignore[arg-type]
+    assert refused.value.message == BAD_KEY
+
+
 def test_a_revoked_client_is_refused_and_revoking_is_audited_once(world: World) -> None:
     client_id, key = world.client()
     with Session(world.engine) as session:
@@ -164,6 +176,7 @@ def test_rotating_a_key_retires_the_old_one(world: World) -> None:
         client, new = rotate_client_key(session, world.audit, client_id=client_id, actor="op")
         session.commit()
         assert client.id == client_id and new.startswith(f"elk_{client_id}_") and new != old
+        assert len(new) == len(f"elk_{client_id}_") + 43
         assert client.key_sha256 == hashlib.sha256(new.encode()).hexdigest()
         assert audit_rows(session)[1:] == [("op", "client.rotate", "api_client", client_id,
                                             {"department": DEPT})]
@@ -230,6 +243,7 @@ def test_a_minted_token_says_exactly_what_it_grants(world: World) -> None:
                     "scope": "licences:issue licences:pull", "iat": int(NOW.timestamp()),
                     "exp": int(NOW.timestamp()) + 600}
     assert len(unb64(signature)) == 64
+    assert "=" not in token  # compact serialisation: base64url without padding
     assert world.tokens.check(token) == TokenClaims(
         client_id="c1", department_code=DEPT, scopes=("licences:issue", "licences:pull"),
         expires_at=NOW + timedelta(minutes=10))
@@ -423,6 +437,14 @@ def test_basic_credentials_at_the_token_endpoint(world: World) -> None:
     problem(http.post("/oauth/token", data={"grant_type": "client_credentials"},
                       headers={"Authorization": f"basic {not_utf8}"}), 401,
             "无效的Basic凭证 / malformed Basic credentials")
+    # RFC 7617: the user id ends at the first colon; the password may hold more
+    colon = base64.b64encode(f"{client_id}:{key}:x".encode()).decode()
+    problem(http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                      headers={"Authorization": f"Basic {colon}"}), 401, BAD_KEY)
+    spaced = base64.b64encode(f"{client_id}:{key}".encode()).decode()
+    response = http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                         headers={"Authorization": f"Basic  {spaced}"})
+    assert response.status_code == 200, response.text
     # another scheme is not Basic: the form fields are used
     response = http.post("/oauth/token", headers={"Authorization": "Digest x"},
                          data={"grant_type": "client_credentials", "client_id": client_id,
