@@ -1,5 +1,10 @@
 """Walks every route of the OpenAPI document: with no credentials, with credentials lacking the
-scope, and with another department's credentials. A new route without a check fails here."""
+scope, and with another department's credentials. A new route without a check fails here.
+
+A route counts as checked only when the request reached it — the router matched that route for
+that method, so its handler ran (its dependencies, the credential checks among them): a 404 or
+405 given by routing alone, because a path was filled in wrongly, checks nothing. Every non-public
+route must be checked, and no request may end in a server error."""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import re
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from api.holder_session import COOKIE, HolderPrincipal
 from api.schemas_catalogue import LicenceTypeUpdate
@@ -68,6 +75,38 @@ def _seal_code(domain: Domain) -> str:
         return seal.code
 
 
+class Walker:
+    """The application behind a recorder of the route each request reached."""
+
+    def __init__(self, app: Any, cookies: dict[str, str] | None = None) -> None:
+        self.app = app
+        self.reached: APIRoute | None = None
+        self.client = TestClient(self, raise_server_exceptions=False)
+        for name, value in (cookies or {}).items():
+            self.client.cookies.set(name, value)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope["type"] == "http":
+                route = scope.get("route")
+                self.reached = route if isinstance(route, APIRoute) else None
+
+    def request(self, method: str, path: str, url: str, **kwargs: Any) -> tuple[Response, bool]:
+        """The response, and whether the handler of (``method``, ``path``) ran for it."""
+        self.reached = None
+        response = self.client.request(method, url, **kwargs)
+        assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
+        route = self.reached
+        return response, route is not None and route.path == path and method in route.methods
+
+
+@pytest.fixture(scope="module")
+def walker(domain: Domain) -> Walker:
+    return Walker(domain.client.app)
+
+
 def routes(domain: Domain) -> list[tuple[str, str]]:
     found = []
     for path, item in domain.client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
@@ -100,52 +139,82 @@ def body_for(domain: Domain, method: str, path: str, objects: dict[str, str]) ->
         return {"reason": "keyCompromise"}
     if path.startswith("/api/v1/holders/"):
         return {"name": "另一名称"}
+    if path.endswith("/holder-links"):
+        return {}
     if path == "/api/v1/catalogue/licence-types/{code}" and method == "PUT":
         current = domain.client.get(fill(path, objects)).json()
         return {k: v for k, v in current.items() if k in LicenceTypeUpdate.model_fields}
     return {"reason": "x"}
 
 
-def test_every_non_public_route_needs_credentials(domain: Domain, objects: dict[str, str]) -> None:
-    checked = 0
-    for method, path in routes(domain):
-        if is_public(method, path):
-            continue
-        checked += 1
-        response = domain.client.request(method, fill(path, objects), json=body_for(domain, method, path, objects))
+# Well-formed credentials that are nobody's: the edge lets them through (it only refuses writes
+# with no credential at all, before reading their body), so the route's own check must refuse.
+FORGED_KEY = {"Authorization": "Bearer elk_0123456789abcdef_" + "A" * 43}
+FORGED_SESSION = "forged.session"
+
+
+def test_every_non_public_route_needs_credentials(
+    domain: Domain, walker: Walker, objects: dict[str, str]
+) -> None:
+    walked = [(m, p) for m, p in routes(domain) if not is_public(m, p)]
+    forged_holder = Walker(domain.client.app, {COOKIE: FORGED_SESSION})
+    checked = []
+    for method, path in walked:
+        url, body = fill(path, objects), body_for(domain, method, path, objects)
+        # no credential at all: refused, at the edge or by the route
+        response, _ = walker.request(method, path, url, json=body)
         assert response.status_code == 401, (method, path, response.status_code, response.text[:200])
         assert response.headers["content-type"].startswith("application/problem+json")
-    assert checked >= 20
+        # a credential of the right form that is nobody's: refused by the route itself
+        if is_holder(path):
+            response, ran = forged_holder.request(method, path, url, json=body)
+        else:
+            response, ran = walker.request(method, path, url, json=body, headers=FORGED_KEY)
+        assert response.status_code == 401, (method, path, response.status_code, response.text[:200])
+        assert response.headers["content-type"].startswith("application/problem+json")
+        if ran:
+            checked.append((method, path))
+    assert checked == walked
+    assert len(checked) >= 20
 
 
-def test_every_write_route_checks_its_scope(domain: Domain, objects: dict[str, str]) -> None:
+def test_every_write_route_checks_its_scope(
+    domain: Domain, walker: Walker, objects: dict[str, str]
+) -> None:
     services = domain.services
     with transaction(services.engine) as session:
         _, key = create_client(session, services.audit, services.clock, department_code=objects["department_code"],
                                name="pull-only", actor="test", scopes=("licences:pull",))
     headers = {"Authorization": f"Bearer {key}"}
-    checked = 0
-    for method, path in routes(domain):
-        if is_public(method, path) or method == "GET":
-            continue
-        checked += 1
-        response = domain.client.request(method, fill(path, objects), json=body_for(domain, method, path, objects),
-                                         headers=headers)
+    # (the holder's own writes take a session, not a key: see the holder tests below)
+    walked = [(m, p) for m, p in routes(domain)
+              if not is_public(m, p) and m != "GET" and not is_holder(p)]
+    checked = []
+    for method, path in walked:
+        response, ran = walker.request(method, path, fill(path, objects),
+                                       json=body_for(domain, method, path, objects), headers=headers)
         assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
-    assert checked >= 15
+        if ran:
+            checked.append((method, path))
+    assert checked == walked
+    assert len(checked) >= 15
 
 
-def test_another_departments_objects_are_out_of_reach(domain: Domain, objects: dict[str, str]) -> None:
+def test_another_departments_objects_are_out_of_reach(
+    domain: Domain, walker: Walker, objects: dict[str, str]
+) -> None:
     other = domain.auth(1)
-    checked = 0
-    for method, path in routes(domain):
-        if is_public(method, path) or "{" not in path:
-            continue
-        checked += 1
-        response = domain.client.request(method, fill(path, objects), json=body_for(domain, method, path, objects),
-                                         headers=other)
+    walked = [(m, p) for m, p in routes(domain)
+              if not is_public(m, p) and "{" in p and not is_holder(p)]
+    checked = []
+    for method, path in walked:
+        response, ran = walker.request(method, path, fill(path, objects),
+                                       json=body_for(domain, method, path, objects), headers=other)
         assert response.status_code in (403, 404), (method, path, response.status_code, response.text[:200])
-    assert checked >= 15
+        if ran:
+            checked.append((method, path))
+    assert checked == walked
+    assert len(checked) >= 15
     # and nothing they tried changed the licence
     mine = domain.client.get(f"/api/v1/licences/{objects['identifier']}", headers=domain.auth(0)).json()
     assert mine["status"] == "valid"
@@ -166,15 +235,18 @@ def is_holder(path: str) -> bool:
     return path.startswith(HOLDER_PREFIXES)
 
 
-def holder_client(domain: Domain, id_type: str, id_number: str, subject: str) -> tuple[TestClient, str]:
+def holder_walker(domain: Domain, id_type: str, id_number: str, subject: str) -> tuple[Walker, str]:
     principal = HolderPrincipal(id_type=id_type, id_number=id_number, name="持证人", subject=subject,
                                 issuer="https://idp.example.gov.cn")
     sessions = domain.services.holder_sessions
     value = sessions.seal(principal, domain.services.clock.now())
     _, csrf = sessions.open(value, domain.services.clock.now())
-    client = TestClient(domain.client.app)
-    client.cookies.set(COOKIE, value)
-    return client, csrf
+    return Walker(domain.client.app, {COOKIE: value}), csrf
+
+
+def holder_client(domain: Domain, id_type: str, id_number: str, subject: str) -> tuple[TestClient, str]:
+    walker, csrf = holder_walker(domain, id_type, id_number, subject)
+    return walker.client, csrf
 
 
 @pytest.fixture(scope="module")
@@ -193,45 +265,54 @@ def holder_objects(domain: Domain, objects: dict[str, str]) -> dict[str, str]:
     return {**objects, "grant_id": response.json()["id"]}
 
 
-def test_holder_routes_take_only_the_holders_session(domain: Domain, holder_objects: dict[str, str]) -> None:
+def test_holder_routes_take_only_the_holders_session(
+    domain: Domain, walker: Walker, holder_objects: dict[str, str]
+) -> None:
     sample = domain.department(0)["sample_request"]
-    client, csrf = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
-    checked = 0
-    for method, path in routes(domain):
-        if not is_holder(path):
-            continue
-        checked += 1
+    holder, csrf = holder_walker(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
+    walked = [(m, p) for m, p in routes(domain) if is_holder(p)]
+    checked = []
+    for method, path in walked:
         url = fill(path, holder_objects)
         body = body_for(domain, method, path, holder_objects)
-        # a department's credentials never act for a holder
-        response = domain.client.request(method, url, json=body, headers=domain.auth(0))
+        # a department's credentials never act for a holder (writes are refused at the edge)
+        response, _ = walker.request(method, path, url, json=body, headers=domain.auth(0))
         assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+        reached = []
         if method == "GET":  # the session is accepted (objects not filled in may be 404/422)
-            assert client.request(method, url).status_code not in (401, 403), (method, path)
-            continue
-        for headers in ({}, {"X-CSRF-Token": csrf + "x"}):
-            response = client.request(method, url, json=body, headers=headers)
-            assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
-            assert response.headers["content-type"].startswith("application/problem+json")
-    assert checked >= 4
-    grants = client.get("/api/v1/holder/grants").json()["items"]
+            response, ran = holder.request(method, path, url)
+            assert response.status_code not in (401, 403), (method, path)
+            reached.append(ran)
+        else:
+            for headers in ({}, {"X-CSRF-Token": csrf + "x"}):
+                response, ran = holder.request(method, path, url, json=body, headers=headers)
+                assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+                assert response.headers["content-type"].startswith("application/problem+json")
+                reached.append(ran)
+        if all(reached):
+            checked.append((method, path))
+    assert checked == walked
+    assert len(checked) >= 4
+    grants = holder.client.get("/api/v1/holder/grants").json()["items"]
     assert [(g["id"], g["status"]) for g in grants] == [(holder_objects["grant_id"], "active")]
 
 
 def test_another_holders_objects_are_out_of_reach(domain: Domain, holder_objects: dict[str, str]) -> None:
-    stranger, csrf = holder_client(domain, "111", "350103199007150024", "authz-stranger")
-    checked = 0
-    for method, path in routes(domain):
-        if not is_holder(path) or "{" not in path:
-            continue
-        checked += 1
-        response = stranger.request(method, fill(path, holder_objects), headers={"X-CSRF-Token": csrf},
-                                    json=body_for(domain, method, path, holder_objects))
-        if response.status_code == 422:  # a body this walker cannot fill: the handler never ran
+    stranger, csrf = holder_walker(domain, "111", "350103199007150024", "authz-stranger")
+    walked = [(m, p) for m, p in routes(domain) if is_holder(p) and "{" in p]
+    checked, unfilled = [], []
+    for method, path in walked:
+        response, ran = stranger.request(method, path, fill(path, holder_objects),
+                                         headers={"X-CSRF-Token": csrf},
+                                         json=body_for(domain, method, path, holder_objects))
+        if response.status_code == 422:  # a body this walker cannot fill: ownership was not tried
             assert not path.endswith("/withdraw"), (method, path, response.text[:200])
+            unfilled.append((method, path))
             continue
         assert response.status_code in (403, 404), (method, path, response.status_code, response.text[:200])
-    assert checked >= 1
+        if ran:
+            checked.append((method, path))
+    assert sorted(checked + unfilled) == sorted(walked) and len(checked) >= 1
     sample = domain.department(0)["sample_request"]
     owner, _ = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
     assert owner.get("/api/v1/holder/grants").json()["items"][0]["status"] == "active"
