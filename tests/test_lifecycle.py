@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import col, func, select
 
 from core.audit import AuditEntry, verify_chain
+from core.clock import china_today
 from core.db import reading, transaction
 from licences.identifiers import LicenceIdentifier
 from licences.lifecycle import ALLOWED, Transition
@@ -70,8 +71,9 @@ def make(domain: Domain, status: LicenceStatus) -> dict[str, Any]:
         with transaction(domain.services.engine) as session:
             licence = session.get(Licence, identifier)
             assert licence is not None
-            licence.valid_from = date.today() - timedelta(days=5 * 365)
-            licence.valid_until = date.today() - timedelta(days=1)
+            today = china_today(domain.services.clock.now())
+            licence.valid_from = today - timedelta(days=5 * 365)
+            licence.valid_until = today - timedelta(days=1)
             session.add(licence)
     assert record(domain, identifier)["status"] == status.value
     return issued
@@ -242,9 +244,11 @@ def test_a_bad_amendment_writes_nothing(domain: Domain) -> None:
 def test_renew_extends_the_term_and_reissue_voids_the_lost_one(domain: Domain) -> None:
     issued = make(domain, LicenceStatus.VALID)
     old = record(domain, issued["identifier"])
+    before = china_today(domain.services.clock.now())  # a renewal starts today in China
     renewed = post(domain, issued["identifier"], "renew", {}).json()
+    after = china_today(domain.services.clock.now())
     new = record(domain, renewed["identifier"])
-    assert new["valid_from"] == date.today().isoformat()
+    assert new["valid_from"] in {before.isoformat(), after.isoformat()}
     assert date.fromisoformat(new["valid_until"]) > date.fromisoformat(old["valid_until"])
     too_short = post(domain, renewed["identifier"], "renew", {"valid_until": new["valid_until"]})
     assert too_short.status_code == 422 and too_short.json()["field"] == "valid_until"
