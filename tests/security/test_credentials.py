@@ -438,7 +438,7 @@ def test_basic_credentials_at_the_token_endpoint(world: World) -> None:
                       headers={"Authorization": f"basic {not_utf8}"}), 401,
             "无效的Basic凭证 / malformed Basic credentials")
     # RFC 7617: the user id ends at the first colon; the password may hold more
-    colon = base64.b64encode(f"{client_id}:{key}:x".encode()).decode()
+    colon = base64.b64encode(f"{client_id}:{key}:".encode()).decode()
     problem(http.post("/oauth/token", data={"grant_type": "client_credentials"},
                       headers={"Authorization": f"Basic {colon}"}), 401, BAD_KEY)
     spaced = base64.b64encode(f"{client_id}:{key}".encode()).decode()
