@@ -17,10 +17,11 @@ from sqlmodel import Session
 from api.holder_session import HolderPrincipal
 from api.routes_verify import beijing
 from core.clock import china_today
-from core.db import reading
+from core.db import reading, transaction
 from licences.catalogue import field_layout
+from licences.holder_links import HolderLink, HolderLinks, LinkOwner, link_status
 from licences.lifecycle import parse_identifier
-from licences.models import Licence, LicenceStatus
+from licences.models import Licence, LicenceStatus, LicenceType
 from licences.presentation import Presentation
 from licences.qr import qr_svg_data_uri
 from licences.repository import (
@@ -33,6 +34,7 @@ from licences.repository import (
 )
 from licences.stamped import StampedCopies
 from licences.stamped_records import StampedCopy
+from seals.models import Department
 
 
 def own_record(session: Session, principal: HolderPrincipal, identifier: str) -> LicenceRecord:
@@ -156,3 +158,49 @@ def stamped_pdf(services: Any, holder: HolderPrincipal, copy_id: str) -> Respons
         media_type="application/pdf",
         headers=pdf_headers(f"stamped-{copy.id}", copy.sha256),
     )
+
+
+def link_owner(holder: HolderPrincipal) -> LinkOwner:
+    return LinkOwner(id_type=holder.id_type, id_number=holder.id_number, actor=holder.actor)
+
+
+def links_service(services: Any) -> HolderLinks:
+    return HolderLinks(services.audit, services.clock)
+
+
+def link_json(session: Session, link: HolderLink, now: datetime) -> dict[str, Any]:
+    """A holder link as its holder sees it: which licence, who made it, until when, and its
+    status. The secret is not stored, so it is never shown; ``id`` only tells links apart."""
+    licence = session.get(Licence, link.identifier)
+    entry = session.get(LicenceType, licence.type_code) if licence is not None else None
+    issuer = session.get(Department, licence.issuer_code) if licence is not None else None
+    status = link_status(link, now)
+    return {
+        "id": link.id,
+        "identifier": link.identifier,
+        "type_name": entry.name if entry is not None else "",
+        "issuer_name": issuer.name if issuer is not None else "",
+        "created_at": link.created_at.isoformat(),
+        "expires_at": link.expires_at.isoformat(),
+        "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None,
+        "status": status.value,
+        "status_label": status.label,
+        "links": {"revoke": f"/api/v1/holder/links/{link.id}"},
+    }
+
+
+def my_links(session: Session, services: Any, holder: HolderPrincipal) -> list[dict[str, Any]]:
+    now = services.clock.now()
+    rows = links_service(services).of_holder(session, link_owner(holder))
+    return [link_json(session, link, now) for link in rows]
+
+
+def revoke_link(
+    services: Any, holder: HolderPrincipal, link_id: str, request_id: str
+) -> dict[str, Any]:
+    """Revoke one of the holder's links (404 for another's, 409 when already revoked or expired)."""
+    with transaction(services.engine) as session:
+        link = links_service(services).revoke(
+            session, link_owner(holder), link_id, request_id=request_id
+        )
+        return link_json(session, link, services.clock.now())

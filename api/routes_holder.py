@@ -9,9 +9,9 @@ page in words. The same data as JSON for a holder app: ``routes_holder_api``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +40,9 @@ from licences.stamped import MAX_PURPOSE, StampRequest
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
 SIGN_IN = "查看本人电子证照须先通过统一身份认证登录。/ Sign in to see your licences."
+FormHolder = Annotated[HolderPrincipal, Depends(form_holder)]
+LinkId = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[0-9a-f]+$")]
+NOTICES = {"link-revoked": "已撤销链接，即时失效 / Link revoked; it stopped working at once."}
 
 
 def _sign_in(request: Request) -> HTMLResponse:
@@ -74,7 +77,10 @@ def _refused(request: Request, holder: HolderPrincipal, exc: ElicenceError) -> H
 
 
 @router.get("/me", response_class=HTMLResponse)
-def my_page(request: Request) -> HTMLResponse:
+def my_page(
+    request: Request, done: Annotated[str | None, Query(max_length=16)] = None
+) -> HTMLResponse:
+    """My licences, and the holder links made for them (each revocable)."""
     holder = optional_holder(request)
     if holder is None:
         return _sign_in(request)
@@ -82,7 +88,19 @@ def my_page(request: Request) -> HTMLResponse:
     with reading(services.engine) as session:
         now = services.clock.now()
         items = [licence_json(r, now) for r in my_licences(session, holder)]
-    return _render(request, holder, "holder_licences.html", {"licences": items})
+        links = views.my_links(session, services, holder)
+    context = {"licences": items, "links": links, "notice": NOTICES.get(done or "")}
+    return _render(request, holder, "holder_licences.html", context)
+
+
+@router.post("/me/links/{link_id}/revoke", response_class=HTMLResponse)
+def revoke_link_form(link_id: LinkId, request: Request, holder: FormHolder) -> Response:
+    """The revoke button of a holder link on ``/me`` (the form carries the CSRF token)."""
+    try:
+        views.revoke_link(request.app.state.services, holder, link_id, request.state.request_id)
+    except ElicenceError as exc:
+        return _refused(request, holder, exc)
+    return RedirectResponse("/me?done=link-revoked#links", status_code=303, headers=NO_STORE)
 
 
 def _detail(

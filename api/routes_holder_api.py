@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,7 @@ from licences.stamped import MAX_PURPOSE, StampRequest
 
 router = APIRouter(prefix="/api/v1/holder", tags=["holder 持证人"])
 Holder = Annotated[HolderPrincipal, Depends(current_holder)]
+LinkId = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[0-9a-f]+$")]
 NO_STORE = {"Cache-Control": "no-store"}
 PDF: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/pdf": {}}, "description": "盖章的PDF / the sealed PDF"}
@@ -141,3 +142,21 @@ def make_stamped_copy(
 @router.get("/stamped-copies/{copy_id}/pdf", response_class=Response, responses=PDF)
 def stamped_copy_pdf(copy_id: str, request: Request, holder: Holder) -> Response:
     return views.stamped_pdf(request.app.state.services, holder, copy_id)
+
+
+@router.get("/links")
+def holder_links(request: Request, holder: Holder) -> JSONResponse:
+    """发给本人的持证人链接（出示页面），新的在前 / the holder links made for your licences,
+    newest first: which licence, until when, and whether they still work."""
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        items = views.my_links(session, services, holder)
+    return JSONResponse({"items": items}, headers=NO_STORE)
+
+
+@router.delete("/links/{link_id}")
+def revoke_holder_link(link_id: LinkId, request: Request, holder: Holder) -> JSONResponse:
+    """撤销持证人链接，即时生效 / revoke a holder link; it stops working at once."""
+    services = request.app.state.services
+    body = views.revoke_link(services, holder, link_id, request.state.request_id)
+    return JSONResponse(body, headers=NO_STORE)

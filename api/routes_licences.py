@@ -65,7 +65,11 @@ def licence_out(request: Request, licence: Licence, holder: Holder) -> LicenceOu
         version=licence.version,
         licence_type=licence.type_code,
         issuer=licence.issuer_code,
-        holder={"id_type": holder.id_type, "id": holder.id_number, "name": holder.name},
+        holder={  # named as the licence was issued, whatever the registered name is now
+            "id_type": holder.id_type,
+            "id": holder.id_number,
+            "name": licence.holder_name or holder.name,
+        },
         fields=licence.fields,
         valid_from=licence.valid_from,
         valid_until=licence.valid_until,

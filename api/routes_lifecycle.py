@@ -16,8 +16,9 @@ from api.auth import DepartmentPrincipal, department, require
 from api.routes_licences import IdempotencyKey, issued_out, licence_out
 from api.schemas import IssuedOut, LicenceOut
 from api.schemas_licences import AmendBody, HolderOut, HolderPatch, ReasonBody, RenewBody
-from core.db import reading
+from core.db import reading, transaction
 from licences import idempotency
+from licences.holders import CorrectionRefused
 from licences.idempotency import IdempotencyKey as Key
 from licences.lifecycle import Transition
 from licences.models import Holder
@@ -226,11 +227,13 @@ def update_holder(
     body: HolderPatch,
     request: Request,
     response: Response,
-    principal: Manager,
+    principal: Principal,
     idempotency_key: IdempotencyKey = None,
 ) -> HolderOut:
-    """更新登记名称，一处更新、此后签发沿用 / correct the registered name once; later issuances
-    use it. Licences already sealed keep theirs until amended."""
+    """更正登记名称（须 holders:correct:<持证主体类别> 权限范围），此后签发以此核对；已签发证照
+    仍显示签发时的名称 / correct the registered name (scope holders:correct:<holder category>);
+    later issuances are checked against it. Sealed licences keep showing the name they were
+    issued under; a renewal or amendment by their issuer takes the corrected one."""
     services = request.app.state.services
     key = Key.of(
         principal.department_code,
@@ -245,7 +248,7 @@ def update_holder(
             id_type=id_type,
             id_number=holder_id,
             name=body.name,
-            department_code=principal.department_code,
+            allows=principal.allows,
             actor=principal.actor,
             request_id=request.state.request_id,
         )
@@ -253,11 +256,17 @@ def update_holder(
 
     def load(session: Session, reference: str) -> Holder:
         id_type_, _, number = reference.partition("/")
-        return services.holders.get(  # type: ignore[no-any-return]
-            session, id_type_, number, department_code=principal.department_code
-        )
+        found: Holder = services.holders.get(session, id_type_, number, department_code=None)
+        return found
 
-    holder, replayed = idempotency.once(services.engine, key, services.clock.now, write, load)
+    try:
+        holder, replayed = idempotency.once(services.engine, key, services.clock.now, write, load)
+    except CorrectionRefused as refused:
+        with transaction(services.engine) as session:
+            services.holders.refused(
+                session, refused, actor=principal.actor, request_id=request.state.request_id
+            )
+        raise
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return HolderOut(id_type=holder.id_type, id=holder.id_number, name=holder.name)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import DepartmentPrincipal, department, require
 from api.holder_views import presentation_json
@@ -17,7 +18,15 @@ from api.routes_verify import STATUS_STYLE, templates
 from core.clock import china_today
 from core.db import reading, transaction
 from core.errors import Conflict, Forbidden, Unauthenticated
-from licences.presentation import LINK_PREFIX, Presentation
+from licences.holder_links import (
+    DEFAULT_DAYS,
+    LINK_PREFIX,
+    MAX_DAYS,
+    HolderLink,
+    HolderLinks,
+    LinkUnusable,
+)
+from licences.presentation import Presentation
 from licences.repository import full_record, licence_by_identifier
 from verify.log import CHANNELS, METHODS, VerificationLog, history
 from verify.report import Indication, SubIndication, reason
@@ -28,6 +37,28 @@ MANAGE = "licences:manage"
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
 Manager = Annotated[DepartmentPrincipal, Depends(require(MANAGE))]
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+class HolderLinkIn(BaseModel):
+    """有效天数，缺省 30 天，最长一年 / how many days the link lasts (30 unless given, at most a
+    year)."""
+
+    model_config = ConfigDict(extra="forbid")
+    valid_days: int | None = Field(default=None, ge=1, le=MAX_DAYS)
+
+
+def links_service(request: Request) -> HolderLinks:
+    services = request.app.state.services
+    return HolderLinks(services.audit, services.clock)
+
+
+def audit_refused_link(request: Request, error: LinkUnusable) -> None:
+    """A revoked or expired link presented whole is audited, in a transaction of its own (the
+    refused request's is rolled back); unknown or wrong secrets are not written down."""
+    if error.link_id is None:
+        return
+    with transaction(request.app.state.services.engine) as session:
+        links_service(request).refused(session, error, request_id=request.state.request_id)
 
 
 def _own(principal: DepartmentPrincipal, issuer_code: str) -> None:
@@ -48,18 +79,30 @@ def _entry_json(row: VerificationLog) -> dict[str, Any]:
 
 
 @router.post("/api/v1/licences/{identifier}/holder-links", status_code=201)
-def create_holder_link(identifier: str, request: Request, principal: Manager) -> JSONResponse:
+def create_holder_link(
+    identifier: str, request: Request, principal: Manager, body: HolderLinkIn | None = None
+) -> JSONResponse:
     """A link for the holder to open on a phone and show a fresh presentation code. The secret
-    in it is returned once and stored only as a SHA-256."""
+    in it is returned once and stored only as a SHA-256. It expires after ``valid_days`` (30
+    unless given, at most a year); the holder sees it on their page and can revoke it."""
     services = request.app.state.services
     with transaction(services.engine) as session:
         _own(principal, licence_by_identifier(session, identifier).issuer_code)
-        link, secret = services.presentations.create_holder_link(
-            session, identifier, actor=principal.actor, request_id=request.state.request_id
+        link, secret = links_service(request).create(
+            session,
+            identifier,
+            actor=principal.actor,
+            valid_days=body.valid_days if body and body.valid_days else DEFAULT_DAYS,
+            request_id=request.state.request_id,
         )
     base = services.settings.public_base_url.rstrip("/")
-    body = {"id": link.id, "identifier": identifier, "url": f"{base}/h/present/{secret}"}
-    return JSONResponse(body, status_code=201, headers=NO_STORE)
+    out = {
+        "id": link.id,
+        "identifier": identifier,
+        "url": f"{base}/h/present/{secret}",
+        "expires_at": link.expires_at.isoformat(),
+    }
+    return JSONResponse(out, status_code=201, headers=NO_STORE)
 
 
 @router.post("/api/v1/licences/{identifier}/presentations", status_code=201)
@@ -69,21 +112,25 @@ def mint_presentation(identifier: str, request: Request) -> JSONResponse:
     services = request.app.state.services
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
-    with transaction(services.engine) as session:
-        if scheme.lower() == "bearer" and token.startswith(LINK_PREFIX):
-            link = services.presentations.holder_link(session, token)
-            if link.identifier != identifier:
-                raise Unauthenticated(
-                    "持证人链接与证照不符 / the holder link is for another licence"
-                )
-            actor = f"holder-link:{link.id}"
-        else:
-            principal = require(MANAGE)(request)
-            _own(principal, licence_by_identifier(session, identifier).issuer_code)
-            actor = principal.actor
-        presentation = services.presentations.mint(
-            session, identifier, actor=actor, request_id=request.state.request_id
-        )
+    try:
+        with transaction(services.engine) as session:
+            if scheme.lower() == "bearer" and token.startswith(LINK_PREFIX):
+                link = links_service(request).resolve(session, token)
+                if link.identifier != identifier:
+                    raise Unauthenticated(
+                        "持证人链接与证照不符 / the holder link is for another licence"
+                    )
+                actor = f"holder-link:{link.id}"
+            else:
+                principal = require(MANAGE)(request)
+                _own(principal, licence_by_identifier(session, identifier).issuer_code)
+                actor = principal.actor
+            presentation = services.presentations.mint(
+                session, identifier, actor=actor, request_id=request.state.request_id
+            )
+    except LinkUnusable as error:  # a credential that no longer holds: 401, same words
+        audit_refused_link(request, error)
+        raise Unauthenticated(error.message) from None
     return JSONResponse(
         presentation_json(presentation, services.clock.now()), status_code=201, headers=NO_STORE
     )
@@ -116,19 +163,29 @@ def _mint_for_holder(request: Request, secret: str) -> tuple[Presentation | None
     """Mint for the holder link ``secret``: the presentation (None when the licence cannot be
     presented now, with the reason), and the licence summary."""
     services = request.app.state.services
-    with transaction(services.engine) as session:
-        link = services.presentations.holder_link(session, secret)
-        licence = licence_by_identifier(session, link.identifier)
-        summary = licence_summary(full_record(session, licence), china_today(services.clock.now()))
-        try:
-            presentation = services.presentations.mint(
-                session,
-                link.identifier,
-                actor=f"holder-link:{link.id}",
-                request_id=request.state.request_id,
-            )
-        except Conflict as exc:
-            return None, exc.message, summary
+    try:
+        with transaction(services.engine) as session:
+            return _mint_in(request, session, links_service(request).resolve(session, secret))
+    except LinkUnusable as error:
+        audit_refused_link(request, error)
+        raise
+
+
+def _mint_in(
+    request: Request, session: Any, link: HolderLink
+) -> tuple[Presentation | None, str, Any]:
+    services = request.app.state.services
+    licence = licence_by_identifier(session, link.identifier)
+    summary = licence_summary(full_record(session, licence), china_today(services.clock.now()))
+    try:
+        presentation = services.presentations.mint(
+            session,
+            link.identifier,
+            actor=f"holder-link:{link.id}",
+            request_id=request.state.request_id,
+        )
+    except Conflict as exc:
+        return None, exc.message, summary
     return presentation, "", summary
 
 
@@ -139,9 +196,9 @@ def holder_page(secret: str, request: Request) -> HTMLResponse:
     services = request.app.state.services
     try:
         presentation, refused, summary = _mint_for_holder(request, secret)
-    except Unauthenticated as exc:
+    except LinkUnusable as exc:  # unknown, wrong, revoked or expired: one page for all
         return templates.TemplateResponse(
-            request, "present.html", {"error": exc.message}, status_code=401, headers=NO_STORE
+            request, "present.html", {"error": exc.message}, status_code=404, headers=NO_STORE
         )
     with reading(services.engine) as session:
         rows = history(session, summary.identifier, 20)

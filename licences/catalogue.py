@@ -6,7 +6,7 @@ lays out the fields on the rendered licence, in the order the schema lists them.
 versioned: every change of the definition is a new version, kept in ``licence_type_version``, and
 every licence records the version it was issued under. A type with licences is withdrawn, never
 deleted: its licences must stay readable and verifiable. Only the defining authority changes its
-own types.
+own types, and a type without an issuer list is issued by its defining authority alone.
 """
 
 from __future__ import annotations
@@ -179,6 +179,12 @@ def check_service_item_fields(entry: LicenceType) -> dict[str, list[str]]:
     return checked
 
 
+def issuers(entry: LicenceType) -> list[str]:
+    """The departments that may issue the type: its issuer list, or, when it has none, its
+    defining authority alone — an empty list never opens a type to every department."""
+    return list(entry.issuer_codes) or [entry.authority_code]
+
+
 def fields_for_service_item(entry: LicenceType, item: str) -> list[str]:
     """The fields service item ``item`` needs of this type, in schema order; [] if it
     declares none."""
@@ -232,7 +238,7 @@ class Catalogue:
             session,
             self._audit,
             licence_type=entry.code,
-            departments=entry.issuer_codes,
+            departments=issuers(entry),
             actor=actor,
         )
         return entry
@@ -290,14 +296,15 @@ class Catalogue:
                 "changed": sorted(k for k in after if after[k] != before[k]),
             },
         )
-        if before["issuer_codes"] and after["issuer_codes"] != before["issuer_codes"]:
-            authorise_licence_seals(  # only departments new to the type (an empty list: all)
+        was, now = before["issuer_codes"] or [entry.authority_code], issuers(entry)
+        if now != was:
+            authorise_licence_seals(  # only departments new to the type
                 session,
                 self._audit,
                 licence_type=entry.code,
-                departments=after["issuer_codes"],
+                departments=now,
                 actor=actor,
-                already=before["issuer_codes"],
+                already=was,
             )
         return entry
 
@@ -409,10 +416,19 @@ class Catalogue:
                 field="licence_type",
                 extra={"current_status": entry.status},
             )
-        if entry.issuer_codes and department_code not in entry.issuer_codes:
+        if department_code in issuers(entry):
+            return
+        if entry.issuer_codes:
             raise Forbidden(
-                f"该部门无权签发此类证照 / department {department_code} may not issue {entry.code}"
+                f"该部门无权签发此类证照 / department {department_code} may not issue {entry.code}",
+                extra={"issuers": issuers(entry)},
             )
+        raise Forbidden(
+            f"证照类型 {entry.code} 未列明签发部门，只由定义机构 {entry.authority_code} 签发 / "
+            f"licence type {entry.code} lists no issuers: only its defining authority "
+            f"{entry.authority_code} issues it",
+            extra={"issuers": issuers(entry)},
+        )
 
     def _own(self, session: Session, code: str, department_code: str | None) -> LicenceType:
         entry = self.get(session, code)

@@ -192,14 +192,7 @@ class IssuanceService:
         context = self._seals.seal_for_issuance(session, request.department_code, entry.code)
         known = holders.find(session, request.holder_id_type, holder_id)
         if known is not None and known.name != holder_name:
-            raise Conflict(
-                "持证主体名称与证照库记录不一致；如已更名，请先通过 "
-                f"{holders.update_route(request.holder_id_type, holder_id)} 更新 / the holder's "
-                "name differs from the repository's record; if it changed, update it first with "
-                f"{holders.update_route(request.holder_id_type, holder_id)}",
-                field="holder.name",
-                extra={"registered_name": known.name},
-            )
+            raise holders.name_conflict(known, entry.holder_category)
         return Draft(
             entry=entry,
             identifier=identifier
@@ -306,6 +299,7 @@ class IssuanceService:
             seal_certificate_serial=context.seal.certificate_serial,
             type_version=entry.version,
             previous=draft.previous,
+            holder_name=draft.holder_name,  # as printed: later corrections never change it
         )
         holder = (draft.holder_id_type, draft.holder_id, draft.holder_name)
         return Sealed(licence, sealed, recorder, holder, rendered.qr_version)

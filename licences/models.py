@@ -167,6 +167,11 @@ class Licence(SQLModel, table=True):
     # The certificate that sealed this licence: a seal's key (and so its certificate) rotates,
     # and a licence must still be matched against the one it was sealed with.
     seal_certificate_serial: str | None = Field(default=None, max_length=40)
+    # The holder's name as this licence was issued under it, and as its PDF prints it. Every
+    # reader shows this, never the holder row's current registered name, so no later correction
+    # (licences.holders) changes what a sealed licence shows. Written by every issuance; NULL
+    # only for a row the upgrade to revision 0012 could not fill (read as the registered name).
+    holder_name: str | None = Field(default=None, max_length=128)
 
 
 class LicenceDocument(SQLModel, table=True):

@@ -8,26 +8,24 @@ again later. It is minted only for a licence that is valid at that moment.
 Who may mint one, until holders sign in (OIDC, a later issue):
 
 * the issuing department, with its API key (e.g. for its own app that shows the licence);
-* whoever holds a **holder link**: a random secret the issuing department creates for the
-  holder and hands over with the licence. Only its SHA-256 is stored; it names one licence and
-  can be revoked. The link opens ``/h/present/<secret>``, a page that shows a fresh code.
+* whoever holds a **holder link** (``licences.holder_links``): a random secret the issuing
+  department creates for the holder and hands over with the licence. Only its SHA-256 is
+  stored; it names one licence, expires, and the holder can list and revoke it. The link opens
+  ``/h/present/<secret>``, a page that shows a fresh code;
+* the signed-in holder, for their own licence.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, DateTime
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Session
 
 from core.audit import AuditLog
 from core.clock import Clock, china_today
-from core.db import as_utc
-from core.errors import Conflict, InvalidInput, Unauthenticated
+from core.errors import Conflict, InvalidInput
 from keys.audit import AuditedKeyUse
 from licences.links import verify_url
 from licences.models import LicenceStatus
@@ -35,21 +33,7 @@ from licences.payload import Claims, PayloadType
 from licences.qrkeys import QrKeys, digest_of
 from licences.repository import effective_status, full_record, licence_by_identifier
 
-LINK_PREFIX = "hl_"
 NONCE_BYTES = 8
-
-
-class HolderLink(SQLModel, table=True):
-    __tablename__ = "holder_link"
-
-    id: str = Field(primary_key=True, max_length=16)
-    identifier: str = Field(foreign_key="licence.identifier", index=True, max_length=96)
-    secret_sha256: str = Field(max_length=64)
-    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    created_by: str = Field(max_length=128)
-    revoked_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
 
 
 @dataclass(frozen=True)
@@ -59,10 +43,6 @@ class Presentation:
     url: str  # what the QR on the holder's screen holds
     presented_at: datetime
     expires_at: datetime
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class PresentationService:
@@ -85,45 +65,6 @@ class PresentationService:
         self._audit = audit
         self.ttl = ttl
         self._base_url = public_base_url
-
-    def create_holder_link(
-        self, session: Session, identifier: str, *, actor: str, request_id: str | None = None
-    ) -> tuple[HolderLink, str]:
-        """Returns the link row and its secret, which is not stored and cannot be shown again."""
-        licence_by_identifier(session, identifier)
-        link_id = secrets.token_hex(8)
-        secret = f"{LINK_PREFIX}{link_id}_{secrets.token_urlsafe(24)}"
-        link = HolderLink(
-            id=link_id,
-            identifier=identifier,
-            secret_sha256=_hash(secret),
-            created_at=self._clock.now(),
-            created_by=actor[:128],
-        )
-        session.add(link)
-        self._audit.append(
-            session,
-            actor=actor,
-            action="holder_link.create",
-            object_type="licence",
-            object_id=identifier,
-            request_id=request_id,
-            detail={"link": link_id},
-        )
-        return link, secret
-
-    def holder_link(self, session: Session, secret: str) -> HolderLink:
-        """The live link a secret names; one error for every failure, so nothing is revealed."""
-        problem = Unauthenticated("持证人链接无效或已撤销 / the holder link is invalid or revoked")
-        if not secret.startswith(LINK_PREFIX) or secret.count("_") < 2 or len(secret) > 128:
-            raise problem
-        link = session.get(HolderLink, secret[len(LINK_PREFIX) :].split("_", 1)[0])
-        if link is None or link.revoked_at is not None:
-            raise problem
-        if not hmac.compare_digest(link.secret_sha256, _hash(secret)):
-            raise problem
-        link.created_at = as_utc(link.created_at)
-        return link
 
     def mint(
         self, session: Session, identifier: str, *, actor: str, request_id: str | None = None

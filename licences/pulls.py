@@ -1,7 +1,10 @@
 """Pulls (调取): a department other than the issuer reads a licence the holder granted it.
 
 The department gets the licence record with only the fields its service item needs (declared in
-the catalogue) and the holder masked, or the sealed PDF. Each pull is one transaction: the grant
+the catalogue) and the holder masked, or the sealed PDF — but only when the grant covers the whole
+licence: every field of the type and of the licence, and a holder whose name and ID are not masked
+(an organisation). A sealed PDF cannot be cut down without breaking its seal, so a grant that
+limits fields is refused the PDF (403, ``missing: fields``) and the refusal audited. Each pull is one transaction: the grant
 is matched, the pull is written to ``licence_pull`` — which the holder reads as "who used my
 licence, when" — with its ``licence.pull`` audit entry. A refused pull writes no pull row, but is
 audited (outcome ``refused``, with what was missing) in a transaction of its own, since the
@@ -84,6 +87,33 @@ def masked_holder(record: LicenceRecord) -> dict[str, str]:
     }
 
 
+def withheld_from(record: LicenceRecord, needed: list[str]) -> list[str]:
+    """What the sealed PDF shows that a pull for ``needed`` does not: the fields of the type and
+    of the licence outside them, and a person's name and ID, which every pull masks."""
+    covered = set(needed)
+    names = dict.fromkeys(
+        [*record.licence_type.field_schema.get("properties", {}), *record.licence.fields]
+    )
+    withheld = [name for name in names if name not in covered]
+    if record.licence_type.holder_category == HolderCategory.NATURAL_PERSON.value:
+        withheld += ["holder.name", "holder.id"]
+    return withheld
+
+
+def pdf_refused(needed: list[str], withheld: list[str]) -> PullRefused:
+    """The sealed PDF is the whole licence and cannot be cut down without breaking its seal: a
+    grant that covers less is refused the PDF (the record, minimised, is still served)."""
+    granted = "、".join(needed) or "-"
+    refusal = PullRefused(
+        f"授权仅涵盖字段 {granted}，不提供完整的盖章证照文件，请调取证照数据（JSON）/ the grant "
+        f"covers only fields {', '.join(needed) or '-'}; the full sealed PDF is not released: "
+        "pull the record (JSON) instead",
+        missing="fields",
+    )
+    refusal.extra |= {"granted_fields": list(needed), "withheld": withheld}
+    return refusal
+
+
 class Pulls:
     def __init__(self, engine: Engine, audit: AuditLog, clock: Clock) -> None:
         self._engine = engine
@@ -93,47 +123,55 @@ class Pulls:
     def pull(self, request: PullRequest) -> Pulled:
         if request.what not in WHAT:
             raise ValueError(request.what)
-        with transaction(self._engine) as session:
-            licence = licence_by_identifier(session, request.identifier)
-            try:
-                grant = live_grant(
-                    session,
-                    licence=licence,
-                    department_code=request.department_code,
-                    service_item=request.service_item,
-                    business_number=request.business_number,
-                    today=china_today(self._clock.now()),
-                )
-            except PullRefused as refused:
-                refusal = refused
-            else:
-                record = full_record(session, licence)
-                needed = fields_for_service_item(record.licence_type, grant.service_item)
-                pulled = Pulled(
-                    record=record,
-                    grant_id=grant.id,
-                    fields={k: licence.fields[k] for k in needed if k in licence.fields},
-                    holder=masked_holder(record),
-                    pdf=document(session, licence.identifier) if request.what == "pdf" else None,
-                )
-                session.add(
-                    LicencePull(
-                        at=self._clock.now(),
-                        identifier=licence.identifier,
-                        holder_id=licence.holder_id,
-                        grant_id=grant.id,
-                        department_code=request.department_code,
-                        client_id=request.client_id,
-                        service_item=grant.service_item,
-                        business_number=grant.business_number,
-                        what=request.what,
-                    )
-                )
-                self._append(session, request, "ok", {"grant": grant.id, "fields": needed})
-                return pulled
-        with transaction(self._engine) as session:
-            self._append(session, request, "refused", {"missing": refusal.missing})
-        raise refusal
+        try:
+            with transaction(self._engine) as session:
+                return self._serve(session, request)
+        except PullRefused as refusal:
+            with transaction(self._engine) as session:
+                self._append(session, request, "refused", dict(refusal.extra))
+            raise
+
+    def _serve(self, session: Session, request: PullRequest) -> Pulled:
+        """Match the grant, write the pull and its audit entry, and hand out what the grant
+        covers; :class:`PullRefused` (nothing written) when it covers nothing, or, for the PDF,
+        less than the whole licence."""
+        licence = licence_by_identifier(session, request.identifier)
+        grant = live_grant(
+            session,
+            licence=licence,
+            department_code=request.department_code,
+            service_item=request.service_item,
+            business_number=request.business_number,
+            today=china_today(self._clock.now()),
+        )
+        record = full_record(session, licence)
+        needed = fields_for_service_item(record.licence_type, grant.service_item)
+        if request.what == "pdf":
+            withheld = withheld_from(record, needed)
+            if withheld:
+                raise pdf_refused(needed, withheld)
+        pulled = Pulled(
+            record=record,
+            grant_id=grant.id,
+            fields={k: licence.fields[k] for k in needed if k in licence.fields},
+            holder=masked_holder(record),
+            pdf=document(session, licence.identifier) if request.what == "pdf" else None,
+        )
+        session.add(
+            LicencePull(
+                at=self._clock.now(),
+                identifier=licence.identifier,
+                holder_id=licence.holder_id,
+                grant_id=grant.id,
+                department_code=request.department_code,
+                client_id=request.client_id,
+                service_item=grant.service_item,
+                business_number=grant.business_number,
+                what=request.what,
+            )
+        )
+        self._append(session, request, "ok", {"grant": grant.id, "fields": needed})
+        return pulled
 
     def _append(
         self, session: Session, request: PullRequest, outcome: str, extra: dict[str, Any]

@@ -30,7 +30,7 @@ from seals.models import Department, Seal
 class LicenceRecord:
     licence: Licence
     licence_type: LicenceType
-    holder: Holder
+    holder: Holder  # named as the licence was issued (``Licence.holder_name``)
     issuer: Department
     seal: Seal
     purpose: str | None = None  # a stamped copy's printed purpose: 仅供办理……使用
@@ -94,6 +94,19 @@ def _copy_where(session: Session, condition: object) -> Licence | None:
     return clone
 
 
+def holder_as_issued(licence: Licence, holder: Holder) -> Holder:
+    """The holder as this licence names them: the name it was issued under, not the registered
+    name as corrected since (``licences.holders``). A detached copy, never saved."""
+    if not licence.holder_name or licence.holder_name == holder.name:
+        return holder
+    return Holder(
+        id=holder.id,
+        id_type=holder.id_type,
+        id_number=holder.id_number,
+        name=licence.holder_name,
+    )
+
+
 def full_record(session: Session, licence: Licence) -> LicenceRecord:
     # One round trip instead of four primary-key reads (every verification calls this); rows
     # already in the session keep their in-memory state, as with ``session.get``.
@@ -109,6 +122,7 @@ def full_record(session: Session, licence: Licence) -> LicenceRecord:
     if row is None:
         raise NotFound(f"证照记录不完整 / licence {licence.identifier} is incomplete")
     licence_type, holder, issuer, seal = row
+    holder = holder_as_issued(licence, holder)
     if inspect(licence).transient:  # a stamped copy's view of its licence
         copy = session.exec(
             select(StampedCopy.id, StampedCopy.stamp_text).where(

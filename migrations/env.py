@@ -10,6 +10,7 @@ import core.audit  # noqa: F401
 import licences.archive
 import licences.digests
 import licences.grants
+import licences.holder_links
 import licences.models
 import licences.presentation
 import licences.pulls

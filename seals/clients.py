@@ -17,7 +17,14 @@ from core.errors import InvalidInput, NotFound, Unauthenticated
 PREFIX = "elk_"
 # What a department's client may do; "admin" is never granted by default.
 DEPARTMENT_SCOPES = ("licences:issue", "licences:manage", "catalogue:write", "licences:pull")
-ALL_SCOPES = (*DEPARTMENT_SCOPES, "admin")
+# Correcting holders' registered names, per holder category: only for the registry that is
+# authoritative for that kind of holder, and never granted by default (licences.holders).
+HOLDER_SCOPES = (
+    "holders:correct:natural_person",
+    "holders:correct:legal_person",
+    "holders:correct:other_organisation",
+)
+ALL_SCOPES = (*DEPARTMENT_SCOPES, *HOLDER_SCOPES, "admin")
 
 
 class ApiClient(SQLModel, table=True):

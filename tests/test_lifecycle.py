@@ -273,28 +273,45 @@ def test_holder_name_is_updated_in_one_place(domain: Domain) -> None:
     refused = domain.client.post("/api/v1/licences", json=renamed, headers=domain.auth())
     assert refused.status_code == 409
     assert f"PATCH {path}" in refused.json()["detail"]
-    assert (
-        domain.client.patch(
-            path, json={"name": "新名称科技有限公司"}, headers=domain.auth(1)
-        ).status_code
-        == 403
-    )
-    response = domain.client.patch(path, json={"name": "新名称科技有限公司"}, headers=domain.auth())
+    # Only the operator or a client holding holders:correct:<category> corrects the registered
+    # name (licences.holders): the issuing department's ordinary key is refused too.
+    for index in (1, 0):
+        refused_patch = domain.client.patch(
+            path, json={"name": "新名称科技有限公司"}, headers=domain.auth(index)
+        )
+        assert refused_patch.status_code == 403
+        assert refused_patch.json()["missing_scope"] == "holders:correct:legal_person"
+    from seals.clients import create_client
+
+    services = domain.services
+    with transaction(services.engine) as session:
+        _, key = create_client(
+            session,
+            services.audit,
+            services.clock,
+            department_code=domain.department(0)["code"],
+            name="registry",
+            actor="test",
+            scopes=("holders:correct:legal_person",),
+        )
+    registry = {"Authorization": f"Bearer {key}"}
+    response = domain.client.patch(path, json={"name": "新名称科技有限公司"}, headers=registry)
     assert response.status_code == 200 and response.json()["name"] == "新名称科技有限公司"
     from core.db import reading
     from licences.models import Holder as HolderRow
 
     with reading(domain.services.engine) as session:
         row = session.exec(select(HolderRow).where(HolderRow.id_number == holder["id"])).one()
-    assert audit_actions(domain, f"holder:{row.id}") == ["holder.rename"]
+    assert audit_actions(domain, f"holder:{row.id}") == ["holder.rename"] * 3  # 2 refused
     assert audit_actions(domain, f"001/{holder['id']}") == []
     second = issue(domain, renamed)
     assert record(domain, second["identifier"])["holder"]["name"] == "新名称科技有限公司"
-    assert record(domain, first["identifier"])["holder"]["name"] == "新名称科技有限公司"
+    # the licence already sealed keeps the name it was issued under
+    assert record(domain, first["identifier"])["holder"]["name"] == holder["name"]
     old_name = domain.client.post("/api/v1/licences", json=body, headers=domain.auth())
     assert old_name.status_code == 409
     bad = domain.client.patch(
-        "/api/v1/holders/001/91350100M000100Y44", json={"name": "x"}, headers=domain.auth()
+        "/api/v1/holders/001/91350100M000100Y44", json={"name": "x"}, headers=registry
     )
     assert bad.status_code == 422 and bad.json()["field"] == "holder.id"
 

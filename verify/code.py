@@ -38,7 +38,13 @@ from licences.payload import (
     verify_signature,
 )
 from licences.qrkeys import QrKeys, digest_of
-from licences.repository import LicenceRecord, effective_status, full_record, licence_by_code
+from licences.repository import (
+    LicenceRecord,
+    effective_status,
+    full_record,
+    holder_as_issued,
+    licence_by_code,
+)
 from seals.models import Department, Seal
 from verify.pdf import STATUS_FAILURES
 from verify.report import (
@@ -204,6 +210,7 @@ def _record_by_identifier(session: Session, identifier: str) -> LicenceRecord | 
     for model, keys, naive in zip(_MODELS, _KEYS, _NAIVE, strict=True):
         parts.append(_detached(model, keys, naive, row[at : at + len(keys)]))
         at += len(keys)
+    parts[2] = holder_as_issued(parts[0], parts[2])  # the name the licence was issued under
     return LicenceRecord(*parts)
 
 
