@@ -45,7 +45,10 @@ class LicenceTypeUpdate(BaseModel):
     )
     field_schema: dict[str, Any] = Field(description="照面字段的 JSON Schema")
     issuer_codes: list[str] = Field(
-        default_factory=list, max_length=200, description="可签发部门；空表示不限"
+        default_factory=list,
+        max_length=200,
+        description="可签发部门；空表示仅定义机构 / the departments that may issue it; empty: "
+        "the defining authority alone",
     )
 
 

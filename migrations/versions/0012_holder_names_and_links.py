@@ -16,11 +16,13 @@ Hand-written.
   The secrets were already stored as SHA-256 only.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
+
+from core.clock import SystemClock
 
 revision = "0012"
 down_revision = "0001"
@@ -44,9 +46,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
     links = sa.table("holder_link", sa.column("expires_at", sa.DateTime(timezone=True)))
     op.get_bind().execute(
-        links.update().values(
-            expires_at=datetime.now(UTC) + timedelta(days=EXISTING_LINKS_DAYS)
-        )
+        links.update().values(expires_at=SystemClock().now() + timedelta(days=EXISTING_LINKS_DAYS))
     )
     with op.batch_alter_table("holder_link", schema=None) as batch_op:
         batch_op.alter_column(
