@@ -1,8 +1,9 @@
 """``elicence federation``: recognise other trust domains, refresh their lists, map types.
 
-Each refusal (a list that is forged, signed by another key, older than the stored one, or past
-its ``next_update``) is one line on stderr and exit 1; the stored list stays as it was. A peer
-that cannot be reached is exit 4, like other unavailable dependencies.
+Each refusal (a list that is forged, signed by another key, older than the stored one, past its
+``next_update``, naming a key of this or another recognised domain, or sending us off its
+origin or to a private address) is one line on stderr and exit 1; the stored list stays as it
+was. A peer that cannot be reached is exit 4, like other unavailable dependencies.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def _line(domain: dict[str, Any]) -> str:
     return (
         f"{domain['name']}  sequence {domain['sequence']}  next_update {domain['next_update']}"
         f"  fetched {domain['fetched_at']}\n  {domain['url']}\n  sha256 {domain['fingerprint']}"
+        f"\n  root sha256 {domain['root_sha256'] or '-'}"
         + (f"\n  mappings {maps}" if maps else "")
     )
 

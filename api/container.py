@@ -195,7 +195,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         audit=audit,
         trust=trust,
         local_types=local_type_name,
+        own_list=trust_services.trust_list.content,
         refresh_seconds=settings.federation_refresh_seconds,
+        allow_private_addresses=settings.federation_allow_private_addresses,
     )
 
     def anchors(session: object) -> TrustAnchors:

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     font_cache_dir: Path | None = None
     presentation_ttl_seconds: int = 300  # lifetime of a holder's presentation QR code
     federation_refresh_seconds: int = 300  # recognised domains' lists are re-fetched this often
+    # Peers on loopback, link-local or private addresses (e.g. provinces on one private network,
+    # or tests on 127.0.0.1) are refused unless this allows them (trust/federation_http.py).
+    federation_allow_private_addresses: bool = False
     # Holder sign-in (api/oidc.py): the unified identity platform, an OpenID Connect provider.
     # Without an issuer, demo mode signs holders in at the development provider under /dev-idp.
     oidc_issuer: str | None = None

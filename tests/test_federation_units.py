@@ -1,7 +1,7 @@
 """Recognising another domain without servers: two demo domains in process, the other domain's
 trust list served through a transport the test controls. Refresh ordering and every refusal
 (forged, re-signed by another key, older, equal-but-different, stale), the store left as it
-was after each refusal, the status answer's and the OCSP answer's checks, and migration 0009."""
+was after each refusal, the status answer's and the OCSP answer's checks, and migrations 0009 and 0013."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from trust.federation_store import RecognisedDomain, TypeMapping
 from trust.profiles import TRUST_LIST_SIGNING
 from trust.trustlist import MEDIA_TYPE, b64url, canonical, fingerprint, signing_input
 
-URL = "https://a.example.gov.cn/pki/trust-list"
+URL = "https://licence.example.gov.cn/pki/trust-list"  # A's public origin (make_settings)
 START = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -90,6 +90,7 @@ def b(tmp_path_factory: pytest.TempPathFactory, clocks: tuple[FixedClock, FixedC
         domain_name="乙省电子证照信任域",
         domain_organisation="乙省政务服务数据管理局",
         verify_isolation=False,
+        federation_allow_private_addresses=True,  # its peer is only a name in a mock transport
     )
     return build_domain(settings, clock=clocks[1])
 
@@ -164,6 +165,8 @@ def attacker() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 def test_add_refuses_a_wrong_pin_a_forgery_and_another_signer(a: Domain, b: Domain, feed: Feed) -> None:
     federation = b.services.federation
+    # the operator's setting reaches the federation (and private addresses are refused by default)
+    assert federation.allow_private_addresses is True and a.services.federation.allow_private_addresses is False
     document = trust_list(a)
     pinned = document["signer"]["sha256"]
     feed.serve(document)
@@ -406,7 +409,7 @@ def migration_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{base}?options={quote('-csearch_path=t_federation')}"
 
 
-def test_0009_creates_tables_matching_the_models(migration_url: str) -> None:
+def test_0009_and_0013_create_tables_matching_the_models(migration_url: str) -> None:
     url = migration_url
     command.upgrade(alembic_config(url), "heads")
     engine = create_engine(url)
@@ -417,7 +420,9 @@ def test_0009_creates_tables_matching_the_models(migration_url: str) -> None:
     assert ours == []
     with engine.connect() as conn:
         names = set(engine.dialect.get_table_names(conn))
+        columns = {c["name"] for c in engine.dialect.get_columns(conn, "federation_domain")}
     assert mine <= names
+    assert "root_sha256" in columns  # 0013
     engine.dispose()
 
 

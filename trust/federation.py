@@ -7,6 +7,11 @@ From then on only lists signed by that very certificate are accepted, each newer
 store is then updated in one transaction that compares the sequence again, so two refreshes
 racing cannot put an older list back, and a refused list leaves the stored one as it was.
 
+A domain speaks only for what chains to its own root (``trust.federation_scope``): a list that
+names a key of this domain or of another recognised domain, a CA, seal or TSA outside its root,
+or an OCSP, CRL or status URL off the origin of its trust-list URL, is refused whole. Every
+request to another domain obeys the address rule of ``trust.federation_http``.
+
 The server refreshes a list before use once it is older than the refresh interval
 (``ELICENCE_FEDERATION_REFRESH_SECONDS``); a failed refresh keeps the stored list, which stays
 usable until its own ``next_update``. Every add, refresh (or refusal), removal and mapping is
@@ -16,9 +21,11 @@ an audit entry.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +40,9 @@ from core.db import as_utc, reading, transaction
 from core.errors import Conflict, ElicenceError, ErrorKind, InvalidInput, NotFound
 from trust import federation_http
 from trust.authority import TrustDomain
-from trust.federation_list import TrustList, accept, parse
+from trust.federation_http import Peers, Resolver, system_resolve
+from trust.federation_list import TrustList, accept, check_successor, parse
+from trust.federation_scope import Material, check_list, check_origins, material, own_root
 from trust.federation_store import (
     LocalTypes,
     RecognisedDomain,
@@ -42,6 +51,8 @@ from trust.federation_store import (
     document_digest,
     mapped_type,
     mappings,
+    record_refusal,
+    remove_domain,
     set_mapping,
     stored_state,
     view,
@@ -54,6 +65,8 @@ MAX_LIST_BYTES = 4 * 1024 * 1024
 AUTO = "system:federation"  # the actor of refreshes the server makes itself
 RETRY_SECONDS = 30.0  # after a failed automatic refresh, the stored list is used this long
 FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+OwnList = Callable[[Session], dict[str, Any]]  # this domain's trust-list content, unsigned
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,10 +76,11 @@ class Recognised:
     name: str
     url: str
     fingerprint: str
+    root_sha256: str  # the root it speaks for: its seals and QR keys are attributed by it
     trust_list: TrustList
     fetched_at: datetime
     stale: bool  # past the list's next_update and no fresh list could be fetched
-    refresh_error: str | None = None
+    refresh_error: str | None = None  # for the log; never shown in a public report
 
 
 @dataclass(frozen=True)
@@ -86,7 +100,9 @@ class Federation:
         audit: AuditLog,
         trust: TrustDomain,
         local_types: LocalTypes,
+        own_list: OwnList | None = None,
         refresh_seconds: int = 300,
+        allow_private_addresses: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._engine = engine
@@ -94,9 +110,13 @@ class Federation:
         self._audit = audit
         self._trust = trust
         self._local_types = local_types
+        self._own_list = own_list
         self.refresh_interval = timedelta(seconds=refresh_seconds)
-        self.transport = transport
+        self.allow_private_addresses = allow_private_addresses
+        self.resolve: Resolver = system_resolve
+        self.transport = transport  # tests stand a transport in for the network
         self._parsed: dict[tuple[str, str], TrustList] = {}
+        self._roots: dict[tuple[str, str, str, str | None], str | None] = {}  # None: unusable
         self._attempted: dict[str, tuple[float, str]] = {}  # name -> (monotonic, error)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -117,6 +137,12 @@ class Federation:
             document = self.fetch(url)
             parsed, _ = accept(document, pinned, self._clock.now())
             self._not_ourselves(parsed)
+            with reading(self._engine) as session:
+                known = session.get(RecognisedDomain, parsed.name)
+            same = known if known is not None and known.fingerprint == pinned else None
+            if same is not None:
+                check_successor(parsed, *stored_state(same))  # a replay is named as such
+            root = self._in_scope(parsed, url, same.root_sha256 if same else None)
             with transaction(self._engine) as session:
                 row = session.get(RecognisedDomain, parsed.name, with_for_update=True)
                 if row is not None and row.fingerprint != pinned:
@@ -141,7 +167,7 @@ class Federation:
                 else:
                     _, new = accept(document, pinned, self._clock.now(), stored_state(row))
                     result = "updated" if new else "unchanged"
-                self._store(row, parsed, url)
+                self._store(row, parsed, url, root)
                 session.add(row)
                 self._audit.append(
                     session,
@@ -152,12 +178,21 @@ class Federation:
                     detail={
                         "url": url,
                         "fingerprint": pinned,
+                        "root_sha256": root,
                         "sequence": parsed.sequence,
                         "result": result,
                     },
                 )
         except ElicenceError as exc:
-            self._refused("federation.add", url, actor, exc, {"url": url, "fingerprint": pinned})
+            record_refusal(
+                self._engine,
+                self._audit,
+                "federation.add",
+                url,
+                actor,
+                exc,
+                {"url": url, "fingerprint": pinned},
+            )
             raise
         return Outcome(parsed.name, result, parsed.sequence)
 
@@ -177,25 +212,9 @@ class Federation:
         return outcomes
 
     def remove(self, name: str, *, actor: str) -> None:
+        """Stop recognising ``name``; its mappings go with it, in one transaction."""
         with transaction(self._engine) as session:
-            row = session.get(RecognisedDomain, name, with_for_update=True)
-            if row is None:
-                raise NotFound(
-                    f"未承认该信任域 / {name} is not a recognised domain", field="domain"
-                )
-            dropped = mappings(session, name)
-            for mapping in dropped:
-                session.delete(mapping)
-            session.flush()
-            session.delete(row)
-            self._audit.append(
-                session,
-                actor=actor,
-                action="federation.remove",
-                object_type="trust-domain",
-                object_id=name,
-                detail={"url": row.url, "fingerprint": row.fingerprint, "mappings": len(dropped)},
-            )
+            remove_domain(session, self._audit, name, actor)
 
     def map(
         self, name: str, foreign_type: str, local_type: str | None, *, actor: str
@@ -233,11 +252,15 @@ class Federation:
             if self._clock.now() - as_utc(row.fetched_at) >= self.refresh_interval:
                 row, error = self._auto_refresh(row)
             parsed = self._parse(row)
+            root = self._root(row, parsed)
+            if root is None:
+                continue  # a stored list that breaks the scope rules is not used at all
             found.append(
                 Recognised(
                     name=row.name,
                     url=row.url,
                     fingerprint=row.fingerprint,
+                    root_sha256=root,
                     trust_list=parsed,
                     fetched_at=as_utc(row.fetched_at),
                     stale=parsed.next_update <= self._clock.now(),
@@ -256,24 +279,15 @@ class Federation:
 
     # -- internals ---------------------------------------------------------------------------
 
+    @property
+    def peers(self) -> Peers:
+        """How requests to other domains are made (the address rule, resolver, transport)."""
+        return Peers(self.allow_private_addresses, self.resolve, self.transport)
+
     def fetch(self, url: str) -> Any:
-        body, _ = federation_http.fetch(
-            "GET",
-            url,
-            max_bytes=MAX_LIST_BYTES,
-            what="信任列表",
-            headers={"Accept": "application/json"},
-            transport=self.transport,
+        return federation_http.fetch_json(
+            url, peers=self.peers, max_bytes=MAX_LIST_BYTES, what="信任列表", field="trust-list"
         )
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise InvalidInput(
-                "信任列表不是JSON / the trust list is not JSON", field="trust-list"
-            ) from None
-        if not isinstance(document, dict):
-            raise InvalidInput("信任列表不是JSON对象 / the trust list is not a JSON object")
-        return document
 
     def _refresh(self, row: RecognisedDomain, actor: str) -> Outcome:
         try:
@@ -284,6 +298,7 @@ class Federation:
                     f"列表属于另一信任域 {parsed.name} / the list at this URL is of another domain",
                     field="trust-list",
                 )
+            root = self._in_scope(parsed, row.url, row.root_sha256)
             with transaction(self._engine) as session:
                 current = session.get(RecognisedDomain, row.name, with_for_update=True)
                 if current is None:
@@ -292,7 +307,9 @@ class Federation:
                 # newer list meanwhile, which must not be replaced by this one.
                 _, new = accept(document, row.fingerprint, self._clock.now(), stored_state(current))
                 before = current.sequence
-                self._store(current, parsed, current.url)
+                if current.url != row.url:  # re-added from another URL meanwhile
+                    raise Conflict(f"信任域 {row.name} 已被另行更新 / {row.name} changed; retry")
+                self._store(current, parsed, current.url, root)
                 session.add(current)
                 if new or actor != AUTO:  # the server finding the same list is not news
                     self._audit.append(
@@ -304,7 +321,15 @@ class Federation:
                         detail={"from": before, "sequence": parsed.sequence, "changed": new},
                     )
         except ElicenceError as exc:
-            self._refused("federation.refresh", row.name, actor, exc, {"url": row.url})
+            record_refusal(
+                self._engine,
+                self._audit,
+                "federation.refresh",
+                row.name,
+                actor,
+                exc,
+                {"url": row.url},
+            )
             raise
         self._attempted.pop(row.name, None)
         return Outcome(row.name, "refreshed" if new else "unchanged", parsed.sequence)
@@ -339,13 +364,42 @@ class Federation:
             self._parsed[key] = parsed
         return parsed
 
-    def _store(self, row: RecognisedDomain, parsed: TrustList, url: str) -> None:
+    def _store(self, row: RecognisedDomain, parsed: TrustList, url: str, root: str) -> None:
         row.url = url
+        row.root_sha256 = root
         row.fingerprint = parsed.fingerprint
         row.document = json.dumps(parsed.document, ensure_ascii=False)
         row.sequence = parsed.sequence
         row.next_update = parsed.next_update
         row.fetched_at = self._clock.now()
+
+    def _in_scope(self, parsed: TrustList, url: str, pinned_root: str | None) -> str:
+        """The scope rules (``trust.federation_scope``) against this domain's keys and those of
+        every other recognised domain; the root the list chains to."""
+        with reading(self._engine) as session:
+            own = (
+                material(self._own_list(session))
+                if self._own_list
+                else Material(frozenset(), frozenset())
+            )
+            others = [row for row in all_domains(session) if row.name != parsed.name]
+        theirs = {row.name: material(self._parse(row).document) for row in others}
+        return check_list(parsed, url, pinned_root, own, theirs)
+
+    def _root(self, row: RecognisedDomain, parsed: TrustList) -> str | None:
+        """The root a stored list speaks for, or None when the list may not be used now (it was
+        stored before the scope rules, or its URLs are off the origin of the row's URL)."""
+        key = (row.name, parsed.digest, row.url, row.root_sha256)
+        if key not in self._roots:
+            for old in [k for k in self._roots if k[0] == row.name]:
+                self._roots.pop(old, None)
+            try:
+                check_origins(parsed, row.url)
+                self._roots[key] = own_root(parsed, row.root_sha256)
+            except InvalidInput as exc:
+                log.warning("stored trust list of %s is not used: %s", row.name, exc.message)
+                self._roots[key] = None
+        return self._roots[key]
 
     def _row(self, name: str, session: Session | None = None) -> RecognisedDomain:
         if session is None:
@@ -364,23 +418,3 @@ class Federation:
                 "这是本信任域自己的信任列表 / this is this domain's own trust list",
                 field="trust-list",
             )
-
-    def _refused(
-        self, action: str, subject: str, actor: str, exc: ElicenceError, detail: dict[str, Any]
-    ) -> None:
-        """A refusal (or a peer that could not be reached: ``failed``) is recorded in its own
-        transaction; nothing else is written. The original error is what the caller sees."""
-        outcome = "failed" if exc.kind is ErrorKind.UNAVAILABLE else "refused"
-        try:
-            with transaction(self._engine) as session:
-                self._audit.append(
-                    session,
-                    actor=actor,
-                    action=action,
-                    object_type="trust-domain",
-                    object_id=subject[:128],
-                    outcome=outcome,
-                    detail={**detail, "reason": exc.message[:300]},
-                )
-        except ElicenceError:
-            pass

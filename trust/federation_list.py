@@ -58,6 +58,7 @@ class TrustList:
     seals: tuple[SealEntry, ...]
     signer: x509.Certificate
     fingerprint: str
+    tsa: x509.Certificate | None = None
 
     @property
     def digest(self) -> str:
@@ -163,6 +164,7 @@ def parse(document: dict[str, Any]) -> TrustList:
             for entry in document["seals"]
         )
         signer = x509.load_pem_x509_certificate(document["signer"]["certificate"].encode())
+        tsa = document.get("tsa")
         parsed = TrustList(
             document=document,
             name=name,
@@ -176,6 +178,7 @@ def parse(document: dict[str, Any]) -> TrustList:
             seals=seals,
             signer=signer,
             fingerprint=fingerprint(signer),
+            tsa=x509.load_pem_x509_certificate(tsa["certificate"].encode()) if tsa else None,
         )
     except InvalidInput:
         raise

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -24,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import InvalidInput
 from trust import federation_http
+from trust.federation_http import Peers
 
 MAX_RESPONSE_BYTES = 64 * 1024
 SKEW = timedelta(minutes=5)
@@ -59,17 +59,17 @@ def query(
     certificate: x509.Certificate,
     issuer: x509.Certificate,
     now: datetime,
-    transport: httpx.BaseTransport | None = None,
+    peers: Peers,
 ) -> OcspAnswer:
     nonce = secrets.token_bytes(16)
     body, _ = federation_http.fetch(
         "POST",
         url,
+        peers=peers,
         max_bytes=MAX_RESPONSE_BYTES,
         what="OCSP应答",
         content=build_request(certificate, issuer, nonce),
         headers={"Content-Type": "application/ocsp-request"},
-        transport=transport,
     )
     return check_response(body, certificate, issuer, nonce, now)
 
@@ -204,7 +204,7 @@ def chain_status(
     ocsp_url_of: Callable[[x509.Certificate], str | None],
     certificate: x509.Certificate,
     now: datetime,
-    transport: httpx.BaseTransport | None = None,
+    peers: Peers,
 ) -> list[tuple[x509.Certificate, OcspAnswer]]:
     """OCSP answers for ``certificate`` and every CA above it short of the root, each asked of
     the responder its issuing CA names (``ocsp_url_of`` that CA)."""
@@ -217,7 +217,7 @@ def chain_status(
         url = ocsp_url_of(issuer)
         if not url:
             raise _refused("信任列表未给出OCSP地址 / the trust list names no OCSP responder")
-        answers.append((current, query(url, current, issuer, now, transport)))
+        answers.append((current, query(url, current, issuer, now, peers)))
         if issuer.issuer == issuer.subject:  # the root: nothing above to ask about
             return answers
         current = issuer

@@ -10,17 +10,14 @@ at the issuing domain is seen at the next verification.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from core.errors import InvalidInput
-from trust import federation_http
+from trust.federation_http import Peers, fetch_json
 from trust.federation_jws import STATUS_FORMAT, STATUS_TYPE, verify_document
 from trust.federation_list import TrustList, parse_time
 
@@ -41,27 +38,13 @@ class StatusRefused(InvalidInput):
     """An answer we cannot believe: unsigned, signed by another key, about something else."""
 
 
-def query_status(
-    trust_list: TrustList,
-    key: str,
-    now: datetime,
-    transport: httpx.BaseTransport | None = None,
-) -> StatusAnswer:
+def query_status(trust_list: TrustList, key: str, now: datetime, peers: Peers) -> StatusAnswer:
     """Ask the issuing domain about the licence with this PDF SHA-256 or identifier."""
     nonce = secrets.token_hex(16)
     url = f"{trust_list.base_url}/pki/licence-status/{quote(key, safe='')}?nonce={nonce}"
-    body, _ = federation_http.fetch(
-        "GET",
-        url,
-        max_bytes=MAX_STATUS_BYTES,
-        what="证照状态",
-        headers={"Accept": "application/json"},
-        transport=transport,
+    document = fetch_json(
+        url, peers=peers, max_bytes=MAX_STATUS_BYTES, what="证照状态", field="licence-status"
     )
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise _refused("证照状态应答不是JSON / the status answer is not JSON") from None
     return check_answer(document, trust_list, key, nonce, now)
 
 

@@ -1,7 +1,9 @@
-"""Tables of the recognised trust domains (migration 0009).
+"""Tables of the recognised trust domains (migrations 0009 and 0013).
 
 ``federation_domain`` keeps, per recognised domain, the URL of its trust list, the SHA-256 of the
-signer certificate the operator pinned, and the last list accepted (whole, as fetched, so its
+signer certificate the operator pinned, the SHA-256 of the root that signer chains to (recorded
+when the domain is recognised: the domain speaks only for what chains to it), and the last list
+accepted (whole, as fetched, so its
 signature can be checked again at any time). ``federation_type_map`` says which local licence
 type a foreign licence type corresponds to, so a department can accept it for a service item.
 """
@@ -16,10 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Text
+from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from core.db import as_utc
-from core.errors import InvalidInput, NotFound
+from core.audit import AuditLog
+from core.db import as_utc, transaction
+from core.errors import ElicenceError, ErrorKind, InvalidInput, NotFound
 from trust.trustlist import canonical
 
 TYPE_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}[0-9]{3}")
@@ -37,6 +41,9 @@ class RecognisedDomain(SQLModel, table=True):
     fetched_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     next_update: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     added_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # SHA-256 of the domain's root CA (migration 0013; None for a domain recognised before it,
+    # taken from its stored list and recorded at its next refresh)
+    root_sha256: str | None = Field(default=None, max_length=64)
 
 
 class TypeMapping(SQLModel, table=True):
@@ -77,6 +84,7 @@ def view(row: RecognisedDomain, maps: list[TypeMapping]) -> dict[str, Any]:
         "organisation": (document.get("domain") or {}).get("organisation"),
         "url": row.url,
         "fingerprint": row.fingerprint,
+        "root_sha256": row.root_sha256,
         "sequence": row.sequence,
         "fetched_at": as_utc(row.fetched_at).isoformat(),
         "next_update": as_utc(row.next_update).isoformat(),
@@ -129,3 +137,50 @@ def set_mapping(
     row.local_type = local_type
     session.add(row)
     return row
+
+
+def remove_domain(session: Session, audit: AuditLog, name: str, actor: str) -> None:
+    """Remove the domain and its mappings, with its audit entry, in the caller's transaction."""
+    row = session.get(RecognisedDomain, name, with_for_update=True)
+    if row is None:
+        raise NotFound(f"未承认该信任域 / {name} is not a recognised domain", field="domain")
+    dropped = mappings(session, name)
+    for mapping in dropped:
+        session.delete(mapping)
+    session.flush()
+    session.delete(row)
+    audit.append(
+        session,
+        actor=actor,
+        action="federation.remove",
+        object_type="trust-domain",
+        object_id=name,
+        detail={"url": row.url, "fingerprint": row.fingerprint, "mappings": len(dropped)},
+    )
+
+
+def record_refusal(
+    engine: Engine,
+    audit: AuditLog,
+    action: str,
+    subject: str,
+    actor: str,
+    exc: ElicenceError,
+    detail: dict[str, Any],
+) -> None:
+    """A refused list (or a peer that could not be reached: ``failed``) is recorded in its own
+    transaction; nothing else is written. The original error is what the caller sees."""
+    outcome = "failed" if exc.kind is ErrorKind.UNAVAILABLE else "refused"
+    try:
+        with transaction(engine) as session:
+            audit.append(
+                session,
+                actor=actor,
+                action=action,
+                object_type="trust-domain",
+                object_id=subject[:128],
+                outcome=outcome,
+                detail={**detail, "reason": exc.message[:300]},
+            )
+    except ElicenceError:
+        pass

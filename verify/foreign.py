@@ -4,16 +4,24 @@ The local verifier answers first; ``verify.service`` hands over a PDF it found I
 for want of a chain (NO_CHAIN_FOUND, or NO_POE: a foreign TSA is not trusted here) and a QR
 code whose key it does not know. The seal is examined in the limited worker process
 (``verify.signature.examine`` through ``verify.isolation``) against this domain's CAs and every
-recognised domain's; a seal of ours keeps the local answer. Otherwise the domain whose listed
-CA issued the seal certificate decides, with its own material only: its CAs and TSA for the
-chain and the sealing time, its ``seals`` for the certificate, its OCSP responder for
-revocation, and its signed status answer for the licence, which is also where every licence
-and seal detail of the report comes from. First failure decides, as at home.
+recognised domain's; a seal of ours keeps the local answer. Otherwise the seal is attributed
+to exactly one recognised domain by its chain: the domain whose own root (recorded when it was
+recognised) the seal certificate chains to through that domain's CAs — never by trying domains
+in turn. That domain decides, with its own material only: its CAs and TSA for the chain and the
+sealing time, its ``seals`` for the certificate, its OCSP responder for revocation, and its
+signed status answer for the licence, which is also where every licence and seal detail of the
+report comes from. A QR key is attributed to the one recognised domain that lists it; a key two
+domains claim is nobody's. First failure decides, as at home.
+
+A public report never carries a peer's URL, its HTTP status or anything else it answered
+outside its signed documents: a peer that cannot be asked, or whose answer is not believed,
+is the neutral ``NEUTRAL`` detail; the reason goes to the log.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -28,7 +36,9 @@ from licences.links import code_from_text, is_legacy_code
 from licences.payload import PayloadError, decode
 from trust.federation import AUTO, Federation, Recognised
 from trust.federation_ocsp import chain_status
+from trust.federation_scope import chain_root
 from trust.federation_status import StatusAnswer, query_status
+from trust.trustlist import fingerprint
 from verify import foreign_checks as rules
 from verify.code import Steps, Stop, check_signed
 from verify.isolation import Inspector
@@ -43,6 +53,18 @@ from verify.signature import SignatureFacts, TrustAnchors, examine
 from verify.structure import Inspection
 
 HANDED_OVER = (SubIndication.NO_CHAIN_FOUND, SubIndication.NO_POE)
+NEUTRAL = "对方信任域状态服务不可用 / the peer domain's status service is unavailable"
+log = logging.getLogger(__name__)
+
+
+def owners(domains: list[Recognised], certificate: x509.Certificate) -> list[Recognised]:
+    """The recognised domains whose own root ``certificate`` chains to through their CAs."""
+    found = []
+    for domain in domains:
+        root = chain_root(domain.trust_list, certificate)
+        if root is not None and fingerprint(root) == domain.root_sha256:
+            found.append(domain)
+    return found
 
 
 class ForeignVerifier:
@@ -93,16 +115,17 @@ class ForeignVerifier:
         steps.ok("format", "PDF parsed")
         steps.ok("seal_count", "exactly one seal")
         steps.ok("certification", "certification seal, DocMDP P=1 (no changes allowed)")
-        domain = next((d for d in domains if d.trust_list.issuer_of(signer)), None)
+        claimed = owners(domains, signer)
         try:
-            if domain is None:
+            if len(claimed) != 1:
                 raise steps.fail(
                     "domain",
-                    f"the seal certificate chains neither to this domain nor to any of the "
-                    f"{len(domains)} recognised domain(s)",
+                    f"the seal certificate chains to the own root of {len(claimed)} of the "
+                    f"{len(domains)} recognised domain(s), not of exactly one",
                     Indication.INDETERMINATE,
                     SubIndication.NO_CHAIN_FOUND,
                 )
+            domain = claimed[0]
             steps.extra["domain"] = domain
             self._decide(data, facts, signer, domain, steps, now)
             stop = None
@@ -137,10 +160,11 @@ class ForeignVerifier:
     ) -> None:
         listed = domain.trust_list
         if domain.stale:
+            log.warning("trust list of %s is stale: %s", domain.name, domain.refresh_error)
             raise steps.fail(
                 "domain",
-                f"{domain.name}: list {listed.sequence} past {listed.next_update.isoformat()}; "
-                f"refresh failed: {domain.refresh_error or 'not attempted'}",
+                f"{domain.name}: list {listed.sequence} past {listed.next_update.isoformat()}, "
+                "and no newer list could be fetched",
                 Indication.INDETERMINATE,
                 SubIndication.TRY_LATER,
                 rules.stale_message(domain.name),
@@ -152,11 +176,7 @@ class ForeignVerifier:
         rules.signature_checks(facts, steps)
         proven = rules.sealing_time(facts, domain, steps)
         root = x509.load_der_x509_certificate(facts.chain[-1]) if facts.chain else None
-        if (
-            not facts.trusted
-            or root is None
-            or not any(ca.certificate == root for ca in listed.cas)
-        ):
+        if not facts.trusted or root is None or fingerprint(root) != domain.root_sha256:
             raise steps.fail(
                 "chain",
                 f"no valid path to a root of {domain.name} ({facts.trust_problem})",
@@ -224,60 +244,25 @@ class ForeignVerifier:
             return next((ca.ocsp_url for ca in listed.cas if ca.certificate == ca_cert), None)
 
         try:
-            answers = chain_status(issuer, ocsp_url, signer, now, self._federation.transport)
+            answers = chain_status(issuer, ocsp_url, signer, now, self._federation.peers)
         except ElicenceError as exc:
-            raise steps.fail(
-                "ocsp",
-                exc.message,
-                Indication.INDETERMINATE,
-                SubIndication.TRY_LATER,
-                rules.TRY_LATER,
-            ) from None
-        notes = []
-        for certificate, answer in answers:
-            subject = certificate.subject.rfc4514_string()
-            if answer.status == "unknown":
-                raise steps.fail(
-                    "ocsp",
-                    f"{subject}: unknown to its issuer's responder",
-                    Indication.FAILED,
-                    SubIndication.NOT_IN_REPOSITORY,
-                )
-            if answer.status == "revoked":
-                assert answer.revoked_at is not None
-                line = f"{subject} revoked at {answer.revoked_at.isoformat()} ({answer.reason})"
-                if (
-                    proven is not None
-                    and (answer.revoked_at - proven).total_seconds() > rules.ACCURACY_SECONDS
-                ):
-                    notes.append(f"{line}; sealed at {proven.isoformat()}, before that")
-                    continue
-                when = (
-                    f"sealed at {proven.isoformat()}"
-                    if proven
-                    else "no proof of when it was sealed"
-                )
-                raise steps.fail(
-                    "ocsp",
-                    f"{line}; {when}",
-                    Indication.FAILED,
-                    SubIndication.REVOKED,
-                    "印章证书已被签发信任域吊销 / the issuing domain revoked the seal's certificate",
-                )
-        steps.ok(
-            "ocsp",
-            "; ".join(notes)
-            or f"{len(answers)} certificate(s) good at {domain.name}'s OCSP responder",
+            raise self._unavailable(steps, "ocsp", domain, exc) from None
+        rules.revocation(answers, proven, steps, domain.name)
+
+    @staticmethod
+    def _unavailable(steps: Steps, name: str, domain: Recognised, exc: ElicenceError) -> Stop:
+        """The peer could not be asked, or its answer not believed: the reason (which may hold
+        its URL or what it answered) goes to the log, the report says only that."""
+        log.warning("%s of %s: %s", name, domain.name, exc.message)
+        return steps.fail(
+            name, NEUTRAL, Indication.INDETERMINATE, SubIndication.TRY_LATER, rules.TRY_LATER
         )
 
     def _status(self, domain: Recognised, key: str, steps: Steps, now: datetime) -> StatusAnswer:
         try:
-            answer = query_status(domain.trust_list, key, now, self._federation.transport)
+            answer = query_status(domain.trust_list, key, now, self._federation.peers)
         except ElicenceError as exc:
-            sub = SubIndication.TRY_LATER
-            raise steps.fail(
-                "status", exc.message, Indication.INDETERMINATE, sub, rules.TRY_LATER
-            ) from None
+            raise self._unavailable(steps, "status", domain, exc) from None
         steps.extra["answer"] = answer
         if not answer.found:
             raise steps.fail(
@@ -302,10 +287,12 @@ class ForeignVerifier:
             kid = decode(code).kid
         except PayloadError:
             return None
-        domains = self._federation.recognised()
-        owner = next((d for d in domains if kid in rules.qr_keys(d)), None)
-        if owner is None:
-            return None
+        claimed = [d for d in self._federation.recognised() if kid in rules.qr_keys(d)]
+        if len(claimed) != 1:
+            if claimed:
+                log.warning("QR key %s is listed by %s", kid.hex(), [d.name for d in claimed])
+            return None  # nobody's key, or one no single domain can speak for
+        owner = claimed[0]
         now = self._clock.now()
         steps = Steps()
         steps.extra["domain"] = owner
@@ -348,7 +335,7 @@ class ForeignVerifier:
         if domain is not None:
             listed = domain.trust_list
             summary = DomainSummary(
-                domain.name, listed.organisation, domain.url, domain.fingerprint, listed.sequence
+                domain.name, listed.organisation, domain.fingerprint, listed.sequence
             )
         recognised = None
         if domain is not None and licence is not None:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from licences.models import LicenceStatus
 from licences.payload import key_id
 from trust.federation import Recognised
+from trust.federation_ocsp import OcspAnswer
 from trust.federation_status import StatusAnswer
 from verify.code import Steps
 from verify.pdf import STATUS_FAILURES
@@ -120,7 +121,7 @@ def licence_status(answer: StatusAnswer, steps: Steps) -> None:
     except ValueError:
         raise steps.fail(
             "status",
-            f"unknown status {licence.get('status')!r}",
+            "the signed answer names a status this domain does not know",
             Indication.INDETERMINATE,
             SubIndication.TRY_LATER,
             TRY_LATER,
@@ -136,6 +137,47 @@ def licence_status(answer: StatusAnswer, steps: Steps) -> None:
             MESSAGES[sub],
         )
     steps.ok("status", f"{label} (signed answer of {answer.produced_at.isoformat()})")
+
+
+def revocation(
+    answers: list[tuple[x509.Certificate, OcspAnswer]],
+    proven: datetime | None,
+    steps: Steps,
+    domain_name: str,
+) -> None:
+    """The OCSP answers of the issuing domain about the seal certificate and its CAs: revoked
+    (or on hold) before the proven sealing time, or with no proof of it, fails."""
+    notes = []
+    for certificate, answer in answers:
+        subject = certificate.subject.rfc4514_string()
+        if answer.status == "unknown":
+            raise steps.fail(
+                "ocsp",
+                f"{subject}: unknown to its issuer's responder",
+                Indication.FAILED,
+                SubIndication.NOT_IN_REPOSITORY,
+            )
+        if answer.status == "revoked":
+            assert answer.revoked_at is not None
+            line = f"{subject} revoked at {answer.revoked_at.isoformat()} ({answer.reason})"
+            if (
+                proven is not None
+                and (answer.revoked_at - proven).total_seconds() > ACCURACY_SECONDS
+            ):
+                notes.append(f"{line}; sealed at {proven.isoformat()}, before that")
+                continue
+            when = f"sealed at {proven.isoformat()}" if proven else "no proof of when it was sealed"
+            raise steps.fail(
+                "ocsp",
+                f"{line}; {when}",
+                Indication.FAILED,
+                SubIndication.REVOKED,
+                "印章证书已被签发信任域吊销 / the issuing domain revoked the seal's certificate",
+            )
+    steps.ok(
+        "ocsp",
+        "; ".join(notes) or f"{len(answers)} certificate(s) good at {domain_name}'s OCSP responder",
+    )
 
 
 def licence(answer: StatusAnswer | None) -> LicenceSummary | None:

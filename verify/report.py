@@ -90,8 +90,7 @@ class DomainSummary:
 
     name: str
     organisation: str
-    trust_list_url: str  # where this domain fetches its list
-    fingerprint: str  # SHA-256 of its trust-list signer, as pinned here
+    fingerprint: str  # SHA-256 of its trust-list signer, as pinned here (never a peer URL)
     sequence: int  # of the list the decision used
 
 
