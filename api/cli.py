@@ -14,12 +14,14 @@ from api.cli_archive import archive_app
 from api.cli_backup import backup_command, restore_command
 from api.cli_catalogue import catalogue_app
 from api.cli_federation import federation_app
+from api.cli_holders import holders_app
 from api.cli_keys import keys_app
 from api.cli_licences import export_licences, import_licences, issue_batch
-from api.cli_ops import clients_app
+from api.cli_ops import clients_app, export_checkpoint_command, verify_chain_command
 from api.cli_ops import export as export_audit
 from api.cli_registry import departments_app
 from api.cli_seals import seals_app
+from api.cli_trust import trust_app
 from api.settings import Settings
 from core.errors import ElicenceError, ErrorKind
 
@@ -37,11 +39,15 @@ app.add_typer(departments_app, name="departments")
 app.add_typer(archive_app, name="archive")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(federation_app, name="federation")
+app.add_typer(holders_app, name="holders")
+app.add_typer(trust_app, name="trust")
 app.command("export")(export_licences)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 app.command("import")(import_licences)
 audit_app.command("export")(export_audit)
+audit_app.command("verify")(verify_chain_command)
+audit_app.command("checkpoint")(export_checkpoint_command)
 
 DataDir = Annotated[
     Path | None,
@@ -215,6 +221,13 @@ def verify(
         Path | None,
         typer.Option("--trust-list", help="信任列表JSON（含 qr_keys） / trust-list JSON file"),
     ] = None,
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint",
+            help="信任列表签名者证书SHA-256 / the pinned SHA-256 of the trust-list signer",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """核验PDF或二维码 / verify a PDF or QR text. Exit 0 PASSED, 1 FAILED, 2 INDETERMINATE, 3 unreadable."""
@@ -223,7 +236,7 @@ def verify(
     if offline or trust_list is not None:
         if qr is None or trust_list is None:
             _die("离线核验须给出 --qr 和 --trust-list / --offline needs --qr and --trust-list", 3)
-        _verify_offline(qr, trust_list, as_json)
+        _verify_offline(qr, trust_list, as_json, fingerprint, data_dir)
     services = _services(data_dir)
     if file is not None:
         try:
@@ -252,13 +265,18 @@ def verify(
     raise typer.Exit(3 if unreadable else VERIFY_EXIT[report.indication.value])
 
 
-def _verify_offline(qr: str, trust_list: Path, as_json: bool) -> NoReturn:
-    """No data directory, database or server: the payload's signature against the file's keys."""
+def _verify_offline(
+    qr: str, trust_list: Path, as_json: bool, fingerprint: str | None, data_dir: Path | None
+) -> NoReturn:
+    """No database or server: the payload's signature against the keys of a trust list anchored
+    to the pinned signer (``--fingerprint``, else the pin saved by ``elicence trust pin``)."""
+    from api.cli_trust import saved_pin
     from core.clock import SystemClock
-    from verify.offline import load_qr_keys, verify_offline
+    from verify.offline import load_qr_keys, pin_from_text, verify_offline
 
     try:
-        keys = load_qr_keys(trust_list)
+        pinned = pin_from_text(fingerprint) if fingerprint is not None else saved_pin(data_dir)
+        keys = load_qr_keys(trust_list, pinned)
     except ElicenceError as exc:
         _die(exc.message, 3)
     report = verify_offline(qr, keys, SystemClock().now())
@@ -306,28 +324,6 @@ def revoke(
         )
     typer.echo(
         json.dumps({"identifier": licence.identifier, "status": licence.status}, ensure_ascii=False)
-    )
-
-
-@audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None) -> None:
-    """核对审计链 / check the audit chain; exit 1 at the first broken entry."""
-    from core.audit import verify_chain
-    from core.db import reading
-
-    services = _services(data_dir)
-    with reading(services.engine) as session:
-        report = verify_chain(session)
-        checked, broken = services.checkpoints.verify(session)
-    if report.intact and broken is None:
-        typer.echo(
-            f"审计链完整 / audit chain intact: {report.entries} entries, {checked} signed checkpoints"
-        )
-        return
-    if report.intact:
-        _die(f"审计检查点 {broken} 签名不符 / the signed checkpoint at entry {broken} does not match")
-    _die(
-        f"审计链在第 {report.first_broken} 条断开 / audit chain broken at entry {report.first_broken}: {report.reason}"
     )
 
 

@@ -9,6 +9,7 @@ prepared SQL statements, not the ORM's unit of work: it runs with every verifica
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, DateTime, LargeBinary, bindparam
+from sqlalchemy import JSON, Column, Connection, DateTime, Integer, LargeBinary, bindparam, func
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -53,22 +54,68 @@ class AuditHead(SQLModel, table=True):
 
 class AuditCheckpoint(SQLModel, table=True):
     """Every N entries the chain head is signed by the audit key, so a chain rewritten whole —
-    every hash recomputed — still fails: the rewriter cannot sign the new heads."""
+    every hash recomputed — still fails: the rewriter cannot sign the new heads.
+
+    Checkpoints are numbered 1, 2, 3 … without gaps (``number``), so a deleted checkpoint is
+    itself a break, and each carries an RFC 3161 token of the domain's TSA over
+    :func:`checkpoint_digest`. The latest is published in the signed trust list: a copy kept
+    outside the database (``elicence audit verify --anchor``) catches a chain rewritten or
+    truncated together with its checkpoints. Checkpoints made before numbering (no token) are
+    signed over the first message form."""
 
     __tablename__ = "audit_checkpoint"
 
-    seq: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True)  # the audit entry at the head when it was made
+    number: int = Field(sa_column=Column(Integer, nullable=False, unique=True))
     hash: str = Field(max_length=64)
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     key_ref: str = Field(max_length=256)
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    timestamp_token: bytes | None = Field(
+        default=None, sa_column=Column(LargeBinary, nullable=True)
+    )
 
 
 Checkpointer = Callable[[Session, "AuditEntry"], None]
 
 
-def checkpoint_message(seq: int, head_hash: str) -> bytes:
-    return f"elicence-audit-checkpoint:{seq}:{head_hash}".encode()
+def checkpoint_message(seq: int, head_hash: str, number: int | None = None) -> bytes:
+    """What the audit key signs: with ``number``, the numbered form the TSA also stamps."""
+    if number is None:
+        return f"elicence-audit-checkpoint:{seq}:{head_hash}".encode()
+    return f"elicence-audit-checkpoint/2:{number}:{seq}:{head_hash}".encode()
+
+
+def checkpoint_digest(number: int, seq: int, head_hash: str) -> bytes:
+    """SHA-256 of the numbered checkpoint: the message imprint of its TSA token."""
+    return hashlib.sha256(checkpoint_message(seq, head_hash, number)).digest()
+
+
+def next_checkpoint_number(session: Session) -> int:
+    """One more than the highest number; appends are serialised by the head's lock."""
+    highest = session.exec(select(func.max(col(AuditCheckpoint.number)))).one()
+    return int(highest or 0) + 1
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The newest checkpoint with a TSA token: the one to publish and export."""
+    return session.exec(
+        select(AuditCheckpoint)
+        .where(col(AuditCheckpoint.timestamp_token).is_not(None))
+        .order_by(col(AuditCheckpoint.number).desc())
+    ).first()
+
+
+def checkpoint_json(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """The checkpoint as published in the trust list (``docs/trust-list.md``)."""
+    token = checkpoint.timestamp_token
+    return {
+        "sequence": checkpoint.number,
+        "entry": checkpoint.seq,
+        "hash": checkpoint.hash,
+        "at": as_utc(checkpoint.at).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "timestamp": base64.b64encode(token).decode("ascii") if token is not None else None,
+    }
 
 
 def entry_hash(entry: AuditEntry) -> str:
@@ -238,3 +285,22 @@ def verify_chain(session: Session) -> ChainReport:
     if head_seq != count or head_hash != expected_prev:
         return ChainReport(False, count, count + 1, "entries after this point were removed")
     return ChainReport(True, count)
+
+
+def anchor_problem(session: Session, number: int, seq: int, head_hash: str) -> str | None:
+    """Why the chain no longer holds the anchored checkpoint ``number`` (entry ``seq`` with
+    hash ``head_hash``), or None. Checked after :func:`verify_chain`: when the chain links and
+    entry ``seq`` still has the anchored hash, no entry up to it was changed."""
+    entry = session.get(AuditEntry, seq)
+    if entry is None:
+        return f"the chain no longer holds entry {seq} (truncated)"
+    if entry.hash != head_hash:
+        return f"entry {seq} was rewritten: its hash is not the anchored one"
+    checkpoint = session.exec(
+        select(AuditCheckpoint).where(AuditCheckpoint.number == number)
+    ).first()
+    if checkpoint is None:
+        return f"checkpoint {number} is no longer in the database"
+    if checkpoint.seq != seq or checkpoint.hash != head_hash:
+        return f"checkpoint {number} in the database is not the anchored one"
+    return None

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlmodel import Session, col, select
 
-from core.audit import AuditCheckpoint, AuditEntry, AuditLog, checkpoint_message
+from core.audit import (
+    AuditCheckpoint,
+    AuditEntry,
+    AuditLog,
+    checkpoint_digest,
+    checkpoint_message,
+    next_checkpoint_number,
+)
 from core.clock import Clock
 from keys.store import HashAlgorithm, KeyRef, KeyStore
 
@@ -54,21 +63,55 @@ class KeyUseRecorder:
         self.uses.clear()
 
 
-class AuditCheckpointer:
-    """Signs the audit chain head every ``every`` entries with the audit key.
+class CheckpointTimestamps(Protocol):
+    """The domain's RFC 3161 TSA, as the checkpointer needs it (made in ``trust/``, handed in
+    by the API's container: this layer does not import trust)."""
 
-    Uses of the audit key are not themselves audited (that would recurse); the checkpoint row
-    is the record of each use.
+    def stamp(self, session: Session, digest: bytes) -> bytes:
+        """A DER TimeStampToken whose message imprint is the SHA-256 ``digest``."""
+        ...
+
+    def check(self, session: Session, digest: bytes, token: bytes) -> str | None:
+        """Why ``token`` is not this domain's TSA's token over ``digest``, or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class CheckpointReport:
+    checked: int
+    broken_number: int | None = None  # the first checkpoint that does not hold
+    broken_entry: int | None = None  # the audit entry it names, when there is one
+    reason: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_number is None
+
+
+class AuditCheckpointer:
+    """Signs the audit chain head every ``every`` entries with the audit key, numbers the
+    checkpoints without gaps and has each one timestamped by the domain's TSA.
+
+    Uses of the audit key (and of the TSA key for a checkpoint) are not themselves audited (that
+    would recurse); the checkpoint row is the record of each use.
     """
 
     LABEL = "audit-checkpoint"
 
-    def __init__(self, store: KeyStore, clock: Clock, every: int = 100) -> None:
+    def __init__(
+        self,
+        store: KeyStore,
+        clock: Clock,
+        every: int = 100,
+        timestamps: CheckpointTimestamps | None = None,
+    ) -> None:
         if every < 1:
             raise ValueError("checkpoint interval must be positive")
         self._store = store
         self._clock = clock
         self._every = every
+        # Set once the TSA exists (the container builds it after the audit log).
+        self.timestamps = timestamps
 
     def ensure_key(self) -> KeyRef:
         if not self._store.exists(self.LABEL):
@@ -79,36 +122,99 @@ class AuditCheckpointer:
         if entry.seq % self._every or not self._store.exists(self.LABEL):
             return
         ref = KeyRef(self._store.name, self.LABEL, 1)
-        digest = hashlib.sha256(checkpoint_message(entry.seq, entry.hash)).digest()
-        signature = self._store.sign_digest(ref, digest, HashAlgorithm.SHA256)
+        number = next_checkpoint_number(session)
+        message = checkpoint_message(entry.seq, entry.hash, number)
+        signature = self._store.sign_digest(
+            ref, hashlib.sha256(message).digest(), HashAlgorithm.SHA256
+        )
+        token = None
+        if self.timestamps is not None:
+            token = self.timestamps.stamp(session, checkpoint_digest(number, entry.seq, entry.hash))
         session.add(
             AuditCheckpoint(
                 seq=entry.seq,
+                number=number,
                 hash=entry.hash,
                 at=self._clock.now(),
                 key_ref=str(ref),
                 signature=signature,
+                timestamp_token=token,
             )
         )
+        session.flush()  # the next checkpoint of this append counts this one
+
+    def signed(self, number: int, seq: int, head_hash: str, signature: bytes) -> bool:
+        """Whether ``signature`` is the audit key's over the numbered checkpoint."""
+        if not self._store.exists(self.LABEL):
+            return False
+        public = self._store.public_key(KeyRef(self._store.name, self.LABEL, 1))
+        return _verifies(public, signature, checkpoint_message(seq, head_hash, number))
 
     def verify(self, session: Session) -> tuple[int, int | None]:
         """(checkpoints checked, first seq whose checkpoint does not hold, or None)."""
+        report = self.check(session)
+        if report.intact:
+            return report.checked, None
+        return report.checked, report.broken_entry
+
+    def check(self, session: Session) -> CheckpointReport:
+        """Every checkpoint in number order: numbers without gaps, entries in order, the audit
+        key's signature, the entry still there with that hash, and the TSA token over it."""
+        rows = session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.number)))
         if not self._store.exists(self.LABEL):
-            return 0, None
+            first = rows.first()
+            if first is None:
+                return CheckpointReport(0)
+            lost = f"the audit key that signed checkpoint {first.number} is missing"
+            return CheckpointReport(0, first.number, first.seq, lost)
         public = self._store.public_key(KeyRef(self._store.name, self.LABEL, 1))
-        assert isinstance(public, ec.EllipticCurvePublicKey)
-        checked = 0
-        for checkpoint in session.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq))):
+        checked, last_seq = 0, 0
+        for checkpoint in rows:
             checked += 1
-            entry = session.get(AuditEntry, checkpoint.seq)
-            try:
-                public.verify(
-                    checkpoint.signature,
-                    checkpoint_message(checkpoint.seq, checkpoint.hash),
-                    ec.ECDSA(hashes.SHA256()),
-                )
-            except InvalidSignature:
-                return checked, checkpoint.seq
-            if entry is None or entry.hash != checkpoint.hash:
-                return checked, checkpoint.seq
-        return checked, None
+            if checkpoint.number != checked:
+                gap = f"checkpoint {checked} is missing (checkpoint numbers have no gaps)"
+                return CheckpointReport(checked, checked, checkpoint.seq, gap)
+            if checkpoint.seq <= last_seq:
+                order = f"checkpoint {checked} (entry {checkpoint.seq}) is out of order"
+                return CheckpointReport(checked, checked, checkpoint.seq, order)
+            last_seq = checkpoint.seq
+            reason = self._problem(session, public, checkpoint)
+            if reason is not None:
+                return CheckpointReport(checked, checked, checkpoint.seq, reason)
+        return CheckpointReport(checked)
+
+    def _problem(self, session: Session, public: object, checkpoint: AuditCheckpoint) -> str | None:
+        number, seq, head = checkpoint.number, checkpoint.seq, checkpoint.hash
+        named = f"checkpoint {number} (entry {seq})"
+        numbered = _verifies(public, checkpoint.signature, checkpoint_message(seq, head, number))
+        # A checkpoint from before numbering was signed over the first form and has no token;
+        # a numbered one stripped of its token does not verify in that form.
+        legacy = (
+            not numbered
+            and checkpoint.timestamp_token is None
+            and _verifies(public, checkpoint.signature, checkpoint_message(seq, head))
+        )
+        if not numbered and not legacy:
+            return f"the signature of {named} does not match"
+        entry = session.get(AuditEntry, seq)
+        if entry is None or entry.hash != head:
+            return f"entry {seq} no longer has the hash {named} signed"
+        if numbered and self.timestamps is not None:
+            if checkpoint.timestamp_token is None:
+                return f"{named} has no timestamp"
+            problem = self.timestamps.check(
+                session, checkpoint_digest(number, seq, head), checkpoint.timestamp_token
+            )
+            if problem is not None:
+                return f"the timestamp of {named} does not verify: {problem}"
+        return None
+
+
+def _verifies(public: object, signature: bytes, message: bytes) -> bool:
+    if not isinstance(public, ec.EllipticCurvePublicKey):
+        return False
+    try:
+        public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True

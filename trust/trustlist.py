@@ -11,6 +11,10 @@ Every new list gets the next ``sequence``, stored in the database, so a relying 
 refuse an older list replayed to it. A new list is made when the content changes (a seal
 revoked, a certificate renewed) or when the current one is within half its lifetime of
 ``next_update``.
+
+The list also publishes the latest timestamped audit checkpoint (``audit_checkpoint``): a copy
+kept by anyone anchors the audit chain outside the database (``trust.audit_anchor``). A newer
+checkpoint alone makes a new list once the current one is an hour old (the first one at once).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Column, DateTime, Text
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from core.audit import checkpoint_json, latest_checkpoint
 from core.clock import Clock
 from core.db import as_utc
 from keys.signing import private_key_for
@@ -40,6 +45,7 @@ from trust.services import TRUST_LIST_NAME, TSA_NAME
 
 LIFETIME = timedelta(hours=24)
 REFRESH_MARGIN = timedelta(hours=12)
+CHECKPOINT_INTERVAL = timedelta(hours=1)  # how stale the published audit checkpoint may be
 MEDIA_TYPE = "application/vnd.elicence.trust-list+json"
 FORMAT = "elicence-trust-list/1"
 
@@ -80,28 +86,47 @@ def fingerprint(certificate: x509.Certificate) -> str:
 
 
 def verify_trust_list(document: dict[str, Any], pinned_sha256: str | None = None) -> bool:
-    """Check the signature (and, if given, the pinned signer fingerprint) of a trust list."""
+    """Check the signature (and, if given, the pinned signer fingerprint) of a trust list.
+
+    Strict: the protected header names this media type and the signer (``kid``), the algorithm
+    matches the signer's key (ES256 on P-256, RS256), and the signature has exactly its
+    algorithm's length — so no other document of the same signer, and no re-encoded
+    signature, passes as this list."""
     signer = x509.load_pem_x509_certificate(document["signer"]["certificate"].encode())
     if pinned_sha256 is not None and fingerprint(signer) != pinned_sha256.lower():
         return False
-    signature = document["signature"]
-    header = json.loads(b64url_decode(signature["protected"]))
+    return verify_jws(document, signer, typ=MEDIA_TYPE)
+
+
+def verify_jws(document: dict[str, Any], signer: x509.Certificate, *, typ: str) -> bool:
+    """Whether ``document`` carries a detached JWS of type ``typ`` made by ``signer``."""
+    try:
+        signature = document["signature"]
+        header = json.loads(b64url_decode(signature["protected"]))
+        raw = b64url_decode(signature["signature"])
+        data = signing_input(document, signature["protected"])
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return False
+    if not isinstance(header, dict) or header.get("typ") != typ or "crit" in header:
+        return False
     if header.get("kid") != fingerprint(signer):
         return False
-    data = signing_input(document, signature["protected"])
-    raw = b64url_decode(signature["signature"])
     public = signer.public_key()
     try:
         if header.get("alg") == "ES256" and isinstance(public, ec.EllipticCurvePublicKey):
+            if not isinstance(public.curve, ec.SECP256R1) or len(raw) != 64:
+                return False
             der = utils.encode_dss_signature(
                 int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
             )
             public.verify(der, data, ec.ECDSA(hashes.SHA256()))
         elif header.get("alg") == "RS256" and isinstance(public, rsa.RSAPublicKey):
+            if len(raw) != (public.key_size + 7) // 8:
+                return False
             public.verify(raw, data, padding.PKCS1v15(), hashes.SHA256())
         else:
             return False
-    except Exception:
+    except Exception:  # InvalidSignature and friends: not genuine
         return False
     return True
 
@@ -134,7 +159,10 @@ class TrustListPublisher:
     def current(self, session: Session, listener: KeyUseListener | None = None) -> dict[str, Any]:
         """The list to serve now; publishes a new one (write) when it is due."""
         content = self.content(session)
-        digest = hashlib.sha256(canonical(content)).hexdigest()
+        # The audit checkpoint moves with every N audited actions (verifications included), so
+        # it alone makes a new list at most every CHECKPOINT_INTERVAL, not at each checkpoint.
+        stable = {k: v for k, v in content.items() if k != "audit_checkpoint"}
+        digest = hashlib.sha256(canonical(stable)).hexdigest()
         latest = self.latest(session)
         now = self._clock.now()
         if (
@@ -142,7 +170,12 @@ class TrustListPublisher:
             and latest.content_sha256 == digest
             and as_utc(latest.next_update) - REFRESH_MARGIN > now
         ):
-            return json.loads(latest.document)  # type: ignore[no-any-return]
+            served: dict[str, Any] = json.loads(latest.document)
+            if served.get("audit_checkpoint") == content.get("audit_checkpoint") or (
+                served.get("audit_checkpoint") is not None
+                and now - as_utc(latest.issued_at) < CHECKPOINT_INTERVAL
+            ):
+                return served
         sequence = (latest.sequence if latest else 0) + 1
         document = self._sign(
             {
@@ -205,6 +238,7 @@ class TrustListPublisher:
             )
         tsa_cert, _ = trust.service_certificate(session, Role.TSA, TSA_NAME)
         signer_cert, _ = trust.service_certificate(session, Role.TRUST_LIST, TRUST_LIST_NAME)
+        checkpoint = latest_checkpoint(session)
         return {
             "domain": {
                 "name": identity.name,
@@ -216,6 +250,9 @@ class TrustListPublisher:
             "seals": seals,
             "tsa": {"url": self._endpoints.tsa, "certificate": _pem(tsa_cert)},
             "signer": {"certificate": _pem(signer_cert), "sha256": fingerprint(signer_cert)},
+            # The latest timestamped audit checkpoint: a copy of this list anchors the audit
+            # chain outside the database (trust.audit_anchor).
+            "audit_checkpoint": checkpoint_json(checkpoint) if checkpoint is not None else None,
             **(self._extra() if self._extra is not None else {}),
         }
 
@@ -249,7 +286,6 @@ def sign_document(
     else:
         raw = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     return {**body, "signature": {"protected": protected, "signature": b64url(raw)}}
-
 
 
 def _iso(moment: datetime) -> str:

@@ -9,15 +9,23 @@ What can be known offline is narrower than online, and the indication says so:
   still valid (it may have been revoked since it was printed): a valid signature within the
   validity dates is INDETERMINATE / TRY_LATER, never PASSED; past ``valid_until`` it is FAILED.
 
-The trust list is a JSON file with a ``qr_keys`` member (``kid``, ``alg``, ``public_key_pem``):
-the domain's signed trust list (``GET /pki/trust-list``, whose signature is then checked with
-``trust.trustlist.verify_trust_list``) or the bare key file ``GET /pki/qr-keys``. A list past its
-``next_update`` may miss a withdrawn key, so nothing is PASSED against it.
+The trust list is the domain's signed trust list (``GET /pki/trust-list``), with a ``qr_keys``
+member (``kid``, ``alg``, ``public_key_pem``). Offline there is no server to ask whose list it
+is, so the verifier **pins** the SHA-256 of the domain's trust-list signer certificate
+(``--fingerprint``, or a pin saved once with ``elicence trust pin``), as federation does. Nothing
+is PASSED unless the file is anchored to that pin: its signer certificate has the pinned
+fingerprint, its JWS verifies under it (``trust.trustlist.verify_trust_list``: ``typ``,
+algorithm, signature length), the signer is issued by a CA of the list with the trust-list
+signing EKU and valid now, and ``next_update`` is present and still ahead (a list past it may
+miss a withdrawn key). Without a pin, with an unsigned key file (``GET /pki/qr-keys``) or a list
+from another signer the answer is INDETERMINATE / NO_CHAIN_FOUND; a list without or past its
+``next_update`` is INDETERMINATE / TRY_LATER. Each says why in one line.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,62 +39,135 @@ from core.errors import InvalidInput
 from licences.links import code_from_text, is_legacy_code
 from licences.payload import Claims, PayloadType, key_id
 from licences.qrkeys import ALG
-from trust.trustlist import verify_trust_list
+from trust.federation_list import authenticate, parse
+from trust.trustlist import fingerprint
 from verify.code import Steps, Stop, check_signed
 from verify.report import MESSAGES, Indication, Report, SubIndication
+
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+NO_PIN = (
+    "未固定信任列表签名者，请用 --fingerprint SHA256 或 elicence trust pin 固定 / no pinned "
+    "trust-list signer: pass --fingerprint SHA256, or save one with `elicence trust pin`"
+)
+UNSIGNED = (
+    "二维码密钥文件未签名，离线核验只接受签名的信任列表 / an unsigned key file is refused; "
+    "use the domain's signed trust list (GET /pki/trust-list)"
+)
+NO_NEXT_UPDATE = (
+    "信任列表没有下次更新时间，无法判断是否过期，请下载最新列表 / the trust list has no "
+    "next_update, so it cannot be known to be current; download a fresh one"
+)
+STALE = "信任列表已过期，请联网更新后再核验 / the trust list is out of date; download a fresh one"
 
 
 @dataclass(frozen=True)
 class TrustedKeys:
+    """The QR keys of a trust-list file and whether the file is anchored to the pin.
+
+    ``refusal`` (sub-indication, one-line reason) is set when it is not: then nothing verified
+    against these keys is PASSED."""
+
     keys: dict[bytes, ec.EllipticCurvePublicKey]
     next_update: datetime | None = None
     signed: bool = False
+    refusal: tuple[SubIndication, str] | None = None
+    signer: str | None = None  # the pinned signer's fingerprint, once anchored
+    signer_valid: tuple[datetime, datetime] | None = None
 
 
-def load_qr_keys(path: Path) -> TrustedKeys:
-    """The QR keys of a trust-list file, by key id; the id is recomputed from each key."""
+def pin_from_text(text: str) -> str:
+    """A SHA-256 fingerprint as given (upper case and colons allowed), in lower-case hex."""
+    pinned = text.strip().lower().replace(":", "")
+    if FINGERPRINT.fullmatch(pinned) is None:
+        raise InvalidInput(
+            "指纹须为64位十六进制SHA-256 / --fingerprint must be a SHA-256 in 64 hex digits",
+            field="fingerprint",
+        )
+    return pinned
+
+
+def load_qr_keys(path: Path, pinned: str | None = None) -> TrustedKeys:
+    """The QR keys of a trust-list file, by key id (recomputed from each key), and whether the
+    file is anchored to the pinned signer fingerprint."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        signed = "signature" in data
-        if signed and not verify_trust_list(data):
-            raise ValueError("its signature does not verify")
-        next_update = data.get("next_update")
-        entries = data["qr_keys"]
-        if not isinstance(entries, list):
-            raise TypeError("qr_keys is not a list")
-        keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
-        for entry in entries:
-            if entry.get("alg") != ALG:
-                continue
-            public = serialization.load_pem_public_key(entry["public_key_pem"].encode("ascii"))
-            if not isinstance(public, ec.EllipticCurvePublicKey):
-                continue
-            kid = key_id(public)
-            if entry.get("kid") != kid.hex():
-                raise ValueError(f"kid {entry.get('kid')} does not match its key")
-            keys[kid] = public
-        until = datetime.fromisoformat(next_update.replace("Z", "+00:00")) if next_update else None
+        keys = _qr_keys(data["qr_keys"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidInput(
             f"无法读取信任列表 / cannot read the trust list {path}: {exc}", field="trust-list"
         ) from None
-    return TrustedKeys(keys, until, signed)
+    signed = "signature" in data
+    if not signed:
+        return TrustedKeys(keys, refusal=(SubIndication.NO_CHAIN_FOUND, UNSIGNED))
+    if pinned is None:
+        return TrustedKeys(keys, signed=True, refusal=(SubIndication.NO_CHAIN_FOUND, NO_PIN))
+    try:
+        authenticate(data, pinned)
+        if not isinstance(data.get("next_update"), str):
+            return TrustedKeys(keys, signed=True, refusal=(SubIndication.TRY_LATER, NO_NEXT_UPDATE))
+        listed = parse(data)
+    except InvalidInput as refused:
+        return TrustedKeys(
+            keys, signed=True, refusal=(SubIndication.NO_CHAIN_FOUND, refused.message)
+        )
+    return TrustedKeys(
+        keys,
+        listed.next_update,
+        signed=True,
+        signer=fingerprint(listed.signer),
+        signer_valid=(listed.signer.not_valid_before_utc, listed.signer.not_valid_after_utc),
+    )
+
+
+def _qr_keys(entries: Any) -> dict[bytes, ec.EllipticCurvePublicKey]:
+    if not isinstance(entries, list):
+        raise TypeError("qr_keys is not a list")
+    keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
+    for entry in entries:
+        if entry.get("alg") != ALG:
+            continue
+        public = serialization.load_pem_public_key(entry["public_key_pem"].encode("ascii"))
+        if not isinstance(public, ec.EllipticCurvePublicKey):
+            continue
+        kid = key_id(public)
+        if entry.get("kid") != kid.hex():
+            raise ValueError(f"kid {entry.get('kid')} does not match its key")
+        keys[kid] = public
+    return keys
+
+
+def _check_anchor(trusted: TrustedKeys, steps: Steps, now: datetime) -> None:
+    """Raise the Stop that keeps a result from being PASSED when the list is not anchored to
+    the pin, or not current."""
+    if trusted.refusal is not None:
+        sub, reason = trusted.refusal
+        raise steps.fail("trust_list", reason, Indication.INDETERMINATE, sub, reason)
+    if trusted.signer is None or trusted.signer_valid is None or trusted.next_update is None:
+        raise steps.fail(
+            "trust_list", NO_PIN, Indication.INDETERMINATE, SubIndication.NO_CHAIN_FOUND, NO_PIN
+        )
+    if trusted.next_update <= now:
+        raise steps.fail(
+            "trust_list",
+            f"out of date since {trusted.next_update.isoformat()}; download a fresh one",
+            Indication.INDETERMINATE,
+            SubIndication.TRY_LATER,
+            STALE,
+        )
+    not_before, not_after = trusted.signer_valid
+    if not not_before <= now <= not_after:
+        reason = "信任列表签名证书不在有效期内 / the trust-list signer certificate is not valid now"
+        raise steps.fail(
+            "trust_list", reason, Indication.INDETERMINATE, SubIndication.NO_CHAIN_FOUND, reason
+        )
+    steps.ok("trust_list", f"signed trust list, signer {trusted.signer} as pinned")
 
 
 def verify_offline(text: str, trusted: TrustedKeys, now: datetime, channel: str = "cli") -> Report:
     steps = Steps()
     code = code_from_text(text)
     try:
-        if trusted.next_update is not None and trusted.next_update < now:
-            raise steps.fail(
-                "trust_list",
-                f"out of date since {trusted.next_update.isoformat()}; download a fresh one",
-                Indication.INDETERMINATE,
-                SubIndication.TRY_LATER,
-                "信任列表已过期，请联网更新后再核验 / the trust list is out of date; "
-                "download a fresh one",
-            )
-        steps.ok("trust_list", "signed trust list" if trusted.signed else "QR key file")
+        _check_anchor(trusted, steps, now)
         if code is None or is_legacy_code(code):
             raise steps.fail(
                 "format",
