@@ -339,6 +339,49 @@ def test_a_correction_scope_covers_its_holder_category_only(domain: Domain) -> N
     assert done.status_code == 200 and done.json()["name"] == "示范美食有限公司"
 
 
+def test_the_operator_corrects_a_name_from_the_cli(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    person = new_person()
+    theirs = physician(domain, person)
+    monkeypatch.setenv(
+        "ELICENCE_KEY_PASSPHRASE", domain.settings.key_passphrase.get_secret_value()
+    )
+    monkeypatch.setenv("ELICENCE_PUBLIC_BASE_URL", domain.settings.public_base_url)
+    data_dir = str(domain.settings.data_dir)
+    result = CliRunner().invoke(
+        app, ["holders", "rename", "111", person, "--name", CORRECTED, "--data-dir", data_dir]
+    )
+    assert result.exit_code == 0, result.output
+    assert f'"name": "{CORRECTED}"' in result.output
+    assert holder_row(domain, person).name == CORRECTED
+    renames = audit_rows(domain, "holder.rename", f"holder:{holder_row(domain, person).id}")
+    assert [(r.actor, r.detail["to"]) for r in renames] == [("operator:cli", CORRECTED_MASKED)]
+    assert record(domain, theirs["identifier"])["holder"]["name"] == FIRST
+    # and grants a registry the scope
+    created = CliRunner().invoke(
+        app,
+        [
+            "clients",
+            "create",
+            "--department",
+            REGISTRY,
+            "--name",
+            "户籍",
+            "--scope",
+            "holders:correct:natural_person",
+            "--data-dir",
+            data_dir,
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    assert '"scopes": ["holders:correct:natural_person"]' in created.output
+
+
 # --- issuer lists -------------------------------------------------------------------------------
 
 
