@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from licences.models import (
     LicenceType,
 )
 from licences.qrkeys import LicenceCodes
-from licences.render import LicenceView, render_licence
+from licences.render import LicenceView, check_fits, render_licence
 from licences.validity import chinese_date, validity_dates
 from seals.ltv import LongTermSealing
 from seals.registry import SealContext, SealRegistry
@@ -193,7 +193,7 @@ class IssuanceService:
         known = holders.find(session, request.holder_id_type, holder_id)
         if known is not None and known.name != holder_name:
             raise holders.name_conflict(known, entry.holder_category)
-        return Draft(
+        draft = Draft(
             entry=entry,
             identifier=identifier
             or LicenceIdentifier(
@@ -212,6 +212,13 @@ class IssuanceService:
             context=context,
             previous=previous,
         )
+        # A page that cannot hold the fields is refused here, before the QR code is signed.
+        check_fits(
+            self._view(draft, self._clock.now(), self.verify_url("")),
+            regular_font=self._fonts.regular,
+            bold_font=self._fonts.bold,
+        )
+        return draft
 
     def validity(
         self, entry: LicenceType, valid_from: date | None, valid_until: date | None
@@ -233,6 +240,30 @@ class IssuanceService:
 
     # --- 2. render and seal -------------------------------------------------------------------
 
+    @staticmethod
+    def _view(draft: Draft, issued_at: datetime, url: str) -> LicenceView:
+        """What the page prints for ``draft``."""
+        entry, identifier = draft.entry, draft.identifier
+        is_person = entry.holder_category == HolderCategory.NATURAL_PERSON.value
+        properties: dict[str, Any] = entry.field_schema["properties"]
+        return LicenceView(
+            title=entry.name,
+            title_en=entry.name_en,
+            identifier=str(identifier),
+            holder_label="持证人" if is_person else "持证主体",
+            holder_name=draft.holder_name,
+            holder_id=draft.holder_id,
+            fields=field_layout(entry, draft.fields),
+            issuer_name=draft.context.department.name,
+            issue_date=chinese_date(china_today(issued_at)),
+            valid_from=chinese_date(draft.valid_from),
+            valid_until=chinese_date(draft.valid_until) if draft.valid_until else None,
+            verify_url=url,
+            version=identifier.version,
+            # the names of field_layout's rows, in its order
+            field_names=tuple(n for n in properties if draft.fields.get(n) not in (None, "")),
+        )
+
     def render_and_seal(self, draft: Draft) -> Sealed:
         """Render the page from the draft and seal exactly those bytes."""
         entry, identifier, context = draft.entry, draft.identifier, draft.context
@@ -253,25 +284,10 @@ class IssuanceService:
             if self._qr_codes is not None
             else new_verify_code()
         )
-        url = self.verify_url(code)
-        is_person = entry.holder_category == HolderCategory.NATURAL_PERSON.value
-        view = LicenceView(
-            title=entry.name,
-            title_en=entry.name_en,
-            identifier=str(identifier),
-            holder_label="持证人" if is_person else "持证主体",
-            holder_name=draft.holder_name,
-            holder_id=draft.holder_id,
-            fields=field_layout(entry, draft.fields),
-            issuer_name=context.department.name,
-            issue_date=chinese_date(china_today(issued_at)),
-            valid_from=chinese_date(draft.valid_from),
-            valid_until=chinese_date(draft.valid_until) if draft.valid_until else None,
-            verify_url=url,
-            version=identifier.version,
-        )
         rendered = render_licence(
-            view, regular_font=self._fonts.regular, bold_font=self._fonts.bold
+            self._view(draft, issued_at, self.verify_url(code)),
+            regular_font=self._fonts.regular,
+            bold_font=self._fonts.bold,
         )
         sealed, recorder = seal_rendered(
             engine=self._engine,

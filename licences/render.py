@@ -21,6 +21,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from core.errors import InvalidInput
 from licences.qr import QUIET_ZONE, qr_matrix
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in PDF points, origin bottom left
@@ -62,6 +63,9 @@ class LicenceView:
     valid_until: str | None  # None means indefinite (长期)
     verify_url: str  # upper case where possible, for QR alphanumeric mode
     version: str
+    # The request's name of each of ``fields``, in order: a page that cannot hold them names
+    # the field taking most room (``fields.<name>``).
+    field_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +150,10 @@ class _Row(NamedTuple):
 
 
 def _rows(view: LicenceView, regular: str, bold: str) -> tuple[list[_Row], float]:
-    """The rows at the largest font size that fits, and the vertical cell padding."""
+    """The rows at the largest font size that fits, and the vertical cell padding; InvalidInput
+    naming the field that takes most room when even the smallest size does not fit."""
     validity = f"{view.valid_from} 至 {view.valid_until or '长期'}"
+    rows: list[_Row] = []
     for size in FIELD_SIZES:
         rows = []
         for label, label_en, value, value_size in (
@@ -165,7 +171,21 @@ def _rows(view: LicenceView, regular: str, bold: str) -> tuple[list[_Row], float
         spare = TABLE_TOP - TABLE_FLOOR - sum(max(r.label_h, r.value_h) for r in rows)
         if spare >= 2 * MIN_PAD_Y * len(rows):
             return rows, min(MAX_PAD_Y, spare / (2 * len(rows)))
-    raise ValueError("licence fields do not fit on one page")
+    names = [f"fields.{n}" for n in view.field_names] or ["fields"] * len(view.fields)
+    keys = ["holder.name", "holder.id", *names, "valid_until", "identifier"]
+    heights = [max(r.label_h, r.value_h) for r in rows]
+    field = keys[heights.index(max(heights))] if len(keys) == len(rows) else "fields"
+    raise InvalidInput(
+        f"证照内容排不进一页，请精简（{field} 最长）/ the licence does not fit on one page; "
+        f"shorten it ({field} takes most room)",
+        field=field,
+    )
+
+
+def check_fits(view: LicenceView, *, regular_font: Path, bold_font: Path) -> None:
+    """Refuse (InvalidInput, naming the field) a view whose table cannot fit one page, before
+    anything is signed or written; the QR code and issue date do not change the table."""
+    _rows(view, font_name(regular_font), font_name(bold_font))
 
 
 def _centred(c: Canvas, text: str, cx: float, y: float, style: Style, space: float = 0) -> None:
@@ -282,7 +302,7 @@ def _draw_issuer(c: Canvas, view: LicenceView, regular: str, bold: str) -> Box:
 def render_licence(
     view: LicenceView, *, regular_font: Path, bold_font: Path, overlay: Overlay | None = None
 ) -> RenderedLicence:
-    """Render ``view`` as a one-page A4 PDF; raises ValueError when the fields cannot fit."""
+    """Render ``view`` as a one-page A4 PDF; InvalidInput (see ``check_fits``) when it cannot fit."""
     regular, bold = font_name(regular_font), font_name(bold_font)
     rows, pad = _rows(view, regular, bold)
     out = io.BytesIO()

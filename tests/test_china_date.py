@@ -8,11 +8,14 @@ same at any hour and under any host time zone."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from core.clock import CHINA, FixedClock, china_today
 from tests.conftest import make_settings
@@ -48,7 +51,9 @@ def at(clock: FixedClock, moment: datetime) -> None:
     clock.advance(moment.astimezone(UTC) - clock.now())
 
 
-def issue_until_last_day(domain: Domain, clock: FixedClock, holder: str | None = None) -> dict[str, Any]:
+def issue_until_last_day(
+    domain: Domain, clock: FixedClock, holder: str | None = None
+) -> dict[str, Any]:
     """A food business licence of department 0 whose term ends on ``LAST_DAY``."""
     at(clock, START)
     body = food_body(
@@ -102,9 +107,12 @@ def test_qr_verification_online(domain: Domain, clock: FixedClock, issued: dict[
 def test_qr_verification_offline(
     domain: Domain, clock: FixedClock, issued: dict[str, Any], tmp_path: Path
 ) -> None:
-    keys = tmp_path / "qr-keys.json"
-    keys.write_text(domain.client.get("/pki/qr-keys").text)
-    trusted = load_qr_keys(keys)
+    at(clock, LAST_MINUTE)  # the verifier downloads the signed trust list while online
+    document = domain.client.get("/pki/trust-list").json()
+    signer = x509.load_pem_x509_certificate(document["signer"]["certificate"].encode())
+    path = tmp_path / "trust-list.json"
+    path.write_text(json.dumps(document))
+    trusted = load_qr_keys(path, signer.fingerprint(hashes.SHA256()).hex())
     url = issued["links"]["verify"]
     # Within its dates a printed licence is as good as offline can tell: revocation needs the
     # repository, so never PASSED, but not EXPIRED either.

@@ -17,6 +17,7 @@ import pikepdf
 import pytest
 from PIL import Image
 
+from core.errors import InvalidInput
 from core.fonts import BOLD, REGULAR, cjk_font_path
 from licences.qr import ALPHANUMERIC, qr_matrix
 from licences.render import (
@@ -233,8 +234,14 @@ def test_indefinite_validity_and_missing_english_title(
 
 def test_too_much_text_for_one_page_is_refused(fonts: dict[str, Path]) -> None:
     view = replace(SAMPLE, fields=tuple((f"项目{i}", LONG_SCOPE) for i in range(8)))
-    with pytest.raises(ValueError, match="one page"):
+    with pytest.raises(InvalidInput, match="one page") as refused:
         render_licence(view, **fonts)
+    assert refused.value.field == "fields"
+    named = replace(view, field_names=tuple(f"item{i}" for i in range(8)))
+    longest = replace(named, fields=(*view.fields[:3], ("项目3", LONG_SCOPE * 2), *view.fields[4:]))
+    with pytest.raises(InvalidInput, match="one page") as refused:
+        render_licence(longest, **fonts)
+    assert refused.value.field == "fields.item3"
 
 
 def test_many_fields_shrink_but_stay_on_one_page(fonts: dict[str, Path]) -> None:
