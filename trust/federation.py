@@ -153,17 +153,7 @@ class Federation:
                     )
                 if row is None:
                     result = "added"
-                    now = self._clock.now()
-                    row = RecognisedDomain(
-                        name=parsed.name,
-                        url=url,
-                        fingerprint=pinned,
-                        document="",
-                        sequence=parsed.sequence,
-                        fetched_at=now,
-                        next_update=parsed.next_update,
-                        added_at=now,
-                    )
+                    row = self._new_row(parsed, url, pinned)
                 else:
                     _, new = accept(document, pinned, self._clock.now(), stored_state(row))
                     result = "updated" if new else "unchanged"
@@ -184,15 +174,7 @@ class Federation:
                     },
                 )
         except ElicenceError as exc:
-            record_refusal(
-                self._engine,
-                self._audit,
-                "federation.add",
-                url,
-                actor,
-                exc,
-                {"url": url, "fingerprint": pinned},
-            )
+            self._refused("federation.add", url, actor, exc, {"url": url, "fingerprint": pinned})
             raise
         return Outcome(parsed.name, result, parsed.sequence)
 
@@ -321,15 +303,7 @@ class Federation:
                         detail={"from": before, "sequence": parsed.sequence, "changed": new},
                     )
         except ElicenceError as exc:
-            record_refusal(
-                self._engine,
-                self._audit,
-                "federation.refresh",
-                row.name,
-                actor,
-                exc,
-                {"url": row.url},
-            )
+            self._refused("federation.refresh", row.name, actor, exc, {"url": row.url})
             raise
         self._attempted.pop(row.name, None)
         return Outcome(row.name, "refreshed" if new else "unchanged", parsed.sequence)
@@ -363,6 +337,19 @@ class Federation:
                 self._parsed.pop(old, None)
             self._parsed[key] = parsed
         return parsed
+
+    def _new_row(self, parsed: TrustList, url: str, pinned: str) -> RecognisedDomain:
+        now = self._clock.now()
+        return RecognisedDomain(
+            name=parsed.name,
+            url=url,
+            fingerprint=pinned,
+            document="",
+            sequence=parsed.sequence,
+            fetched_at=now,
+            next_update=parsed.next_update,
+            added_at=now,
+        )
 
     def _store(self, row: RecognisedDomain, parsed: TrustList, url: str, root: str) -> None:
         row.url = url
@@ -418,3 +405,8 @@ class Federation:
                 "这是本信任域自己的信任列表 / this is this domain's own trust list",
                 field="trust-list",
             )
+
+    def _refused(
+        self, action: str, subject: str, actor: str, exc: ElicenceError, detail: dict[str, Any]
+    ) -> None:
+        record_refusal(self._engine, self._audit, action, subject, actor, exc, detail)
