@@ -1,0 +1,310 @@
+"""The limited worker pool (verify/isolation.py). In-process: the inspection then pyHanko's
+reader, a worker task's CPU budget and how it answers a parser's exception, and a worker's
+start-up (its address-space cap, dying with the server). With real "spawn" workers: a file is
+inspected and examined in the worker; a worker that crashes or loops is answered INDETERMINATE,
+never with an exception, and its pool is killed and replaced; pools are shared per limits."""
+
+from __future__ import annotations
+
+import io
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pikepdf
+import pytest
+
+import verify.isolation as isolation
+from tests.security.test_docmdp import MOMENT, anchors, sealed
+from verify.isolation import Inspector, Limits, inspect_and_examine, inspect_bytes
+from verify.report import Indication, SubIndication
+from verify.signature import SignatureFacts
+from verify.structure import Inspection
+
+LIMITS = Limits(workers=1)
+LIMITS_TOLERANCE = timedelta(seconds=1)
+
+
+def blank() -> bytes:
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def broken_signature() -> bytes:
+    """Passes pikepdf's inspection; pyHanko cannot read the signature's /ByteRange."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    value = pikepdf.Dictionary(Type=pikepdf.Name.Sig, SubFilter=pikepdf.Name("/adbe.pkcs7.detached"),
+                               Contents=pikepdf.String("x"))
+    field = pikepdf.Dictionary(FT=pikepdf.Name.Sig, T=pikepdf.String("Seal"), V=value)
+    pdf.Root.AcroForm = pikepdf.Dictionary(Fields=pikepdf.Array([pdf.make_indirect(field)]))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def limit(detail: str) -> Inspection:
+    return Inspection(False, "limits", detail, Indication.INDETERMINATE, SubIndication.LIMIT_EXCEEDED)
+
+
+def malformed(detail: str) -> Inspection:
+    return Inspection(False, "format", detail, Indication.INDETERMINATE, SubIndication.MALFORMED)
+
+
+UNREADABLE_SIGNATURE = malformed("签名结构无法读取 / signature structure unreadable: PdfReadError")
+
+
+def test_the_default_limits() -> None:
+    assert Limits() == Limits(10, 1024**3, 20.0, 20_000, 10, 64, 64 * 1024**2, 2)
+
+
+# ----- in this process -----
+
+def test_inspection_alone() -> None:
+    assert inspect_bytes(blank(), LIMITS) == Inspection(True, objects=4, pages=1)
+    assert inspect_bytes(blank(), replace(LIMITS, max_pages=0)) == Inspection(False, "structure", "页数过多 / 1 pages > 0", Indication.INDETERMINATE,
+                      SubIndication.LIMIT_EXCEEDED)
+    assert inspect_bytes(broken_signature(), LIMITS) == UNREADABLE_SIGNATURE
+
+
+def test_inspection_then_examination_on_the_same_reader() -> None:
+    def run(data: bytes, limits: Limits = LIMITS) -> Inspection | SignatureFacts:
+        return inspect_and_examine(data, limits, anchors=anchors(), moment=MOMENT, revoked=(),
+                                   tolerance=LIMITS_TOLERANCE)
+
+    assert run(blank()) == SignatureFacts(moment=MOMENT, signatures=0)
+    assert run(broken_signature()) == UNREADABLE_SIGNATURE
+    assert run(blank(), replace(LIMITS, max_objects=3)) == Inspection(
+        False, "structure", "对象过多 / 4 objects > 3", Indication.INDETERMINATE,
+        SubIndication.LIMIT_EXCEEDED)
+    facts = run(sealed(1))
+    assert isinstance(facts, SignatureFacts)
+    assert (facts.signatures, facts.docmdp, facts.intact, facts.valid, facts.trusted) == (
+        1, 1, True, True, True)
+
+
+@pytest.mark.parametrize("error", [MemoryError, RecursionError])
+def test_a_limit_inside_the_parser_propagates(monkeypatch: pytest.MonkeyPatch,
+                                              error: type[Exception]) -> None:
+    import verify.signature
+
+    def parse(data: bytes) -> Any:
+        raise error
+
+    monkeypatch.setattr(verify.signature, "parse", parse)
+    with pytest.raises(error):
+        inspect_bytes(blank(), LIMITS)
+
+
+@pytest.fixture
+def cpu_limit() -> Iterator[None]:
+    saved = resource.getrlimit(resource.RLIMIT_CPU)
+    yield
+    resource.setrlimit(resource.RLIMIT_CPU, saved)
+
+
+def _raise(error: BaseException) -> Any:
+    def work(data: bytes, limits: Limits) -> Any:
+        raise error
+    return work
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (MemoryError(), limit("内存超限 / memory limit exceeded")),
+    (RecursionError(), limit("嵌套过深 / nesting too deep")),
+    (ValueError("x"), malformed("无法解析 / parser error: ValueError")),
+    (KeyError("x"), malformed("无法解析 / parser error: KeyError")),
+])
+def test_a_task_answers_a_parsers_exception(cpu_limit: None, error: BaseException,
+                                            expected: Inspection) -> None:
+    assert isolation._task(b"data", LIMITS, _raise(error)) == expected
+
+
+def test_a_task_gets_the_cpu_it_may_still_use(cpu_limit: None) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    before = int(usage.ru_utime + usage.ru_stime)
+    seen: list[Any] = []
+
+    def work(data: bytes, limits: Limits) -> str:
+        seen.append((data, limits, resource.getrlimit(resource.RLIMIT_CPU)))
+        return "done"
+
+    limits = replace(LIMITS, cpu_seconds=7)
+    assert isolation._task(b"data", limits, work) == "done"
+    (data, given, (soft, hard)), = seen
+    assert (data, given, hard) == (b"data", limits, resource.RLIM_INFINITY)
+    assert before + 8 <= soft <= before + 9
+
+
+def test_a_task_never_raises_the_hard_cpu_limit(cpu_limit: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (0, 3))
+    monkeypatch.setattr(resource, "setrlimit", lambda which, pair: calls.append((which, pair)))
+    isolation._task(b"", LIMITS, lambda data, limits: None)
+    assert calls == [(resource.RLIMIT_CPU, (3, 3))]
+
+
+class _Exit(Exception):
+    pass
+
+
+def _exit(code: int) -> None:
+    raise _Exit(code)
+
+
+def test_a_worker_caps_its_memory_and_dies_with_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits_set: list[Any] = []
+    prctl: list[Any] = []
+    threads: list[Any] = []
+
+    class Library:
+        def __init__(self, name: Any, use_errno: bool) -> None:
+            assert (name, use_errno) == (None, True)
+
+        def prctl(self, option: int, sig: int) -> None:
+            prctl.append((option, sig))
+
+    class Thread:
+        def __init__(self, *, target: Any, args: Any, daemon: bool) -> None:
+            threads.append((target, args, daemon))
+
+        def start(self) -> None:
+            threads.append("started")
+
+    import ctypes
+
+    monkeypatch.setattr(resource, "setrlimit", lambda which, pair: limits_set.append((which, pair)))
+    monkeypatch.setattr(ctypes, "CDLL", Library)
+    monkeypatch.setattr(threading, "Thread", Thread)
+    monkeypatch.setattr(os, "getppid", lambda: 4321)
+    monkeypatch.setattr(os, "_exit", _exit)
+    isolation._initialise(replace(LIMITS, memory_bytes=12345))
+    assert limits_set == [(resource.RLIMIT_AS, (12345, 12345))]
+    assert prctl == [(1, signal.SIGKILL)]
+    assert threads == [(isolation._watch_parent, (4321,), True), "started"]
+
+
+def test_a_worker_whose_server_died_at_start_exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    parents = iter([100, 1])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, pair: None)
+    import ctypes
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+    monkeypatch.setattr(os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(os, "_exit", _exit)
+    with pytest.raises(_Exit) as exited:
+        isolation._initialise(LIMITS)
+    assert exited.value.args == (0,)
+
+
+def test_the_watcher_exits_once_the_server_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    parents = iter([7, 7, 1])
+    sleeps: list[float] = []
+    monkeypatch.setattr(os, "getppid", lambda: next(parents))
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    monkeypatch.setattr(os, "_exit", _exit)
+    with pytest.raises(_Exit) as exited:
+        isolation._watch_parent(7)
+    assert (exited.value.args, sleeps) == ((0,), [1, 1])
+
+
+def test_busy_is_try_later() -> None:
+    assert isolation._busy() == Inspection(
+        False, "limits", "核验繁忙，请稍后重试 / too many uploads being checked; try again shortly",
+        Indication.INDETERMINATE, SubIndication.TRY_LATER)
+
+
+def test_pools_are_shared_per_limits_and_start_no_worker_until_used() -> None:
+    limits = replace(LIMITS, wall_seconds=19.0)
+    first, again = Inspector(limits), Inspector(limits)
+    other = Inspector(limits, max_tasks_per_child=5)
+    pool = first._executor()
+    try:
+        assert again._executor() is pool and other._executor() is not pool
+        assert (pool._max_workers, pool._mp_context.get_start_method(), pool._initializer,
+                pool._initargs, pool._max_tasks_per_child) == (
+            1, "spawn", isolation._initialise, (limits,), 200)
+        assert other._executor()._max_tasks_per_child == 5
+        assert not pool._processes
+    finally:
+        first._discard(pool)
+        other._discard(other._executor())
+    assert Inspector._pools.get((limits, 200)) is None
+    assert first._executor() is not pool
+    first._discard(first._executor())
+
+
+# ----- real workers -----
+
+def _exit_worker(data: bytes, limits: Limits) -> Inspection:
+    os._exit(3)
+
+
+def _unpicklable(data: bytes, limits: Limits) -> Any:
+    return threading.Lock()
+
+
+def _length(data: bytes, limits: Limits) -> int:
+    return len(data) + limits.max_pages
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Iterator[Inspector]:
+    inspector = Inspector(replace(LIMITS, wall_seconds=60.0), max_tasks_per_child=50)
+    yield inspector
+    inspector._discard(inspector._executor())
+
+
+def test_a_file_is_inspected_and_examined_in_a_worker(inspector: Inspector) -> None:
+    assert inspector.inspect(blank()) == Inspection(True, objects=4, pages=1)
+    assert inspector.inspect(broken_signature()) == UNREADABLE_SIGNATURE
+    facts = inspector.examine(sealed(1), anchors(), moment=MOMENT)
+    assert isinstance(facts, SignatureFacts)
+    assert (facts.moment, facts.docmdp, facts.intact, facts.valid, facts.trusted,
+            facts.signer_serial) == (MOMENT, 1, True, True, True, 4242)
+    assert inspector.examine(broken_signature(), anchors(), moment=MOMENT) == UNREADABLE_SIGNATURE
+    assert inspector._run(b"abc", time.monotonic() + 30, _length) == 13
+
+
+def test_a_result_that_cannot_cross_back_is_malformed(inspector: Inspector) -> None:
+    assert inspector._run(b"", time.monotonic() + 30, _unpicklable) == malformed(
+        "无法解析 / checking the file failed: TypeError")
+
+
+def test_a_looping_worker_is_killed_at_the_deadline(inspector: Inspector) -> None:
+    inspector.inspect(blank())  # a warm worker
+    pool = inspector._executor()
+    (process,) = pool._processes.values()
+    started = time.monotonic()
+    answer = inspector._run(b"", started + 0.5, isolation._spin)
+    assert answer == limit("处理超时 / checking the file took longer than 60 s")
+    assert time.monotonic() - started < 5
+    process.join(5)
+    assert not process.is_alive()
+    assert Inspector._pools.get(inspector._key) is not pool
+    assert inspector.inspect(blank()).ok  # a fresh pool
+
+
+def test_a_crashing_worker_is_indeterminate_after_one_retry(inspector: Inspector) -> None:
+    pool = inspector._executor()
+    answer = inspector._run(b"", time.monotonic() + 60, _exit_worker)
+    assert answer == limit(
+        "核验进程被终止（资源超限）/ the checking process was ended by a resource limit")
+    assert Inspector._pools.get(inspector._key) is not pool
+
+
+def test_a_shut_down_pool_is_replaced(inspector: Inspector) -> None:
+    pool = inspector._executor()
+    pool.shutdown(wait=True)
+    assert inspector.inspect(blank()) == Inspection(True, objects=4, pages=1)
+    assert inspector._executor() is not pool
