@@ -57,9 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(
         Edge,
         metrics=metrics,
-        public_rate=services.settings.public_rate_limit,
-        client_rate=services.settings.client_rate_limit,
-        max_body=services.settings.max_upload_bytes,
+        settings=services.settings,  # rates, body limits and JSON depth (api/limits.py)
         cors_origins=services.settings.cors_origins,
     )
 

@@ -107,6 +107,14 @@ def _secret(value: SecretStr | None, path: Path | None, what: str) -> str:
     return path.read_text().strip()
 
 
+def private_directory(path: Path) -> None:
+    """The data directory, owner-only (0700): it holds the database, keys and secrets. One made
+    earlier with a wider mode is narrowed, when this account owns it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        os.chmod(path, 0o700)
+
+
 def build_keystore(settings: Settings) -> KeyStore:
     """``ELICENCE_KEYSTORE`` picks the custody; the others' libraries are not even imported."""
     if settings.keystore == "vault":
@@ -145,7 +153,7 @@ def build_inspector(settings: Settings) -> Inspector | None:
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.data_dir)
     clock = clock or SystemClock()
     engine = create_db_engine(settings.resolved_database_url())
     keystore = build_keystore(settings)

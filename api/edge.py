@@ -10,6 +10,12 @@ which cost more than a QR verification's own work. The order of the former stack
 so a CORS preflight gets the security headers but is neither counted nor rate-limited, and a
 limit's problem answer is counted, logged and carries the CORS and security headers like any
 other answer.
+
+The limits (``api.limits``) come before any byte of the body is read: a declared length over
+the route's limit is a 413, a write under ``/api/v1`` without a well-formed credential a 401.
+Then the body itself is bounded (``api.bodies``): a JSON body is collected up to its limit and
+its nesting checked (413, 422) before the route sees it; any other body is counted as the route
+reads it, and the read that goes past the limit raises the 413.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.bodies import BodyTooLarge, collect, counting, joined, json_too_deep, message_end, replay
 from api.errors import problem
-from api.limits import EdgeLimits
+from api.limits import WRITES, EdgeLimits, Refusal, is_json, too_deep, too_large
 from api.observability import Metrics, RequestObserver
+from api.settings import Settings
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
@@ -45,11 +53,14 @@ STATIC_HEADERS = (
 )
 
 
+EDGE_HEADERS = (b"x-request-id", b"content-length", b"authorization", b"content-type", b"cookie")
+
+
 def _request_headers(scope: Scope) -> dict[bytes, bytes]:
     """The first value of each request header the edge reads (as Starlette's ``Headers.get``)."""
     found: dict[bytes, bytes] = {}
     for key, value in scope["headers"]:
-        if key in (b"x-request-id", b"content-length", b"authorization") and key not in found:
+        if key in EDGE_HEADERS and key not in found:
             found[key] = value
     return found
 
@@ -60,15 +71,11 @@ class Edge:
         app: ASGIApp,
         *,
         metrics: Metrics,
-        public_rate: str,
-        client_rate: str,
-        max_body: int,
+        settings: Settings,
         cors_origins: Sequence[str] = (),
     ) -> None:
         self.app = app
-        self.limits = EdgeLimits(
-            public_rate=public_rate, client_rate=client_rate, max_body=max_body
-        )
+        self.limits = EdgeLimits(settings)
         self.observer = RequestObserver(metrics)
         self.inner: ASGIApp = self.observed
         if cors_origins:
@@ -128,18 +135,59 @@ class Edge:
             )
 
     async def limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The limits, then the routes with the body bounded: a JSON body collected (up to its
+        limit) and checked for nesting first, any other body counted as the route reads it."""
         headers: dict[bytes, bytes] = scope["elicence.edge"]
         client = scope.get("client")
+        method, path = scope["method"], scope["path"]
+        rule = self.limits.body_rule(path)
+        json_body = is_json(headers.get(b"content-type"))
+        limit = rule.for_content(json_body)
         refusal = self.limits.refuse(
-            scope["path"],
+            method,
+            path,
             length=headers.get(b"content-length"),
+            limit=limit,
             authorization=headers.get(b"authorization"),
+            cookie=headers.get(b"cookie"),
             address=client[0] if client else "unknown",
         )
-        if refusal is None:
-            await self.app(scope, receive, send)
+        if refusal is not None:
+            await self.refuse(refusal, scope, receive, send)
             return
-        response = problem(refusal.status, refusal.detail, Request(scope))
+        if json_body and rule.json_scanned and method in WRITES:
+            messages, over = await collect(receive, limit)
+            if over:
+                await self.refuse(too_large(limit), scope, receive, send)
+                return
+            body, ended = joined(messages), message_end(messages)
+            if ended is None and json_too_deep(body, self.limits.max_json_depth):
+                await self.refuse(too_deep(self.limits.max_json_depth), scope, receive, send)
+                return
+            await self.app(scope, replay(body, ended, receive), send)
+            return
+        await self.bounded(scope, counting(receive, limit), send, limit)
+
+    async def bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """The routes with a counted body. The framework answers the 413 a route's reading
+        raises; should it escape (a mounted application without the handlers), it is answered
+        here, if nothing was sent yet."""
+        started = False
+
+        async def send_started(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_started)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self.refuse(too_large(limit), scope, receive, send)
+
+    async def refuse(self, refusal: Refusal, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(refusal.status, refusal.detail, Request(scope), field=refusal.field)
         if refusal.retry_after is not None:
             response.headers["Retry-After"] = str(refusal.retry_after)
         await response(scope, receive, send)

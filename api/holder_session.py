@@ -2,15 +2,18 @@
 
 A holder proves who they are once, at the unified identity platform (OpenID Connect, see
 ``api/oidc.py``); the service then keeps only what it needs to find their licences — ID type,
-ID number, name, and the identity provider's subject — in an HMAC-signed cookie. Nothing about
-the holder is stored server-side for the session, so any worker can serve any request. The key
-lives in ``<data-dir>/secrets/holder-session-key`` (owner-only), so restarting keeps sessions.
+ID number, name, and the identity provider's subject — in an encrypted cookie: JWE compact
+serialisation (RFC 7516) with direct AES-256-GCM, so the browser, a proxy or anyone who copies
+it sees neither the ID number nor the name, and any change is refused. Nothing about the holder
+is stored server-side for the session, so any worker can serve any request. The key material
+lives in ``<data-dir>/secrets/holder-session-key`` (owner-only), so restarting keeps sessions;
+the AES key is derived from it with HKDF.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
 import hmac
 import json
 import os
@@ -20,6 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Request, Response
 
 from core.errors import Forbidden, Unauthenticated, Unavailable
@@ -28,10 +35,17 @@ from licences.masking import mask_name
 
 COOKIE = "elicence_holder"
 LIFETIME = timedelta(minutes=30)
-SESSION = "holder-session"  # purpose label of the session cookie's MAC
+SESSION = "holder-session"  # purpose label of the session cookie (part of its protected header)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _INVALID = "登录状态无效，请重新登录 / the session is not valid; sign in again"
 _EXPIRED = "登录已过期，请重新登录 / the session has expired; sign in again"
+SIGN_IN_FIRST = "请先登录 / sign in first (统一身份认证 / unified identity platform)"
+NOT_FOR_DEPARTMENTS = (
+    "部门凭证不能代表持证人操作，请持证人本人登录 / a department credential cannot act "
+    "for a holder; the holder must sign in"
+)
+_KDF_INFO = b"elicence holder-session A256GCM"
+_NONCE = 12
 
 
 @dataclass(frozen=True)
@@ -77,38 +91,49 @@ def load_key(data_dir: Path) -> bytes:
 
 
 class HolderSessions:
-    """Seals and opens holder session cookies, and other short-lived signed values.
+    """Seals and opens holder session cookies, and other short-lived protected values.
 
-    Each kind of value is signed under its own purpose label, so a value made for one use (say
-    the OpenID Connect login transaction) can never be presented as another (a session)."""
+    Each value is a JWE (``header.encrypted_key.iv.ciphertext.tag``, ``alg`` ``dir``, ``enc``
+    ``A256GCM``) whose protected header names its purpose, so a value made for one use (say the
+    OpenID Connect login transaction) can never be presented as another (a session); the claims
+    and their expiry are inside the ciphertext."""
 
     def __init__(self, key: bytes, *, secure: bool, lifetime: timedelta = LIFETIME) -> None:
-        self._key = key
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO)
+        self._aead = AESGCM(derived.derive(key))
         self.secure = secure
         self.lifetime = lifetime
 
-    def _mac(self, purpose: str, body: str) -> str:
-        message = f"{purpose}\n{body}".encode()
-        return _b64(hmac.new(self._key, message, hashlib.sha256).digest())
+    @staticmethod
+    def _header(purpose: str) -> str:
+        header = {"alg": "dir", "enc": "A256GCM", "typ": purpose}
+        return _b64(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
     def sign(self, purpose: str, claims: dict[str, Any], expires: datetime) -> str:
-        """``claims`` with an expiry, as ``body.mac`` (base64url JSON, HMAC-SHA256)."""
+        """``claims`` with an expiry, encrypted and authenticated for ``purpose`` (the name is
+        kept from the former signed values; nothing of the claims is readable)."""
         data = claims | {"exp": int(expires.timestamp())}
-        body = _b64(json.dumps(data, ensure_ascii=False, sort_keys=True).encode())
-        return f"{body}.{self._mac(purpose, body)}"
+        plaintext = json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
+        header = self._header(purpose)
+        nonce = secrets.token_bytes(_NONCE)
+        sealed = self._aead.encrypt(nonce, plaintext, header.encode("ascii"))
+        return f"{header}..{_b64(nonce)}.{_b64(sealed[:-16])}.{_b64(sealed[-16:])}"
 
     def unsign(self, purpose: str, value: str, now: datetime) -> dict[str, Any]:
-        """The claims of a value made by :meth:`sign` for ``purpose``; forged, altered or
-        expired values are refused."""
-        body, _, mac = value.partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(purpose, body)):
+        """The claims of a value made by :meth:`sign` for ``purpose``; forged, altered,
+        foreign or expired values are refused."""
+        parts = value.split(".")
+        header = self._header(purpose)
+        if len(parts) != 5 or parts[1] or not hmac.compare_digest(parts[0], header):
             raise Unauthenticated(_INVALID)
         try:
-            claims = json.loads(_unb64(body))
+            nonce, ciphertext, tag = (_unb64(p) for p in parts[2:])
+            plaintext = self._aead.decrypt(nonce, ciphertext + tag, header.encode("ascii"))
+            claims = json.loads(plaintext)
             exp = int(claims.pop("exp"))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (InvalidTag, binascii.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise Unauthenticated(_INVALID) from exc
-        if not isinstance(claims, dict):
+        if not isinstance(claims, dict) or len(nonce) != _NONCE:
             raise Unauthenticated(_INVALID)
         if exp <= int(now.timestamp()):
             raise Unauthenticated(_EXPIRED)
@@ -150,11 +175,8 @@ def _authenticate(request: Request) -> tuple[HolderPrincipal, str]:
     if not value:
         if request.headers.get("authorization"):
             # A department credential is authenticated, but never for a holder's own data.
-            raise Forbidden(
-                "部门凭证不能代表持证人操作，请持证人本人登录 / a department credential cannot act "
-                "for a holder; the holder must sign in"
-            )
-        raise Unauthenticated("请先登录 / sign in first (统一身份认证 / unified identity platform)")
+            raise Forbidden(NOT_FOR_DEPARTMENTS)
+        raise Unauthenticated(SIGN_IN_FIRST)
     principal, csrf = services.holder_sessions.open(value, services.clock.now())
     request.state.holder_csrf = csrf
     request.state.holder = principal

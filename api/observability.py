@@ -1,18 +1,21 @@
 """Metrics for Prometheus and structured JSON logs — without personal data.
 
 Routes are labelled by their template (``/api/v1/licences/{identifier}``), never by the concrete
-path, so no identifier, code or name reaches a metric label or a log line. Domain services are
-wrapped here, at the edge, so the domain never imports a metrics library.
+path, so no identifier, code or name reaches a metric label or a log line. Every other line —
+the server's own access log, errors, anything a library logs — passes :class:`Redacting` on its
+way out: holder-link secrets, holder paths, query values and resident ID numbers are replaced.
+Domain services are wrapped here, at the edge, so the domain never imports a metrics library.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from fastapi import FastAPI, Response
 from prometheus_client import (
@@ -134,9 +137,47 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+# (pattern, replacement), applied in order to every message.
+REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # a holder link's secret, in a path or as a bearer token
+    (re.compile(r"/h/present/[^/\s\"'?#]+"), "/h/present/{secret}"),
+    (re.compile(r"\bhl_[A-Za-z0-9_-]+"), "hl_{secret}"),
+    # a holder's ID type and number in a path
+    (re.compile(r"/holders/[^/\s\"'?#]+/[^/\s\"'?#]+"), "/holders/{id_type}/{id}"),
+    # query values (holder_id, an OpenID Connect code or state, ...): names kept
+    (re.compile(r"([?&][^=&\s\"'#]*)=[^&\s\"'#]*"), r"\1=*"),
+    # a resident ID number (GB 11643) anywhere else
+    (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "{id}"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class Redacting(logging.Filter):
+    """Rewrites each record's message with :func:`redact` before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def log_handler(stream: TextIO | None = None) -> logging.Handler:
+    """JSON lines on ``stream`` (stderr), every message redacted."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(Redacting())
+    return handler
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = log_handler()
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)

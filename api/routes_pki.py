@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from api.limits import PKI_BODY
 from core.db import reading, transaction
 from core.errors import TooLarge
 from keys.audit import AuditedKeyUse
@@ -52,7 +53,7 @@ def crl(name: str, request: Request) -> Response:
     )
 
 
-MAX_PKI_REQUEST = 16 * 1024
+MAX_PKI_REQUEST = PKI_BODY  # the edge stops reading a POST body past it (api/limits.py)
 OCSP_TYPES = {200: {"content": {"application/ocsp-response": {}}}}
 
 

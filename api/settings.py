@@ -27,11 +27,19 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     public_rate_limit: str = "60/minute"
     client_rate_limit: str = "1200/minute"
+    # Per-address windows of their own: each timestamp or OCSP answer is a signature and an
+    # audit entry; a statistics page aggregates whole tables.
+    tsa_rate_limit: str = "60/minute"
+    ocsp_rate_limit: str = "600/minute"
+    statistics_rate_limit: str = "60/minute"
     cors_origins: list[str] = []
     audit_checkpoint_every: int = 100
     domain_name: str = "示范省电子证照信任域"
     domain_organisation: str = "示范省政务服务数据管理局"
     max_upload_bytes: int = 10 * 1024 * 1024
+    # A JSON body (batches and imports may send the upload limit) and how deep it may nest.
+    max_json_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
     # Uploaded PDFs are first parsed in a limited child process (verify/isolation.py).
     verify_isolation: bool = True
     verify_workers: int = 2

@@ -7,13 +7,16 @@ bytes, audit entry — or not at all.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event, or_
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, create_engine
@@ -22,8 +25,31 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.errors import Unavailable
 
 
+def private_sqlite_file(url: str) -> None:
+    """The SQLite database file exists and only its owner may read it (0600), before SQLite
+    opens it: SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions.
+    An existing file readable by others is made private; an in-memory database is left alone.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, SQLite's included."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports the missing directory itself
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    for item in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if item.exists() and stat.S_IMODE(item.stat().st_mode) & 0o077:
+            os.chmod(item, 0o600)
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
