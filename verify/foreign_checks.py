@@ -50,6 +50,7 @@ def signature_checks(facts: SignatureFacts, steps: Steps) -> None:
             "signed bytes do not match the seal's digest",
             Indication.FAILED,
             SubIndication.HASH_FAILURE,
+            MESSAGES[SubIndication.HASH_FAILURE],  # a seal's, not a QR code's wording
         )
     if not facts.valid:
         raise steps.fail(
@@ -57,6 +58,7 @@ def signature_checks(facts: SignatureFacts, steps: Steps) -> None:
             "the seal's signature does not verify",
             Indication.FAILED,
             SubIndication.SIG_CRYPTO_FAILURE,
+            MESSAGES[SubIndication.SIG_CRYPTO_FAILURE],  # a seal's, not a QR code's wording
         )
     steps.ok("integrity", "seal signature intact and valid")
     whole = facts.coverage == "ENTIRE_FILE"
@@ -88,6 +90,7 @@ def sealing_time(facts: SignatureFacts, domain: Recognised, steps: Steps) -> dat
             f"{facts.archive.broken} does not verify",
             Indication.FAILED,
             SubIndication.HASH_FAILURE,
+            MESSAGES[SubIndication.HASH_FAILURE],  # a seal's, not a QR code's wording
         )
     token = facts.timestamp
     if token is None:
@@ -101,6 +104,7 @@ def sealing_time(facts: SignatureFacts, domain: Recognised, steps: Steps) -> dat
             "the seal's timestamp token is broken",
             Indication.FAILED,
             SubIndication.HASH_FAILURE,
+            MESSAGES[SubIndication.HASH_FAILURE],  # a seal's, not a QR code's wording
         )
     tsa = x509.load_der_x509_certificate(token.signer_der)
     if not token.trusted or domain.trust_list.issuer_of(tsa) is None:
