@@ -37,6 +37,7 @@ from licences.qrkeys import LicenceCodes, QrKeys
 from licences.stamped import StampedCopies
 from licences.versions import Versions
 from seals.registry import SealRegistry
+from trust.audit_anchor import CheckpointTsa
 from trust.authority import DomainIdentity, TrustDomain
 from trust.federation import Federation
 from trust.profiles import Endpoints
@@ -183,6 +184,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         endpoints=Endpoints(base_url),
         extra_members=qr_keys.to_json,
     )
+    # Each audit checkpoint is timestamped by the domain's TSA (trust.audit_anchor).
+    checkpoints.timestamps = CheckpointTsa(trust=trust, tsa=trust_services.tsa)
     catalogue = Catalogue(audit, clock)
     lifecycle = Lifecycle(audit, clock)
     issuance = IssuanceService(
