@@ -33,26 +33,15 @@ from trust.models import CertificateRecord
 SEAL_LIFETIME = timedelta(days=365 * 3)
 
 
-MAX_COMMON_NAME_BYTES = 64  # X.509 ub-common-name, as ``cryptography`` counts it: UTF-8 bytes
-
-
-def check_seal_name(name: str, *, field: str, seal_label: str | None = None) -> None:
+def check_seal_name(name: str, *, field: str) -> None:
     """A department's name runs round its seal (``seals.image``), which holds at most
-    ``MAX_NAME_CHARS`` characters; with ``seal_label`` it also names the seal certificate
-    (common name = name + label, at most 64 bytes of UTF-8)."""
+    ``MAX_NAME_CHARS`` characters. The seal certificate's common name is shortened to fit
+    (``trust.profiles.fit_common_name``); its O keeps the whole name."""
     name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise InvalidInput(
             f"部门名称最多 {MAX_NAME_CHARS} 个字符（印章上排不下），实为 {len(name)} 个 / the "
             f"department name has {len(name)} characters; a seal holds at most {MAX_NAME_CHARS}",
-            field=field,
-        )
-    size = len(f"{name}{seal_label}".encode()) if seal_label is not None else 0
-    if size > MAX_COMMON_NAME_BYTES:
-        raise InvalidInput(
-            f"部门名称加印章类型“{seal_label}”共 {size} 字节，超过印章证书名称上限 "
-            f"{MAX_COMMON_NAME_BYTES} 字节 / the department name and seal type take {size} bytes; "
-            f"a seal certificate's common name holds at most {MAX_COMMON_NAME_BYTES}",
             field=field,
         )
 
@@ -160,7 +149,7 @@ class SealRegistry:
         licence types it may seal (``seals.authorisation``), all in the caller's transaction."""
         department = self.department(session, department_code)
         # before a key is made
-        check_seal_name(department.name, field="department.name", seal_label=seal_type.label)
+        check_seal_name(department.name, field="department.name")
         if not 20.0 <= width_mm <= 60.0:
             raise InvalidInput(
                 "印章尺寸须为20至60毫米 / seal size must be 20-60 mm", field="width_mm"

@@ -25,7 +25,7 @@ from keys.signing import private_key_for
 from keys.store import KeyRef, KeyStore
 from trust.crl import REASONS, CrlRecord, build_crl
 from trust.models import AuthorityRecord, CertificateRecord
-from trust.profiles import Endpoints, Role, build, check_profile, name
+from trust.profiles import Endpoints, Role, build, check_profile, fit_common_name, name
 from trust.services import ROOT, SEAL_CA, ensure_service_certificates
 
 CRL_LIFETIME = timedelta(hours=24)
@@ -309,7 +309,9 @@ class TrustDomain:
             session,
             actor=actor,
             role=Role.SEAL,
-            subject=name(f"{department_name}{seal_name}", department_name, department_code),
+            subject=name(
+                fit_common_name(department_name, seal_name), department_name, department_code
+            ),
             cert_name=seal_code,
             issuer_ca=SEAL_CA,
             key_ref=key_ref,

@@ -85,6 +85,25 @@ def random_serial() -> int:
     return secrets.randbits(127) | (1 << 126)
 
 
+COMMON_NAME_BYTES = 64  # ub-common-name, as ``cryptography`` counts it: UTF-8 bytes
+
+
+def fit_common_name(head: str, tail: str = "") -> str:
+    """``head + tail`` within the common name's 64 bytes, ``head`` shortened (ending in "…")
+    when needed. A Chinese department name of 16 characters and a seal type of 7 take 69 bytes;
+    the full name stays in O, so only the label a certificate viewer shows is shortened."""
+    whole = f"{head}{tail}"
+    if len(whole.encode()) <= COMMON_NAME_BYTES:
+        return whole
+    room = COMMON_NAME_BYTES - len(f"…{tail}".encode())
+    kept = ""
+    for char in head:
+        if len((kept + char).encode()) > room:
+            break
+        kept += char
+    return f"{kept}…{tail}"
+
+
 def name(common_name: str, organisation: str, uscc: str | None = None) -> x509.Name:
     attributes = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
