@@ -67,6 +67,7 @@ def certificate(
     not_after: datetime = END,
     issuer_name: x509.Name | None = None,
     subject: x509.Name | None = None,
+    serial: int | None = None,
 ) -> x509.Certificate:
     """A certificate for ``public`` signed by ``issuer_key`` (self-signed when no issuer)."""
     subject = subject or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -79,7 +80,7 @@ def certificate(
         .subject_name(subject)
         .issuer_name(name)
         .public_key(public)
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
