@@ -62,7 +62,7 @@ def test_every_check_passes_in_order() -> None:
     assert (report.licence.identifier, report.licence.status, report.licence.status_label) == (
         IDENTIFIER, "valid", "有效 / valid")
     assert (report.licence.valid_until, report.licence.holder_name) == ("2028-05-31", "测试公司")
-    assert (report.seal.seal_code, report.seal.certificate_serial) == ("S1", "4242")
+    assert (report.seal.seal_code, report.seal.certificate_serial) == ("S1", "4abc")
     assert (report.seal.signing_time, report.seal.timestamp) == (
         "2025-06-01T03:59:00+00:00", SEALED_ISO)
 
@@ -118,7 +118,7 @@ FAILURES: list[tuple[str, dict[str, Any], list[tuple[str, str, str]], Indication
       ("chain", "failed", "the seal certificate does not chain to a trusted root")],
      Indication.INDETERMINATE, SubIndication.NO_CHAIN_FOUND,
      "印章证书不属于本信任域 / the seal is not from a recognised trust domain"),
-    ("another seal", {"signer_serial": 0x4243},
+    ("another seal", {"signer_serial": 0x4ABD},
      [*UP_TO_TIMESTAMPS, TIMESTAMP, CHAIN, UNKNOWN,
       ("repository", "failed", "sealed by another seal than the repository recorded")],
      Indication.FAILED, SubIndication.NOT_IN_REPOSITORY,

@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from sqlmodel import Session
 
 import verify.pdf
+from core.clock import FixedClock
 from licences.digests import SupersededDigest
 from licences.models import LicenceDocument
 from tests.security.support import NOW
@@ -32,7 +33,7 @@ from tests.security.verify_support import (
     verifier,
 )
 from trust.models import AuthorityRecord
-from verify.pdf import CachedAnchors, Prepared, anchors_from
+from verify.pdf import CachedAnchors, PdfVerifier, Prepared, anchors_from
 from verify.report import Check, CheckResult, Indication, SubIndication
 from verify.signature import Revocation, TrustAnchors
 
@@ -77,12 +78,21 @@ def test_the_pdf_header_is_looked_for_in_the_first_kilobyte(data: bytes, header:
 
 def test_prepare_hands_over_the_bytes_anchors_revocations_and_time() -> None:
     db = engine(licence=False)
+    sessions: list[Session] = []
+
+    def anchors(session: Session) -> TrustAnchors:
+        sessions.append(session)
+        return ANCHORS
+
     since = datetime(2025, 1, 2, 3, 4, tzinfo=UTC)
     with Session(db) as session:
         certificate(session, SEAL_SERIAL, issuer=None, subject="s", status="revoked",
                     revoked_at=since, reason="keyCompromise")
     data = b"%PDF-1.7 upload"
-    prepared = prepare(data, db=db)
+    with Session(db) as session:
+        prepared = PdfVerifier(clock=FixedClock(NOW), anchors=anchors, max_bytes=99).prepare(
+            session, data, "upload")
+    assert sessions == [session]
     assert prepared == Prepared(
         data=data, digest=hashlib.sha256(data).hexdigest(), anchors=ANCHORS,
         revoked=(Revocation(SEAL_SERIAL, since, "keyCompromise"),), moment=NOW,
@@ -174,28 +184,42 @@ def test_a_refusal_is_one_check_with_its_message() -> None:
 
 def test_anchors_are_reloaded_only_when_the_cas_change() -> None:
     db = engine(licence=False)
-    loads: list[int] = []
+    loads: list[Session] = []
 
     def load(session: Session) -> TrustAnchors:
-        loads.append(1)
+        loads.append(session)
         return TrustAnchors((bytes([len(loads)]),), ())
 
     cached = CachedAnchors(load)
     with Session(db) as session:
-        session.add(AuthorityRecord(name="root", certificate_serial="01"))
+        session.add(AuthorityRecord(name="seal-ca", certificate_serial="0a1b"))
+        session.add(AuthorityRecord(name="root", certificate_serial="0c"))
         session.commit()
         first = cached(session)
-        assert cached(session) is first and len(loads) == 1
-        session.add(AuthorityRecord(name="seal-ca", certificate_serial="02"))
+        assert cached(session) is first and loads == [session]
+        # a new CA
+        session.add(AuthorityRecord(name="tsa-ca", certificate_serial="0d2e"))
         session.commit()
         second = cached(session)
         assert second == TrustAnchors((b"\x02",), ()) and len(loads) == 2
         assert cached(session) is second
+        # a CA given a new certificate
         authority = session.get(AuthorityRecord, "seal-ca")
         assert authority is not None
-        authority.certificate_serial = "03"
+        authority.certificate_serial = "0f3a"
         session.commit()
         assert cached(session) == TrustAnchors((b"\x03",), ())
+        # a CA renamed, with the same certificate
+        session.delete(session.get(AuthorityRecord, "tsa-ca"))
+        session.add(AuthorityRecord(name="tsa2-ca", certificate_serial="0d2e"))
+        session.commit()
+        assert cached(session) == TrustAnchors((b"\x04",), ())
+        # the same rows stored again in another order: the same anchors, no reload
+        session.delete(session.get(AuthorityRecord, "root"))
+        session.commit()
+        session.add(AuthorityRecord(name="root", certificate_serial="0c"))
+        session.commit()
+        assert cached(session) == TrustAnchors((b"\x04",), ()) and len(loads) == 4
 
 
 def test_anchors_from_certificates_are_der() -> None:

@@ -21,7 +21,7 @@ from verify.pdf import PdfVerifier, Prepared
 from verify.report import Report
 from verify.signature import Revocation, SignatureFacts, TimestampFacts, TrustAnchors
 
-SEAL_SERIAL = 0x4242  # the seal certificate, as the examination reports it
+SEAL_SERIAL = 0x4ABC  # the seal certificate, as the examination reports it ("4abc" stored)
 TSA_SERIAL = 0x7575
 DIGEST = "ab" * 32
 IDENTIFIER = "LIC-0001"
@@ -72,7 +72,7 @@ def engine(*, licence: bool = True, **licence_changes: Any) -> Engine:
             "identifier": IDENTIFIER, "type_code": "T1", "issuer_code": "D1", "serial": "0001",
             "holder_id": 1, "fields": {}, "valid_from": date(2025, 6, 1),
             "valid_until": date(2028, 5, 31), "issued_at": SEALED, "verify_code": "CODE",
-            "sha256": DIGEST, "seal_code": "S1", "seal_certificate_serial": format(SEAL_SERIAL, "x"),
+            "sha256": DIGEST, "seal_code": "S1", "seal_certificate_serial": "4abc",
         }
         values.update(licence_changes)
         session.add(Licence(**values))
