@@ -162,7 +162,9 @@ def test_a_broken_document_timestamp_is_named() -> None:
 # ----- embedded revocation data (DSS) -----
 
 def revoking(serial: int, since: datetime) -> bytes:
-    return crl((serial, since), since + timedelta(days=1))
+    """A CRL listing ``serial`` revoked at ``since``, issued 60 days later: after the moments it
+    is used at, as an archive's CRLs are (retroactive revocation information)."""
+    return crl((serial, since), since + timedelta(days=60))
 
 
 def test_embedded_material_is_handed_back() -> None:
