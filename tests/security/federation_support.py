@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -87,7 +87,8 @@ def certificate(
     )
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+    edwards = isinstance(issuer_key, ed25519.Ed25519PrivateKey)
+    return builder.sign(issuer_key, None if edwards else hashes.SHA256())
 
 
 @dataclass

@@ -245,6 +245,18 @@ def test_the_body_is_bounded_by_declared_and_by_streamed_length() -> None:
     assert len(chunks) == 2  # stops reading at the first chunk past the limit
 
 
+def test_proxy_settings_of_the_environment_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    answer = fetch("GET", "https://peer.example/list",
+                   peers=peers(lambda r: httpx.Response(200, content=b"ok")), max_bytes=10,
+                   what="信任列表")
+    assert answer[0] == b"ok"
+
+
 def test_a_forbidden_address_is_refused_before_anything_is_sent() -> None:
     sent: list[httpx.Request] = []
 
@@ -277,6 +289,7 @@ def test_fetch_json_wants_a_json_object() -> None:
     assert refused(b"[]", "证照状态")[0] == (
         "证照状态不是JSON对象 / the licence status is not a JSON object")
     assert refused(b"x", "其他")[0] == "其他不是JSON / the 其他 is not JSON"
+    assert refused(b"[]", "其他")[0] == "其他不是JSON对象 / the 其他 is not a JSON object"
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -345,10 +358,21 @@ def test_a_name_rebound_to_a_private_address_is_refused_at_connection(server: in
 
 def test_the_backend_tries_each_address_and_reports_the_last_failure(server: int) -> None:
     port = closed_port()
-    backend = _GuardedBackend(Peers(allow_private=True,
-                                    resolve=lambda h, p: ["127.0.0.1", "127.0.0.1"]))
-    with pytest.raises(httpcore.ConnectError):
+    asked: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1", "127.0.0.1"]
+
+    backend = _GuardedBackend(Peers(allow_private=True, resolve=resolve))
+    with pytest.raises(httpcore.ConnectError) as caught:
         backend.connect_tcp("peer.example", port, timeout=2)
+    assert "no address" not in str(caught.value)
+    assert asked == [("peer.example", port)]
+    # only the checked address is dialled, never the host itself (the server listens on .1)
+    only = _GuardedBackend(Peers(allow_private=True, resolve=lambda h, p: ["127.0.0.2"]))
+    with pytest.raises(httpcore.ConnectError):
+        only.connect_tcp("peer.example", server, timeout=2)
     # 127.0.0.2 is loopback too, but nothing listens there: the next address is tried
     backend = _GuardedBackend(Peers(allow_private=True,
                                     resolve=lambda h, p: ["127.0.0.2", "127.0.0.1"]))

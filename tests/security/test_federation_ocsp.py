@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.errors import Unavailable
 from tests.security.federation_support import Key, Network, certificate, domain, new_key
 from tests.security.support import NOW
 from trust import federation_ocsp
@@ -84,9 +85,9 @@ def test_the_cas_own_answers() -> None:
     assert check(respond()) == OcspAnswer("good", NOW, NOW + timedelta(hours=1), None, None,
                                           "CN=b CA")
     gone = check(respond(status=ocsp.OCSPCertStatus.REVOKED, revoked_at=NOW - timedelta(days=1),
-                         reason=x509.ReasonFlags.key_compromise, next_update=None))
-    assert gone == OcspAnswer("revoked", NOW, None, NOW - timedelta(days=1), "key_compromise",
-                              "CN=b CA")
+                         reason=x509.ReasonFlags.key_compromise))
+    assert gone == OcspAnswer("revoked", NOW, NOW + timedelta(hours=1), NOW - timedelta(days=1),
+                              "key_compromise", "CN=b CA")
     plain = check(respond(status=ocsp.OCSPCertStatus.REVOKED, revoked_at=NOW))
     assert (plain.status, plain.reason) == ("revoked", None)
     assert check(respond(status=ocsp.OCSPCertStatus.UNKNOWN)).status == "unknown"
@@ -151,6 +152,46 @@ def test_a_responder_the_ca_did_not_authorise_is_refused() -> None:
     assert refused(respond(key=key, responder=responder, certificates=[other])) == NOT_AUTHORISED
 
 
+def test_every_certificate_of_the_response_is_looked_at() -> None:
+    a, b = domain("a"), domain("b")
+    key, responder = delegate(b.ca, b.ca_key)
+    _, unnamed = delegate(b.ca, b.ca_key)
+    unnamed_first = respond(key=key, responder=responder, certificates=[unnamed, responder])
+    assert check(unnamed_first).responder == "CN=b OCSP"
+    _, stranger = delegate(a.ca, a.ca_key)  # the same name, issued by another CA
+    by_name = respond(key=key, responder=responder, by_name=True,
+                      certificates=[stranger, responder])
+    assert check(by_name).responder == "CN=b OCSP"
+
+
+def test_an_rsa_ca_and_a_key_that_cannot_sign_ocsp() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    b = domain("b")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    rsa_ca = certificate("b RSA CA", rsa_key.public_key(), b.root, b.root_key, ca=True)  # type: ignore[arg-type]
+    seal = certificate("s", b.seal_key.public_key(), rsa_ca, rsa_key)  # type: ignore[arg-type]
+    good = respond(cert=seal, issuer=rsa_ca, key=rsa_key)  # type: ignore[arg-type]
+    assert check(good, cert=seal, issuer=rsa_ca).responder == "CN=b RSA CA"
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    twin = certificate("b RSA CA", forger.public_key(), b.root, b.root_key, ca=True)  # type: ignore[arg-type]
+    forged = respond(cert=seal, issuer=rsa_ca, key=forger, responder=twin, by_name=True)  # type: ignore[arg-type]
+    assert refused(forged, cert=seal, issuer=rsa_ca) == (
+        "OCSP应答签名无效 / the OCSP response's signature does not verify")
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    ed_ca = certificate("b Ed CA", ed_key.public_key(), b.root, b.root_key, ca=True)  # type: ignore[arg-type]
+    ed_seal = certificate("e", b.seal_key.public_key(), ed_ca, ed_key)  # type: ignore[arg-type]
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=ed_seal, issuer=ed_ca, algorithm=hashes.SHA256(),
+        cert_status=ocsp.OCSPCertStatus.GOOD, this_update=NOW, next_update=None,
+        revocation_time=None, revocation_reason=None,
+    ).responder_id(ocsp.OCSPResponderEncoding.HASH, ed_ca).add_extension(
+        x509.OCSPNonce(NONCE), critical=False)
+    ed_der = builder.sign(ed_key, None).public_bytes(serialization.Encoding.DER)
+    assert refused(ed_der, cert=ed_seal, issuer=ed_ca) == (
+        "OCSP应答签名无效 / the OCSP response's signature does not verify")
+
+
 def test_an_expired_or_future_responder_is_refused() -> None:
     b = domain("b")
     invalid = "OCSP响应者证书不在有效期内 / the OCSP responder certificate is not valid"
@@ -197,7 +238,8 @@ def test_the_request_names_the_certificate_with_sha256_and_our_nonce() -> None:
     request = ocsp.load_der_ocsp_request(build_request(b.seal, b.ca, NONCE))
     assert request.serial_number == b.seal.serial_number
     assert isinstance(request.hash_algorithm, hashes.SHA256)
-    assert request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == NONCE
+    extension = request.extensions.get_extension_for_class(x509.OCSPNonce)
+    assert (extension.value.nonce, extension.critical) == (NONCE, False)
 
 
 def peers(network: Network) -> Peers:
@@ -219,6 +261,15 @@ def test_query_posts_to_the_listed_responder() -> None:
     again = ocsp.load_der_ocsp_request(network.requests[1].content)
     assert again.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce != nonce
     assert MAX_RESPONSE_BYTES == 65536
+
+
+def test_an_unreachable_responder_is_named_as_the_ocsp_service() -> None:
+    b = domain("b")
+    network = Network()
+    with pytest.raises(Unavailable) as caught:
+        query("https://b.example/pki/ocsp", b.seal, b.ca, NOW, peers(network))
+    assert caught.value.message == (
+        "无法获取OCSP应答 / cannot fetch the OCSP response from https://b.example/pki/ocsp: HTTP 404")
 
 
 def test_query_refuses_a_replayed_answer() -> None:

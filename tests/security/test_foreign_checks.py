@@ -322,13 +322,13 @@ def test_qr_keys_are_the_lists_es256_keys_by_their_own_id() -> None:
                       serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     other = domain("a").qr_entry()
     entries = [
-        {**b.qr_entry(), "kid": "00" * 8},  # the id is recomputed, never read
         {**other, "alg": "ES384"},
         {**other, "alg": None},
         {"kid": "11", "alg": "ES256", "public_key_pem": rsa_pem},
         {"kid": "22", "alg": "ES256", "public_key_pem": "junk"},
         {"kid": "33", "alg": "ES256"},
         {"kid": "44", "alg": "ES256", "public_key_pem": 5},
+        {**b.qr_entry(), "kid": "00" * 8},  # the id is recomputed, never read
     ]
     listed = replace(b.parsed(), document={**b.body(), "qr_keys": entries})
     keys = rules.qr_keys(recognised(trust_list=listed))
