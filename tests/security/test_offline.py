@@ -117,6 +117,7 @@ def test_a_signed_list_without_a_pin_is_refused(pki: Pki, tmp_path: Path) -> Non
     keys = load_qr_keys(write(tmp_path / "l.json", pki.document()))
     assert (keys.signed, keys.refusal, keys.signer) == (
         True, (SubIndication.NO_CHAIN_FOUND, NO_PIN), None)
+    assert list(keys.keys) == [pki.kid]
 
 
 def test_a_list_of_another_signer_is_refused(pki: Pki, tmp_path: Path) -> None:
@@ -128,6 +129,7 @@ def test_a_list_of_another_signer_is_refused(pki: Pki, tmp_path: Path) -> None:
         f"{pki.pin}",
     )
     assert (keys.signed, keys.signer, keys.next_update) == (True, None, None)
+    assert list(keys.keys) == [other.kid]
 
 
 def test_an_altered_list_is_refused(pki: Pki, tmp_path: Path) -> None:
@@ -148,6 +150,7 @@ def test_a_list_without_next_update_cannot_be_known_current(pki: Pki, tmp_path: 
     keys = load_qr_keys(write(tmp_path / "l.json", pki.sign(body)), pki.pin)
     assert keys.refusal == (SubIndication.TRY_LATER, NO_NEXT_UPDATE)
     assert (keys.signed, keys.signer) == (True, None)
+    assert list(keys.keys) == [pki.kid]
 
 
 def test_a_malformed_signed_list_is_refused(pki: Pki, tmp_path: Path) -> None:

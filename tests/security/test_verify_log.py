@@ -159,7 +159,9 @@ def test_the_default_batch_takes_the_whole_queue() -> None:
 
 def test_a_failed_transaction_fails_every_caller_in_it_and_leaves_nothing() -> None:
     engine = memory_engine()
-    refused = Forbidden("拒绝 / refused", field="f", extra={"k": 1}, cause="c")
+    # A kind other than its class's: the copy keeps the error's own.
+    refused = Forbidden("拒绝 / refused", kind=ErrorKind.CONFLICT, field="f", extra={"k": 1},
+                        cause="c")
     audit = HeldAudit(fail=refused, fail_on=2)
     outcome = run_queued(Recorder(engine, audit, batch=2), audit, 4)
     assert outcome["o1"] is None and outcome["o4"] is None
@@ -170,7 +172,7 @@ def test_a_failed_transaction_fails_every_caller_in_it_and_leaves_nothing() -> N
     assert type(again) is Forbidden and again is not refused
     assert isinstance(again, Forbidden)
     assert (again.message, again.kind, again.field, again.extra, again.cause) == (
-        "拒绝 / refused", ErrorKind.FORBIDDEN, "f", {"k": 1}, "c")
+        "拒绝 / refused", ErrorKind.CONFLICT, "f", {"k": 1}, "c")
     assert again.__cause__ is refused
     assert [r[6] for r in rows(engine)] == [None, "EXPIRED"]  # items 1 and 4
     assert [e.object_id for e in audit_entries(engine)] == ["o1", "o4"]
@@ -201,6 +203,18 @@ def test_a_lone_failure_is_raised_as_it_is() -> None:
     audit.fail = None
     Recorder(engine, audit).record(item(2))  # the recorder is not left busy
     assert [r[0] for r in rows(engine)] == [1]
+
+
+def test_an_audit_checkpoint_reads_the_same_transaction() -> None:
+    engine = memory_engine()
+    seen: list[tuple[int, int]] = []
+
+    def checkpointer(session: Session, entry: AuditEntry) -> None:
+        logged = session.exec(select(VerificationLog)).all()
+        seen.append((entry.seq, len(logged)))
+
+    Recorder(engine, AuditLog(clock(), checkpointer)).record(item(1))
+    assert seen == [(1, 1)]
 
 
 def test_a_database_that_cannot_write_is_unavailable() -> None:

@@ -41,7 +41,8 @@ def report(indication: Indication = Indication.PASSED, sub: SubIndication | None
 
 
 class Pdf:
-    """Answers with the reports it is given, and says which steps were asked for."""
+    """Answers with the reports it is given, and says which steps were asked for (each with a
+    session on the service's database)."""
 
     max_bytes = 12_345
 
@@ -49,13 +50,19 @@ class Pdf:
                  decided: Report | None = None) -> None:
         self.answer, self.prepared, self.decided = answer, prepared, decided
         self.calls: list[tuple[Any, ...]] = []
+        self.engines: list[Any] = []
+
+    def read(self, session: Session) -> None:
+        self.engines.append(session.get_bind())
 
     def verify(self, session: Session, data: bytes, channel: str) -> Report:
+        self.read(session)
         self.calls.append(("verify", data, channel))
         assert self.answer is not None
         return self.answer
 
     def prepare(self, session: Session, data: bytes, channel: str) -> Any:
+        self.read(session)
         self.calls.append(("prepare", data, channel))
         return self.prepared
 
@@ -65,6 +72,7 @@ class Pdf:
         return report(indication, sub, channel=channel)
 
     def decide(self, session: Session, prepared: Any, facts: Any, channel: str) -> Report:
+        self.read(session)
         self.calls.append(("decide", prepared, facts, channel))
         assert self.decided is not None
         return self.decided
@@ -219,6 +227,7 @@ def test_a_file_is_verified_in_process_and_recorded_under_its_licence(repo: Repo
     answer = svc.verify_pdf(PDF, channel="page-upload", actor="anonymous", request_id="r9")
     assert answer is pdf.answer
     assert pdf.calls == [("verify", PDF, "page-upload")]
+    assert pdf.engines == [repo.engine]
     assert recorded(repo) == (
         [("LIC-1", "page-upload", "pdf", "PASSED", None, NOW.replace(tzinfo=None))],
         [("anonymous", "licence", "LIC-1", "PASSED", "r9",
@@ -271,6 +280,7 @@ def test_with_isolation_a_refused_upload_is_answered_before_any_worker(repo: Rep
     answer = service(repo, pdf, inspector).verify_pdf(PDF, channel="api-upload", actor="a")
     assert answer is refused
     assert pdf.calls == [("prepare", PDF, "api-upload")]
+    assert pdf.engines == [repo.engine]
     assert inspector.calls == []
     assert recorded(repo)[0][0][4] == "LIMIT_EXCEEDED"
 
@@ -301,6 +311,7 @@ def test_with_isolation_the_workers_facts_are_decided_here(repo: Repository) -> 
     assert answer is decided
     assert pdf.calls == [("prepare", PDF, "api-upload"),
                          ("decide", prepared, facts, "api-upload")]
+    assert pdf.engines == [repo.engine, repo.engine]
     assert recorded(repo)[0][0][0] == "LIC-2"
 
 
