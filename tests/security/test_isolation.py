@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -24,7 +25,7 @@ import verify.isolation as isolation
 from tests.security.test_docmdp import MOMENT, anchors, sealed
 from verify.isolation import Inspector, Limits, inspect_and_examine, inspect_bytes
 from verify.report import Indication, SubIndication
-from verify.signature import SignatureFacts
+from verify.signature import Revocation, SignatureFacts
 from verify.structure import Inspection
 
 LIMITS = Limits(workers=1)
@@ -90,6 +91,53 @@ def test_inspection_then_examination_on_the_same_reader() -> None:
     assert isinstance(facts, SignatureFacts)
     assert (facts.signatures, facts.docmdp, facts.intact, facts.valid, facts.trusted) == (
         1, 1, True, True, True)
+
+
+def test_revocations_and_tolerance_reach_the_examination() -> None:
+    from tests.security import examined_pdfs as pdfs
+
+    data = pdfs.archived(("tsa", pdfs.ARCHIVED))
+    revoked = (Revocation(pdfs.TSA_SERIAL, pdfs.ARCHIVED + timedelta(seconds=1), "keyCompromise"),)
+
+    def archive(revoked: tuple[Revocation, ...], tolerance: timedelta) -> Any:
+        facts = inspect_and_examine(data, LIMITS, anchors=pdfs.anchors(), moment=MOMENT,
+                                    revoked=revoked, tolerance=tolerance)
+        assert isinstance(facts, SignatureFacts)
+        return facts.archive.proof_time
+
+    assert archive(revoked, timedelta(seconds=1)) is None
+    assert archive(revoked, timedelta(0)) == pdfs.ARCHIVED
+    assert archive((), timedelta(seconds=1)) == pdfs.ARCHIVED
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_looping_parser_loops(monkeypatch: pytest.MonkeyPatch) -> None:
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(_Stop):
+            isolation._spin(b"", LIMITS)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_hoarding_parser_runs_out_of_memory() -> None:
+    saved = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (size + 256 * 1024 * 1024, saved[1]))
+    try:
+        with pytest.raises(MemoryError):
+            isolation._eat(b"", LIMITS)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, saved)
 
 
 @pytest.mark.parametrize("error", [MemoryError, RecursionError])
@@ -254,6 +302,15 @@ def _unpicklable(data: bytes, limits: Limits) -> Any:
     return threading.Lock()
 
 
+def _crash_once(data: bytes, limits: Limits) -> str:
+    """Crashes the worker the first time (``data`` names a marker file), answers the second."""
+    marker = data.decode()
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(3)
+    return "second attempt"
+
+
 def _length(data: bytes, limits: Limits) -> int:
     return len(data) + limits.max_pages
 
@@ -276,9 +333,40 @@ def test_a_file_is_inspected_and_examined_in_a_worker(inspector: Inspector) -> N
     assert inspector._run(b"abc", time.monotonic() + 30, _length) == 13
 
 
+def test_revocations_and_tolerance_reach_the_worker(inspector: Inspector) -> None:
+    from tests.security import examined_pdfs as pdfs
+
+    data = pdfs.archived(("tsa", pdfs.ARCHIVED))
+    revoked = [Revocation(pdfs.TSA_SERIAL, pdfs.ARCHIVED + timedelta(seconds=1), "keyCompromise")]
+    facts = inspector.examine(data, pdfs.anchors(), moment=MOMENT, revoked=iter(revoked),
+                              tolerance=timedelta(seconds=1))
+    assert isinstance(facts, SignatureFacts)
+    assert (facts.error, facts.archive.proof_time) == (None, None)
+    assert facts.archive.detail == (
+        "document timestamp of 2026-01-10T08:00:00+00:00 revoked at 2026-01-10T08:00:01+00:00 "
+        "(keyCompromise)")
+
+
 def test_a_result_that_cannot_cross_back_is_malformed(inspector: Inspector) -> None:
     assert inspector._run(b"", time.monotonic() + 30, _unpicklable) == malformed(
         "无法解析 / checking the file failed: TypeError")
+
+
+def test_a_shut_down_pool_is_replaced(inspector: Inspector, monkeypatch: pytest.MonkeyPatch) -> None:
+    warm = inspector._executor()
+    dead = ProcessPoolExecutor(max_workers=1)
+    dead.shutdown()
+    pools = iter([dead, warm])
+    monkeypatch.setattr(Inspector, "_executor", lambda self: next(pools))
+    assert inspector.inspect(blank()) == Inspection(True, objects=4, pages=1)
+
+
+def test_a_task_whose_pool_broke_is_tried_once_more(inspector: Inspector, tmp_path: Any) -> None:
+    pool = inspector._executor()
+    marker = str(tmp_path / "crashed")
+    assert inspector._run(marker.encode(), time.monotonic() + 60, _crash_once) == "second attempt"
+    assert os.path.exists(marker)
+    assert inspector._executor() is not pool
 
 
 def test_a_looping_worker_is_killed_at_the_deadline(inspector: Inspector) -> None:
@@ -292,7 +380,6 @@ def test_a_looping_worker_is_killed_at_the_deadline(inspector: Inspector) -> Non
     process.join(5)
     assert not process.is_alive()
     assert Inspector._pools.get(inspector._key) is not pool
-    assert inspector.inspect(blank()).ok  # a fresh pool
 
 
 def test_a_crashing_worker_is_indeterminate_after_one_retry(inspector: Inspector) -> None:
@@ -301,10 +388,3 @@ def test_a_crashing_worker_is_indeterminate_after_one_retry(inspector: Inspector
     assert answer == limit(
         "核验进程被终止（资源超限）/ the checking process was ended by a resource limit")
     assert Inspector._pools.get(inspector._key) is not pool
-
-
-def test_a_shut_down_pool_is_replaced(inspector: Inspector) -> None:
-    pool = inspector._executor()
-    pool.shutdown(wait=True)
-    assert inspector.inspect(blank()) == Inspection(True, objects=4, pages=1)
-    assert inspector._executor() is not pool

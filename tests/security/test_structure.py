@@ -14,9 +14,10 @@ from dataclasses import replace
 import pikepdf
 import pytest
 
+import verify.structure as structure_module
 from verify.isolation import Limits
 from verify.report import Indication, SubIndication
-from verify.structure import Inspection, structure
+from verify.structure import Inspection, _decoded_size, structure
 
 LIMITS = Limits()
 
@@ -210,3 +211,82 @@ def test_the_trailer_is_held_to_the_nesting_limit() -> None:
 def test_a_stream_neither_zlib_nor_qpdf_can_decode_raises_for_the_worker_to_refuse() -> None:
     with pytest.raises(pikepdf.DataDecodingError):
         structure(streams((b"not flate at all", pikepdf.Name.FlateDecode)), LIMITS)
+
+
+class FakeStream:
+    """A stream as ``_decoded_size`` sees it, with qpdf's full decoding (``read_bytes``) told
+    apart by its length (``qpdf`` bytes) and counted."""
+
+    def __init__(self, raw: bytes, filters: object = pikepdf.Name.FlateDecode,
+                 qpdf: int = 7) -> None:
+        self.raw, self.filters, self.qpdf, self.decoded = raw, filters, qpdf, 0
+
+    def get(self, key: str) -> object:
+        assert key == "/Filter"
+        return self.filters
+
+    def read_raw_bytes(self) -> bytes:
+        return self.raw
+
+    def read_bytes(self) -> bytes:
+        self.decoded += 1
+        return b"q" * self.qpdf
+
+
+BOMB = zlib.compress(b"\0" * (8 * 1024 * 1024), 9)
+
+
+@pytest.mark.parametrize(("budget", "size"), [
+    (70_000, 131_072), (65_536, 131_072), (65_535, 65_536), (0, 65_536),
+])
+def test_a_bomb_is_inflated_a_chunk_past_its_budget_and_no_further(budget: int, size: int) -> None:
+    stream = FakeStream(BOMB)
+    assert _decoded_size(stream, budget) == size
+    assert stream.decoded == 0
+
+
+@pytest.mark.parametrize("filters", [pikepdf.Name.FlateDecode,
+                                     pikepdf.Array([pikepdf.Name.FlateDecode])],
+                         ids=["name", "array"])
+@pytest.mark.parametrize("budget", [len(BODY), len(BODY) + 1, 10**9])
+def test_a_whole_flate_stream_is_counted_without_qpdf(filters: object, budget: int) -> None:
+    stream = FakeStream(zlib.compress(BODY), filters)
+    assert (_decoded_size(stream, budget), stream.decoded) == (len(BODY), 0)
+
+
+@pytest.mark.parametrize(("raw", "filters", "inflated"), [
+    (zlib.compress(BODY) + b"more", pikepdf.Name.FlateDecode, len(BODY)),
+    (zlib.compress(BODY)[:-4], pikepdf.Name.FlateDecode, len(BODY)),
+    (zlib.compress(BODY)[:-50], pikepdf.Name.FlateDecode, 5417),
+    (b"not flate", pikepdf.Name.FlateDecode, 0),
+    (BODY, pikepdf.Name.ASCIIHexDecode, 0),
+    (zlib.compress(BODY), pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.FlateDecode]), 0),
+    (zlib.compress(BODY), pikepdf.Array([pikepdf.Name.ASCIIHexDecode]), 0),
+], ids=["trailing", "no-checksum", "truncated", "not-zlib", "hex", "two-filters", "one-other"])
+def test_other_streams_are_left_to_qpdf(raw: bytes, filters: object, inflated: int) -> None:
+    """Within the budget (up to what zlib inflated of it), qpdf decides the size."""
+    for budget in (inflated, 10**9):
+        stream = FakeStream(raw, filters)
+        assert (_decoded_size(stream, budget), stream.decoded) == (7, 1)
+    if inflated:  # past the budget, what zlib inflated already refuses it
+        stream = FakeStream(raw, filters)
+        assert (_decoded_size(stream, inflated - 1), stream.decoded) == (inflated, 0)
+
+
+def test_an_unfiltered_stream_counts_its_raw_bytes() -> None:
+    stream = FakeStream(b"abc", None)
+    assert (_decoded_size(stream, 0), stream.decoded) == (3, 0)
+
+
+def test_each_stream_gets_what_is_left_of_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    budgets: list[int] = []
+
+    def counted(stream: object, budget: int) -> int:
+        budgets.append(budget)
+        return 100
+
+    monkeypatch.setattr(structure_module, "_decoded_size", counted)
+    data = streams((b"a", None), (b"b", None), (b"c", None))
+    assert structure(data, limited(max_stream_bytes=250)) == over(
+        "structure", "解压后过大 / decoded streams exceed 250 bytes")
+    assert budgets == [250, 150, 50]
