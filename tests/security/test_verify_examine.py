@@ -304,3 +304,46 @@ def test_revoked_before(since: datetime, tolerance: timedelta, expected: str | N
     assert revoked_before(None, STAMPED, tolerance) is None
     assert revoked_before(Revocation(1, STAMPED), STAMPED, tolerance) == (
         "revoked at 2025-06-01T04:00:00+00:00 (None)")
+
+
+def test_the_validation_contexts_never_fetch_and_share_one_registry(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which context each step gets: the document timestamp now, with no embedded CRL; the
+    seal at its timestamp's time and the seal's timestamp at the archive time, both with the
+    embedded CRLs; never fetching, soft-fail, retroactive revocation information allowed."""
+    made: list[dict[str, Any]] = []
+    real = signature.ValidationContext
+
+    def recording(**kwargs: Any) -> Any:
+        made.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(signature, "ValidationContext", recording)
+    empty = crl(None, STAMPED)
+    data = document_timestamp(with_dss(sealed(True), crls=(empty,)), tsa(), ARCHIVED)
+    facts = examined(data)
+    assert (facts.trusted, facts.archive.proof_time) == (True, ARCHIVED)
+    assert [(c["moment"], len(c["ocsps"]), len(c["crls"])) for c in made] == [
+        (NOW, 0, 0), (STAMPED, 0, 1), (ARCHIVED, 0, 1)]
+    assert [c["crls"][0].dump() for c in made[1:]] == [empty, empty]
+    for context in made:
+        assert (context["allow_fetching"], context["retroactive_revinfo"],
+                context["revocation_mode"]) == (False, True, "soft-fail")
+        assert context["trust_manager"] is made[0]["trust_manager"]
+        assert context["certificate_registry"] is made[0]["certificate_registry"]
+    roots = [c.dump() for c in made[0]["trust_manager"].iter_certs()]
+    assert roots == [root().der]
+
+
+def test_intermediates_are_registered_for_path_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    registries: list[Any] = []
+    real = signature.ValidationContext
+
+    def recording(**kwargs: Any) -> Any:
+        registries.append(kwargs["certificate_registry"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(signature, "ValidationContext", recording)
+    examine(sealed(), TrustAnchors((root().der,), (tsa().der,)), moment=NOW)
+    assert tsa().der in {c.dump() for c in registries[0]}
