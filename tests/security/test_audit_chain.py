@@ -225,3 +225,15 @@ def test_key_uses_made_outside_a_transaction_are_written_with_the_record() -> No
         recorder.flush(log, session, "department:X")  # nothing left: nothing written
         session.commit()
     assert len(rows(engine)) == 2
+
+
+def test_entries_are_walked_in_sequence_order_whatever_order_the_database_returns() -> None:
+    """SQLite returns an unordered SELECT in rowid order, which is ``seq``; PostgreSQL promises
+    no order at all. With SQLite asked to return unordered rows backwards, only an explicit
+    ``ORDER BY seq`` still finds the chain intact."""
+    engine = chain(3)
+    tamper(engine, "PRAGMA reverse_unordered_selects = ON")
+    with Session(engine) as session:
+        unordered = [e.seq for e in session.exec(select(AuditEntry))]
+    assert unordered == [3, 2, 1]  # the pragma holds on this (single) connection
+    assert report_of(engine) == (True, 3, None, None)
