@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +21,10 @@ from core.audit import (
     next_checkpoint_number,
 )
 from core.clock import Clock
+from core.errors import Unavailable
 from keys.store import HashAlgorithm, KeyRef, KeyStore
+
+_log = logging.getLogger(__name__)
 
 
 class AuditedKeyUse:
@@ -123,13 +127,22 @@ class AuditCheckpointer:
             return
         ref = KeyRef(self._store.name, self.LABEL, 1)
         number = next_checkpoint_number(session)
+        token = None
+        if self.timestamps is not None:
+            try:
+                token = self.timestamps.stamp(
+                    session, checkpoint_digest(number, entry.seq, entry.hash)
+                )
+            except Unavailable as exc:
+                # No usable TSA certificate yet (a data directory initialised before the trust
+                # services existed) or the TSA refused: the audited action still stands, and
+                # this checkpoint is left to the next interval. Numbers stay without gaps.
+                _log.warning("audit checkpoint at entry %s deferred: %s", entry.seq, exc.message)
+                return
         message = checkpoint_message(entry.seq, entry.hash, number)
         signature = self._store.sign_digest(
             ref, hashlib.sha256(message).digest(), HashAlgorithm.SHA256
         )
-        token = None
-        if self.timestamps is not None:
-            token = self.timestamps.stamp(session, checkpoint_digest(number, entry.seq, entry.hash))
         session.add(
             AuditCheckpoint(
                 seq=entry.seq,

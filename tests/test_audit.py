@@ -294,3 +294,50 @@ def test_0011_numbers_existing_checkpoints_which_still_verify(tmp_path) -> None:
         report.reason
     )
     engine.dispose()
+
+
+def test_a_checkpoint_the_tsa_cannot_stamp_is_deferred_not_the_action(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A data directory initialised before the TSA existed reaches a checkpoint with no usable
+    TSA certificate: the audited action stands, no checkpoint is written and no number is
+    spent, so the next checkpoint is number 1 and the numbers have no gap."""
+    from core.errors import Unavailable
+    from keys.audit import AuditCheckpointer
+    from keys.soft import SoftKeyStore
+
+    class NoTsa:
+        calls = 0
+
+        def stamp(self, session, digest):  # type: ignore[no-untyped-def]
+            NoTsa.calls += 1
+            raise Unavailable("没有可用的时间戳证书 / no usable tsa certificate")
+
+        def check(self, session, digest, token):  # type: ignore[no-untyped-def]
+            return None
+
+    url = f"sqlite:///{tmp_path / 'deferred.db'}"
+    upgrade(url)
+    engine = create_db_engine(url)
+    clock = FixedClock(datetime(2026, 11, 24, tzinfo=UTC))
+    checkpointer = AuditCheckpointer(
+        SoftKeyStore(tmp_path / "keys", b"pw"), clock, every=2, timestamps=NoTsa()
+    )
+    checkpointer.ensure_key()
+    log = AuditLog(clock, checkpointer=checkpointer)
+
+    def append(i: int) -> None:
+        with transaction(engine) as session:
+            log.append(session, actor="test", action="thing.do", object_type="thing", object_id=str(i))
+
+    for i in range(4):
+        append(i)
+    assert NoTsa.calls == 2
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_entry")).scalar_one() == 4
+        assert conn.execute(text("SELECT count(*) FROM audit_checkpoint")).scalar_one() == 0
+    checkpointer.timestamps = None  # a domain whose checkpoints are not stamped
+    for i in range(4, 6):
+        append(i)
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT number, seq FROM audit_checkpoint"))
+        assert [tuple(row) for row in rows] == [(1, 6)]
+    assert check(engine) == (True, None)
