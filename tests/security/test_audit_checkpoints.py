@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -31,6 +32,7 @@ from core.audit import (
 )
 from core.clock import FixedClock
 from core.db import as_utc
+from core.errors import Unavailable
 from keys.audit import AuditCheckpointer, CheckpointReport
 from keys.store import KeyRef
 from tests.security.audit_support import (
@@ -182,6 +184,42 @@ def test_without_a_tsa_checkpoints_have_no_token_and_are_checked_without_one() -
         (1, 2, None), (2, 4, None)]
     assert made.report(timestamps=False) == CheckpointReport(2)
     assert made.report() == CheckpointReport(1, 1, 2, "checkpoint 1 (entry 2) has no timestamp")
+
+
+class RefusingFirst(Timestamps):
+    """A TSA that cannot stamp yet (no usable certificate): its first request is refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = 1
+
+    def stamp(self, session: Session, digest: bytes) -> bytes:
+        if self.refusals:
+            self.refusals -= 1
+            raise Unavailable("时间戳服务尚无证书 / the TSA has no certificate yet")
+        return super().stamp(session, digest)
+
+
+def test_a_checkpoint_the_tsa_cannot_stamp_is_left_to_the_next_interval(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine, store, stamps = memory_engine(), MemoryKeyStore(), RefusingFirst()
+    checkpointer = AuditCheckpointer(store, FixedClock(LATER), 2, stamps)
+    checkpointer.ensure_key()
+    log = AuditLog(FixedClock(NOW), checkpointer)
+    with caplog.at_level(logging.WARNING, logger="keys.audit"), Session(engine) as session:
+        for i in range(1, 5):
+            log.append(session, actor="a", action="b", object_type="c", object_id=str(i))
+        session.commit()
+    made = Audited(engine, store, checkpointer, stamps)
+    entries = made.entries()
+    assert [e.object_id for e in entries] == ["1", "2", "3", "4"]  # the audited actions stand
+    assert [(c.number, c.seq, c.hash) for c in made.checkpoints()] == [(1, 4, entries[3].hash)]
+    # the audit key signs nothing for the deferred checkpoint
+    assert store.signed == [(AUDIT_KEY, hashlib.sha256(message(1, 4, entries[3].hash)).digest())]
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("keys.audit", logging.WARNING,
+         "audit checkpoint at entry 2 deferred: 时间戳服务尚无证书 / the TSA has no certificate yet")]
+    assert made.report() == CheckpointReport(1)
 
 
 def test_no_checkpoint_without_the_audit_key() -> None:
