@@ -13,10 +13,12 @@ from functools import cache
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
@@ -164,11 +166,28 @@ def crl(revoked: tuple[int, datetime] | None, at: datetime) -> bytes:
     return builder.sign(root().key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
+def good_ocsp(at: datetime) -> bytes:
+    """The root's OCSP answer: the seal certificate is good at ``at``."""
+    response = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(cert=seal().cert, issuer=root().cert, algorithm=hashes.SHA256(),
+                      cert_status=ocsp.OCSPCertStatus.GOOD, this_update=at,
+                      next_update=at + timedelta(days=7), revocation_time=None,
+                      revocation_reason=None)
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, root().cert)
+        .sign(root().key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    return response.public_bytes(serialization.Encoding.DER)
+
+
 @cache
-def with_dss(data: bytes, *, certs: tuple[bytes, ...] = (), crls: tuple[bytes, ...] = ()) -> bytes:
-    """``data`` with a DSS holding these certificates and CRLs, appended in a new revision."""
+def with_dss(data: bytes, *, certs: tuple[bytes, ...] = (), crls: tuple[bytes, ...] = (),
+             ocsps: tuple[bytes, ...] = ()) -> bytes:
+    """``data`` with a DSS holding these certificates, CRLs and OCSP responses, appended in a
+    new revision."""
     out = io.BytesIO(data)
     DocumentSecurityStore.add_dss(
         out, None, certs=[asn1_x509.Certificate.load(c) for c in certs],
-        crls=[asn1_crl.CertificateList.load(c) for c in crls], embed_roots=True)
+        crls=[asn1_crl.CertificateList.load(c) for c in crls],
+        ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in ocsps], embed_roots=True)
     return out.getvalue()

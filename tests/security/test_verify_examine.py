@@ -27,7 +27,9 @@ from tests.security.examined_pdfs import (
     archived,
     crl,
     document_timestamp,
+    good_ocsp,
     page,
+    rogue_tsa,
     root,
     seal,
     sealed,
@@ -143,9 +145,9 @@ def test_a_revoked_newer_timestamp_leaves_older_ones_checked_for_integrity_only(
         "2026-01-09T08:00:00+00:00 (keyCompromise)")
 
 
-def tampered_archive() -> bytes:
+def tampered_archive(data: bytes | None = None) -> bytes:
     """The last document timestamp's signature value altered (one hex digit)."""
-    data = archived(("tsa", ARCHIVED))
+    data = data or archived(("tsa", ARCHIVED))
     start = data.rindex(b"/Contents <") + len(b"/Contents <")
     digits = data[start:data.index(b">", start)]
     at = start + len(digits.rstrip(b"0")) - 10
@@ -157,6 +159,32 @@ def test_a_broken_document_timestamp_is_named() -> None:
     assert facts.archive.count == 1 and facts.archive.proof_time is None
     assert facts.archive.detail == ""
     assert re.fullmatch(r"document timestamp Timestamp-[0-9a-f-]{36}", facts.archive.broken or "")
+
+
+def test_older_timestamps_behind_a_cut_are_still_checked_for_integrity() -> None:
+    data = document_timestamp(tampered_archive(), rogue_tsa(), REARCHIVED)
+    facts = examined(data)
+    assert (facts.archive.count, facts.archive.proof_time, facts.archive.detail) == (2, None, "")
+    assert re.fullmatch(r"document timestamp Timestamp-[0-9a-f-]{36}", facts.archive.broken or "")
+
+
+def test_an_older_document_timestamp_is_checked_with_the_embedded_crls() -> None:
+    """At the time of the next timestamp the CRLs embedded then are the evidence: the TSA was
+    revoked between the two timestamps, so the older one proves nothing."""
+    revoked_tsa = crl((TSA_SERIAL, ARCHIVED + timedelta(days=1)), ARCHIVED + timedelta(days=2))
+    data = with_dss(sealed(True), crls=(revoked_tsa,))
+    data = document_timestamp(document_timestamp(data, tsa(), ARCHIVED), tsa(), REARCHIVED)
+    assert examined(data).archive == ArchiveFacts(
+        2, None, None,
+        "document timestamp of 2026-01-10T08:00:00+00:00 not verifiable at "
+        "2026-02-20T08:00:00+00:00")
+
+
+def test_the_reader_is_lenient() -> None:
+    """A file pyHanko's strict reader refuses is read leniently (and fails later, by name)."""
+    data = sealed().replace(b"%%EOF", b"%%EOF \n")
+    assert examine(data, anchors(), moment=NOW) == SignatureFacts(
+        moment=NOW, unreadable="ObjectHeaderReadError")
 
 
 # ----- embedded revocation data (DSS) -----
@@ -173,6 +201,32 @@ def test_embedded_material_is_handed_back() -> None:
     assert facts.embedded == EmbeddedFacts(
         certificates=1, ocsp_responses=0, crls=1, der_certificates=(tsa().der,),
         der_ocsp_responses=(), der_crls=(empty,), complete=True)
+
+
+def test_embedded_ocsp_responses_are_handed_back_and_used_at_past_moments(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = good_ocsp(STAMPED)
+    data = with_dss(sealed(True), certs=(rogue_tsa().der,), ocsps=(answer,))
+    made: list[dict[str, Any]] = []
+    real = signature.ValidationContext
+
+    def recording(**kwargs: Any) -> Any:
+        made.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(signature, "ValidationContext", recording)
+    facts = examined(data)
+    assert facts.embedded == EmbeddedFacts(
+        certificates=1, ocsp_responses=1, crls=0, der_certificates=(rogue_tsa().der,),
+        der_ocsp_responses=(answer,), der_crls=(), complete=True)
+    # the seal at its timestamp's time (past: the response counts); its timestamp now (not)
+    assert [(c["moment"], [o.dump() for o in c["ocsps"]]) for c in made] == [
+        (STAMPED, [answer]), (NOW, [])]
+    assert rogue_tsa().der in {c.dump() for c in made[0]["certificate_registry"]}
+    monkeypatch.setattr(signature, "EMBEDDED_MAX_BYTES", len(answer))
+    assert examined(data).embedded == EmbeddedFacts(
+        certificates=1, ocsp_responses=1, crls=0, complete=False)
 
 
 def test_large_embedded_material_is_counted_but_not_handed_back(
