@@ -187,7 +187,7 @@ def ca_entry(name: str, cert: x509.Certificate, base: str) -> dict[str, Any]:
         "certificate": pem(cert),
         "sha256": fingerprint(cert),
         "crl_url": f"{base}/pki/crl/{name}",
-        "ocsp_url": f"{base}/pki/ocsp",
+        "ocsp_url": f"{base}/pki/ocsp/{name}",
     }
 
 
@@ -334,7 +334,7 @@ class Network:
         path = request.url.path
         if path == "/pki/trust-list":
             return httpx.Response(200, json=self.lists[pki.host])
-        if path == "/pki/ocsp":
+        if path == "/pki/ocsp" or path.startswith("/pki/ocsp/"):
             answer = self.ocsp.get(pki.host, lambda p, body: ocsp_response(p, body))
             return httpx.Response(200, content=answer(pki, request.content))
         if path.startswith("/pki/licence-status/"):

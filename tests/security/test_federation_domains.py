@@ -21,10 +21,19 @@ import trust.federation_store  # noqa: F401  (its tables)
 from core.audit import AuditEntry, AuditLog
 from core.clock import FixedClock
 from core.errors import Conflict, ElicenceError, InvalidInput, NotFound, Unavailable
-from tests.security.federation_support import Network, Pki, certificate, domain, seal_entry
+from tests.security.federation_support import (
+    Network,
+    Pki,
+    ca_entry,
+    certificate,
+    domain,
+    new_key,
+    seal_entry,
+)
 from tests.security.support import NOW, memory_engine
 from trust import federation as federation_module
 from trust.federation import AUTO, Federation, Outcome
+from trust.federation_http import system_resolve
 from trust.federation_store import (
     RecognisedDomain,
     TypeMapping,
@@ -33,7 +42,7 @@ from trust.federation_store import (
     record_refusal,
     stored_state,
 )
-from trust.profiles import TRUST_LIST_SIGNING
+from trust.profiles import TRUST_LIST_SIGNING, Role
 from trust.trustlist import canonical, fingerprint
 
 OWN = domain("z")
@@ -63,6 +72,7 @@ class Setup:
     def audit(self, action: str | None = None) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         with Session(self.engine) as session:
             entries = session.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+            assert {e.object_type for e in entries} <= {"trust-domain"}
             return [(e.actor, e.action, e.object_id, e.outcome, e.detail) for e in entries
                     if action is None or e.action == action]
 
@@ -70,18 +80,33 @@ class Setup:
         return self.federation.add(pki.url, pin or pki.pin, actor=OPERATOR)
 
 
+def service_certificate(session: Any, role: Role, name: str) -> tuple[Any, Any]:
+    assert isinstance(session, Session) and session.bind is not None
+    assert (role, name) == (Role.TRUST_LIST, "trust-list")
+    return OWN.signer, SimpleNamespace(key_ref="memory:x:v1")
+
+
+def local_types(session: Any, code: str) -> str | None:
+    assert isinstance(session, Session) and session.bind is not None
+    return {LOCAL: "本地许可证"}.get(code)
+
+
+def own_list(session: Any) -> dict[str, Any]:
+    assert isinstance(session, Session) and session.bind is not None
+    return OWN.body()
+
+
 def setup(*pkis: Pki, allow_private: bool = False, own_list: bool = True) -> Setup:
     clock = FixedClock(NOW)
     network = Network()
     for pki in pkis or (domain("a"), domain("b")):
         network.add(pki)
-    record = SimpleNamespace(key_ref="memory:x:v1")
     trust = SimpleNamespace(identity=SimpleNamespace(name="z"),
-                            service_certificate=lambda *_: (OWN.signer, record))
+                            service_certificate=service_certificate)
     federation = Federation(
         engine=memory_engine(), clock=clock, audit=AuditLog(clock), trust=trust,  # type: ignore[arg-type]
-        local_types=lambda s, code: {LOCAL: "本地许可证"}.get(code),
-        own_list=(lambda s: OWN.body()) if own_list else None,
+        local_types=local_types,
+        own_list=globals()["own_list"] if own_list else None,
         allow_private_addresses=allow_private, transport=network.transport(),
     )
     federation.resolve = public
@@ -107,6 +132,7 @@ def test_adding_a_domain_stores_its_list_root_and_audit_entry() -> None:
     assert (row.url, row.fingerprint, row.root_sha256, row.sequence) == (
         b.url, b.pin, fingerprint(b.root), 1)
     assert json.loads(row.document) == s.network.lists["b.example"]
+    assert '"b 数据局"' in row.document  # stored as fetched, not escaped
     assert row.next_update.replace(tzinfo=None) == (NOW + timedelta(days=7)).replace(tzinfo=None)
     assert row.fetched_at.replace(tzinfo=None) == NOW.replace(tzinfo=None)
     assert row.added_at.replace(tzinfo=None) == NOW.replace(tzinfo=None)
@@ -172,12 +198,21 @@ def test_a_domain_recognised_with_another_pin_must_be_removed_first() -> None:
         "fingerprint; remove it first")
     assert s.row("b").fingerprint == b.pin  # type: ignore[union-attr]
     assert s.audit()[-1][3] == "refused"
+    with pytest.raises(Conflict) as caught:
+        s.add(other)
+    assert caught.value.field == "fingerprint"
+    # the same sequence under another pin is named as another pin, not as a changed list
+    s.network.lists["b.example"] = other.document(1)
+    assert refused(s.add, other, kind=Conflict).startswith("信任域 b 已按另一指纹承认")
 
 
 def test_our_own_list_is_refused() -> None:
     s = setup(OWN)
     message = "这是本信任域自己的信任列表 / this is this domain's own trust list"
     assert refused(s.add, OWN) == message
+    with pytest.raises(InvalidInput) as caught:
+        s.add(OWN)
+    assert caught.value.field == "trust-list"
     renamed = OWN.document(domain={**OWN.body()["domain"], "name": "q"})
     s.network.lists["z.example"] = renamed
     assert refused(s.add, OWN) == message
@@ -267,14 +302,19 @@ def test_refresh_refuses_a_replay_and_another_domains_list() -> None:
     assert refused(s.federation.refresh, "b", actor=OPERATOR, kind=Conflict).startswith(
         "信任列表序号 1 早于已保存的 2")
     s.network.lists["b.example"] = b.document(3, domain={**b.body()["domain"], "name": "b2"})
-    assert refused(s.federation.refresh, "b", actor=OPERATOR) == (
+    with pytest.raises(InvalidInput) as caught:
+        s.federation.refresh("b", actor=OPERATOR)
+    assert caught.value.message == (
         "列表属于另一信任域 b2 / the list at this URL is of another domain")
+    assert caught.value.field == "trust-list"
     assert [a[3] for a in s.audit("federation.refresh")] == ["refused", "refused"]
     assert s.audit("federation.refresh")[-1][2] == "b"
     assert s.audit("federation.refresh")[-1][4]["url"] == b.url
     assert s.row("b").sequence == 2  # type: ignore[union-attr]
-    assert refused(s.federation.refresh, "x", actor=OPERATOR, kind=NotFound) == (
-        "未承认该信任域 / x is not a recognised domain")
+    with pytest.raises(NotFound) as missing:
+        s.federation.refresh("x", actor=OPERATOR)
+    assert (missing.value.message, missing.value.field) == (
+        "未承认该信任域 / x is not a recognised domain", "domain")
 
 
 def test_refreshing_every_domain_reports_each() -> None:
@@ -480,21 +520,31 @@ def test_a_stored_list_that_breaks_the_scope_rules_is_not_used(
     s.add(a)
     s.add(b)
     with Session(s.engine) as session:
-        row = session.get(RecognisedDomain, "b")
+        row = session.get(RecognisedDomain, "a")
         assert row is not None
         row.url = "https://other.example/pki/trust-list"  # re-added elsewhere, say
         session.add(row)
         session.commit()
     with caplog.at_level(logging.WARNING, logger="trust.federation"):
-        assert [d.name for d in s.federation.recognised()] == ["a"]
-    assert "stored trust list of b is not used: 信任列表的 domain.base_url" in caplog.text
+        assert [d.name for d in s.federation.recognised()] == ["b"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "stored trust list of a is not used: 信任列表的 domain.base_url 不在信任列表网址的源上 / "
+        "the list's domain.base_url is not on the origin (scheme, host, port) of its trust-list "
+        "URL"]
+    with Session(s.engine) as session:
+        row = session.get(RecognisedDomain, "a")
+        assert row is not None
+        row.url = a.url
+        session.add(row)
+        session.commit()
+    assert [d.name for d in s.federation.recognised()] == ["a", "b"]
     with Session(s.engine) as session:
         row = session.get(RecognisedDomain, "a")
         assert row is not None
         row.root_sha256 = "0" * 64
         session.add(row)
         session.commit()
-    assert s.federation.recognised() == []
+    assert [d.name for d in s.federation.recognised()] == ["b"]
     with Session(s.engine) as session:
         row = session.get(RecognisedDomain, "a")
         assert row is not None
@@ -502,7 +552,7 @@ def test_a_stored_list_that_breaks_the_scope_rules_is_not_used(
         session.add(row)
         session.commit()
     assert [(d.name, d.root_sha256) for d in s.federation.recognised()] == [
-        ("a", fingerprint(a.root))]
+        ("a", fingerprint(a.root)), ("b", fingerprint(b.root))]
 
 
 def test_the_parsed_list_follows_the_stored_one() -> None:
@@ -524,3 +574,165 @@ def test_settings_reach_the_peers() -> None:
     assert (peers.allow_private, peers.resolve, peers.transport) == (
         False, public, s.federation.transport)
     assert isinstance(s.federation.transport, httpx.MockTransport)
+
+
+def rerooted(pki: Pki) -> dict[str, Any]:
+    """The domain's list with its CA's key certified by another root: the same signer, seals
+    and TSA, chaining now to a root that is not the one recorded."""
+    key = new_key()
+    root = certificate(f"{pki.name} Root 2", key.public_key(), None, key, ca=True)
+    cross = certificate(f"{pki.name} CA", pki.ca_key.public_key(), root, key, ca=True)
+    return pki.document(2, cas=[ca_entry("root", root, pki.base), ca_entry("issuing", cross,
+                                                                            pki.base)])
+
+
+def test_a_list_under_another_root_than_the_recorded_one_is_refused() -> None:
+    b = domain("b")
+    s = setup(b)
+    s.add(b)
+    s.network.lists["b.example"] = rerooted(b)
+    expected = "信任列表的根CA已变更 / the list's root "
+    assert refused(s.federation.refresh, "b", actor=OPERATOR).startswith(expected)
+    assert refused(s.add, b).startswith(expected)  # adding again is a refresh, same rule
+    row = s.row("b")
+    assert row is not None and (row.sequence, row.root_sha256) == (1, fingerprint(b.root))
+    # removed and added again, the new root is recorded
+    s.federation.remove("b", actor=OPERATOR)
+    assert s.add(b).result == "added"
+    assert s.row("b").root_sha256 != fingerprint(b.root)  # type: ignore[union-attr]
+
+
+def test_a_refresh_keeps_the_recorded_root() -> None:
+    b = domain("b")
+    s = setup(b)
+    s.add(b)
+    s.network.lists["b.example"] = b.document(2)
+    s.federation.refresh("b", actor=OPERATOR)
+    assert s.row("b").root_sha256 == fingerprint(b.root)  # type: ignore[union-attr]
+
+
+def while_fetching(s: Setup, change: Any) -> None:
+    """Another process changes the stored domain while this one fetches its list."""
+    fetch = s.federation.fetch
+
+    def racing(url: str) -> Any:
+        document = fetch(url)
+        with Session(s.engine) as session:
+            row = session.get(RecognisedDomain, "b")
+            change(session, row)
+            session.commit()
+        return document
+
+    s.federation.fetch = racing  # type: ignore[method-assign]
+
+
+def test_a_refresh_racing_another_change_stores_nothing() -> None:
+    b = domain("b")
+    s = setup(b)
+    s.add(b)
+    s.network.lists["b.example"] = b.document(2)
+    while_fetching(s, lambda session, row: session.delete(row))
+    assert refused(s.federation.refresh, "b", actor=OPERATOR, kind=NotFound) == (
+        "未承认该信任域 / b is not a recognised domain")
+    s = setup(b)
+    s.add(b)
+    s.network.lists["b.example"] = b.document(2)
+
+    def moved(session: Session, row: RecognisedDomain) -> None:
+        row.url = "https://b.example/other"
+        session.add(row)
+
+    while_fetching(s, moved)
+    assert refused(s.federation.refresh, "b", actor=OPERATOR, kind=Conflict) == (
+        "信任域 b 已被另行更新 / b changed; retry")
+    assert s.row("b").sequence == 1  # type: ignore[union-attr]
+    s = setup(b)
+    s.add(b)
+    newer = b.document(3)
+    s.network.lists["b.example"] = b.document(2)
+
+    def stored_newer(session: Session, row: RecognisedDomain) -> None:
+        row.sequence, row.document = 3, json.dumps(newer)
+        session.add(row)
+
+    while_fetching(s, stored_newer)
+    assert refused(s.federation.refresh, "b", actor=OPERATOR, kind=Conflict).startswith(
+        "信任列表序号 2 早于已保存的 3")
+    assert s.row("b").sequence == 3  # type: ignore[union-attr]
+
+
+def test_a_successful_refresh_clears_a_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = domain("b")
+    s = setup(b)
+    s.add(b)
+    monkeypatch.setattr(federation_module.time, "monotonic", lambda: 1000.0)
+    s.network.domains.pop("b.example")
+    s.clock.advance(timedelta(seconds=300))
+    assert s.federation.recognised()[0].refresh_error is not None
+    s.network.add(b, b.document(2))
+    s.federation.refresh("b", actor=OPERATOR)
+    s.clock.advance(timedelta(seconds=300))
+    s.network.requests.clear()
+    found = s.federation.recognised()  # the failure is forgotten: asked again at once
+    assert (found[0].refresh_error, len(s.network.requests)) == (None, 1)
+
+
+def test_a_list_that_is_not_json_is_named_for_the_trust_list() -> None:
+    b = domain("b")
+    s = setup(b)
+    s.network.lists["b.example"] = ["not", "an", "object"]  # type: ignore[assignment]
+    with pytest.raises(InvalidInput) as caught:
+        s.add(b)
+    assert (caught.value.message, caught.value.field) == (
+        "信任列表不是JSON对象 / the trust list is not a JSON object", "trust-list")
+
+
+def test_a_federation_by_default_refuses_private_addresses_and_resolves_names() -> None:
+    clock = FixedClock(NOW)
+    plain = Federation(engine=memory_engine(), clock=clock, audit=AuditLog(clock),
+                       trust=SimpleNamespace(), local_types=local_types)  # type: ignore[arg-type]
+    assert plain.peers.allow_private is False
+    assert plain.peers.resolve is system_resolve
+    assert plain.peers.transport is None
+    assert plain.refresh_interval == timedelta(seconds=300)
+
+
+def test_mappings_belong_to_their_domain() -> None:
+    a, b = domain("a"), domain("b")
+    s = setup()
+    s.add(a)
+    s.add(b)
+    second = "1135010000360001XN002"
+    s.federation.map("b", second, LOCAL, actor=OPERATOR)
+    s.federation.map("b", FOREIGN, LOCAL, actor=OPERATOR)
+    s.federation.map("a", second, LOCAL, actor=OPERATOR)
+    with Session(s.engine) as session:
+        assert [(m.domain_name, m.foreign_type) for m in mappings(session)] == [
+            ("a", second), ("b", FOREIGN), ("b", second)]
+        assert [m.foreign_type for m in mappings(session, "b")] == [FOREIGN, second]
+    assert [m["foreign_type"] for m in s.federation.describe("b")[0]["mappings"]] == [
+        FOREIGN, second]
+    assert len(s.federation.describe("a")[0]["mappings"]) == 1
+    s.federation.remove("b", actor=OPERATOR)
+    assert s.audit()[-1][4]["mappings"] == 2
+    with Session(s.engine) as session:
+        assert [(m.domain_name, m.foreign_type) for m in mappings(session)] == [("a", second)]
+
+
+def test_mapping_refusals_name_their_field() -> None:
+    b = domain("b")
+    s = setup(b)
+    s.add(b)
+    cases: list[tuple[Any, type[ElicenceError], str]] = [
+        (("b", "nope", LOCAL), InvalidInput, "foreign_type"),
+        (("x", FOREIGN, LOCAL), NotFound, "domain"),
+        (("b", FOREIGN, "91350100000000000X009"), NotFound, "local_type"),
+        (("b", FOREIGN, None), NotFound, "foreign_type"),
+    ]
+    for args, kind, field_name in cases:
+        with pytest.raises(kind) as caught:
+            s.federation.map(*args, actor=OPERATOR)
+        assert caught.value.field == field_name
+    with pytest.raises(NotFound) as caught:
+        s.federation.remove("x", actor=OPERATOR)
+    assert caught.value.field == "domain"

@@ -61,7 +61,7 @@ def test_a_genuine_list_is_accepted_with_its_members() -> None:
     assert listed.issued_at == NOW - timedelta(hours=1)
     assert listed.next_update == NOW + timedelta(days=7)
     assert [ca.name for ca in listed.cas] == ["root", "issuing"]
-    assert listed.cas[1].ocsp_url == "https://b.example/pki/ocsp"
+    assert listed.cas[1].ocsp_url == "https://b.example/pki/ocsp/issuing"
     assert listed.cas[1].crl_url == "https://b.example/pki/crl/issuing"
     assert listed.signer == b.signer and listed.tsa == b.tsa
     seal = listed.seals[0]

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from sqlmodel import Session
 
 from core.clock import FixedClock
 from core.errors import Unavailable
@@ -90,6 +91,7 @@ class FakeFederation:
         return []
 
     def local_type(self, session: Any, name: str, foreign_type: str) -> tuple[str, str] | None:
+        assert isinstance(session, Session) and session.bind is not None
         return self.mapping.get((name, foreign_type))
 
 
@@ -97,9 +99,11 @@ class FakeFederation:
 class FakeInspector:
     facts: SignatureFacts | Inspection
     seen: list[tuple[TrustAnchors, Any]] = field(default_factory=list)
+    data: list[bytes] = field(default_factory=list)
 
     def examine(self, data: bytes, anchors: TrustAnchors, moment: Any = None) -> Any:
         self.seen.append((anchors, moment))
+        self.data.append(data)
         return self.facts
 
 
@@ -127,6 +131,11 @@ def local(sub: SubIndication = SubIndication.NO_CHAIN_FOUND,
 OWN = domain("z")  # this domain
 
 
+def own_anchors(session: Any) -> TrustAnchors:
+    assert isinstance(session, Session) and session.bind is not None
+    return TrustAnchors((der(OWN.root),), (der(OWN.ca),))
+
+
 @dataclass
 class World:
     network: Network
@@ -151,7 +160,7 @@ def world(found: SignatureFacts | Inspection | None = None, domains: list[Recogn
     examiner = FakeInspector(found or facts())
     verifier = ForeignVerifier(
         engine=memory_engine(), clock=FixedClock(NOW), federation=federation,  # type: ignore[arg-type]
-        local_anchors=lambda s: TrustAnchors((der(OWN.root),), (der(OWN.ca),)),
+        local_anchors=own_anchors,
         inspector=examiner if inspector else None,  # type: ignore[arg-type]
     )
     return World(network, federation, examiner, verifier)
@@ -204,7 +213,10 @@ def test_a_genuine_foreign_licence_passes_with_its_domains_signed_details() -> N
     # b alone was asked: its OCSP responder twice (seal, CA) and its status service by digest
     assert w.hosts() == {"b.example"}
     paths = [r.url.path for r in w.network.requests]
-    assert paths == ["/pki/ocsp", "/pki/ocsp", f"/pki/licence-status/{DIGEST}"]
+    # each certificate is asked of the responder its issuing CA names in the list
+    assert paths == ["/pki/ocsp/issuing", "/pki/ocsp/root", f"/pki/licence-status/{DIGEST}"]
+    assert w.federation.refreshed == []  # the seal is in the list: nothing fetched again
+    assert w.inspector.data == [DATA]
     anchors, moment = w.inspector.seen[0]
     a = domain("a")
     assert anchors == TrustAnchors((der(OWN.root), der(a.root), der(b.root)),
@@ -267,6 +279,7 @@ def test_a_refused_inspection_is_reported_as_it_found() -> None:
     report = world(refused).pdf()
     assert summary(report) == (Indication.FAILED, SubIndication.LIMIT_EXCEEDED, "too many objects")
     assert report is not None and rows(report) == [("structure", "failed", "too many objects")]
+    assert (report.validated_at, report.channel, report.domain) == (NOW, "upload", None)
     plain = Inspection(False, "format", "not a PDF", Indication.FAILED, None)
     assert summary(world(plain).pdf()) == (Indication.FAILED, SubIndication.MALFORMED, "not a PDF")
 
@@ -280,7 +293,12 @@ def test_without_an_inspector_limits_are_a_limit_exceeded(monkeypatch: pytest.Mo
     assert summary(report) == (Indication.INDETERMINATE, SubIndication.LIMIT_EXCEEDED,
                                "资源超限 / limit exceeded")
     assert report is not None and rows(report) == [("limits", "failed", "资源超限 / limit exceeded")]
-    monkeypatch.setattr(foreign, "examine", lambda data, anchors, moment: facts())
+    def examined(data: bytes, anchors: TrustAnchors, moment: Any) -> SignatureFacts:
+        assert (data, moment) == (DATA, NOW)
+        assert anchors.roots[0] == der(OWN.root)
+        return facts()
+
+    monkeypatch.setattr(foreign, "examine", examined)
     assert summary(world(inspector=False).pdf())[0] is Indication.PASSED
 
 
@@ -309,10 +327,12 @@ def test_owners_compare_the_recorded_root() -> None:
     assert owners([good], domain("c").seal) == []
 
 
-def test_a_stale_domain_is_try_later_without_asking_it() -> None:
+def test_a_stale_domain_is_try_later_without_asking_it(caplog: pytest.LogCaptureFixture) -> None:
     b = domain("b")
     w = world(domains=[recognised(b, stale=True, refresh_error="x")])
-    report = w.pdf()
+    with caplog.at_level(logging.WARNING, logger="verify.foreign"):
+        report = w.pdf()
+    assert [r.getMessage() for r in caplog.records] == ["trust list of b is stale: x"]
     assert summary(report) == (
         Indication.INDETERMINATE, SubIndication.TRY_LATER,
         "信任域 b 的信任列表已过期且无法更新 / the trust list of b is past its next_update and "
@@ -407,7 +427,9 @@ def test_an_unreachable_responder_gives_only_the_neutral_detail(
     assert summary(report) == (Indication.INDETERMINATE, SubIndication.TRY_LATER, TRY_LATER)
     assert rows(report)[-1] == ("ocsp", "failed", NEUTRAL)
     assert NEUTRAL == "对方信任域状态服务不可用 / the peer domain's status service is unavailable"
-    assert "ocsp of b: 不是OCSP应答 / not an OCSP response" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "ocsp of b: 不是OCSP应答 / not an OCSP response"]
+    assert report.recognised_as is None and report.licence is None
 
 
 def test_an_unreachable_status_service_gives_only_the_neutral_detail(
@@ -506,7 +528,7 @@ def test_a_genuine_foreign_qr_passes_on_its_domains_answer() -> None:
     assert [r.url.path for r in w.network.requests] == [
         f"/pki/licence-status/{identifier()}"]
     assert report.domain is not None and report.domain.name == "b"
-    assert report.channel == "api-qr"
+    assert (report.channel, report.validated_at) == ("api-qr", NOW)
     assert report.extra["identifier"] == identifier()
 
 
@@ -577,7 +599,8 @@ def test_codes_that_are_not_a_foreign_domains_keep_the_local_answer(
     w.federation.domains = [recognised(b), recognised(b, "b2")]
     with caplog.at_level(logging.WARNING, logger="verify.foreign"):
         assert scan(w, code) is None
-    assert f"QR key {b.kid.hex()} is listed by ['b', 'b2']" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        f"QR key {b.kid.hex()} is listed by ['b', 'b2']"]
     assert w.network.requests == []
     # a verification URL carrying the code is read like the bare code
     assert summary(scan(code_world(), "https://b.example/v/" + code))[0] is Indication.PASSED
@@ -596,3 +619,26 @@ def test_report_message_when_a_check_passes_lists_checks_in_order() -> None:
     report = world().pdf()
     assert report is not None
     assert all(isinstance(c, Check) and c.result is CheckResult.PASSED for c in report.checks)
+
+
+def test_a_seal_revoked_after_the_proven_sealing_time_passes_with_a_note() -> None:
+    w = world()
+    revoked = SEALED + timedelta(days=1)
+    w.network.ocsp["b.example"] = lambda p, body: ocsp_response(
+        p, body, status="revoked", revoked_at=revoked)
+    report = w.pdf()
+    assert summary(report)[0] is Indication.PASSED
+    assert report is not None
+    detail = dict((c.name, c.detail) for c in report.checks)["ocsp"]
+    assert detail.endswith(f"sealed at {SEALED.isoformat()}, before that")
+
+
+def test_an_expired_foreign_presentation_code_fails() -> None:
+    b = domain("b")
+    w = code_world()
+    presented = NOW - timedelta(minutes=10)
+    code = qr(b.qr_key, b.kid, type=PayloadType.PRESENTATION, issued_at=presented,
+              expires_at=presented + timedelta(minutes=5), nonce=bytes(8))
+    report = scan(w, code)
+    assert summary(report)[:2] == (Indication.FAILED, SubIndication.EXPIRED)
+    assert w.network.requests == []
