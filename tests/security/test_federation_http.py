@@ -380,3 +380,52 @@ def test_the_backend_tries_each_address_and_reports_the_last_failure(server: int
     stream.close()
     with pytest.raises(InvalidInput):
         _GuardedBackend(Peers(resolve=lambda h, p: ["10.0.0.1"])).connect_tcp("peer.example", 1)
+
+
+def test_the_guarded_pool_verifies_tls_ignores_the_environment_and_holds_one_connection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+) -> None:
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.security.federation_support import domain
+
+    planted = domain("b").root  # a CA the environment would add to the trusted ones
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(planted.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    peers = Peers(resolve=public)
+    pool = GuardedTransport(peers)._pool
+    context = pool._ssl_context
+    assert isinstance(context, ssl.SSLContext)
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
+    planted_serial = format(planted.serial_number, "X")
+    serials = {str(cert.get("serialNumber", "")).lstrip("0") for cert in context.get_ca_certs()}
+    assert planted_serial.lstrip("0") not in serials
+    assert pool._max_connections == 1
+    assert isinstance(pool._network_backend, _GuardedBackend)
+
+
+def test_the_backend_passes_the_callers_socket_settings(server: int) -> None:
+    backend = _GuardedBackend(Peers(allow_private=True, resolve=lambda h, p: ["127.0.0.1"]))
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    stream = backend.connect_tcp("peer.example", server, timeout=2, local_address="127.0.0.3",
+                                 socket_options=options)
+    try:
+        sock = stream.get_extra_info("socket")
+        assert sock.getsockname()[0] == "127.0.0.3"
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    finally:
+        stream.close()
+
+
+def test_check_asks_about_the_url_host_exactly() -> None:
+    asked: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return [PUBLIC]
+
+    Peers(resolve=resolve).check("https:///no-host")
+    assert asked == [("", 443)]
