@@ -161,10 +161,14 @@ def test_a_broken_document_timestamp_is_named() -> None:
     assert re.fullmatch(r"document timestamp Timestamp-[0-9a-f-]{36}", facts.archive.broken or "")
 
 
-def test_older_timestamps_behind_a_cut_are_still_checked_for_integrity() -> None:
-    data = document_timestamp(tampered_archive(), rogue_tsa(), REARCHIVED)
-    facts = examined(data)
-    assert (facts.archive.count, facts.archive.proof_time, facts.archive.detail) == (2, None, "")
+@pytest.mark.parametrize("between", [False, True], ids=["next", "one-between"])
+def test_older_timestamps_behind_a_cut_are_still_checked_for_integrity(between: bool) -> None:
+    data = tampered_archive()
+    if between:
+        data = document_timestamp(data, tsa(), ARCHIVED + timedelta(days=10))
+    facts = examined(document_timestamp(data, rogue_tsa(), REARCHIVED))
+    assert (facts.archive.count, facts.archive.proof_time, facts.archive.detail) == (
+        3 if between else 2, None, "")
     assert re.fullmatch(r"document timestamp Timestamp-[0-9a-f-]{36}", facts.archive.broken or "")
 
 
