@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pikepdf
@@ -379,6 +380,21 @@ def test_a_looping_worker_is_killed_at_the_deadline(inspector: Inspector) -> Non
     assert time.monotonic() - started < 0.9  # the deadline, not a second more
     process.join(5)
     assert not process.is_alive()
+    assert Inspector._pools.get(inspector._key) is not pool
+
+
+@pytest.mark.parametrize("after", [0, 1], ids=["at-the-deadline", "past-it"])
+def test_a_crash_at_or_past_the_deadline_is_not_retried(
+    inspector: Inspector, monkeypatch: pytest.MonkeyPatch, after: int
+) -> None:
+    """The clock as ``_run`` reads it: the worker is given until 100; it crashes, and by then
+    the deadline has come, so the upload is answered without a second attempt."""
+    readings = iter([0.0, 100.0 + after])
+    monkeypatch.setattr(isolation, "time", SimpleNamespace(monotonic=lambda: next(readings)))
+    pool = inspector._executor()
+    answer = inspector._run(b"", 100.0, _exit_worker)
+    assert answer == limit(
+        "核验进程被终止（资源超限）/ the checking process was ended by a resource limit")
     assert Inspector._pools.get(inspector._key) is not pool
 
 
