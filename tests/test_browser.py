@@ -180,7 +180,10 @@ def test_usb_scanner_types_the_url_and_enter(server: tuple[str, Domain], page: A
     base, domain = server
     url = domain.issue()["links"]["verify"]
     page.goto(f"{base}/verify")
-    assert page.evaluate("document.activeElement.id") == "qr"  # ready for the scanner
+    # Ready for the scanner: Chromium runs `autofocus` at its next rendering step, which on a
+    # loaded machine can come after the load event, so wait for it rather than read it at once.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'qr'")
+    assert page.evaluate("document.activeElement.id") == "qr"
     page.keyboard.type(url, delay=0)
     with page.expect_navigation():
         page.keyboard.press("Enter")
