@@ -4,9 +4,10 @@ B-B variant of the product's issuance, and the rendered page the seal step recei
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
+
+from core.clock import china_today
 
 
 def build(data_dir: Path, database_url: str | None = None) -> Any:
@@ -37,7 +38,7 @@ def issue_request(services: Any, n: int = 0) -> Any:
         holder_id=sample["holder"]["id"],
         holder_name=sample["holder"]["name"],
         fields=sample["fields"],
-        valid_from=date.today(),
+        valid_from=china_today(services.clock.now()),
         actor="bench",
     )
 

@@ -7,13 +7,13 @@ sees or drops another module's tables, even in the database the other PostgreSQL
 from __future__ import annotations
 
 import secrets
-from datetime import date
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from core.clock import china_today
 from licences.identifiers import (
     USCC_ALPHABET,
     make_resident_id,
@@ -57,7 +57,7 @@ def food_body(domain: Domain, **overrides: Any) -> dict[str, Any]:
     """A valid issuance body for department 0 (food business licence) to a new company."""
     body = dict(domain.department(0)["sample_request"])
     body["holder"] = {"id_type": "001", "id": new_company(), "name": "测试餐饮有限公司"}
-    body["valid_from"] = date.today().isoformat()
+    body["valid_from"] = china_today(domain.services.clock.now()).isoformat()
     body.update(overrides)
     return body
 
@@ -66,7 +66,7 @@ def physician_body(domain: Domain, **overrides: Any) -> dict[str, Any]:
     """A valid issuance body for department 1 (physician certificate) to a new person."""
     body = dict(domain.department(1)["sample_request"])
     body["holder"] = {"id_type": "111", "id": new_person(), "name": "张测试"}
-    body["valid_from"] = date.today().isoformat()
+    body["valid_from"] = china_today(domain.services.clock.now()).isoformat()
     body.update(overrides)
     return body
 

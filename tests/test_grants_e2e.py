@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import closing
-from datetime import date, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 
+from core.clock import SystemClock, china_today
 from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, start_site
 
 ITEM = "000126022000-01"  # the demo physician type: category and workplace
@@ -47,7 +48,7 @@ def test_grant_pull_usage_withdraw_through_real_sign_in(site: HolderSite) -> Non
                 "department": market["code"],
                 "service_item": ITEM,
                 "business_number": BUSINESS,
-                "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+                "valid_until": (china_today(SystemClock().now()) + timedelta(days=30)).isoformat(),
             },
         )
         assert created.status_code == 201, created.text

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import func, select
 
 import core.audit
+from core.clock import china_today
 from core.db import reading
 from licences.models import Holder, Licence
 from tests.domain import Domain
@@ -325,7 +326,7 @@ def test_search_filters_and_pages_by_keyset(domain: Domain) -> None:
     ] == [ids[0]]
     assert len(find(domain, holder_id=holder, status="valid")["items"]) == 2
     assert len(find(domain, holder_id=holder, type=body["licence_type"])["items"]) == 3
-    today = date.today()
+    today = china_today(domain.services.clock.now())
     assert (
         len(
             find(

@@ -252,7 +252,9 @@ def holder_client(domain: Domain, id_type: str, id_number: str, subject: str) ->
 @pytest.fixture(scope="module")
 def holder_objects(domain: Domain, objects: dict[str, str]) -> dict[str, str]:
     """A live grant by the holder of the licence in ``objects``."""
-    from datetime import date, timedelta
+    from datetime import timedelta
+
+    from core.clock import china_today
 
     sample = domain.department(0)["sample_request"]
     client, csrf = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
@@ -260,7 +262,7 @@ def holder_objects(domain: Domain, objects: dict[str, str]) -> dict[str, str]:
     response = client.post("/api/v1/holder/grants", headers={"X-CSRF-Token": csrf}, json={
         "identifier": objects["identifier"], "department": domain.department(1)["code"],
         "service_item": sorted(entry["service_item_fields"])[0], "business_number": "AUTHZ-1",
-        "valid_until": (date.today() + timedelta(days=2)).isoformat()})
+        "valid_until": (china_today(domain.services.clock.now()) + timedelta(days=2)).isoformat()})
     assert response.status_code == 201, response.text
     return {**objects, "grant_id": response.json()["id"]}
 
