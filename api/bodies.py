@@ -16,6 +16,8 @@ from itertools import accumulate
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive
 
+from api.limits import too_large
+
 _ESCAPES = re.compile(rb"\\.", re.DOTALL)  # a backslash and the character it escapes
 _STRINGS = re.compile(rb'"[^"]*"')  # a string, once its escapes are gone
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -31,7 +33,7 @@ class BodyTooLarge(HTTPException):
     ``HTTPException`` with its problem+json, whoever was reading the body."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"请求体超过 {limit} 字节 / request body larger than {limit} bytes")
+        super().__init__(413, too_large(limit).detail)
 
 
 def json_too_deep(body: bytes, depth: int) -> bool:

@@ -26,7 +26,7 @@ from core.clock import Clock
 from core.db import as_utc
 from core.errors import Conflict, InvalidInput, NotFound
 from licences.models import Holder, Licence
-from licences.repository import licence_by_identifier
+from licences.repository import holder_licence, licence_by_identifier
 
 LINK_PREFIX = "hl_"
 DEFAULT_DAYS = 30
@@ -197,8 +197,13 @@ class HolderLinks:
         """Revoke one of the holder's links at once; another holder's is not found, a link
         already revoked or expired is a 409 naming its status."""
         link = session.get(HolderLink, link_id, with_for_update=True)
-        if link is None or not self._owns(session, owner, link):
-            raise NotFound(f"没有该持证人链接 / no holder link {link_id}", field="link_id")
+        missing = NotFound(f"没有该持证人链接 / no holder link {link_id}", field="link_id")
+        if link is None:
+            raise missing
+        try:
+            holder_licence(session, link.identifier, owner.id_type, owner.id_number)
+        except NotFound:
+            raise missing from None  # another holder's link is reported like a missing one
         now = self._clock.now()
         status = link_status(link, now)
         if status is not LinkStatus.ACTIVE:
@@ -220,15 +225,6 @@ class HolderLinks:
             detail={"licence": link.identifier},
         )
         return _utc(link)
-
-    @staticmethod
-    def _owns(session: Session, owner: LinkOwner, link: HolderLink) -> bool:
-        licence = session.get(Licence, link.identifier)
-        holder = session.get(Holder, licence.holder_id) if licence is not None else None
-        return holder is not None and (holder.id_type, holder.id_number) == (
-            owner.id_type,
-            owner.id_number,
-        )
 
 
 def _utc(link: HolderLink) -> HolderLink:
