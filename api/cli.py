@@ -272,7 +272,8 @@ def _verify_offline(
     to the pinned signer (``--fingerprint``, else the pin saved by ``elicence trust pin``)."""
     from api.cli_trust import saved_pin
     from core.clock import SystemClock
-    from verify.offline import load_qr_keys, pin_from_text, verify_offline
+    from trust.trustlist import pin_from_text
+    from verify.offline import load_qr_keys, verify_offline
 
     try:
         pinned = pin_from_text(fingerprint) if fingerprint is not None else saved_pin(data_dir)

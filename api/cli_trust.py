@@ -31,7 +31,7 @@ def saved_pin(data_dir: Path | None) -> str | None:
     """The pin saved by ``elicence trust pin``, or None. Read only: offline verification writes
     nothing."""
     from api.cli import _settings
-    from verify.offline import pin_from_text
+    from trust.trustlist import pin_from_text
 
     path = _settings(data_dir).data_dir / PIN_FILE
     try:
@@ -59,7 +59,7 @@ def pin(
     data_dir: DataDir = None,
 ) -> None:
     """固定信任列表签名者，供离线核验使用 / pin the trust-list signer for offline verification."""
-    from verify.offline import pin_from_text
+    from trust.trustlist import pin_from_text
 
     try:
         pinned = pin_from_text(fingerprint)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -59,12 +58,11 @@ from trust.federation_store import (
 )
 from trust.profiles import Role
 from trust.services import TRUST_LIST_NAME
-from trust.trustlist import fingerprint
+from trust.trustlist import fingerprint, pin_from_text
 
 MAX_LIST_BYTES = 4 * 1024 * 1024
 AUTO = "system:federation"  # the actor of refreshes the server makes itself
 RETRY_SECONDS = 30.0  # after a failed automatic refresh, the stored list is used this long
-FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 OwnList = Callable[[Session], dict[str, Any]]  # this domain's trust-list content, unsigned
 log = logging.getLogger(__name__)
 
@@ -127,12 +125,7 @@ class Federation:
         """Recognise the domain whose list is at ``url``. A domain already recognised with the
         same pin takes the list as a refresh from that URL (same sequence rules) and keeps it."""
         federation_http.check_url(url)
-        pinned = pinned.strip().lower().replace(":", "")
-        if FINGERPRINT.fullmatch(pinned) is None:
-            raise InvalidInput(
-                "指纹须为64位十六进制SHA-256 / --fingerprint must be a SHA-256 in 64 hex digits",
-                field="fingerprint",
-            )
+        pinned = pin_from_text(pinned)
         try:
             document = self.fetch(url)
             parsed, _ = accept(document, pinned, self._clock.now())

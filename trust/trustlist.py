@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from core.audit import checkpoint_json, latest_checkpoint
 from core.clock import Clock
 from core.db import as_utc
+from core.errors import InvalidInput
 from keys.signing import private_key_for
 from keys.store import KeyRef, KeyUseListener
 from trust.authority import TrustDomain
@@ -81,8 +83,24 @@ def signing_input(document: dict[str, Any], protected: str) -> bytes:
     return f"{protected}.{b64url(canonical(body))}".encode()
 
 
+FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
 def fingerprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def pin_from_text(text: str) -> str:
+    """A signer's SHA-256 fingerprint as an operator types it (upper case and colons allowed),
+    in the lower-case hex ``fingerprint`` gives: the pin of ``federation add`` and of offline
+    verification."""
+    pinned = text.strip().lower().replace(":", "")
+    if FINGERPRINT.fullmatch(pinned) is None:
+        raise InvalidInput(
+            "指纹须为64位十六进制SHA-256 / --fingerprint must be a SHA-256 in 64 hex digits",
+            field="fingerprint",
+        )
+    return pinned
 
 
 def verify_trust_list(document: dict[str, Any], pinned_sha256: str | None = None) -> bool:

@@ -25,7 +25,6 @@ from another signer the answer is INDETERMINATE / NO_CHAIN_FOUND; a list without
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +43,6 @@ from trust.trustlist import fingerprint
 from verify.code import Steps, Stop, check_signed
 from verify.report import MESSAGES, Indication, Report, SubIndication
 
-FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 NO_PIN = (
     "未固定信任列表签名者，请用 --fingerprint SHA256 或 elicence trust pin 固定 / no pinned "
     "trust-list signer: pass --fingerprint SHA256, or save one with `elicence trust pin`"
@@ -73,17 +71,6 @@ class TrustedKeys:
     refusal: tuple[SubIndication, str] | None = None
     signer: str | None = None  # the pinned signer's fingerprint, once anchored
     signer_valid: tuple[datetime, datetime] | None = None
-
-
-def pin_from_text(text: str) -> str:
-    """A SHA-256 fingerprint as given (upper case and colons allowed), in lower-case hex."""
-    pinned = text.strip().lower().replace(":", "")
-    if FINGERPRINT.fullmatch(pinned) is None:
-        raise InvalidInput(
-            "指纹须为64位十六进制SHA-256 / --fingerprint must be a SHA-256 in 64 hex digits",
-            field="fingerprint",
-        )
-    return pinned
 
 
 def load_qr_keys(path: Path, pinned: str | None = None) -> TrustedKeys:

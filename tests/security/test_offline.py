@@ -22,6 +22,7 @@ from core.errors import InvalidInput
 from licences.payload import Claims, PayloadType, key_id, sign
 from tests.security.federation_support import END, START, Pki, domain
 from tests.security.support import NOW
+from trust.trustlist import pin_from_text
 from verify.offline import (
     NO_NEXT_UPDATE,
     NO_PIN,
@@ -29,7 +30,6 @@ from verify.offline import (
     UNSIGNED,
     TrustedKeys,
     load_qr_keys,
-    pin_from_text,
     verify_offline,
 )
 from verify.report import Indication, Report, SubIndication
