@@ -19,7 +19,7 @@ run: $(STAMP)
 	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 	  $(BIN)/elicence init --demo --data-dir $(DATA_DIR)
 	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
-	  $(BIN)/python -m api.demo_urls --data-dir $(DATA_DIR)
+	  $(BIN)/python -m api.ops.demo_urls --data-dir $(DATA_DIR)
 	# Demo mode: holders sign in at the development identity provider mounted at /dev-idp.
 	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 	  ELICENCE_DEMO_MODE=$${ELICENCE_DEMO_MODE:-1} \
@@ -33,10 +33,10 @@ fuzz: $(STAMP)
 	ELICENCE_FUZZ_EXAMPLES=$${ELICENCE_FUZZ_EXAMPLES:-5000} $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # Mutation testing of the security checks (docs/testing.md): every mutant of the modules below is
-# run against the fast security tests; `make mutate MODULES="api/auth.py seals/clients.py"` runs
+# run against the fast security tests; `make mutate MODULES="api/edge/auth.py seals/clients.py"` runs
 # some modules only. One worker, at the lowest priority.
-MUTATE_SCOPE := $(wildcard verify/*.py) core/audit.py keys/audit.py api/auth.py api/tokens.py \
-  api/routes_auth.py seals/clients.py $(wildcard trust/federation*.py) licences/lifecycle.py
+MUTATE_SCOPE := $(wildcard verify/*.py) core/audit.py keys/audit.py api/edge/auth.py api/edge/tokens.py \
+  api/http/oauth.py seals/clients.py $(wildcard trust/federation*.py) licences/lifecycle.py
 MODULES ?=
 MUTATE_JOBS ?= 1
 mutate: $(STAMP)

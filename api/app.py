@@ -9,30 +9,23 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from api import (
-    errors,
-    observability,
-    routes_auth,
-    routes_catalogue,
-    routes_exchange,
-    routes_federation,
-    routes_grants,
-    routes_holder,
-    routes_holder_api,
-    routes_licences,
-    routes_lifecycle,
-    routes_pki,
-    routes_present,
-    routes_registry,
-    routes_seals,
-    routes_signin,
-    routes_stats,
-    routes_verify,
-)
 from api.container import Services, build_services
-from api.dev_idp import create_dev_idp_app
-from api.edge import Edge
-from api.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
+from api.dev_idp.provider import create_dev_idp_app
+from api.edge import errors, observability
+from api.edge.middleware import Edge
+from api.edge.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
+from api.http import (
+    catalogue,
+    exchange,
+    federation,
+    licences,
+    lifecycle,
+    oauth,
+    pki,
+    registry,
+    seals,
+)
+from api.pages import grants, holder, holder_api, present, signin, statistics, verify
 from api.settings import Settings
 from core.db import reading
 
@@ -53,37 +46,37 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     errors.document_problems(app)
     observability.install(app, metrics)
     # One pure ASGI middleware for the request id, security headers, CORS, limits, metrics and
-    # the access log (see api/edge.py for the order kept inside it).
+    # the access log (see api/edge/middleware.py for the order kept inside it).
     app.add_middleware(
         Edge,
         metrics=metrics,
-        settings=services.settings,  # rates, body limits and JSON depth (api/limits.py)
+        settings=services.settings,  # rates, body limits and JSON depth (api/edge/limits.py)
         cors_origins=services.settings.cors_origins,
     )
 
     # Public verification first: every scanned code and upload is matched against the routes
     # in order, and none of its paths is claimed by a router below.
-    app.include_router(routes_verify.router)
-    app.include_router(routes_auth.router)
-    app.include_router(routes_present.router)  # before routes_licences: see its docstring
-    app.include_router(routes_licences.router)
-    app.include_router(routes_lifecycle.router)
-    app.include_router(routes_exchange.router)
-    app.include_router(routes_catalogue.router)
-    app.include_router(routes_pki.router)
-    app.include_router(routes_federation.router)  # /pki/licence-status, /api/v1/federation
-    app.include_router(routes_seals.router)
-    app.include_router(routes_registry.router)
-    app.include_router(routes_registry.departments)
-    app.include_router(routes_stats.router)
-    app.include_router(routes_grants.router)  # the holder's grants and usage log
-    app.include_router(routes_signin.router)  # holder sign-in (OpenID Connect)
-    app.include_router(routes_holder.router)  # /me: the holder's licences and copies
-    app.include_router(routes_holder_api.router)  # /api/v1/holder/...
+    app.include_router(verify.router)
+    app.include_router(oauth.router)
+    app.include_router(present.router)  # before licences: see its docstring
+    app.include_router(licences.router)
+    app.include_router(lifecycle.router)
+    app.include_router(exchange.router)
+    app.include_router(catalogue.router)
+    app.include_router(pki.router)
+    app.include_router(federation.router)  # /pki/licence-status, /api/v1/federation
+    app.include_router(seals.router)
+    app.include_router(registry.router)
+    app.include_router(registry.departments)
+    app.include_router(statistics.router)
+    app.include_router(grants.router)  # the holder's grants and usage log
+    app.include_router(signin.router)  # holder sign-in (OpenID Connect)
+    app.include_router(holder.router)  # /me: the holder's licences and copies
+    app.include_router(holder_api.router)  # /api/v1/holder/...
     if services.dev_idp is not None:  # demo mode only; otherwise /dev-idp is a 404
         app.mount("/dev-idp", create_dev_idp_app(services.dev_idp))
     app.mount(
-        "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "pages" / "static")), name="static"
     )
 
     @app.get("/healthz")

@@ -12,12 +12,12 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api import demo
-from api.dev_idp import DevIdentityProvider, RegisteredClient
-from api.holder_session import HolderSessions, load_key
-from api.oidc import OidcClient, OidcConfig
+from api.dev_idp.provider import DevIdentityProvider, RegisteredClient
+from api.edge.holder_session import HolderSessions, load_key
+from api.edge.tokens import TokenIssuer
+from api.ops import demo
+from api.pages.oidc import OidcClient, OidcConfig
 from api.settings import Settings
-from api.tokens import TokenIssuer
 from api.trust_wiring import TrustServices, build_trust_services
 from core.audit import AuditLog
 from core.clock import Clock, SystemClock
@@ -70,7 +70,7 @@ class Services:
     trust_services: TrustServices
     holder_sessions: HolderSessions
     federation: Federation | None = None  # recognised trust domains (trust.federation)
-    oidc: OidcClient | None = None  # holder sign-in (api/oidc.py); None: not configured
+    oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
 

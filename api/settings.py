@@ -55,13 +55,13 @@ class Settings(BaseSettings):
     # Peers on loopback, link-local or private addresses (e.g. provinces on one private network,
     # or tests on 127.0.0.1) are refused unless this allows them (trust/federation_http.py).
     federation_allow_private_addresses: bool = False
-    # Holder sign-in (api/oidc.py): the unified identity platform, an OpenID Connect provider.
+    # Holder sign-in (api/pages/oidc.py): the unified identity platform, an OpenID Connect provider.
     # Without an issuer, demo mode signs holders in at the development provider under /dev-idp.
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
     holder_session_minutes: int = 30
-    # Demo mode (`make run`): serves the development identity provider (api/dev_idp.py) at
+    # Demo mode (`make run`): serves the development identity provider (api/dev_idp/provider.py) at
     # /dev-idp, which signs in the demo data's holders. Never on in production: 404 otherwise.
     demo_mode: bool = False
 

@@ -167,8 +167,8 @@ def measure(server: Server, label: str, total: int = 200 * MIB, warm_up: int = 4
 
 def initialise(data_dir: Path) -> None:
     """``elicence init`` (no demo data) with the passphrase ``bench.web`` serves with."""
-    from api.bootstrap import initialise as init
     from api.container import build_services
+    from api.ops.bootstrap import initialise as init
     from api.settings import Settings
 
     settings = Settings(data_dir=data_dir, key_passphrase="bench")  # type: ignore[arg-type]

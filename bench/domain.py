@@ -11,8 +11,8 @@ from core.clock import china_today
 
 
 def build(data_dir: Path, database_url: str | None = None) -> Any:
-    from api.bootstrap import initialise
     from api.container import build_services
+    from api.ops.bootstrap import initialise
     from api.settings import Settings
 
     settings = Settings(
@@ -27,7 +27,7 @@ def build(data_dir: Path, database_url: str | None = None) -> Any:
 
 
 def issue_request(services: Any, n: int = 0) -> Any:
-    from api import demo
+    from api.ops import demo
     from licences.issuance import IssueRequest
 
     sample = demo.SAMPLE_LICENCES[0]

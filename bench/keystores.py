@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from api.bootstrap import initialise  # noqa: E402
 from api.container import Services, build_services  # noqa: E402
+from api.ops.bootstrap import initialise  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from bench.domain import issue_request  # noqa: E402
 from keys.store import HashAlgorithm, KeyRef  # noqa: E402

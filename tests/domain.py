@@ -10,8 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.bootstrap import initialise
 from api.container import Services, build_services
+from api.ops.bootstrap import initialise
 from api.settings import Settings
 from core.clock import Clock
 

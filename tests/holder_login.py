@@ -1,4 +1,4 @@
-"""Real holder sign-in for tests: the development identity provider (``api.dev_idp``) as its own
+"""Real holder sign-in for tests: the development identity provider (``api.dev_idp.provider``) as its own
 uvicorn server on a loopback port, an elicence server configured against it, and ``sign_in``,
 which walks the whole OpenID Connect flow over HTTP like a browser.
 
@@ -41,16 +41,16 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from api import demo
 from api.app import create_app
-from api.bootstrap import initialise
 from api.container import Services, build_services
-from api.dev_idp import DevIdentityProvider, RegisteredClient, create_dev_idp_app
+from api.dev_idp.provider import DevIdentityProvider, RegisteredClient, create_dev_idp_app
+from api.ops import demo
+from api.ops.bootstrap import initialise
 from api.settings import Settings
 
 CLIENT_ID = "elicence-test"
 CLIENT_SECRET = "test-client-secret-not-for-production"
-# Demo holders (api/demo.py), by ID number.
+# Demo holders (api/ops/demo.py), by ID number.
 CHEN = "350102198503120034"  # 陈建华, a physician (医师执业证书)
 WANG = "350103199007150024"  # 王丽萍, a physician
 CANYIN = "91350100M000100Y43"  # 示范餐饮管理有限公司 (食品经营许可证)

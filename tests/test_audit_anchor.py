@@ -22,7 +22,7 @@ from asn1crypto import cms, tsp
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner, Result
 
-from api.cli import app
+from api.cli.main import app
 from core.audit import AuditEntry, AuditHead, entry_hash
 from core.clock import FixedClock
 from core.db import create_db_engine
@@ -281,8 +281,8 @@ def test_an_altered_exported_checkpoint_is_refused(
 def test_no_anchor_without_a_timestamped_checkpoint(tmp_path: Path) -> None:
     """A fresh domain before its first checkpoint has nothing to export, and says so."""
     settings = make_settings(tmp_path / "fresh", audit_checkpoint_every=10_000)
-    from api.bootstrap import initialise
     from api.container import build_services
+    from api.ops.bootstrap import initialise
 
     initialise(build_services(settings), with_demo=False)
     result = CliRunner().invoke(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.tokens import TokenIssuer
+from api.edge.tokens import TokenIssuer
 from core.clock import FixedClock
 from core.db import transaction
 from seals.clients import create_client, revoke_client

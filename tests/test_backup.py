@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.backup import read_archive
-from api.cli import app
+from api.cli.main import app
 from api.container import build_services
+from api.ops.backup import read_archive
 from core.audit import verify_chain
 from core.db import reading
 from core.errors import InvalidInput
@@ -97,7 +97,7 @@ def empty_postgres() -> Iterator[str]:
 def test_postgres_backup_and_restore(
     tmp_path: Path, postgres_url: str, empty_postgres: str
 ) -> None:
-    from api.backup import backup, restore
+    from api.ops.backup import backup, restore
 
     reset_postgres_schema(postgres_url)
     original = tmp_path / "pg-original"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ELICENCE = [sys.executable, "-c", "from api.cli import main; main()"]
+ELICENCE = [sys.executable, "-c", "from api.cli.main import main; main()"]
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ FOOD = MARKET + "001"
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    from api.cli import main
+    from api.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = ["elicence", *args, "--data-dir", str(data_dir)]

@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import col, func, select
 
-from api.holder_session import COOKIE, HolderPrincipal
+from api.edge.holder_session import COOKIE, HolderPrincipal
 from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import reading, transaction
@@ -344,7 +344,7 @@ def test_the_operator_corrects_a_name_from_the_cli(
 ) -> None:
     from typer.testing import CliRunner
 
-    from api.cli import app
+    from api.cli.main import app
 
     person = new_person()
     theirs = physician(domain, person)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlmodel import col, func, select
 
-from api.holder_session import COOKIE, HolderPrincipal
+from api.edge.holder_session import COOKIE, HolderPrincipal
 from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import reading, transaction
@@ -476,7 +476,7 @@ def cli(domain: Domain, *args: str) -> tuple[int, str, str]:
     import io
     import sys
 
-    from api.cli import main
+    from api.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     settings = domain.settings

@@ -23,7 +23,7 @@ from sqlmodel import SQLModel, col, select
 
 import licences.holder_links
 import licences.models  # noqa: F401  (the tables compared below)
-from api.holder_session import COOKIE, HolderPrincipal
+from api.edge.holder_session import COOKIE, HolderPrincipal
 from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import reading

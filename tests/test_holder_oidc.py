@@ -23,11 +23,11 @@ from joserfc.jwk import ECKey
 from sqlmodel import select
 
 from api.app import create_app
-from api.bootstrap import initialise
 from api.container import build_services
-from api.dev_idp import DEMO_NOTICE
-from api.holder_session import COOKIE, HolderPrincipal, HolderSessions
-from api.oidc import SignInFailed
+from api.dev_idp.provider import DEMO_NOTICE
+from api.edge.holder_session import COOKIE, HolderPrincipal, HolderSessions
+from api.ops.bootstrap import initialise
+from api.pages.oidc import SignInFailed
 from core.audit import AuditEntry
 from core.db import reading
 from licences.repository import document

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from api.cli import app as cli_app
+from api.cli.main import app as cli_app
 from api.container import build_keystore
 from core.audit import AuditEntry, verify_chain
 from core.db import reading

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from starlette.responses import Response
 
-from api.holder_session import HolderPrincipal, HolderSessions
+from api.edge.holder_session import HolderPrincipal, HolderSessions
 from core.errors import Unauthenticated
 from tests.holder_login import free_port
 
@@ -135,7 +135,7 @@ def test_access_log_holds_no_link_secret_id_number_or_query_value(live: Live) ->
 
 
 def test_every_log_line_is_redacted_whoever_writes_it() -> None:
-    from api.observability import log_handler
+    from api.edge.observability import log_handler
 
     stream = io.StringIO()
     logger = logging.getLogger("elicence.test-redaction")

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from api.app import create_app
-from api.bootstrap import initialise
 from api.container import build_services
+from api.ops.bootstrap import initialise
 from core.audit import AuditEntry, verify_chain
 from core.clock import FixedClock
 from core.db import reading, transaction

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from api.limits import Rate, SlidingWindow
-from api.observability import JsonFormatter
+from api.edge.limits import Rate, SlidingWindow
+from api.edge.observability import JsonFormatter
 from tests.conftest import make_settings
 from tests.domain import Domain, build_domain
 

@@ -24,7 +24,7 @@ from licences.qrkeys import PublishedKey
 from tests.conftest import make_settings
 from tests.domain import Domain, build_domain
 
-ELICENCE = [sys.executable, "-c", "from api.cli import main; main()"]
+ELICENCE = [sys.executable, "-c", "from api.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")

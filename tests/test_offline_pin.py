@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner, Result
 
-from api.cli import app
+from api.cli.main import app
 from core.clock import FixedClock
 from core.db import transaction
 from licences.payload import decode, key_id, sign

@@ -191,7 +191,7 @@ def test_a_crash_before_commit_leaves_nothing_and_the_retry_issues_once(
 def test_a_crash_after_commit_replays_the_licence(
     domain: Domain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import api.routes_licences as routes
+    import api.http.licences as routes
 
     body = food_body(domain)
     headers = {**domain.auth(), "Idempotency-Key": "crash-after-commit"}

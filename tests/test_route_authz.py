@@ -16,8 +16,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from api.holder_session import COOKIE, HolderPrincipal
-from api.schemas_catalogue import LicenceTypeUpdate
+from api.edge.holder_session import COOKIE, HolderPrincipal
+from api.http.schemas_catalogue import LicenceTypeUpdate
 from core.db import reading, transaction
 from seals.clients import create_client
 from seals.models import Seal
@@ -226,7 +226,7 @@ def test_public_list_names_only_real_routes(domain: Domain) -> None:
     assert stale == set()
 
 
-# Holder routes: the credential is the signed-in holder's session cookie (api/holder_session.py),
+# Holder routes: the credential is the signed-in holder's session cookie (api/edge/holder_session.py),
 # and every state-changing call must carry the session's CSRF token as well.
 HOLDER_PREFIXES = ("/api/v1/holder/",)
 

@@ -32,7 +32,7 @@ from tests.conftest import make_settings, require_tool
 from tests.domain import Domain, build_domain
 
 MANAGE = "/api/v1/seals"
-CLI = [sys.executable, "-c", "from api.cli import main; main()"]
+CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")
@@ -466,7 +466,7 @@ def test_0007_backfills_authorisations_for_existing_licence_seals(tmp_path: Path
 
 
 def test_a_new_type_is_authorised_for_its_issuers_licence_seals(domain: Domain) -> None:
-    from api import demo
+    from api.ops import demo
     from licences.models import LicenceType
 
     market = domain.department(0)["code"]

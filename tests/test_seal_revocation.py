@@ -15,8 +15,8 @@ from cryptography.x509 import ocsp
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.bootstrap import initialise
 from api.container import build_services
+from api.ops.bootstrap import initialise
 from core.clock import FixedClock
 from core.db import reading
 from keys.audit import KeyUseRecorder

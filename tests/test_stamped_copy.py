@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel, func, select
 
 import licences.stamped_records  # noqa: F401  (the table compared below)
-from api import demo
+from api.ops import demo
 from core.audit import AuditEntry
 from core.db import reading
 from licences.stamped_records import StampedCopy
@@ -32,7 +32,7 @@ from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, star
 from tests.repo_domains import BACKENDS
 
 PURPOSE = "医师多机构执业备案"
-ITEM = "000126021000-01"  # one of the physician licence type's service items (api/demo.py)
+ITEM = "000126021000-01"  # one of the physician licence type's service items (api/ops/demo.py)
 
 
 @pytest.fixture(scope="module")

@@ -384,4 +384,4 @@ def test_public_verification_routes_come_first_and_no_other_route_claims_their_p
             for r in routes
             if hasattr(r, "endpoint") and r.matches(scope)[0] is not Match.NONE
         }
-        assert claiming == {"api.routes_verify"}, (method, path, claiming)
+        assert claiming == {"api.pages.verify"}, (method, path, claiming)

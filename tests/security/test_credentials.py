@@ -1,6 +1,6 @@
 """Department credentials, unit by unit: API keys (seals/clients.py), access tokens
-(api/tokens.py), the bearer check and scopes (api/auth.py) and the token endpoint
-(api/routes_auth.py). Each refusal is checked with its exact message and status."""
+(api/edge/tokens.py), the bearer check and scopes (api/edge/auth.py) and the token endpoint
+(api/http/oauth.py). Each refusal is checked with its exact message and status."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from api import errors
-from api.auth import DepartmentPrincipal, department, require
-from api.routes_auth import router as token_router
-from api.tokens import TokenClaims, TokenIssuer, looks_like_jwt
+from api.edge import errors
+from api.edge.auth import DepartmentPrincipal, department, require
+from api.edge.tokens import TokenClaims, TokenIssuer, looks_like_jwt
+from api.http.oauth import router as token_router
 from core.audit import AuditEntry, AuditLog
 from core.clock import FixedClock
 from core.errors import InvalidInput, NotFound, Unauthenticated

@@ -1,0 +1,39 @@
+"""Operator commands for holders: correcting a registered name (``licences.holders``).
+
+The operator acts for the whole domain, like a client holding ``holders:correct:<category>``
+for every category. The correction is audited under ``operator:cli`` with both names (a
+person's masked); licences already sealed keep showing the name they were issued under.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+holders_app = typer.Typer(help="持证主体 / holders", no_args_is_help=True)
+OPERATOR = "operator:cli"
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
+
+
+@holders_app.command("rename")
+def rename(
+    id_type: Annotated[str, typer.Argument(help="证件类型，如 111、001 / ID type")],
+    id_number: Annotated[str, typer.Argument(help="证件号码 / ID number")],
+    name: Annotated[str, typer.Option("--name", help="更正后的登记名称 / the corrected name")],
+    data_dir: DataDir = None,
+) -> None:
+    """更正持证主体登记名称，此后签发以此核对 / correct a holder's registered name; later
+    issuances are checked against it, sealed licences keep theirs."""
+    from api.cli.main import _services
+    from core.db import transaction
+
+    services = _services(data_dir)
+    with transaction(services.engine) as session:
+        holder = services.holders.rename(
+            session, id_type=id_type, id_number=id_number, name=name, allows=None, actor=OPERATOR
+        )
+        out = {"id_type": holder.id_type, "id": holder.id_number, "name": holder.name}
+    typer.echo(json.dumps(out, ensure_ascii=False))

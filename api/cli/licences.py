@@ -1,0 +1,203 @@
+"""``elicence issue --batch``, ``elicence export`` and ``elicence import``: the operator's bulk
+paths, over the same services as the API.
+
+A batch file is keyed row by row (the ``key`` column, else the file's SHA-256 and the line
+number), so running the same file again after a crash replays the rows already issued instead
+of issuing them twice. Failures are summarised by reason at the end and make the exit code 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+OPERATOR = "operator:cli"
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
+
+
+def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
+    from api.cli.main import _services as services
+
+    return services(data_dir)
+
+
+def _die(message: str, code: int = 1) -> None:
+    from api.cli.main import _die as die
+
+    die(message, code)
+
+
+def _result_row(result: Any, label: int) -> dict[str, Any]:
+    if result.error is not None:
+        return {
+            "line": label,
+            "ok": False,
+            "field": result.error.field,
+            "error": result.error.message,
+        }
+    licence = result.issued.licence
+    return {
+        "line": label,
+        "ok": True,
+        "identifier": licence.identifier,
+        "replayed": result.issued.replayed,
+    }
+
+
+def _report(results: list[Any], label: Any, what: str) -> None:
+    """Per-row JSON on stdout, a human summary of failures by reason on stderr, exit 1 if any
+    failed."""
+    from licences import batch
+
+    summary = batch.summary(results, label)
+    rows = [_result_row(r, label(r.index)) for r in results]
+    typer.echo(json.dumps({"summary": summary, "rows": rows}, ensure_ascii=False, indent=2))
+    typer.echo(
+        f"{what}: 共 {summary['total']} 行，新签发 {summary['issued']}，重放 {summary['replayed']}，"
+        f"失败 {summary['failed']} / {summary['total']} rows, {summary['issued']} issued, "
+        f"{summary['replayed']} replayed, {summary['failed']} failed",
+        err=True,
+    )
+    for reason, group in summary["failures_by_reason"].items():
+        typer.echo(
+            f"  {reason}: {group['count']} 行 / rows {group['rows']} — {group['example']}",
+            err=True,
+        )
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+def issue_batch(file: Path, department: str | None, data_dir: Path | None) -> None:
+    """Issue every row of a CSV file (columns in README.md)."""
+    from core.db import reading
+    from licences import batch
+
+    try:
+        raw = file.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _die(f"无法读取 UTF-8 CSV 文件 / cannot read {file} as UTF-8 CSV: {exc}")
+        return
+    services = _services(data_dir)
+    with reading(services.engine) as session:
+        items = batch.read_csv(
+            text,
+            entry_of=partial(services.catalogue.get, session),
+            department=department,
+            actor=OPERATOR,
+            key_prefix="csv-" + hashlib.sha256(raw).hexdigest()[:24],
+        )
+    with typer.progressbar(length=len(items), label="签发 / issuing", file=sys.stderr) as progress:
+        results = batch.issue_all(services.issuance.issue, items, progress.update)
+    _report(results, lambda index: index + 2, "批量签发 / batch")
+
+
+def export_licences(
+    identifier: Annotated[str | None, typer.Argument(help="证照标识；缺省按条件导出")] = None,
+    department: Annotated[str | None, typer.Option("--department")] = None,
+    licence_type: Annotated[str | None, typer.Option("--type")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    holder_id: Annotated[str | None, typer.Option("--holder-id")] = None,
+    issued_from: Annotated[str | None, typer.Option("--issued-from")] = None,
+    issued_to: Annotated[str | None, typer.Option("--issued-to")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="写入文件 / write to a file")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """导出证照（国家标准字段名）/ export one licence, or every licence matching the filters,
+    in the exchange format (docs/exchange-format.md)."""
+    from core.db import reading
+    from licences import exchange
+    from licences.lifecycle import parse_identifier
+    from licences.repository import licence_by_identifier
+    from licences.search import MAX_LIMIT, LicenceQuery, search
+
+    services = _services(data_dir)
+    now = services.clock.now()
+    with reading(services.engine) as session:
+        exporter = exchange.Exporter(session, services.catalogue, services.issuance.verify_url, now)
+        if identifier is not None:
+            document: dict[str, Any] = exporter.record(
+                licence_by_identifier(session, parse_identifier(identifier))
+            )
+        else:
+            records: list[dict[str, Any]] = []
+            cursor: str | None = None
+            while True:
+                page = search(
+                    session,
+                    LicenceQuery(
+                        issuer_code=department.upper() if department else None,
+                        holder_id=holder_id,
+                        type_code=licence_type,
+                        status=status,
+                        issued_from=_date(issued_from, "--issued-from"),
+                        issued_to=_date(issued_to, "--issued-to"),
+                        cursor=cursor,
+                        limit=MAX_LIMIT,
+                    ),
+                    now,
+                )
+                records += [exporter.record(licence) for licence, _ in page.items]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            document = exchange.export_document(records, exported_at=now)
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    if out is None:
+        typer.echo(text)
+        return
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(out)
+    count = len(document.get("证照", [document]))
+    typer.echo(f"已导出 {count} 份 / exported {count} licence(s) to {out}", err=True)
+
+
+def import_licences(
+    file: Annotated[Path, typer.Argument(help="导出文档、证照数组或一份证照 / the JSON file")],
+    department: Annotated[
+        str | None, typer.Option("--department", help="只导入该部门颁发的 / only this issuer's")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """导入其他系统的证照，由本库签发、盖章 / import records from another system: each is
+    issued, rendered and sealed by this repository. Importing the same file again replays."""
+    from core.db import reading
+    from licences import exchange
+
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
+        return
+    services = _services(data_dir)
+    records = exchange.records_of(document)
+    with reading(services.engine) as session:
+        items = exchange.import_items(
+            records,
+            partial(services.catalogue.get, session),
+            department_code=department.upper() if department else None,
+            actor=OPERATOR,
+            key="file-" + hashlib.sha256(file.read_bytes()).hexdigest()[:24],
+        )
+    with typer.progressbar(length=len(items), label="导入 / importing", file=sys.stderr) as bar:
+        results = exchange.import_all(services.issuance.issue, items)
+        bar.update(len(items))
+    _report(results, lambda index: index + 1, "导入 / import")
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
+        return None

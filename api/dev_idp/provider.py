@@ -1,0 +1,432 @@
+"""开发用身份认证，仅供演示 — a development OpenID Connect provider, for demos and tests only.
+
+Holders sign in at the unified identity platform (统一身份认证平台); on a laptop there is none,
+so ``make run`` (demo mode, ``ELICENCE_DEMO_MODE=1``) mounts this small but real provider at
+``/dev-idp``, and the tests run it as its own server on a loopback port. It speaks exactly the
+protocol the service's client (``api/pages/oidc.py``) speaks to the real platform:
+
+* discovery (``/.well-known/openid-configuration``) and the public keys (``/jwks``);
+* ``/authorize``: Authorization Code flow only, PKCE with S256 required, ``state`` and
+  ``nonce`` passed through. Instead of a password it shows a page to pick one of the demo
+  data's holders (``api.demo.holders``), under a banner saying it is for demonstration only:
+  the ID numbers it vouches for are the demo's fictitious people's;
+* ``/token``: client authentication (``client_secret_basic`` or ``client_secret_post``), each
+  code usable once within 60 s by the client and redirect URI it was issued to, with the PKCE
+  verifier; a replayed code is refused and the tokens issued for it are withdrawn;
+* ES256 ID tokens (joserfc) carrying ``sub``, ``name``, ``id_type`` and ``id_number``;
+  ``/userinfo`` returns the same claims.
+
+State (codes, access tokens, the signing key) lives in memory, so it serves one process: a
+restart signs with a new key, which the client picks up from the JWKS. Without demo mode the
+service does not mount it at all, and ``/dev-idp`` is a 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+
+from licences.masking import mask_id
+
+DEMO_NOTICE = "开发用身份认证，仅供演示 / development identity provider, demonstration only"
+ALG = "ES256"
+SCOPES = ("openid", "profile")
+CLAIMS = ("sub", "name", "id_type", "id_number")
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+
+
+@dataclass(frozen=True)
+class RegisteredClient:
+    client_id: str
+    secret: str
+    redirect_uris: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Code:
+    client_id: str
+    redirect_uri: str
+    subject: str
+    nonce: str | None
+    challenge: str
+    expires: float
+    auth_time: int
+
+
+class AuthorizeError(Exception):
+    """A request that must not be sent back to its redirect URI (unknown client or URI)."""
+
+
+class RedirectError(Exception):
+    """An OAuth error answered by redirecting to the (registered) redirect URI."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error, self.description = error, description
+
+
+class TokenError(Exception):
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+
+@dataclass
+class DevIdentityProvider:
+    """The provider's state. ``jwks_keys`` publishes other keys than the signing one: only for
+    tests of a client that must refuse a token whose signature does not match the JWKS."""
+
+    issuer: str
+    clients: tuple[RegisteredClient, ...]
+    holders: tuple[dict[str, str], ...]
+    signing_key: ECKey = field(
+        default_factory=lambda: ECKey.generate_key(
+            "P-256", {"alg": ALG, "use": "sig"}, auto_kid=True
+        )
+    )
+    jwks_keys: tuple[ECKey, ...] | None = None
+    code_seconds: int = 60
+    token_seconds: int = 300
+    now: Callable[[], float] = time.time
+    _codes: dict[str, _Code] = field(default_factory=dict)
+    _used: dict[str, list[str]] = field(default_factory=dict)  # code digest -> its access tokens
+    _access: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.issuer = self.issuer.rstrip("/")
+
+    # --- published metadata ------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.issuer}/authorize",
+            "token_endpoint": f"{self.issuer}/token",
+            "userinfo_endpoint": f"{self.issuer}/userinfo",
+            "jwks_uri": f"{self.issuer}/jwks",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALG],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": list(SCOPES),
+            "claims_supported": [*CLAIMS, "iss", "aud", "exp", "iat", "auth_time", "nonce"],
+            "service_documentation": DEMO_NOTICE,
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        keys = self.jwks_keys if self.jwks_keys is not None else (self.signing_key,)
+        return dict(KeySet(list(keys)).as_dict(private=False))
+
+    # --- authorization -----------------------------------------------------------------------
+
+    def check_authorize(self, params: dict[str, str]) -> RegisteredClient:
+        """The client of a well-formed request; raises AuthorizeError before the redirect URI
+        is trusted, RedirectError after."""
+        client = self._client(params.get("client_id", ""))
+        if client is None or params.get("redirect_uri") not in client.redirect_uris:
+            raise AuthorizeError("未注册的客户端或回调地址 / unknown client or redirect URI")
+        if params.get("response_type") != "code":
+            raise RedirectError("unsupported_response_type", "only response_type=code")
+        if "openid" not in params.get("scope", "").split():
+            raise RedirectError("invalid_scope", "scope must include openid")
+        if params.get("code_challenge_method") != "S256" or not _CHALLENGE.match(
+            params.get("code_challenge", "")
+        ):
+            raise RedirectError("invalid_request", "PKCE with code_challenge_method=S256 required")
+        return client
+
+    def holder(self, subject: str) -> dict[str, str] | None:
+        return next((h for h in self.holders if h["subject"] == subject), None)
+
+    def issue_code(self, params: dict[str, str], subject: str) -> str:
+        code = secrets.token_urlsafe(32)
+        now = self.now()
+        with self._lock:
+            for stale in [k for k, v in self._codes.items() if v.expires < now]:
+                del self._codes[stale]
+            self._codes[code] = _Code(
+                client_id=params["client_id"],
+                redirect_uri=params["redirect_uri"],
+                subject=subject,
+                nonce=params.get("nonce") or None,
+                challenge=params["code_challenge"],
+                expires=now + self.code_seconds,
+                auth_time=int(now),
+            )
+        return code
+
+    # --- token ---------------------------------------------------------------------------------
+
+    def exchange(self, form: dict[str, str], authorization: str) -> dict[str, Any]:
+        client = self._authenticate(form, authorization)
+        if form.get("grant_type") != "authorization_code":
+            raise TokenError("unsupported_grant_type", "only authorization_code")
+        code = form.get("code", "")
+        digest = hashlib.sha256(code.encode()).hexdigest()
+        with self._lock:
+            grant = self._codes.pop(code, None)
+            if grant is None:
+                for token in self._used.pop(digest, []):  # a replay withdraws what it got
+                    self._access.pop(token, None)
+                raise TokenError("invalid_grant", "unknown, expired or already used code")
+            self._used[digest] = []
+        if grant.expires < self.now():
+            raise TokenError("invalid_grant", "the code has expired")
+        if grant.client_id != client.client_id or form.get("redirect_uri") != grant.redirect_uri:
+            raise TokenError("invalid_grant", "the code was issued to another client or URI")
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        if not _VERIFIER.match(verifier) or not hmac.compare_digest(
+            challenge.rstrip(b"=").decode(), grant.challenge
+        ):
+            raise TokenError("invalid_grant", "PKCE verification failed")
+        access = secrets.token_urlsafe(32)
+        now = int(self.now())
+        with self._lock:
+            self._access[access] = (grant.subject, now + self.token_seconds)
+            self._used[digest].append(access)
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.token_seconds,
+            "scope": " ".join(SCOPES),
+            "id_token": self._id_token(grant, client.client_id, access, now),
+        }
+
+    def _id_token(self, grant: _Code, audience: str, access: str, now: int) -> str:
+        holder = self.holder(grant.subject)
+        assert holder is not None
+        half = hashlib.sha256(access.encode()).digest()[:16]
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": audience,
+            "azp": audience,
+            "iat": now,
+            "exp": now + self.token_seconds,
+            "auth_time": grant.auth_time,
+            "at_hash": base64.urlsafe_b64encode(half).rstrip(b"=").decode(),
+            **self._claims(holder),
+        }
+        if grant.nonce is not None:
+            claims["nonce"] = grant.nonce
+        header = {"alg": ALG, "kid": self.signing_key.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, self.signing_key)
+
+    def userinfo(self, authorization: str) -> dict[str, str]:
+        scheme, _, token = authorization.partition(" ")
+        with self._lock:
+            found = self._access.get(token.strip()) if scheme.lower() == "bearer" else None
+        if found is None or found[1] < self.now():
+            raise TokenError("invalid_token", "unknown or expired access token", 401)
+        holder = self.holder(found[0])
+        assert holder is not None
+        return self._claims(holder)
+
+    @staticmethod
+    def _claims(holder: dict[str, str]) -> dict[str, str]:
+        return {
+            "sub": holder["subject"],
+            "name": holder["name"],
+            "id_type": holder["id_type"],
+            "id_number": holder["id"],
+        }
+
+    def _client(self, client_id: str) -> RegisteredClient | None:
+        return next((c for c in self.clients if c.client_id == client_id), None)
+
+    def _authenticate(self, form: dict[str, str], authorization: str) -> RegisteredClient:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                pair = base64.b64decode(value.strip(), validate=True).decode()
+            except ValueError:
+                pair = ""
+            client_id, _, secret = (unquote(part) for part in pair.partition(":"))
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        client = self._client(client_id)
+        if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
+            raise TokenError("invalid_client", "client authentication failed", 401)
+        return client
+
+
+def _redirect(uri: str, params: dict[str, str]) -> RedirectResponse:
+    joiner = "&" if urlsplit(uri).query else "?"
+    return RedirectResponse(f"{uri}{joiner}{urlencode(params)}", status_code=303)
+
+
+def _token_error(exc: TokenError) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="dev-idp"'
+    return JSONResponse(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status,
+        headers=headers,
+    )
+
+
+_AUTHORIZE_PARAMS = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def create_dev_idp_app(provider: DevIdentityProvider) -> FastAPI:
+    """The provider as an ASGI app: mounted at ``/dev-idp`` in demo mode, or served alone."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.mount("/static", StaticFiles(directory=str(_HERE.parent / "pages" / "static")), name="static")
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; form-action 'self' "
+            + " ".join(sorted({_origin(u) for c in provider.clients for u in c.redirect_uris}))
+            + "; frame-ancestors 'none'; base-uri 'none'",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.get("/.well-known/openid-configuration")
+    def discovery() -> JSONResponse:
+        return JSONResponse(provider.metadata(), headers={"Cache-Control": "max-age=60"})
+
+    @app.get("/jwks")
+    def jwks() -> JSONResponse:
+        return JSONResponse(provider.jwks(), headers={"Cache-Control": "max-age=60"})
+
+    def page(request: Request, params: dict[str, str], error: str | None, status: int) -> Response:
+        holders = [
+            {
+                "subject": h["subject"],
+                "name": h["name"],
+                "kind": "个人 / person" if h["id_type"] == "111" else "法人 / organisation",
+                "id_masked": mask_id(h["id"], h["id_type"] == "111"),
+            }
+            for h in provider.holders
+        ]
+        context = {
+            "notice": DEMO_NOTICE,
+            "params": {k: params.get(k, "") for k in _AUTHORIZE_PARAMS},
+            "holders": holders,
+            "error": error,
+            "action": provider.metadata()["authorization_endpoint"],
+            "static": f"{urlsplit(provider.issuer).path}/static",
+        }
+        return templates.TemplateResponse(
+            request,
+            "dev_idp.html",
+            context,
+            status_code=status,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    def refused(request: Request, params: dict[str, str]) -> Response | None:
+        """The answer to an authorisation request that cannot go ahead, else None."""
+        try:
+            provider.check_authorize(params)
+        except AuthorizeError as exc:
+            return page(request, {}, str(exc), 400)
+        except RedirectError as exc:
+            return _redirect(
+                params["redirect_uri"],
+                _with_state(
+                    provider.issuer, params, error=exc.error, error_description=exc.description
+                ),
+            )
+        return None
+
+    @app.get("/authorize")
+    def authorize(request: Request) -> Response:
+        params = {k: v for k, v in request.query_params.items() if k in _AUTHORIZE_PARAMS}
+        answer = refused(request, params)
+        if answer is not None:
+            return answer
+        return page(request, params, None, 200)
+
+    @app.post("/authorize")
+    async def choose(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=16)
+        params = {k: str(form.get(k, "")) for k in _AUTHORIZE_PARAMS if form.get(k)}
+        answer = refused(request, params)
+        if answer is not None:
+            return answer
+        subject = str(form.get("holder", ""))
+        if form.get("deny") or provider.holder(subject) is None:
+            return _redirect(
+                params["redirect_uri"],
+                _with_state(
+                    provider.issuer,
+                    params,
+                    error="access_denied",
+                    error_description="sign-in cancelled",
+                ),
+            )
+        code = provider.issue_code(params, subject)
+        return _redirect(params["redirect_uri"], _with_state(provider.issuer, params, code=code))
+
+    @app.post("/token")
+    async def token(request: Request) -> JSONResponse:
+        form = await request.form(max_files=0, max_fields=16)
+        try:
+            body = provider.exchange(
+                {k: str(v) for k, v in form.items()}, request.headers.get("authorization", "")
+            )
+        except TokenError as exc:
+            return _token_error(exc)
+        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    @app.get("/userinfo")
+    def userinfo(request: Request) -> JSONResponse:
+        try:
+            claims = provider.userinfo(request.headers.get("authorization", ""))
+        except TokenError as exc:
+            return _token_error(exc)
+        return JSONResponse(claims, headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+def _with_state(issuer: str, params: dict[str, str], **values: str) -> dict[str, str]:
+    """Response parameters, with ``state`` echoed and the issuer named (RFC 9207)."""
+    if params.get("state"):
+        values["state"] = params["state"]
+    values["iss"] = issuer
+    return values
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,162 @@
+"""Demo data for ``elicence init --demo``: two departments, two licence types, licences, keys.
+
+Every code here passes its own check (credit codes, resident IDs); the people and companies are
+fictitious.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+MARKET = {
+    "code": "1135010000360001XN",
+    "name": "示范市市场监督管理局",
+    "division": "350100",
+    "level": "municipal",
+}
+HEALTH = {
+    "code": "11350100003600028N",
+    "name": "示范市卫生健康委员会",
+    "division": "350100",
+    "level": "municipal",
+}
+DEPARTMENTS = [MARKET, HEALTH]
+
+
+def _string(title: str, max_length: int) -> dict[str, Any]:
+    return {"type": "string", "title": title, "minLength": 1, "maxLength": max_length}
+
+
+FOOD_LICENCE: dict[str, Any] = {
+    "code": MARKET["code"] + "001",
+    "name": "食品经营许可证",
+    "name_en": "Food Business Licence",
+    "authority_code": MARKET["code"],
+    "authority_name": MARKET["name"],
+    "authority_level": "municipal",
+    "holder_category": "legal_person",
+    "validity_years": 5,
+    "issuer_codes": [MARKET["code"]],
+    # Service items (事项编码, fictitious) and the fields each needs: a department the holder
+    # grants the licence to for one of them pulls only these fields.
+    "service_items": ["000125006000-01", "000130003000-01"],
+    "service_item_fields": {
+        "000125006000-01": ["premises", "business_form", "scope"],  # 食品经营许可延续
+        "000130003000-01": ["premises", "business_form"],  # 公共场所卫生许可
+    },
+    "field_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["premises", "business_form", "scope"],
+        "properties": {
+            "legal_representative": _string("法定代表人（负责人）", 32),
+            "premises": _string("经营场所", 128),
+            "business_form": _string("主体业态", 64),
+            "scope": _string("经营项目", 512),
+        },
+    },
+}
+
+PHYSICIAN_LICENCE: dict[str, Any] = {
+    "code": HEALTH["code"] + "001",
+    "name": "医师执业证书",
+    "name_en": "Physician Practising Certificate",
+    "authority_code": HEALTH["code"],
+    "authority_name": HEALTH["name"],
+    "authority_level": "municipal",
+    "holder_category": "natural_person",
+    "validity_years": None,
+    "issuer_codes": [HEALTH["code"]],
+    "service_items": ["000126021000-01", "000126022000-01"],
+    "service_item_fields": {
+        "000126021000-01": ["category", "scope", "workplace"],  # 医师多机构执业备案
+        "000126022000-01": ["category", "workplace"],  # 医疗机构执业登记人员核验
+    },
+    "field_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["category", "scope", "workplace"],
+        "properties": {
+            "category": _string("执业类别", 32),
+            "scope": _string("执业范围", 128),
+            "workplace": _string("执业地点", 128),
+        },
+    },
+}
+
+LICENCE_TYPES = [FOOD_LICENCE, PHYSICIAN_LICENCE]
+
+SAMPLE_LICENCES: list[dict[str, Any]] = [
+    {
+        "department": MARKET["code"],
+        "licence_type": FOOD_LICENCE["code"],
+        "holder": {"id_type": "001", "id": "91350100M000100Y43", "name": "示范餐饮管理有限公司"},
+        "fields": {
+            "legal_representative": "林晓东",
+            "premises": "示范市鼓楼区五四路128号一层",
+            "business_form": "餐饮服务经营者（中型餐馆）",
+            "scope": "热食类食品制售、冷食类食品制售、自制饮品制售",
+        },
+    },
+    {
+        "department": MARKET["code"],
+        "licence_type": FOOD_LICENCE["code"],
+        "holder": {"id_type": "001", "id": "91350100MA2Y0001X9", "name": "示范食品商贸有限公司"},
+        "fields": {
+            "premises": "示范市台江区江滨中大道66号",
+            "business_form": "食品销售经营者（超市）",
+            "scope": "预包装食品销售（含冷藏冷冻食品）、散装食品销售",
+        },
+    },
+    {
+        "department": HEALTH["code"],
+        "licence_type": PHYSICIAN_LICENCE["code"],
+        "holder": {"id_type": "111", "id": "350102198503120034", "name": "陈建华"},
+        "fields": {"category": "临床", "scope": "内科专业", "workplace": "示范市第一医院"},
+    },
+    {
+        "department": HEALTH["code"],
+        "licence_type": PHYSICIAN_LICENCE["code"],
+        "holder": {"id_type": "111", "id": "350103199007150024", "name": "王丽萍"},
+        "fields": {"category": "口腔", "scope": "口腔专业", "workplace": "示范市口腔医院"},
+    },
+]
+
+
+def licence_types_of(department_code: str) -> list[str]:
+    """The demo types a department issues: its demo seal is authorised for exactly these."""
+    return [t["code"] for t in LICENCE_TYPES if department_code in t["issuer_codes"]]
+
+
+def sample_request(department_code: str, today: date) -> dict[str, Any]:
+    """A valid body for POST /api/v1/licences for this department (a new holder each time is
+    not needed: the holder is captured once and reused), starting ``today`` (a date in China)."""
+    for sample in SAMPLE_LICENCES:
+        if sample["department"] == department_code:
+            return {
+                "licence_type": sample["licence_type"],
+                "holder": sample["holder"],
+                "fields": sample["fields"],
+                "valid_from": today.isoformat(),
+                "valid_until": None,
+            }
+    raise KeyError(department_code)
+
+
+def holders() -> list[dict[str, str]]:
+    """The demo data's holders, once each, as the development identity provider
+    (``api.dev_idp.provider``) signs them in: ``subject`` (stable, and not the ID number), ``id_type``,
+    ``id`` and ``name``. The people and companies are fictitious."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for sample in SAMPLE_LICENCES:
+        holder = sample["holder"]
+        key = (holder["id_type"], holder["id"])
+        found.setdefault(key, {"subject": holder_subject(*key), **holder})
+    return list(found.values())
+
+
+def holder_subject(id_type: str, id_number: str) -> str:
+    """The development identity provider's ``sub`` for a demo holder."""
+    return "demo-" + hashlib.sha256(f"{id_type}:{id_number}".encode()).hexdigest()[:16]

@@ -1,0 +1,162 @@
+"""The holder's JSON API (``/api/v1/holder/...``), for a holder app on the same site.
+
+Every route needs the holder session cookie (``api.holder_session.current_holder``); writes also
+need the session's CSRF token in ``X-CSRF-Token``, which ``GET /api/v1/holder/session``
+returns. A department's credential is refused (403): it never acts for a holder. Another
+holder's licence or copy is a 404, like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.edge.holder_session import HolderPrincipal, current_holder
+from api.pages import holder_views as views
+from api.pages.holder_views import (
+    copy_json,
+    licence_json,
+    my_licences,
+    own_record,
+    presentation_json,
+)
+from core.db import reading, transaction
+from licences.stamped import MAX_PURPOSE, StampRequest
+
+router = APIRouter(prefix="/api/v1/holder", tags=["holder 持证人"])
+Holder = Annotated[HolderPrincipal, Depends(current_holder)]
+LinkId = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[0-9a-f]+$")]
+NO_STORE = {"Cache-Control": "no-store"}
+PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "盖章的PDF / the sealed PDF"}
+}
+
+
+class StampedCopyRequest(BaseModel):
+    """加注件：办理事项名称和/或事项编码，至少一项 / the purpose, a service item, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: str | None = Field(
+        default=None,
+        max_length=4 * MAX_PURPOSE,
+        description=f"办理事项名称，2-{MAX_PURPOSE} 字 / the matter's name",
+    )
+    service_item: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Za-z-]{1,64}$",
+        description="事项编码，须为此类证照的服务事项 / one of the licence type's service_items",
+    )
+
+
+@router.get("/session")
+def session_info(request: Request, holder: Holder) -> JSONResponse:
+    """The signed-in holder, and the CSRF token to send with writes."""
+    return JSONResponse(
+        {
+            "subject": holder.subject,
+            "issuer": holder.issuer,
+            "name": holder.name,
+            "id_type": holder.id_type,
+            "id_number": holder.id_number,
+            "csrf_token": request.state.holder_csrf,
+        },
+        headers=NO_STORE,
+    )
+
+
+@router.get("/licences")
+def licences(request: Request, holder: Holder) -> JSONResponse:
+    """本人的全部证照（含历史版本），新的在前 / every licence of mine, newest first."""
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        records = my_licences(session, holder)
+        body = [licence_json(r, services.clock.now()) for r in records]
+    return JSONResponse({"licences": body}, headers=NO_STORE)
+
+
+@router.get("/licences/{identifier}")
+def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        record = own_record(session, holder, identifier)
+        body = licence_json(record, services.clock.now(), detail=True)
+        body["stamped_copies"] = [
+            copy_json(c, services.stamped)
+            for c in services.stamped.of_licence(session, record.licence.identifier)
+        ]
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get("/licences/{identifier}/pdf", response_class=Response, responses=PDF)
+def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
+    return views.licence_pdf(request.app.state.services, holder, identifier)
+
+
+@router.post("/licences/{identifier}/presentations", status_code=201)
+def present(identifier: str, request: Request, holder: Holder) -> JSONResponse:
+    """A short-lived presentation code for a valid licence (409 otherwise)."""
+    services = request.app.state.services
+    with transaction(services.engine) as session:
+        presentation = views.mint(session, services, holder, identifier, request.state.request_id)
+    body = presentation_json(presentation, services.clock.now())
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+@router.get("/licences/{identifier}/stamped-copies")
+def stamped_copies(identifier: str, request: Request, holder: Holder) -> JSONResponse:
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        record = own_record(session, holder, identifier)
+        copies = services.stamped.of_licence(session, record.licence.identifier)
+        body = [copy_json(c, services.stamped) for c in copies]
+    return JSONResponse({"stamped_copies": body}, headers=NO_STORE)
+
+
+@router.post("/licences/{identifier}/stamped-copies", status_code=201)
+def make_stamped_copy(
+    identifier: str, body: StampedCopyRequest, request: Request, holder: Holder
+) -> JSONResponse:
+    """加注件：本服务按证照库数据重新生成并加盖发证部门印章 / a copy rendered from the
+    repository with the purpose printed on it, sealed by the issuing department."""
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        licence_id = own_record(session, holder, identifier).licence.identifier
+    copy = services.stamped.create(
+        StampRequest(
+            identifier=licence_id,
+            id_type=holder.id_type,
+            id_number=holder.id_number,
+            actor=holder.actor,
+            purpose=body.purpose,
+            service_item=body.service_item,
+            request_id=request.state.request_id,
+        )
+    )
+    made: dict[str, Any] = copy_json(copy, services.stamped)
+    return JSONResponse(made, status_code=201, headers=NO_STORE)
+
+
+@router.get("/stamped-copies/{copy_id}/pdf", response_class=Response, responses=PDF)
+def stamped_copy_pdf(copy_id: str, request: Request, holder: Holder) -> Response:
+    return views.stamped_pdf(request.app.state.services, holder, copy_id)
+
+
+@router.get("/links")
+def holder_links(request: Request, holder: Holder) -> JSONResponse:
+    """发给本人的持证人链接（出示页面），新的在前 / the holder links made for your licences,
+    newest first: which licence, until when, and whether they still work."""
+    services = request.app.state.services
+    with reading(services.engine) as session:
+        items = views.my_links(session, services, holder)
+    return JSONResponse({"items": items}, headers=NO_STORE)
+
+
+@router.delete("/links/{link_id}")
+def revoke_holder_link(link_id: LinkId, request: Request, holder: Holder) -> JSONResponse:
+    """撤销持证人链接，即时生效 / revoke a holder link; it stops working at once."""
+    services = request.app.state.services
+    body = views.revoke_link(services, holder, link_id, request.state.request_id)
+    return JSONResponse(body, headers=NO_STORE)
