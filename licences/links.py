@@ -32,8 +32,10 @@ def is_verify_code(text: str) -> bool:
     return 16 <= len(text) <= MAX_CODE and set(text) <= CODE_CHARS
 
 
-def is_legacy_code(code: str) -> bool:
-    """A random code of a licence issued before QR payloads were signed."""
+def is_random_code(code: str) -> bool:
+    """A random code that only names a licence, looked up in the repository rather than
+    verified by a signature: a purpose-stamped copy's (``licences.stamped``) and those of
+    licences issued before QR payloads were signed. Signed payloads are far longer."""
     return len(code) <= LEGACY_MAX
 
 

@@ -6,7 +6,8 @@ A QR text is a URL ending in ``/V/<code>`` or the bare code. ``<code>`` is eithe
   citizen's short-lived presentation code. The checks run in order and the first failure decides:
   format -> key known -> signature -> time window (presentations) -> licence in the repository ->
   record digest equals the repository's record -> licence status now;
-* or, for licences issued before signed codes, a 120-bit random code that only names a licence.
+* or a 120-bit random code that only names a licence: a purpose-stamped copy's, or that of a
+  licence issued before signed codes.
 
 The signature is checked before anything the payload says is believed, so a forged payload is
 FAILED for its signature, never reported as expired or unknown.
@@ -15,7 +16,6 @@ FAILED for its signature, never reported as expired or unknown.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -27,8 +27,8 @@ from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, SQLModel
 
 from core.clock import Clock, china_today
-from licences.links import code_from_text, is_legacy_code
-from licences.models import Holder, Licence, LicenceStatus, LicenceType
+from licences.links import code_from_text, is_random_code
+from licences.models import Holder, Licence, LicenceType
 from licences.payload import (
     BadSignature,
     PayloadError,
@@ -46,51 +46,13 @@ from licences.repository import (
     licence_by_code,
 )
 from seals.models import Department, Seal
-from verify.pdf import STATUS_FAILURES
-from verify.report import (
-    MESSAGES,
-    PRESENTATION_EXPIRED,
-    QR_MESSAGES,
-    Check,
-    CheckResult,
-    Indication,
-    Report,
-    SubIndication,
-)
+from verify import rules
+from verify.report import PRESENTATION_EXPIRED, Indication, Report, SubIndication
+from verify.steps import Sections, Steps, Stop, build_report, qr_wording
 from verify.summary import licence_summary, seal_summary
 
 CLOCK_SKEW = timedelta(seconds=60)  # a phone's clock may run a little ahead of the server's
 KeyLookup = Callable[[bytes], ec.EllipticCurvePublicKey | None]
-
-
-class Stop(Exception):
-    """Ends the pipeline at the first decisive check."""
-
-    def __init__(self, indication: Indication, sub: SubIndication, message: str) -> None:
-        self.indication, self.sub, self.message = indication, sub, message
-
-
-@dataclass
-class Steps:
-    """The checks made so far; ``fail`` returns the :class:`Stop` to raise."""
-
-    checks: list[Check] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    record: LicenceRecord | None = None  # set once the repository has named the licence
-
-    def ok(self, name: str, detail: str) -> None:
-        self.checks.append(Check(name, CheckResult.PASSED, detail))
-
-    def fail(
-        self,
-        name: str,
-        detail: str,
-        indication: Indication,
-        sub: SubIndication,
-        message: str | None = None,
-    ) -> Stop:
-        self.checks.append(Check(name, CheckResult.FAILED, detail))
-        return Stop(indication, sub, message or QR_MESSAGES.get(sub) or MESSAGES[sub])
 
 
 def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Signed:
@@ -221,12 +183,12 @@ class CodeVerifier:
 
     def verify(self, session: Session, text: str, channel: str = "qr") -> Report:
         now = self._clock.now()
-        steps = Steps()
+        steps = Steps(wording=qr_wording)
         code = code_from_text(text)
         try:
-            if code is not None and is_legacy_code(code):
+            if code is not None and is_random_code(code):
                 steps.extra["method"] = "qr-code"
-                self._legacy(session, code, steps)
+                self._random(session, code, steps)
             elif code is not None and self._keys is not None:
                 self._signed(session, code, steps, now)
             else:
@@ -236,23 +198,17 @@ class CodeVerifier:
                     Indication.FAILED,
                     SubIndication.UNKNOWN_CODE,
                 )
-            indication, sub, message = Indication.PASSED, None, MESSAGES[None]
-        except Stop as stop:
-            indication, sub, message = stop.indication, stop.sub, stop.message
+            stop = None
+        except Stop as failed:
+            stop = failed
         record = steps.record
-        return Report(
-            indication=indication,
-            sub_indication=sub,
-            message=message,
-            checks=tuple(steps.checks),
-            validated_at=now,
-            channel=channel,
+        sections = Sections(
             licence=licence_summary(record, china_today(now)) if record else None,
             seal=seal_summary(record, record.licence.issued_at.isoformat()) if record else None,
-            extra=steps.extra,
         )
+        return build_report(steps, stop, at=now, channel=channel, sections=sections)
 
-    def _legacy(self, session: Session, code: str, steps: Steps) -> None:
+    def _random(self, session: Session, code: str, steps: Steps) -> None:
         licence = licence_by_code(session, code)
         if licence is None:
             raise steps.fail(
@@ -291,7 +247,4 @@ class CodeVerifier:
         # valid, so the clerk sees which licence was shown and why it is refused.
         steps.record = record
         status = effective_status(licence, china_today(self._clock.now()))
-        if status is not LicenceStatus.VALID:
-            sub = STATUS_FAILURES[status]
-            raise steps.fail("status", status.label, Indication.FAILED, sub, MESSAGES[sub])
-        steps.ok("status", status.label)
+        steps.apply(rules.licence_status(status, status.label))

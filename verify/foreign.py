@@ -32,15 +32,15 @@ from sqlmodel import Session
 from core.clock import Clock
 from core.db import reading
 from core.errors import ElicenceError
-from licences.links import code_from_text, is_legacy_code
+from licences.links import code_from_text, is_random_code
 from licences.payload import PayloadError, decode
 from trust.federation import AUTO, Federation, Recognised
 from trust.federation_ocsp import chain_status
 from trust.federation_scope import chain_root
 from trust.federation_status import StatusAnswer, query_status
 from trust.trustlist import fingerprint
-from verify import foreign_checks as rules
-from verify.code import Steps, Stop, check_signed
+from verify import foreign_checks
+from verify.code import check_signed
 from verify.isolation import Inspector
 from verify.report import (
     DomainSummary,
@@ -50,6 +50,7 @@ from verify.report import (
     SubIndication,
 )
 from verify.signature import SignatureFacts, TrustAnchors, examine
+from verify.steps import Sections, Steps, Stop, build_report, qr_wording
 from verify.structure import Inspection
 
 HANDED_OVER = (SubIndication.NO_CHAIN_FOUND, SubIndication.NO_POE)
@@ -97,20 +98,21 @@ class ForeignVerifier:
         domains = self._federation.recognised()
         now = self._clock.now()
         anchors = TrustAnchors(
-            roots=own.roots + tuple(der for d in domains for der in rules.ders(d, roots=True)),
+            roots=own.roots
+            + tuple(der for d in domains for der in foreign_checks.ders(d, roots=True)),
             intermediates=own.intermediates
-            + tuple(der for d in domains for der in rules.ders(d, roots=False)),
+            + tuple(der for d in domains for der in foreign_checks.ders(d, roots=False)),
         )
         facts = self._examine(data, anchors, now)
         steps = Steps()
         if isinstance(facts, Inspection):
-            steps.checks.append(rules.check(facts.check, False, facts.detail))
+            steps.checks.append(foreign_checks.check(facts.check, False, facts.detail))
             sub = facts.sub or SubIndication.MALFORMED
             return self._report(steps, now, channel, Stop(facts.indication, sub, facts.detail))
         if facts.signer_der is None or facts.error or facts.signatures != 1 or facts.docmdp != 1:
             return None  # the local verifier's answer stands for what it already judged
         signer = x509.load_der_x509_certificate(facts.signer_der)
-        if any(rules.issued_by(signer, der) for der in own.roots + own.intermediates):
+        if any(foreign_checks.issued_by(signer, der) for der in own.roots + own.intermediates):
             return None  # our own seal: the local answer (e.g. NO_POE) is the right one
         steps.ok("format", "PDF parsed")
         steps.ok("seal_count", "exactly one seal")
@@ -158,37 +160,9 @@ class ForeignVerifier:
         steps: Steps,
         now: datetime,
     ) -> None:
-        listed = domain.trust_list
-        if domain.stale:
-            log.warning("trust list of %s is stale: %s", domain.name, domain.refresh_error)
-            raise steps.fail(
-                "domain",
-                f"{domain.name}: list {listed.sequence} past {listed.next_update.isoformat()}, "
-                "and no newer list could be fetched",
-                Indication.INDETERMINATE,
-                SubIndication.TRY_LATER,
-                rules.stale_message(domain.name),
-            )
-        steps.ok(
-            "domain",
-            f"{domain.name}, trust list {listed.sequence}, signer {domain.fingerprint[:16]}…",
-        )
-        rules.signature_checks(facts, steps)
-        proven = rules.sealing_time(facts, domain, steps)
-        root = x509.load_der_x509_certificate(facts.chain[-1]) if facts.chain else None
-        if not facts.trusted or root is None or fingerprint(root) != domain.root_sha256:
-            raise steps.fail(
-                "chain",
-                f"no valid path to a root of {domain.name} ({facts.trust_problem})",
-                Indication.INDETERMINATE,
-                SubIndication.NO_CHAIN_FOUND,
-            )
-        steps.ok(
-            "chain",
-            f"chains to the root of {domain.name}"
-            + (f", sealed at {proven.isoformat()}" if proven else ""),
-        )
-        entry = listed.seal(signer)
+        """The seal against the one domain it chains to, then that domain's answers."""
+        proven = _seal_evidence(facts, domain, steps)
+        entry = domain.trust_list.seal(signer)
         if entry is None:
             domain = self._refreshed(domain)
             entry = domain.trust_list.seal(signer)
@@ -213,9 +187,9 @@ class ForeignVerifier:
                 Indication.FAILED,
                 SubIndication.NOT_IN_REPOSITORY,
             )
-        steps.extra["signing_time"] = facts.signing_time.isoformat() if facts.signing_time else None
-        steps.extra["timestamp"] = proven.isoformat() if proven else None
-        rules.licence_status(answer, steps)
+        steps.signing_time = facts.signing_time.isoformat() if facts.signing_time else None
+        steps.timestamp = proven.isoformat() if proven else None
+        foreign_checks.licence_status(answer, steps)
 
     def _refreshed(self, domain: Recognised) -> Recognised:
         """The domain's list fetched again (a seal made since the last fetch); as it was if
@@ -247,7 +221,7 @@ class ForeignVerifier:
             answers = chain_status(issuer, ocsp_url, signer, now, self._federation.peers)
         except ElicenceError as exc:
             raise self._unavailable(steps, "ocsp", domain, exc) from None
-        rules.revocation(answers, proven, steps, domain.name)
+        foreign_checks.revocation(answers, proven, steps, domain.name)
 
     @staticmethod
     def _unavailable(steps: Steps, name: str, domain: Recognised, exc: ElicenceError) -> Stop:
@@ -255,7 +229,11 @@ class ForeignVerifier:
         its URL or what it answered) goes to the log, the report says only that."""
         log.warning("%s of %s: %s", name, domain.name, exc.message)
         return steps.fail(
-            name, NEUTRAL, Indication.INDETERMINATE, SubIndication.TRY_LATER, rules.TRY_LATER
+            name,
+            NEUTRAL,
+            Indication.INDETERMINATE,
+            SubIndication.TRY_LATER,
+            foreign_checks.TRY_LATER,
         )
 
     def _status(self, domain: Recognised, key: str, steps: Steps, now: datetime) -> StatusAnswer:
@@ -281,30 +259,30 @@ class ForeignVerifier:
         if local.sub_indication is not SubIndication.NO_SIGNING_CERTIFICATE_FOUND:
             return None
         code = code_from_text(text)
-        if code is None or is_legacy_code(code):
+        if code is None or is_random_code(code):
             return None
         try:
             kid = decode(code).kid
         except PayloadError:
             return None
-        claimed = [d for d in self._federation.recognised() if kid in rules.qr_keys(d)]
+        claimed = [d for d in self._federation.recognised() if kid in foreign_checks.qr_keys(d)]
         if len(claimed) != 1:
             if claimed:
                 log.warning("QR key %s is listed by %s", kid.hex(), [d.name for d in claimed])
             return None  # nobody's key, or one no single domain can speak for
         owner = claimed[0]
         now = self._clock.now()
-        steps = Steps()
+        steps = Steps(wording=qr_wording)
         steps.extra["domain"] = owner
         try:
-            signed = check_signed(code, steps, rules.qr_keys(owner).get, now)
+            signed = check_signed(code, steps, foreign_checks.qr_keys(owner).get, now)
             if owner.stale:
                 raise steps.fail(
                     "domain",
                     f"{owner.name}: trust list past its next_update",
                     Indication.INDETERMINATE,
                     SubIndication.TRY_LATER,
-                    rules.stale_message(owner.name),
+                    foreign_checks.stale_message(owner.name),
                 )
             steps.ok("domain", f"QR key of {owner.name}, trust list {owner.trust_list.sequence}")
             answer = self._status(owner, signed.claims.identifier, steps, now)
@@ -316,7 +294,7 @@ class ForeignVerifier:
                     Indication.FAILED,
                     SubIndication.HASH_FAILURE,
                 )
-            rules.licence_status(answer, steps)
+            foreign_checks.licence_status(answer, steps)
             stop = None
         except Stop as failed:
             stop = failed
@@ -328,9 +306,7 @@ class ForeignVerifier:
         extra = dict(steps.extra)
         domain: Recognised | None = extra.pop("domain", None)
         answer: StatusAnswer | None = extra.pop("answer", None)
-        signing_time = extra.pop("signing_time", None)
-        timestamp = extra.pop("timestamp", None)
-        licence = rules.licence(answer)
+        licence = foreign_checks.licence(answer)
         summary = None
         if domain is not None:
             listed = domain.trust_list
@@ -342,27 +318,56 @@ class ForeignVerifier:
             with reading(self._engine) as session:
                 found = self._federation.local_type(session, domain.name, licence.type_code)
             recognised = Recognition(*found) if found else None
-        if stop is None:
-            indication, sub = Indication.PASSED, None
-            message = (
-                f"证照真实有效，由互认信任域 {summary.name if summary else ''} 签发 / the licence is "
-                f"genuine and valid, issued in the recognised domain {summary.name if summary else ''}"
-            )
-        else:
-            indication, sub, message = stop.indication, stop.sub, stop.message
-        return Report(
-            indication=indication,
-            sub_indication=sub,
-            message=message,
-            checks=tuple(steps.checks),
-            validated_at=now,
-            channel=channel,
+        name = summary.name if summary else ""
+        sections = Sections(
             licence=licence,
-            seal=rules.seal(answer, signing_time, timestamp),
-            extra=extra,
+            seal=foreign_checks.seal(answer, steps.signing_time, steps.timestamp),
             domain=summary,
             recognised_as=recognised,
         )
+        passed = (
+            f"证照真实有效，由互认信任域 {name} 签发 / the licence is "
+            f"genuine and valid, issued in the recognised domain {name}"
+        )
+        return build_report(
+            steps, stop, at=now, channel=channel, sections=sections, passed=passed, extra=extra
+        )
+
+
+def _seal_evidence(facts: SignatureFacts, domain: Recognised, steps: Steps) -> datetime | None:
+    """The domain's list is current; the seal is intact, its timestamp from that domain's TSA
+    and its chain ends at that domain's own root. The proven sealing time, if any."""
+    listed = domain.trust_list
+    if domain.stale:
+        log.warning("trust list of %s is stale: %s", domain.name, domain.refresh_error)
+        raise steps.fail(
+            "domain",
+            f"{domain.name}: list {listed.sequence} past {listed.next_update.isoformat()}, "
+            "and no newer list could be fetched",
+            Indication.INDETERMINATE,
+            SubIndication.TRY_LATER,
+            foreign_checks.stale_message(domain.name),
+        )
+    steps.ok(
+        "domain",
+        f"{domain.name}, trust list {listed.sequence}, signer {domain.fingerprint[:16]}…",
+    )
+    foreign_checks.signature_checks(facts, steps)
+    proven = foreign_checks.sealing_time(facts, domain, steps)
+    root = x509.load_der_x509_certificate(facts.chain[-1]) if facts.chain else None
+    if not facts.trusted or root is None or fingerprint(root) != domain.root_sha256:
+        raise steps.fail(
+            "chain",
+            f"no valid path to a root of {domain.name} ({facts.trust_problem})",
+            Indication.INDETERMINATE,
+            SubIndication.NO_CHAIN_FOUND,
+        )
+    steps.ok(
+        "chain",
+        f"chains to the root of {domain.name}"
+        + (f", sealed at {proven.isoformat()}" if proven else ""),
+    )
+    return proven
 
 
 def applies(report: Report) -> bool:

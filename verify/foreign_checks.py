@@ -1,6 +1,10 @@
 """The checks of a foreign verification that need no network and no database, and the report's
 licence and seal sections built from the issuing domain's signed status answer (never from the
-upload). Used by ``verify.foreign``."""
+upload). Used by ``verify.foreign``.
+
+The rules are the local verifier's (``verify.rules``); what is foreign is the evidence fed to
+them: the issuing domain's TSA for the sealing time, its OCSP answers for revocation, its
+signed status answer for the licence."""
 
 from __future__ import annotations
 
@@ -17,10 +21,9 @@ from licences.payload import key_id
 from trust.federation import Recognised
 from trust.federation_ocsp import OcspAnswer
 from trust.federation_status import StatusAnswer
-from verify.code import Steps
-from verify.pdf import STATUS_FAILURES
+from trust.tsa import ACCURACY
+from verify import rules
 from verify.report import (
-    MESSAGES,
     Check,
     CheckResult,
     Indication,
@@ -29,8 +32,11 @@ from verify.report import (
     SubIndication,
 )
 from verify.signature import SignatureFacts
+from verify.steps import Steps, Verdict
 
-ACCURACY_SECONDS = 1.0  # the TSA's accuracy: a revocation this close to the seal is not "after"
+# The TSA's accuracy: a revocation this close to the seal is not "after" (``verify.rules``).
+ACCURACY_SECONDS = ACCURACY.total_seconds()
+SEAL_REVOKED = "印章证书已被签发信任域吊销 / the issuing domain revoked the seal's certificate"
 TRY_LATER = (
     "暂时无法向签发信任域确认，请稍后再试 / the issuing domain cannot be asked just now; try later"
 )
@@ -44,78 +50,24 @@ def stale_message(name: str) -> str:
 
 
 def signature_checks(facts: SignatureFacts, steps: Steps) -> None:
-    if not facts.intact:
-        raise steps.fail(
-            "integrity",
-            "signed bytes do not match the seal's digest",
-            Indication.FAILED,
-            SubIndication.HASH_FAILURE,
-            MESSAGES[SubIndication.HASH_FAILURE],  # a seal's, not a QR code's wording
-        )
-    if not facts.valid:
-        raise steps.fail(
-            "integrity",
-            "the seal's signature does not verify",
-            Indication.FAILED,
-            SubIndication.SIG_CRYPTO_FAILURE,
-            MESSAGES[SubIndication.SIG_CRYPTO_FAILURE],  # a seal's, not a QR code's wording
-        )
-    steps.ok("integrity", "seal signature intact and valid")
-    whole = facts.coverage == "ENTIRE_FILE"
-    lta_only = (
-        facts.coverage == "ENTIRE_REVISION"
-        and facts.docmdp_ok
-        and facts.modification in ("NONE", "LTA_UPDATES")
-    )
-    if not (whole or lta_only):
-        raise steps.fail(
-            "modifications",
-            f"coverage {facts.coverage}, changes {facts.modification}",
-            Indication.FAILED,
-            SubIndication.MODIFIED_AFTER_SEALING,
-        )
-    steps.ok(
-        "modifications",
-        "the seal covers the whole file"
-        if whole
-        else "only long-term validation data was added after sealing",
-    )
+    """Integrity and modifications, the rules the local verifier applies (``verify.rules``)."""
+    steps.apply(rules.integrity(facts))
+    steps.apply(rules.modifications(facts))
 
 
 def sealing_time(facts: SignatureFacts, domain: Recognised, steps: Steps) -> datetime | None:
     """The sealing time the seal's timestamp proves, when that domain's TSA made it."""
-    if facts.archive.broken:
-        raise steps.fail(
-            "archive",
-            f"{facts.archive.broken} does not verify",
-            Indication.FAILED,
-            SubIndication.HASH_FAILURE,
-            MESSAGES[SubIndication.HASH_FAILURE],  # a seal's, not a QR code's wording
-        )
-    token = facts.timestamp
-    if token is None:
-        steps.checks.append(
-            check("timestamp", None, "no timestamp: the sealing time is only self-reported")
-        )
-        return None
-    if not (token.intact and token.valid):
-        raise steps.fail(
-            "timestamp",
-            "the seal's timestamp token is broken",
-            Indication.FAILED,
-            SubIndication.HASH_FAILURE,
-            MESSAGES[SubIndication.HASH_FAILURE],  # a seal's, not a QR code's wording
-        )
-    tsa = x509.load_der_x509_certificate(token.signer_der)
-    if not token.trusted or domain.trust_list.issuer_of(tsa) is None:
-        raise steps.fail(
-            "timestamp",
-            f"the seal's timestamp is not from {domain.name}'s TSA, or cannot be proven now",
-            Indication.INDETERMINATE,
-            SubIndication.NO_POE,
-        )
-    steps.ok("timestamp", f"sealed at {token.time.isoformat()} (RFC 3161, {token.signer_subject})")
-    return token.time
+    broken = rules.broken_archive(facts.archive)
+    if broken is not None:
+        steps.apply(broken)
+    token, trusted = facts.timestamp, False
+    if token is not None and token.intact and token.valid:
+        tsa = x509.load_der_x509_certificate(token.signer_der)
+        trusted = token.trusted and domain.trust_list.issuer_of(tsa) is not None
+    steps.apply(
+        rules.sealing_timestamp(token, trusted=trusted, whose=f"{domain.name}'s", proof="RFC 3161")
+    )
+    return token.time if token is not None else None
 
 
 def licence_status(answer: StatusAnswer, steps: Steps) -> None:
@@ -131,16 +83,9 @@ def licence_status(answer: StatusAnswer, steps: Steps) -> None:
             TRY_LATER,
         ) from None
     label = str(licence.get("status_label") or status.label)
-    if status is not LicenceStatus.VALID:
-        sub = STATUS_FAILURES[status]
-        raise steps.fail(
-            "status",
-            f"{label} (signed answer of {answer.produced_at.isoformat()})",
-            Indication.FAILED,
-            sub,
-            MESSAGES[sub],
-        )
-    steps.ok("status", f"{label} (signed answer of {answer.produced_at.isoformat()})")
+    steps.apply(
+        rules.licence_status(status, f"{label} (signed answer of {answer.produced_at.isoformat()})")
+    )
 
 
 def revocation(
@@ -151,36 +96,30 @@ def revocation(
 ) -> None:
     """The OCSP answers of the issuing domain about the seal certificate and its CAs: revoked
     (or on hold) before the proven sealing time, or with no proof of it, fails."""
-    notes = []
+    evidence: list[rules.Revoked | Verdict] = []
     for certificate, answer in answers:
         subject = certificate.subject.rfc4514_string()
         if answer.status == "unknown":
-            raise steps.fail(
-                "ocsp",
-                f"{subject}: unknown to its issuer's responder",
-                Indication.FAILED,
-                SubIndication.NOT_IN_REPOSITORY,
+            evidence.append(
+                Verdict(
+                    Check(
+                        "ocsp", CheckResult.FAILED, f"{subject}: unknown to its issuer's responder"
+                    ),
+                    (Indication.FAILED, SubIndication.NOT_IN_REPOSITORY, None),
+                )
             )
-        if answer.status == "revoked":
+        elif answer.status == "revoked":
             assert answer.revoked_at is not None
             line = f"{subject} revoked at {answer.revoked_at.isoformat()} ({answer.reason})"
-            if (
-                proven is not None
-                and (answer.revoked_at - proven).total_seconds() > ACCURACY_SECONDS
-            ):
-                notes.append(f"{line}; sealed at {proven.isoformat()}, before that")
-                continue
-            when = f"sealed at {proven.isoformat()}" if proven else "no proof of when it was sealed"
-            raise steps.fail(
-                "ocsp",
-                f"{line}; {when}",
-                Indication.FAILED,
-                SubIndication.REVOKED,
-                "印章证书已被签发信任域吊销 / the issuing domain revoked the seal's certificate",
-            )
-    steps.ok(
-        "ocsp",
-        "; ".join(notes) or f"{len(answers)} certificate(s) good at {domain_name}'s OCSP responder",
+            evidence.append(rules.Revoked(line, answer.revoked_at, SEAL_REVOKED))
+    steps.apply(
+        rules.revocation(
+            "ocsp",
+            evidence,
+            proven,
+            note="",
+            passed=f"{len(answers)} certificate(s) good at {domain_name}'s OCSP responder",
+        )
     )
 
 

@@ -17,7 +17,6 @@ note; one revoked before, or with no proof of when the seal was made, fails with
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -27,8 +26,10 @@ from licences.digests import SupersededDigest
 from licences.models import LicenceDocument
 from trust.models import CertificateRecord
 from trust.tsa import ACCURACY
-from verify.report import Check, CheckResult, Indication, SubIndication
+from verify import rules
+from verify.report import Check, CheckResult
 from verify.signature import Revocation, SignatureFacts, revoked_before
+from verify.steps import Verdict
 
 _HOLD = "印章证书已暂停使用 / the seal's certificate is on hold (suspended)"
 _REVOKED = "印章证书已吊销 / the seal's certificate was revoked"
@@ -36,12 +37,6 @@ _REVOKED = "印章证书已吊销 / the seal's certificate was revoked"
 # A timestamp token's accuracy (trust.tsa): a revocation within it of the token's time counts
 # as before it.
 TOLERANCE = ACCURACY
-
-
-@dataclass(frozen=True)
-class Verdict:
-    check: Check
-    failure: tuple[Indication, SubIndication, str | None] | None = None
 
 
 def current_copy(session: Session, data: bytes, digest: str | None = None) -> bytes | None:
@@ -74,59 +69,23 @@ def known_revocations(session: Session) -> tuple[Revocation, ...]:
 
 def timestamp_verdicts(facts: SignatureFacts) -> list[Verdict]:
     """The ``archive`` and ``timestamp`` checks, in that order."""
+    broken = rules.broken_archive(facts.archive)
+    if broken is not None:
+        return [broken]
     verdicts = []
     archive = facts.archive
-    if archive.broken:
-        return [
-            Verdict(
-                Check("archive", CheckResult.FAILED, f"{archive.broken} does not verify"),
-                (Indication.FAILED, SubIndication.HASH_FAILURE, None),
-            )
-        ]
     if archive.count:
         result = CheckResult.PASSED if archive.proof_time else CheckResult.SKIPPED
         verdicts.append(Verdict(Check("archive", result, archive.detail)))
     token = facts.timestamp
-    if token is None:
-        verdicts.append(
-            Verdict(
-                Check(
-                    "timestamp",
-                    CheckResult.SKIPPED,
-                    "no timestamp: the sealing time is only self-reported",
-                )
-            )
+    verdicts.append(
+        rules.sealing_timestamp(
+            token,
+            trusted=token is not None and token.trusted,
+            whose="this domain's",
+            proof="RFC 3161 timestamp",
         )
-        return verdicts
-    if not (token.intact and token.valid):
-        verdicts.append(
-            Verdict(
-                Check("timestamp", CheckResult.FAILED, "the seal's timestamp token is broken"),
-                (Indication.FAILED, SubIndication.HASH_FAILURE, None),
-            )
-        )
-    elif not token.trusted:
-        verdicts.append(
-            Verdict(
-                Check(
-                    "timestamp",
-                    CheckResult.FAILED,
-                    "the seal's timestamp is not from this domain's TSA, or cannot be proven now",
-                ),
-                (Indication.INDETERMINATE, SubIndication.NO_POE, None),
-            )
-        )
-    else:
-        verdicts.append(
-            Verdict(
-                Check(
-                    "timestamp",
-                    CheckResult.PASSED,
-                    f"sealed at {token.time.isoformat()} (RFC 3161 timestamp, "
-                    f"{token.signer_subject})",
-                )
-            )
-        )
+    )
     return verdicts
 
 
@@ -154,26 +113,21 @@ def revocation_verdict(session: Session, signer_serial: int, proven: datetime | 
     issuer = session.get(CertificateRecord, seal_record.issuer_serial or "")
     if issuer is not None and issuer.issuer_serial is not None:
         chain.append(issuer)
-    notes = []
+    evidence = []
     for record in chain:
         if record.status == "good" or record.revoked_at is None:
             continue
         revoked_at = as_utc(record.revoked_at)
-        what = "on hold" if record.status == "hold" else "revoked"
+        held = record.status == "hold"
         line = (
-            f"{record.subject} {what} since {revoked_at.isoformat()} ({record.revocation_reason})"
+            f"{record.subject} {'on hold' if held else 'revoked'} since {revoked_at.isoformat()} "
+            f"({record.revocation_reason})"
         )
-        if proven is not None and proven + ACCURACY < revoked_at:
-            notes.append(f"{line}; sealed at {proven.isoformat()}, before that, as timestamped")
-            continue
-        when = f"sealed at {proven.isoformat()}" if proven else "no proof of when it was sealed"
-        message = _HOLD if record.status == "hold" else _REVOKED
-        return Verdict(
-            Check("revocation", CheckResult.FAILED, f"{line}; {when}"),
-            (Indication.FAILED, SubIndication.REVOKED, message),
-        )
-    if notes:
-        return Verdict(Check("revocation", CheckResult.PASSED, "; ".join(notes)))
-    return Verdict(
-        Check("revocation", CheckResult.PASSED, "seal certificate and its CA are not revoked")
+        evidence.append(rules.Revoked(line, revoked_at, _HOLD if held else _REVOKED))
+    return rules.revocation(
+        "revocation",
+        evidence,
+        proven,
+        note=", as timestamped",
+        passed="seal certificate and its CA are not revoked",
     )

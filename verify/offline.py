@@ -35,13 +35,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.clock import china_today
 from core.errors import InvalidInput
-from licences.links import code_from_text, is_legacy_code
+from licences.links import code_from_text, is_random_code
 from licences.payload import Claims, PayloadType, key_id
 from licences.qrkeys import ALG
 from trust.federation_list import authenticate, parse
 from trust.trustlist import fingerprint
-from verify.code import Steps, Stop, check_signed
-from verify.report import MESSAGES, Indication, Report, SubIndication
+from verify.code import check_signed
+from verify.report import Indication, Report, SubIndication
+from verify.steps import Steps, Stop, build_report, qr_wording
 
 NO_PIN = (
     "未固定信任列表签名者，请用 --fingerprint SHA256 或 elicence trust pin 固定 / no pinned "
@@ -151,11 +152,11 @@ def _check_anchor(trusted: TrustedKeys, steps: Steps, now: datetime) -> None:
 
 
 def verify_offline(text: str, trusted: TrustedKeys, now: datetime, channel: str = "cli") -> Report:
-    steps = Steps()
+    steps = Steps(wording=qr_wording)
     code = code_from_text(text)
     try:
         _check_anchor(trusted, steps, now)
-        if code is None or is_legacy_code(code):
+        if code is None or is_random_code(code):
             raise steps.fail(
                 "format",
                 "not a signed QR payload; earlier random codes can only be checked online",
@@ -182,19 +183,11 @@ def verify_offline(text: str, trusted: TrustedKeys, now: datetime, channel: str 
                 Indication.INDETERMINATE,
                 SubIndication.TRY_LATER,
             )
-        indication, sub, message = Indication.PASSED, None, MESSAGES[None]
-    except Stop as stop:
-        indication, sub, message = stop.indication, stop.sub, stop.message
+        stop = None
+    except Stop as failed:
+        stop = failed
     steps.extra["offline"] = True
-    return Report(
-        indication=indication,
-        sub_indication=sub,
-        message=message,
-        checks=tuple(steps.checks),
-        validated_at=now,
-        channel=channel,
-        extra=steps.extra,
-    )
+    return build_report(steps, stop, at=now, channel=channel)
 
 
 def _claims_json(claims: Claims) -> dict[str, Any]:

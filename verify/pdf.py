@@ -18,36 +18,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
-from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.validation.status import SignatureCoverageLevel
 from sqlmodel import Session, select
 
 from core.clock import Clock, china_today
-from licences.models import LicenceStatus
-from licences.repository import LicenceRecord, effective_status, full_record, licence_by_sha256
+from licences.repository import effective_status, full_record, licence_by_sha256
 from trust.models import AuthorityRecord
-from verify import ltv
+from verify import ltv, rules
 from verify.report import MESSAGES, Check, CheckResult, Indication, Report, SubIndication
 from verify.signature import Revocation, SignatureFacts, TrustAnchors, examine
+from verify.steps import Sections, Steps, Stop, build_report
 from verify.summary import licence_summary, seal_summary
 
 __all__ = ["CachedAnchors", "PdfVerifier", "Prepared", "TrustAnchors", "anchors_from"]
-
-STATUS_FAILURES = {
-    LicenceStatus.REVOKED: SubIndication.REVOKED,
-    LicenceStatus.SUSPENDED: SubIndication.SUSPENDED,
-    LicenceStatus.SUPERSEDED: SubIndication.SUPERSEDED,
-    LicenceStatus.EXPIRED: SubIndication.EXPIRED,
-    # 注销 reads as 吊销 to a verifier (the check's detail names which); 作废 after a reissue
-    # means a newer version exists, as for an amendment.
-    LicenceStatus.CANCELLED: SubIndication.REVOKED,
-    LicenceStatus.VOID: SubIndication.SUPERSEDED,
-}
 
 _LIMITS = {
     MemoryError: "内存超限 / memory limit exceeded",
@@ -67,32 +54,6 @@ class Prepared:
     moment: datetime
     tolerance: timedelta = ltv.TOLERANCE
     checks: tuple[Check, ...] = ()  # passed before the examination ("copy")
-
-
-@dataclass
-class _Found:
-    record: LicenceRecord | None = None
-    signing_time: str | None = None
-    timestamp: str | None = None  # the sealing time a trusted timestamp proves
-    checks: list[Check] = field(default_factory=list)
-
-    def ok(self, name: str, detail: str) -> None:
-        self.checks.append(Check(name, CheckResult.PASSED, detail))
-
-    def fail(self, name: str, detail: str, indication: Indication, sub: SubIndication) -> _Outcome:
-        self.checks.append(Check(name, CheckResult.FAILED, detail))
-        return _Outcome(indication, sub)
-
-
-class _Outcome(Exception):
-    """Raised inside the pipeline to stop at the first decisive check."""
-
-    def __init__(
-        self, indication: Indication, sub: SubIndication, message: str | None = None
-    ) -> None:
-        self.indication = indication
-        self.sub = sub
-        self.message = message
 
 
 class CachedAnchors:
@@ -158,28 +119,28 @@ class PdfVerifier:
     def prepare(self, session: Session, data: bytes, channel: str) -> Prepared | Report:
         """Checks that need no parser, and what ``examine`` needs from the database. A Report
         when the upload is refused already."""
-        found = _Found()
+        steps = Steps()
         try:
             if len(data) > self.max_bytes:
-                raise found.fail(
+                raise steps.fail(
                     "format",
                     f"{len(data)} bytes > {self.max_bytes}",
                     Indication.INDETERMINATE,
                     SubIndication.LIMIT_EXCEEDED,
                 )
             if b"%PDF-" not in data[:1024]:
-                raise found.fail(
+                raise steps.fail(
                     "format", "no PDF header", Indication.INDETERMINATE, SubIndication.MALFORMED
                 )
-        except _Outcome as outcome:
-            return self._report(found, outcome, channel)
+        except Stop as stop:
+            return self._report(steps, stop, channel)
         digest = hashlib.sha256(data).hexdigest()
         stored = ltv.current_copy(session, data, digest)
         if stored is not None:
             # A copy downloaded before `elicence archive refresh` re-timestamped the licence:
             # its bytes are the start of the repository's copy, which is checked instead (the
             # same seal, with later proofs of existence appended).
-            found.ok("copy", "an earlier download; checked with the repository's current copy")
+            steps.ok("copy", "an earlier download; checked with the repository's current copy")
             data, digest = stored, hashlib.sha256(stored).hexdigest()
         return Prepared(
             data=data,
@@ -187,7 +148,7 @@ class PdfVerifier:
             anchors=self._anchors(session),
             revoked=ltv.known_revocations(session),
             moment=self._clock.now(),
-            checks=tuple(found.checks),
+            checks=tuple(steps.checks),
         )
 
     def decide(
@@ -195,13 +156,17 @@ class PdfVerifier:
     ) -> Report:
         """The examination's facts against this domain's records: the first failing check
         sets the indication."""
-        found = _Found(checks=list(prepared.checks))
+        steps = Steps(checks=list(prepared.checks))
         try:
-            self._decide(session, prepared, facts, found)
-            outcome = None
-        except _Outcome as failed:
-            outcome = failed
-        return self._report(found, outcome, channel)
+            _seal_form(facts, steps)
+            proven = _seal_evidence(facts, prepared, steps)
+            assert facts.signer_serial is not None  # set whenever validation ran
+            steps.apply(ltv.revocation_verdict(session, facts.signer_serial, proven))
+            self._repository(session, prepared, facts, proven, steps)
+            stop = None
+        except Stop as failed:
+            stop = failed
+        return self._report(steps, stop, channel)
 
     def refusal(
         self,
@@ -213,96 +178,32 @@ class PdfVerifier:
     ) -> Report:
         """A report of one failed check, for a file refused before any decision (by the
         worker's limits or inspection)."""
-        return Report(
-            indication=indication,
-            sub_indication=sub,
-            message=message or MESSAGES[sub],
-            checks=(check,),
-            validated_at=self._clock.now(),
-            channel=channel,
-        )
+        stop = Stop(indication, sub, message or MESSAGES[sub])
+        return build_report(Steps(checks=[check]), stop, at=self._clock.now(), channel=channel)
 
-    def _report(self, found: _Found, outcome: _Outcome | None, channel: str) -> Report:
-        if outcome is None:
-            indication, sub, message = Indication.PASSED, None, None
-        else:
-            indication, sub, message = outcome.indication, outcome.sub, outcome.message
-        record = found.record
+    def _report(self, steps: Steps, stop: Stop | None, channel: str) -> Report:
+        record = steps.record
         now = self._clock.now()
-        return Report(
-            indication=indication,
-            sub_indication=sub,
-            message=message or MESSAGES[sub],
-            checks=tuple(found.checks),
-            validated_at=now,
-            channel=channel,
+        sections = Sections(
             licence=licence_summary(record, china_today(now)) if record else None,
-            seal=seal_summary(record, found.signing_time, found.timestamp) if record else None,
+            seal=seal_summary(record, steps.signing_time, steps.timestamp) if record else None,
         )
+        return build_report(steps, stop, at=now, channel=channel, sections=sections)
 
-    def _decide(
-        self, session: Session, prepared: Prepared, facts: SignatureFacts, found: _Found
+    def _repository(
+        self,
+        session: Session,
+        prepared: Prepared,
+        facts: SignatureFacts,
+        proven: datetime | None,
+        steps: Steps,
     ) -> None:
-        ok, fail = found.ok, found.fail
-        if facts.unreadable is not None:
-            raise fail(
-                "format",
-                f"unreadable: {facts.unreadable}",
-                Indication.INDETERMINATE,
-                SubIndication.MALFORMED,
-            )
-        ok("format", "PDF parsed")
-        if facts.signatures != 1:
-            detail = (
-                "no seal"
-                if not facts.signatures
-                else f"{facts.signatures} signatures; a licence has one seal"
-            )
-            raise fail(
-                "seal_count",
-                detail,
-                Indication.FAILED,
-                SubIndication.NO_SIGNATURE
-                if not facts.signatures
-                else SubIndication.MODIFIED_AFTER_SEALING,
-            )
-        ok("seal_count", "exactly one seal")
-        docmdp = MDPPerm(facts.docmdp) if facts.docmdp is not None else None
-        if docmdp is not MDPPerm.NO_CHANGES:
-            raise fail(
-                "certification",
-                f"DocMDP {docmdp}; P=1 required",
-                Indication.FAILED,
-                SubIndication.NOT_CERTIFIED,
-            )
-        ok("certification", "certification seal, DocMDP P=1 (no changes allowed)")
-        _integrity(facts, found)
-        _modifications(facts, found)
-        for verdict in ltv.timestamp_verdicts(facts):
-            found.checks.append(verdict.check)
-            if verdict.failure is not None:
-                raise _Outcome(*verdict.failure)
-        proven = ltv.proven_time(facts, prepared.revoked)
-        if not facts.trusted:
-            raise fail(
-                "chain",
-                "the seal certificate does not chain to a trusted root",
-                Indication.INDETERMINATE,
-                SubIndication.NO_CHAIN_FOUND,
-            )
-        ok(
-            "chain",
-            "chains to this domain's root"
-            + (f", valid when sealed ({proven.isoformat()})" if proven else ""),
-        )
-        assert facts.signer_serial is not None  # set whenever validation ran
-        revocation = ltv.revocation_verdict(session, facts.signer_serial, proven)
-        found.checks.append(revocation.check)
-        if revocation.failure is not None:
-            raise _Outcome(*revocation.failure)
+        """The bytes against the repository: a licence with this SHA-256, sealed with the
+        certificate recorded at issuance, valid now."""
+        assert facts.signer_serial is not None
         licence = licence_by_sha256(session, prepared.digest)
         if licence is None:
-            raise fail(
+            raise steps.fail(
                 "repository",
                 "no licence in the repository has these bytes",
                 Indication.FAILED,
@@ -313,66 +214,72 @@ class PdfVerifier:
         # rotated seal has a new certificate, and licences sealed before still verify.
         sealed_with = record.licence.seal_certificate_serial or record.seal.certificate_serial
         if sealed_with != format(facts.signer_serial, "x"):
-            raise fail(
+            raise steps.fail(
                 "repository",
                 "sealed by another seal than the repository recorded",
                 Indication.FAILED,
                 SubIndication.NOT_IN_REPOSITORY,
             )
-        ok("repository", f"SHA-256 matches licence {licence.identifier}")
-        found.record = record
-        found.timestamp = proven.isoformat() if proven else None
-        found.signing_time = facts.signing_time.isoformat() if facts.signing_time else None
+        steps.ok("repository", f"SHA-256 matches licence {licence.identifier}")
+        steps.record = record
+        steps.timestamp = proven.isoformat() if proven else None
+        steps.signing_time = facts.signing_time.isoformat() if facts.signing_time else None
         current = effective_status(licence, china_today(self._clock.now()))
-        if current is not LicenceStatus.VALID:
-            found.checks.append(Check("status", CheckResult.FAILED, current.label))
-            raise _Outcome(Indication.FAILED, STATUS_FAILURES[current])
-        ok("status", current.label)
+        steps.apply(rules.licence_status(current, current.label))
 
 
-def _integrity(facts: SignatureFacts, found: _Found) -> None:
-    if facts.error is not None:
-        raise found.fail(
-            "integrity",
-            f"validation error: {facts.error}",
+def _seal_form(facts: SignatureFacts, steps: Steps) -> None:
+    """A readable PDF with exactly one seal, a certification seal that forbids changes,
+    intact, and nothing but long-term validation data added after it."""
+    if facts.unreadable is not None:
+        raise steps.fail(
+            "format",
+            f"unreadable: {facts.unreadable}",
             Indication.INDETERMINATE,
             SubIndication.MALFORMED,
         )
-    if not facts.intact:
-        raise found.fail(
-            "integrity",
-            "signed bytes do not match the seal's digest",
+    steps.ok("format", "PDF parsed")
+    if facts.signatures != 1:
+        none = not facts.signatures
+        raise steps.fail(
+            "seal_count",
+            "no seal" if none else f"{facts.signatures} signatures; a licence has one seal",
             Indication.FAILED,
-            SubIndication.HASH_FAILURE,
+            SubIndication.NO_SIGNATURE if none else SubIndication.MODIFIED_AFTER_SEALING,
         )
-    if not facts.valid:
-        raise found.fail(
-            "integrity",
-            "the seal's signature does not verify",
+    steps.ok("seal_count", "exactly one seal")
+    docmdp = MDPPerm(facts.docmdp) if facts.docmdp is not None else None
+    if docmdp is not MDPPerm.NO_CHANGES:
+        raise steps.fail(
+            "certification",
+            f"DocMDP {docmdp}; P=1 required",
             Indication.FAILED,
-            SubIndication.SIG_CRYPTO_FAILURE,
+            SubIndication.NOT_CERTIFIED,
         )
-    found.ok("integrity", "seal signature intact and valid")
+    steps.ok("certification", "certification seal, DocMDP P=1 (no changes allowed)")
+    steps.apply(rules.integrity(facts))
+    steps.apply(rules.modifications(facts, qualified=True))
 
 
-def _modifications(facts: SignatureFacts, found: _Found) -> None:
-    coverage = SignatureCoverageLevel[facts.coverage] if facts.coverage else None
-    level = ModificationLevel[facts.modification] if facts.modification else None
-    if coverage is SignatureCoverageLevel.ENTIRE_FILE:
-        found.ok("modifications", "the seal covers the whole file")
-    elif (
-        coverage is SignatureCoverageLevel.ENTIRE_REVISION
-        and facts.docmdp_ok
-        and level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
-    ):
-        found.ok("modifications", "only long-term validation data was added after sealing")
-    else:
-        raise found.fail(
-            "modifications",
-            f"coverage {coverage}, changes {level}",
-            Indication.FAILED,
-            SubIndication.MODIFIED_AFTER_SEALING,
+def _seal_evidence(facts: SignatureFacts, prepared: Prepared, steps: Steps) -> datetime | None:
+    """The timestamps, the chain to this domain's root and revocation against the proven
+    sealing time (from this domain's certificate records); the proven time, if any."""
+    for verdict in ltv.timestamp_verdicts(facts):
+        steps.apply(verdict)
+    proven = ltv.proven_time(facts, prepared.revoked)
+    if not facts.trusted:
+        raise steps.fail(
+            "chain",
+            "the seal certificate does not chain to a trusted root",
+            Indication.INDETERMINATE,
+            SubIndication.NO_CHAIN_FOUND,
         )
+    steps.ok(
+        "chain",
+        "chains to this domain's root"
+        + (f", valid when sealed ({proven.isoformat()})" if proven else ""),
+    )
+    return proven
 
 
 def anchors_from(roots: list[object], intermediates: list[object]) -> TrustAnchors:

@@ -26,7 +26,7 @@ from trust.federation import Recognised
 from trust.federation_ocsp import OcspAnswer
 from trust.federation_status import StatusAnswer
 from verify import foreign_checks as rules
-from verify.code import Steps, Stop
+from verify.steps import Steps, Stop
 from verify.report import CheckResult, Indication, LicenceSummary, SealSummary, SubIndication
 from verify.signature import ArchiveFacts, SignatureFacts, TimestampFacts
 
