@@ -214,6 +214,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     def anchors(session: object) -> TrustAnchors:
         return anchors_from(trust.roots(session), trust.intermediates(session))  # type: ignore[arg-type]
 
+    inspector = build_inspector(settings)  # one worker pool, for local and foreign uploads
     verification = VerificationService(
         engine=engine,
         pdf=PdfVerifier(
@@ -221,13 +222,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         ),
         code=CodeVerifier(clock, qr_keys),
         audit=audit,
-        inspector=build_inspector(settings),
+        inspector=inspector,
         foreign=ForeignVerifier(
             engine=engine,
             clock=clock,
             federation=federation,
             local_anchors=CachedAnchors(anchors),
-            inspector=build_inspector(settings),  # shares the worker pool (same limits)
+            inspector=inspector,
         ),
     )
     return Services(

@@ -7,14 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from api.cli.context import DataDir, open_services
+
 archive_app = typer.Typer(help="长期保存 / long-term preservation", no_args_is_help=True)
 OPERATOR = "operator:archive"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
 
 
 @archive_app.command("refresh")
@@ -29,9 +29,8 @@ def refresh(
 ) -> None:
     """为临近到期的证照追加文档时间戳 / add a document timestamp to licences whose newest
     timestamp certificate expires within the margin; prints one JSON line per licence."""
-    from api.cli.main import _services
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     archive = services.trust_services.archive
     margin = timedelta(days=margin_days)
     if dry_run:

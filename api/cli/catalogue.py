@@ -12,23 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
+from api.cli.context import OPERATOR, DataDir, die, open_services
+
 catalogue_app = typer.Typer(
     help="证照目录 / the licence type catalogue (GB/T 36902)", no_args_is_help=True
 )
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
-
-
-def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
-    from api.cli.main import _services as services
-
-    return services(data_dir)
-
-
-def _die(message: str) -> None:
-    from api.cli.main import _die as die
-
-    die(message)
 
 
 def _definition(entry: Any) -> dict[str, Any]:
@@ -45,7 +33,7 @@ def list_types(
     """列出证照类型 / list the licence types."""
     from core.db import reading
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         entries = services.catalogue.list(session, status=status)
     if as_json:
@@ -64,7 +52,7 @@ def show(
     """显示一个证照类型（JSON）/ show one type as JSON, as it is now or at --version."""
     from core.db import reading
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         entry = services.catalogue.get(session, code.upper())
         if version is not None and version != entry.version:
@@ -79,9 +67,9 @@ def _read(file: Path) -> dict[str, Any]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
+        die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
     if not isinstance(data, dict):
-        _die("文件应为一个 JSON 对象 / the file must hold one JSON object")
+        die("文件应为一个 JSON 对象 / the file must hold one JSON object")
     return data  # type: ignore[no-any-return]
 
 
@@ -96,11 +84,11 @@ def add(
     from licences.models import LicenceType
 
     data = _read(file)
-    services = _services(data_dir)
+    services = open_services(data_dir)
     known = set(LicenceType.model_fields) - {"version", "status", "updated_at", "withdrawn_at"}
     unknown = sorted(set(data) - known)
     if unknown:
-        _die(f"未知字段 / unknown fields: {', '.join(unknown)}")
+        die(f"未知字段 / unknown fields: {', '.join(unknown)}")
     entry = LicenceType(**{"holder_id_type": "", **data})
     with transaction(services.engine) as session:
         services.catalogue.add(session, actor=OPERATOR, entry=entry)
@@ -119,7 +107,7 @@ def update(
     changes = {
         k: v for k, v in _read(file).items() if k not in ("code", "authority_code", "version")
     }
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         entry = services.catalogue.update(
             session, actor=OPERATOR, code=code.upper(), changes=changes, department_code=None
@@ -136,7 +124,7 @@ def withdraw(
     """停用证照类型（已发证照不受影响）/ withdraw a type; its licences are not affected."""
     from core.db import transaction
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         entry = services.catalogue.withdraw(
             session, actor=OPERATOR, code=code.upper(), reason=reason, department_code=None
@@ -167,8 +155,8 @@ def service_item(
     from core.db import transaction
 
     if not remove and not fields:
-        _die("请给出 --field 或 --remove / give --field (one or more) or --remove")
-    services = _services(data_dir)
+        die("请给出 --field 或 --remove / give --field (one or more) or --remove")
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         entry = services.catalogue.get(session, code.upper())
         declared = dict(entry.service_item_fields)

@@ -9,25 +9,17 @@ was. A peer that cannot be reached is exit 4, like other unavailable dependencie
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from api.cli.context import OPERATOR, DataDir, open_services
 from core.errors import ElicenceError, ErrorKind
 
 federation_app = typer.Typer(
     help="信任域互认 / recognised trust domains (mutual recognition)", no_args_is_help=True
 )
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
 AsJson = Annotated[bool, typer.Option("--json", help="输出JSON / print JSON")]
-
-
-def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
-    from api.cli.main import _services as services
-
-    return services(data_dir)
 
 
 def _fail(exc: ElicenceError) -> typer.Exit:
@@ -60,7 +52,7 @@ def add(
     as_json: AsJson = False,
 ) -> None:
     """承认另一信任域 / recognise another domain's trust list, pinned by its signer's fingerprint."""
-    federation = _services(data_dir).federation
+    federation = open_services(data_dir).federation
     try:
         outcome = federation.add(url, fingerprint, actor=OPERATOR)
     except ElicenceError as exc:
@@ -75,7 +67,7 @@ def add(
 @federation_app.command("list")
 def list_domains(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """已承认的信任域 / recognised domains, their lists and mappings."""
-    domains = _services(data_dir).federation.describe()
+    domains = open_services(data_dir).federation.describe()
     if as_json:
         typer.echo(json.dumps(domains, ensure_ascii=False, indent=2))
         return
@@ -94,7 +86,7 @@ def refresh(
     as_json: AsJson = False,
 ) -> None:
     """按序号更新信任列表 / fetch the lists again; older or forged lists are refused."""
-    federation = _services(data_dir).federation
+    federation = open_services(data_dir).federation
     try:
         outcomes = federation.refresh(name, actor=OPERATOR)
     except ElicenceError as exc:
@@ -119,7 +111,7 @@ def remove(
 ) -> None:
     """不再承认该信任域 / stop recognising a domain (its type mappings go with it)."""
     try:
-        _services(data_dir).federation.remove(name, actor=OPERATOR)
+        open_services(data_dir).federation.remove(name, actor=OPERATOR)
     except ElicenceError as exc:
         raise _fail(exc) from None
     typer.echo(f"已移除 / removed: {name}")
@@ -144,7 +136,7 @@ def map_type(
         )
         raise typer.Exit(2)
     try:
-        _services(data_dir).federation.map(domain, foreign_type, local_type, actor=OPERATOR)
+        open_services(data_dir).federation.map(domain, foreign_type, local_type, actor=OPERATOR)
     except ElicenceError as exc:
         raise _fail(exc) from None
     if local_type is None:

@@ -8,14 +8,13 @@ person's masked); licences already sealed keep showing the name they were issued
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from api.cli.context import OPERATOR, DataDir, open_services
+
 holders_app = typer.Typer(help="持证主体 / holders", no_args_is_help=True)
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
 
 
 @holders_app.command("rename")
@@ -27,10 +26,9 @@ def rename(
 ) -> None:
     """更正持证主体登记名称，此后签发以此核对 / correct a holder's registered name; later
     issuances are checked against it, sealed licences keep theirs."""
-    from api.cli.main import _services
     from core.db import transaction
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         holder = services.holders.rename(
             session, id_type=id_type, id_number=id_number, name=name, allows=None, actor=OPERATOR

@@ -8,20 +8,13 @@ verifying against the certificate they were sealed with.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from api.cli.context import OPERATOR, DataDir, open_services
+
 keys_app = typer.Typer(help="密钥管理 / key custody and rotation", no_args_is_help=True)
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
-
-
-def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
-    from api.cli.main import _services as services
-
-    return services(data_dir)
 
 
 @keys_app.command("list")
@@ -36,7 +29,7 @@ def list_keys(
     from seals.models import Seal
     from trust.models import CertificateRecord
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     infos = services.keystore.list()
     with reading(services.engine) as session:
         in_use = {seal.key_ref: f"seal {seal.code}" for seal in session.exec(select(Seal))}
@@ -82,7 +75,7 @@ def rotate(
     from core.db import transaction
     from core.errors import NotFound
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     rotated = []
     with transaction(services.engine) as session:
         seals = services.seals.active_seals(session, department)

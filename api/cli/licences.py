@@ -18,20 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
-
-
-def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
-    from api.cli.main import _services as services
-
-    return services(data_dir)
-
-
-def _die(message: str, code: int = 1) -> None:
-    from api.cli.main import _die as die
-
-    die(message, code)
+from api.cli.context import OPERATOR, DataDir, die, open_services
 
 
 def _result_row(result: Any, label: int) -> dict[str, Any]:
@@ -83,9 +70,9 @@ def issue_batch(file: Path, department: str | None, data_dir: Path | None) -> No
         raw = file.read_bytes()
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        _die(f"无法读取 UTF-8 CSV 文件 / cannot read {file} as UTF-8 CSV: {exc}")
+        die(f"无法读取 UTF-8 CSV 文件 / cannot read {file} as UTF-8 CSV: {exc}")
         return
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         items = batch.read_csv(
             text,
@@ -118,7 +105,7 @@ def export_licences(
     from licences.repository import licence_by_identifier
     from licences.search import MAX_LIMIT, LicenceQuery, search
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     now = services.clock.now()
     with reading(services.engine) as session:
         exporter = exchange.Exporter(session, services.catalogue, services.issuance.verify_url, now)
@@ -175,9 +162,9 @@ def import_licences(
     try:
         document = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
+        die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
         return
-    services = _services(data_dir)
+    services = open_services(data_dir)
     records = exchange.records_of(document)
     with reading(services.engine) as session:
         items = exchange.import_items(
@@ -199,5 +186,5 @@ def _date(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        _die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
+        die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
         return None

@@ -13,6 +13,7 @@ import typer
 from api.cli.archive import archive_app
 from api.cli.backup import backup_command, restore_command
 from api.cli.catalogue import catalogue_app
+from api.cli.context import OPERATOR, DataDir, die, open_services
 from api.cli.federation import federation_app
 from api.cli.holders import holders_app
 from api.cli.keys import keys_app
@@ -22,7 +23,6 @@ from api.cli.ops import export as export_audit
 from api.cli.registry import departments_app
 from api.cli.seals import seals_app
 from api.cli.trust import trust_app
-from api.settings import Settings
 from core.errors import ElicenceError, ErrorKind
 
 app = typer.Typer(
@@ -49,40 +49,7 @@ audit_app.command("export")(export_audit)
 audit_app.command("verify")(verify_chain_command)
 audit_app.command("checkpoint")(export_checkpoint_command)
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="数据目录 / data directory (ELICENCE_DATA_DIR, else ./var)"),
-]
 VERIFY_EXIT = {"PASSED": 0, "FAILED": 1, "INDETERMINATE": 2}
-OPERATOR = "operator:cli"
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    settings = Settings()
-    if data_dir is not None:
-        settings.data_dir = data_dir
-    return settings
-
-
-def _services(data_dir: Path | None, *, initialised: bool = True):  # type: ignore[no-untyped-def]
-    from api.container import build_services, is_initialised
-
-    services = build_services(_settings(data_dir))
-    if initialised:
-        try:
-            ready = is_initialised(services)
-        except Exception:
-            ready = False
-        if not ready:
-            _die(
-                f"数据目录未初始化，请先运行 elicence init / {services.settings.data_dir} is not initialised; run `elicence init`"
-            )
-    return services
-
-
-def _die(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"elicence: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -93,7 +60,7 @@ def init(
     """创建信任域（幂等） / create the trust domain (idempotent)."""
     from api.ops.bootstrap import initialise
 
-    result = initialise(_services(data_dir, initialised=False), with_demo=demo)
+    result = initialise(open_services(data_dir, initialised=False), with_demo=demo)
     for line in result.messages:
         typer.echo(line)
 
@@ -110,7 +77,7 @@ def serve(
 
     import uvicorn
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     os.environ["ELICENCE_DATA_DIR"] = str(services.settings.data_dir.resolve())
     uvicorn.run(
         "api.asgi:app",
@@ -152,13 +119,13 @@ def issue(
         issue_batch(batch, department, data_dir)
         return
     if licence_type is None or holder_id is None or holder_name is None or out is None:
-        _die("须给出 --type --holder-id --holder-name --out，或 --batch / give them, or --batch")
-    services = _services(data_dir)
+        die("须给出 --type --holder-id --holder-name --out，或 --batch / give them, or --batch")
+    services = open_services(data_dir)
     fields: dict[str, str] = {}
     for item in field or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            _die(f"--field 须为 k=v / --field must be k=v, got {item!r}")
+            die(f"--field 须为 k=v / --field must be k=v, got {item!r}")
         fields[key] = value
     with reading(services.engine) as session:
         entry = services.catalogue.get(session, licence_type)
@@ -202,7 +169,7 @@ def _date(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        _die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
+        die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
 
 
 @app.command()
@@ -232,17 +199,17 @@ def verify(
 ) -> None:
     """核验PDF或二维码 / verify a PDF or QR text. Exit 0 PASSED, 1 FAILED, 2 INDETERMINATE, 3 unreadable."""
     if (file is None) == (qr is None):
-        _die("须给出 FILE 或 --qr 之一 / give FILE or --qr", 3)
+        die("须给出 FILE 或 --qr 之一 / give FILE or --qr", 3)
     if offline or trust_list is not None:
         if qr is None or trust_list is None:
-            _die("离线核验须给出 --qr 和 --trust-list / --offline needs --qr and --trust-list", 3)
+            die("离线核验须给出 --qr 和 --trust-list / --offline needs --qr and --trust-list", 3)
         _verify_offline(qr, trust_list, as_json, fingerprint, data_dir)
-    services = _services(data_dir)
+    services = open_services(data_dir)
     if file is not None:
         try:
             data = file.read_bytes()
         except OSError as exc:
-            _die(f"无法读取文件 / cannot read {file}: {exc.strerror}", 3)
+            die(f"无法读取文件 / cannot read {file}: {exc.strerror}", 3)
         report = services.verification.verify_pdf(data, channel="cli", actor=OPERATOR)
         unreadable = report.sub_indication is not None and report.sub_indication.value in (
             "MALFORMED",
@@ -279,7 +246,7 @@ def _verify_offline(
         pinned = pin_from_text(fingerprint) if fingerprint is not None else saved_pin(data_dir)
         keys = load_qr_keys(trust_list, pinned)
     except ElicenceError as exc:
-        _die(exc.message, 3)
+        die(exc.message, 3)
     report = verify_offline(qr, keys, SystemClock().now())
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
@@ -313,7 +280,7 @@ def revoke(
     from core.db import transaction
     from licences.lifecycle import Transition
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         licence = services.lifecycle.apply(
             session,

@@ -10,15 +10,9 @@ from typing import Annotated, NoReturn
 import typer
 from sqlmodel import col, or_, select
 
+from api.cli.context import OPERATOR, DataDir, open_services
+
 clients_app = typer.Typer(help="部门API客户端 / department API clients", no_args_is_help=True)
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
-
-
-def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
-    from api.cli.main import _services as services
-
-    return services(data_dir)
 
 
 @clients_app.command("create")
@@ -39,7 +33,7 @@ def create(
     from core.db import transaction
     from seals.clients import DEPARTMENT_SCOPES, create_client
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         services.seals.department(session, department)
         client, key = create_client(
@@ -70,7 +64,7 @@ def list_(data_dir: DataDir = None) -> None:
     from core.db import reading
     from seals.clients import list_clients
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         for client in list_clients(session):
             state = "revoked" if client.revoked_at else "active"
@@ -83,7 +77,7 @@ def rotate(client_id: str, data_dir: DataDir = None) -> None:
     from core.db import transaction
     from seals.clients import rotate_client_key
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         client, key = rotate_client_key(
             session, services.audit, client_id=client_id, actor=OPERATOR
@@ -97,7 +91,7 @@ def revoke(client_id: str, data_dir: DataDir = None) -> None:
     from core.db import transaction
     from seals.clients import revoke_client
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         revoke_client(session, services.audit, services.clock, client_id=client_id, actor=OPERATOR)
     typer.echo(f"revoked {client_id}")
@@ -116,7 +110,7 @@ def export(
     from core.audit import AuditEntry
     from core.db import as_utc, reading
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     query = select(AuditEntry).order_by(col(AuditEntry.seq))
     if action:
         query = query.where(col(AuditEntry.action).startswith(action))
@@ -154,7 +148,7 @@ def verify_chain_command(
     from core.errors import ElicenceError
     from trust.audit_anchor import read_anchor, verify_audit
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     document = _read_json(anchor) if anchor is not None else None
     with reading(services.engine) as session:
         pinned = None
@@ -204,7 +198,7 @@ def export_checkpoint_command(
     from core.errors import ElicenceError
     from trust.audit_anchor import export_checkpoint
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         try:
             document = export_checkpoint(session, services.trust.identity.name)

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli.seals import OPERATOR, DataDir, _services, seals_app
+from api.cli.context import OPERATOR, DataDir, open_services
+from api.cli.seals import seals_app
 
 departments_app = typer.Typer(help="部门 / departments", no_args_is_help=True)
 SealCode = Annotated[str, typer.Argument(help="印章编码 / seal code")]
@@ -53,7 +54,7 @@ def add_department(
     """登记部门 / register a department."""
     from core.db import transaction
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         department = services.seals.add_department(
             session,
@@ -72,7 +73,7 @@ def list_departments(data_dir: DataDir = None) -> None:
     """列出部门 / list departments, one JSON object a line."""
     from core.db import reading
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         for d in services.seals.departments(session):
             _print(
@@ -105,7 +106,7 @@ def create(
         kind = SealType(seal_type)
     except ValueError:
         raise typer.BadParameter("--type must be 01, 02 or 03") from None
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         for code in licence_type or []:
             services.catalogue.check_issuer(services.catalogue.get(session, code), department)
@@ -130,7 +131,7 @@ def list_seals(
     """列出印章 / list seals, one JSON object a line."""
     from core.db import reading
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         for seal in services.seals.seals(session, department):
             _print(_seal_json(session, seal))
@@ -141,7 +142,7 @@ def show(seal_code: SealCode, data_dir: DataDir = None) -> None:
     """查看印章 / show a seal."""
     from core.db import reading
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with reading(services.engine) as session:
         _print(_seal_json(session, services.seals.seal(session, seal_code)))
 
@@ -152,7 +153,7 @@ def suspend(seal_code: SealCode, data_dir: DataDir = None) -> None:
     from core.db import transaction
     from seals.revocation import HOLD, revoke_seal
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         seal = revoke_seal(
             session,
@@ -170,7 +171,7 @@ def renew(seal_code: SealCode, data_dir: DataDir = None) -> None:
     """延续印章 / renew: new key version and certificate; the old one stays for verification."""
     from core.db import transaction
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         seal = services.seals.renew_seal(session, actor=OPERATOR, seal_code=seal_code)
         _print(_seal_json(session, seal))
@@ -189,7 +190,7 @@ def authorise_type(
     from core.db import transaction
     from seals.authorisation import authorise, withdraw
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         seal = services.seals.seal(session, seal_code)
         if withdraw_it:
@@ -211,7 +212,7 @@ def image(
     """上传印章图像 / replace the seal image with a checked PNG."""
     from core.db import transaction
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         seal = services.seals.set_image(
             session, actor=OPERATOR, seal_code=seal_code, png=png.read_bytes()

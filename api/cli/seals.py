@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from api.cli.context import OPERATOR, DataDir, open_services
+
 seals_app = typer.Typer(help="电子印章 / seals", no_args_is_help=True)
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
 REASONS = (
     "keyCompromise",
     "affiliationChanged",
@@ -19,12 +18,6 @@ REASONS = (
     "certificateHold",
     "unspecified",
 )
-
-
-def _services(data_dir: Path | None):  # type: ignore[no-untyped-def]
-    from api.cli.main import _services as services
-
-    return services(data_dir)
 
 
 def _echo(seal: object) -> None:
@@ -51,7 +44,7 @@ def revoke(
 
     if reason not in REASONS:
         raise typer.BadParameter(f"--reason must be one of {', '.join(REASONS)}")
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         seal = revoke_seal(
             session,
@@ -73,7 +66,7 @@ def resume(
     from core.db import transaction
     from seals.revocation import resume_seal
 
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         seal = resume_seal(
             session, trust=services.trust, audit=services.audit, seal_code=seal_code, actor=OPERATOR

@@ -17,23 +17,21 @@ from typing import Annotated
 
 import typer
 
+from api.cli.context import OPERATOR, DataDir, open_services, settings_for
 from core.errors import ElicenceError, InvalidInput
 
 trust_app = typer.Typer(
     help="离线核验的信任锚 / the offline verifier's trust anchor", no_args_is_help=True
 )
 PIN_FILE = "trust-list-pin.json"
-OPERATOR = "operator:cli"
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="数据目录 / data directory")]
 
 
 def saved_pin(data_dir: Path | None) -> str | None:
     """The pin saved by ``elicence trust pin``, or None. Read only: offline verification writes
     nothing."""
-    from api.cli.main import _settings
     from trust.trustlist import pin_from_text
 
-    path = _settings(data_dir).data_dir / PIN_FILE
+    path = settings_for(data_dir).data_dir / PIN_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -74,15 +72,14 @@ def _save(data_dir: Path | None, pinned: str) -> Path:
     """Writes the pin file. In a data directory that holds a trust domain the pin is an audited
     operator action, written in the audit entry's transaction; a verifier's laptop has no audit
     chain."""
-    from api.cli.main import _services, _settings
     from core.db import transaction
 
-    settings = _settings(data_dir)
+    settings = settings_for(data_dir)
     path = settings.data_dir / PIN_FILE
     if settings.database_url is None and not (settings.data_dir / "elicence.db").exists():
         _write(path, pinned)
         return path
-    services = _services(data_dir)
+    services = open_services(data_dir)
     with transaction(services.engine) as session:
         services.audit.append(
             session,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from api.edge.state import services_of
 from api.edge.tokens import looks_like_jwt
 from core.db import reading
 from core.errors import Forbidden, Unauthenticated
@@ -40,7 +41,7 @@ def _principal(request: Request) -> DepartmentPrincipal:
         raise Unauthenticated(
             "需要部门凭证 / department credentials required (Authorization: Bearer)"
         )
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         if looks_like_jwt(token):
             claims = services.tokens.check(token)

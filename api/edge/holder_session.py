@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Request, Response
 
+from api.edge.state import services_of
 from core.errors import Forbidden, Unauthenticated, Unavailable
 from licences.identifiers import ID_TYPE_RESIDENT
 from licences.masking import mask_name
@@ -170,7 +171,7 @@ class HolderSessions:
 
 
 def _authenticate(request: Request) -> tuple[HolderPrincipal, str]:
-    services = request.app.state.services
+    services = services_of(request)
     value = request.cookies.get(COOKIE)
     if not value:
         if request.headers.get("authorization"):

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlmodel import Session
 
 from api.edge.auth import DepartmentPrincipal, require
+from api.edge.state import services_of
 from api.http.licences import IdempotencyKey
 from api.http.schemas_catalogue import (
     LicenceTypeIn,
@@ -52,7 +53,7 @@ def list_types(
     service_item: Annotated[str | None, Query(max_length=64, description="事项编码")] = None,
 ) -> list[LicenceTypeOut]:
     """证照目录 / the catalogue, optionally by status, defining authority or service item."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         entries = services.catalogue.list(
             session, status=status, authority_code=authority, service_item=service_item
@@ -69,7 +70,7 @@ def add_type(
     idempotency_key: IdempotencyKey = None,
 ) -> LicenceTypeOut:
     """编目新的证照类型，本部门为定义机构 / define a licence type; the caller is its authority."""
-    services = request.app.state.services
+    services = services_of(request)
     key = Key.of(principal.department_code, "catalogue.add", idempotency_key, body.model_dump())
 
     def write(session: Session) -> str:
@@ -99,7 +100,7 @@ def read_type(
     version: Annotated[int | None, Query(ge=1, description="某一历史版本")] = None,
 ) -> LicenceTypeOut:
     """一个证照类型，或它的某一版本 / one type, as it is now or at ``version``."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         entry = services.catalogue.get(session, code.upper())
         if version is not None and version != entry.version:
@@ -112,7 +113,7 @@ def read_type(
 @router.get("/licence-types/{code}/versions", response_model=list[TypeVersionOut])
 def type_versions(code: str, request: Request) -> list[TypeVersionOut]:
     """全部版本 / every version of a type, oldest first."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         return [
             TypeVersionOut.model_validate(row.model_dump())
@@ -131,7 +132,7 @@ def update_type(
 ) -> LicenceTypeOut:
     """修改定义（仅定义机构）；有变化即为新版本 / replace the definition (its authority only);
     a change is a new version, an identical PUT changes nothing."""
-    services = request.app.state.services
+    services = services_of(request)
     key = Key.of(
         principal.department_code, "catalogue.update", idempotency_key, [code, body.model_dump()]
     )
@@ -166,7 +167,7 @@ def withdraw_type(
 ) -> LicenceTypeOut:
     """停用（仅定义机构）：不再签发，已发证照不受影响 / withdraw: nothing new is issued;
     its licences stay as they are."""
-    services = request.app.state.services
+    services = services_of(request)
     reason = body.reason if body else None
     key = Key.of(principal.department_code, "catalogue.withdraw", idempotency_key, [code, reason])
 
@@ -193,7 +194,7 @@ def withdraw_type(
 def delete_type(code: str, request: Request, principal: Author) -> Response:
     """删除从未签发过证照的类型；已有证照的只能停用 / delete a type that never issued a
     licence; one with licences can only be withdrawn (409)."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         services.catalogue.delete(
             session,

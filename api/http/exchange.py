@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from sqlmodel import Session
 
 from api.edge.auth import DepartmentPrincipal, department, require
+from api.edge.state import services_of
 from api.http.licences import Filters, IdempotencyKey, item_out, own
 from api.http.schemas_licences import BatchOut
 from core.db import reading
@@ -25,7 +26,7 @@ Issuer = Annotated[DepartmentPrincipal, Depends(require("licences:issue"))]
 
 
 def _exporter(request: Request, session: Session) -> exchange.Exporter:
-    services = request.app.state.services
+    services = services_of(request)
     return exchange.Exporter(
         session, services.catalogue, services.issuance.verify_url, services.clock.now()
     )
@@ -34,7 +35,7 @@ def _exporter(request: Request, session: Session) -> exchange.Exporter:
 @router.get("/licences/{identifier}/export")
 def export_one(identifier: str, request: Request, principal: Principal) -> dict[str, Any]:
     """导出一份证照（国家标准字段名）/ one licence in the exchange format."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         licence = licence_by_identifier(session, parse_identifier(identifier))
         own(principal, licence)
@@ -45,7 +46,7 @@ def export_one(identifier: str, request: Request, principal: Principal) -> dict[
 def export_many(request: Request, query: Filters) -> dict[str, Any]:
     """按条件导出本部门证照，一页一份文档 / export this department's licences, a page per
     document; the same filters and cursor as ``GET /api/v1/licences``."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         page = search(session, query, services.clock.now())
         exporter = _exporter(request, session)
@@ -68,7 +69,7 @@ def import_records(
     A record's 证照标识 keys it (scope ``import``), so importing the same record again replays;
     a record without one is keyed by the request's Idempotency-Key and its position.
     """
-    services = request.app.state.services
+    services = services_of(request)
     records = exchange.records_of(document)
     with reading(services.engine) as session:
         items = exchange.import_items(

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.edge.auth import DepartmentPrincipal, require
+from api.edge.state import services_of
 from core.db import as_utc, transaction
 from core.errors import InvalidInput
 from keys.audit import AuditedKeyUse
@@ -91,7 +92,7 @@ def status_body(session: Session, services: Any, key: str, nonce: str | None) ->
 
 
 def _answer(request: Request, key: str, nonce: str | None) -> dict[str, Any]:
-    services = request.app.state.services
+    services = services_of(request)
     rid = getattr(request.state, "request_id", None)
     with transaction(services.engine) as session:
         body = status_body(session, services, key, nonce)
@@ -157,13 +158,13 @@ class MappingBody(BaseModel):
 @router.get("/api/v1/federation/domains", tags=["federation"])
 def list_domains(request: Request, principal: Admin) -> list[dict[str, Any]]:
     """已承认的信任域 / recognised domains, their lists and type mappings."""
-    return request.app.state.services.federation.describe()  # type: ignore[no-any-return]
+    return services_of(request).federation.describe()  # type: ignore[no-any-return]
 
 
 @router.post("/api/v1/federation/domains", status_code=201, tags=["federation"])
 def add_domain(body: AddBody, request: Request, principal: Admin) -> dict[str, Any]:
     """承认一个信任域 / recognise a domain by its trust list URL and pinned signer."""
-    federation = request.app.state.services.federation
+    federation = services_of(request).federation
     outcome = federation.add(body.url, body.fingerprint, actor=principal.actor)
     return {"result": outcome.result, **federation.describe(outcome.name)[0]}
 
@@ -171,7 +172,7 @@ def add_domain(body: AddBody, request: Request, principal: Admin) -> dict[str, A
 @router.post("/api/v1/federation/domains/{name}/refresh", tags=["federation"])
 def refresh_domain(name: str, request: Request, principal: Admin) -> dict[str, Any]:
     """按序号更新信任列表 / fetch the domain's list again (sequence rules apply)."""
-    federation = request.app.state.services.federation
+    federation = services_of(request).federation
     (outcome,) = federation.refresh(name, actor=principal.actor)
     return {"result": outcome.result, **federation.describe(outcome.name)[0]}
 
@@ -179,7 +180,7 @@ def refresh_domain(name: str, request: Request, principal: Admin) -> dict[str, A
 @router.delete("/api/v1/federation/domains/{name}", status_code=204, tags=["federation"])
 def remove_domain(name: str, request: Request, principal: Admin) -> Response:
     """不再承认该信任域 / stop recognising the domain (its mappings go with it)."""
-    request.app.state.services.federation.remove(name, actor=principal.actor)
+    services_of(request).federation.remove(name, actor=principal.actor)
     return Response(status_code=204)
 
 
@@ -190,7 +191,7 @@ def map_type(
     """外域证照类型对应的本域类型 / the local licence type a foreign type corresponds to."""
     validate_licence_type_code(foreign_type, field="foreign_type")
     validate_licence_type_code(body.local_type, field="local_type")
-    request.app.state.services.federation.map(
+    services_of(request).federation.map(
         name, foreign_type, body.local_type, actor=principal.actor
     )
     return {"domain": name, "foreign_type": foreign_type, "local_type": body.local_type}
@@ -202,5 +203,5 @@ def map_type(
     tags=["federation"],
 )
 def unmap_type(name: str, foreign_type: str, request: Request, principal: Admin) -> Response:
-    request.app.state.services.federation.map(name, foreign_type, None, actor=principal.actor)
+    services_of(request).federation.map(name, foreign_type, None, actor=principal.actor)
     return Response(status_code=204)

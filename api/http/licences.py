@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from api.edge.auth import DepartmentPrincipal, department, require
 from api.edge.errors import STATUS, TITLES
+from api.edge.state import services_of
 from api.http.schemas import IssueBody, IssuedOut, LicenceOut, Links
 from api.http.schemas_licences import BatchBody, BatchOut, ItemError, ItemOut, SearchOut
 from core.db import reading
@@ -43,7 +44,7 @@ IdempotencyKey = Annotated[
 
 
 def links(request: Request, licence: Licence) -> Links:
-    services = request.app.state.services
+    services = services_of(request)
     base = services.settings.public_base_url.rstrip("/")
     return Links(
         pdf=f"{base}/api/v1/licences/{licence.identifier}/pdf",
@@ -59,7 +60,7 @@ def own(principal: DepartmentPrincipal, licence: Licence) -> None:
 
 
 def licence_out(request: Request, licence: Licence, holder: Holder) -> LicenceOut:
-    status = effective_status(licence, china_today(request.app.state.services.clock.now()))
+    status = effective_status(licence, china_today(services_of(request).clock.now()))
     return LicenceOut(
         identifier=licence.identifier,
         version=licence.version,
@@ -97,9 +98,9 @@ def issued_out(request: Request, response: Response, result: IssuedLicence) -> I
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/licences/{licence.identifier}"
-    with reading(request.app.state.services.engine) as session:
+    with reading(services_of(request).engine) as session:
         current = licence_by_identifier(session, licence.identifier)
-    today = china_today(request.app.state.services.clock.now())
+    today = china_today(services_of(request).clock.now())
     return IssuedOut(
         identifier=licence.identifier,
         version=licence.version,
@@ -138,7 +139,7 @@ def issue(
     idempotency_key: IdempotencyKey = None,
 ) -> IssuedOut:
     """签发证照 / issue a licence."""
-    services = request.app.state.services
+    services = services_of(request)
     result = services.issuance.issue(
         issue_request(body, principal, request, idempotency_key, "issue")
     )
@@ -158,7 +159,7 @@ def issue_batch(
     good ones are issued. With an Idempotency-Key, item *i* is keyed by (key, ``batch#i``), so
     retrying the same batch replays what was issued and issues only the rest.
     """
-    services = request.app.state.services
+    services = services_of(request)
     items: list[batch.Item] = []
     for index, raw in enumerate(body.items):
         try:
@@ -240,7 +241,7 @@ Filters = Annotated[LicenceQuery, Depends(licence_query)]
 @router.get("/licences", response_model=SearchOut)
 def find(request: Request, query: Filters) -> SearchOut:
     """查询本部门签发的证照 / find the licences this department issued, newest first."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         page = search(session, query, services.clock.now())
     return SearchOut(
@@ -282,7 +283,7 @@ def pull(
             "只有发证部门或获授权方可以访问；调取须有 licences:pull 权限范围 / only the issuing "
             "department or a granted party may read it; a pull needs scope licences:pull"
         )
-    services = request.app.state.services
+    services = services_of(request)
     return Pulls(services.engine, services.audit, services.clock).pull(
         PullRequest(
             identifier=identifier,
@@ -308,7 +309,7 @@ def read(
     """证照数据：发证部门得全部；获持证人授权的部门只得该事项所需字段，持证人信息脱敏 / the
     record: whole for the issuing department; for a department the holder granted it, only the
     fields the service item needs, with the holder masked."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         licence = licence_by_identifier(session, parse_identifier(identifier))
         if licence.issuer_code == principal.department_code:
@@ -341,7 +342,7 @@ def pdf(
 ) -> Response:
     """盖章的证照文件（发证部门，或获持证人授权的部门）/ the sealed PDF, for the issuing
     department or a department the holder granted it."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         licence = licence_by_identifier(session, parse_identifier(identifier))
         data = None

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlmodel import Session
 
 from api.edge.auth import DepartmentPrincipal, department, require
+from api.edge.state import services_of
 from api.http.licences import IdempotencyKey, issued_out, licence_out
 from api.http.schemas import IssuedOut, LicenceOut
 from api.http.schemas_licences import AmendBody, HolderOut, HolderPatch, ReasonBody, RenewBody
@@ -39,7 +40,7 @@ def _status_change(
     principal: DepartmentPrincipal,
     key: str | None,
 ) -> LicenceOut:
-    services = request.app.state.services
+    services = services_of(request)
     changed = services.lifecycle.apply_once(
         services.engine,
         identifier=identifier,
@@ -123,7 +124,7 @@ def _new_version(
     principal: DepartmentPrincipal,
     version_request: VersionRequest,
 ) -> IssuedOut:
-    services = request.app.state.services
+    services = services_of(request)
     return issued_out(request, response, services.versions.new_version(version_request))
 
 
@@ -212,7 +213,7 @@ def reissue(
 @router.get("/holders/{id_type}/{holder_id}", response_model=HolderOut)
 def read_holder(id_type: str, holder_id: str, request: Request, principal: Principal) -> HolderOut:
     """持证主体（仅向其发过证的部门可见）/ a holder, for a department that issued to it."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         holder = services.holders.get(
             session, id_type, holder_id, department_code=principal.department_code
@@ -234,7 +235,7 @@ def update_holder(
     仍显示签发时的名称 / correct the registered name (scope holders:correct:<holder category>);
     later issuances are checked against it. Sealed licences keep showing the name they were
     issued under; a renewal or amendment by their issuer takes the corrected one."""
-    services = request.app.state.services
+    services = services_of(request)
     key = Key.of(
         principal.department_code,
         "holder",

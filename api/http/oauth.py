@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
+from api.edge.state import services_of
 from core.db import reading, transaction
 from core.errors import InvalidInput, Unauthenticated
 from keys.audit import AuditedKeyUse
@@ -45,7 +46,7 @@ def token(
         client_id, client_secret = basic
     if not client_id or not client_secret:
         raise Unauthenticated("需要客户端凭证 / client_id and client_secret are required")
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         client = authenticate(session, client_secret)
     if client.id != client_id:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from api.edge.limits import PKI_BODY
+from api.edge.state import services_of
 from core.db import reading, transaction
 from core.errors import TooLarge
 from keys.audit import AuditedKeyUse
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/pki")
     responses={200: {"content": {"application/pkix-cert": {}}}},
 )
 def ca_certificate(name: str, request: Request) -> Response:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         certificate, _ = services.trust.authority(session, name)
     return Response(
@@ -45,7 +46,7 @@ def ca_certificate(name: str, request: Request) -> Response:
     responses={200: {"content": {"application/pkix-crl": {}}}},
 )
 def crl(name: str, request: Request) -> Response:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         der = services.trust.crl(session, name)
     return Response(
@@ -65,7 +66,7 @@ async def _body(request: Request) -> bytes:
 
 
 def _ocsp(request: Request, der: bytes) -> bytes:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         listener = AuditedKeyUse(
             services.audit, session, "public:ocsp", getattr(request.state, "request_id", None)
@@ -100,7 +101,7 @@ def ocsp_get(encoded: str, request: Request) -> Response:
 
 
 def _timestamp(request: Request, der: bytes) -> bytes:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         unit = services.trust_services.tsa.unit(session)
         listener = AuditedKeyUse(
@@ -124,7 +125,7 @@ async def timestamp(request: Request) -> Response:
 @router.get("/trust-list")
 def trust_list(request: Request) -> dict[str, Any]:
     """The domain's signed trust list; see docs/trust-list.md for the signature format."""
-    services = request.app.state.services
+    services = services_of(request)
     publisher = services.trust_services.trust_list
     try:
         with transaction(services.engine) as session:

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.edge.auth import DepartmentPrincipal, department, require
+from api.edge.state import services_of
 from api.http.seals import SealOut, _out, change_certificates
 from core.db import reading, transaction
 from core.errors import InvalidInput, TooLarge
@@ -61,7 +62,7 @@ class CreateSealBody(BaseModel):
 @departments.get("/{code}", response_model=DepartmentOut)
 def read_department(code: str, request: Request) -> DepartmentOut:
     """Public: who the department is and which seals it holds (no keys, no images)."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         department = services.seals.department(session, code)
         return DepartmentOut(
@@ -89,7 +90,7 @@ def read_department(code: str, request: Request) -> DepartmentOut:
 @router.get("", response_model=list[SealOut])
 def list_seals(request: Request, principal: Reader) -> list[SealOut]:
     """The caller's department's seals, with their certificates and authorisations."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         return [_out(session, s) for s in services.seals.seals(session, principal.department_code)]
 
@@ -97,7 +98,7 @@ def list_seals(request: Request, principal: Reader) -> list[SealOut]:
 @router.post("", response_model=SealOut, status_code=201)
 def create_seal(body: CreateSealBody, request: Request, principal: Manager) -> SealOut:
     """A new seal of the caller's department, with its key, certificate and drawn image."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         _known_types(request, session, body.licence_types, principal.department_code)
         seal = services.seals.create_seal(
@@ -123,7 +124,7 @@ def suspend(code: str, request: Request, principal: Manager) -> SealOut:
 @router.post("/{code}/renew", response_model=SealOut)
 def renew(code: str, request: Request, principal: Manager) -> SealOut:
     """延续: a new key version and certificate with a new validity; the old one stays good."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         seal = services.seals.renew_seal(
             session,
@@ -140,7 +141,7 @@ def add_authorisation(
     code: str, licence_type: str, request: Request, principal: Manager
 ) -> SealOut:
     """Let the seal seal ``licence_type`` (a type the department may issue)."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         seal = services.seals.seal(session, code, principal.department_code)
         _known_types(request, session, [licence_type], principal.department_code)
@@ -160,7 +161,7 @@ def add_authorisation(
 def remove_authorisation(
     code: str, licence_type: str, request: Request, principal: Manager
 ) -> SealOut:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         seal = services.seals.seal(session, code, principal.department_code)
         withdraw(
@@ -187,7 +188,7 @@ async def put_image(code: str, request: Request, principal: Manager) -> SealOut:
 def _store_image(
     request: Request, principal: DepartmentPrincipal, code: str, png: bytes, content_type: str
 ) -> SealOut:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         services.seals.seal(session, code, principal.department_code)  # 404 / 403 first
         if content_type != "image/png":
@@ -217,5 +218,5 @@ def _known_types(
     """Each type must exist (404) and be one the department may issue (403, 409 if withdrawn):
     a seal is never authorised for what its department cannot issue."""
     for type_code in codes:
-        entry = request.app.state.services.catalogue.get(session, type_code)
-        request.app.state.services.catalogue.check_issuer(entry, department_code)
+        entry = services_of(request).catalogue.get(session, type_code)
+        services_of(request).catalogue.check_issuer(entry, department_code)

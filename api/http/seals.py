@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from api.edge.auth import DepartmentPrincipal, department, require
+from api.edge.state import services_of
 from core.db import reading, transaction
 from core.errors import Forbidden, NotFound
 from seals.authorisation import authorised_types
@@ -103,7 +104,7 @@ def _out(session: Session, seal: Seal) -> SealOut:
 
 @router.get("/{code}", response_model=SealOut)
 def read_seal(code: str, request: Request, principal: Principal) -> SealOut:
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         seal = session.get(Seal, code)
         if seal is None:
@@ -118,7 +119,7 @@ def change_certificates(
 ) -> SealOut:
     """Revoke or hold (``certificateHold``) every certificate of the seal, for its own
     department; suspension is the hold case of the same operation."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         seal = revoke_seal(
             session,
@@ -141,7 +142,7 @@ def revoke(code: str, body: RevokeBody, request: Request, principal: Manager) ->
 @router.post("/{code}/resume", response_model=SealOut)
 def resume(code: str, request: Request, principal: Manager) -> SealOut:
     """Lift a suspension (certificateHold)."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         seal = resume_seal(
             session,

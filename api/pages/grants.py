@@ -22,6 +22,7 @@ from api.edge.holder_session import (
     optional_holder,
     page_context,
 )
+from api.edge.state import services_of
 from api.pages.grant_views import (
     GrantIn,
     GrantOut,
@@ -54,13 +55,13 @@ def holder_key(holder: HolderPrincipal) -> HolderKey:
 
 
 def grants_service(request: Request) -> Grants:
-    services = request.app.state.services
+    services = services_of(request)
     return Grants(services.audit, services.clock)
 
 
 def _create(request: Request, holder: HolderPrincipal, body: GrantRequest) -> GrantOut:
     grants = grants_service(request)
-    with transaction(request.app.state.services.engine) as session:
+    with transaction(services_of(request).engine) as session:
         grant = grants.create(
             session, holder=holder_key(holder), request=body, request_id=request.state.request_id
         )
@@ -69,7 +70,7 @@ def _create(request: Request, holder: HolderPrincipal, body: GrantRequest) -> Gr
 
 def _withdraw(request: Request, holder: HolderPrincipal, grant_id: str) -> GrantOut:
     grants = grants_service(request)
-    with transaction(request.app.state.services.engine) as session:
+    with transaction(services_of(request).engine) as session:
         grant = grants.withdraw(
             session,
             holder=holder_key(holder),
@@ -105,7 +106,7 @@ def list_grants(
     """本人的授权，新的在前 / your grants, newest first."""
     response.headers.update(NO_STORE)
     grants = grants_service(request)
-    with reading(request.app.state.services.engine) as session:
+    with reading(services_of(request).engine) as session:
         items = grant_outs(
             session, grants.of_holder(session, holder_key(holder), limit), grants.today()
         )
@@ -132,7 +133,7 @@ def usage_log(
     """谁在何时使用了本人的证照：部门调取与核验记录，新的在前 / who used your licences when:
     department pulls and verifications, newest first."""
     response.headers.update(NO_STORE)
-    with reading(request.app.state.services.engine) as session:
+    with reading(services_of(request).engine) as session:
         return usage(session, holder_key(holder), cursor, limit)
 
 
@@ -166,7 +167,7 @@ def _grants_page(
     grants = grants_service(request)
     today = grants.today()
     key = holder_key(holder)
-    with reading(request.app.state.services.engine) as session:
+    with reading(services_of(request).engine) as session:
         context: dict[str, Any] = page_context(request, holder, nav="grants") | {
             "grants": grant_outs(session, grants.of_holder(session, key), today),
             "targets": grant_targets(session, key, today),
@@ -252,7 +253,7 @@ def usage_page(
     holder = optional_holder(request)
     if holder is None:
         return _signed_out(request, "holder_usage.html")
-    with reading(request.app.state.services.engine) as session:
+    with reading(services_of(request).engine) as session:
         try:
             page = usage(session, holder_key(holder), cursor, 20)
         except InvalidInput:

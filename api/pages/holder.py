@@ -23,6 +23,7 @@ from api.edge.holder_session import (
     optional_holder,
     page_context,
 )
+from api.edge.state import services_of
 from api.pages import holder_views as views
 from api.pages.holder_views import (
     copy_json,
@@ -84,7 +85,7 @@ def my_page(
     holder = optional_holder(request)
     if holder is None:
         return _sign_in(request)
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         now = services.clock.now()
         items = [licence_json(r, now) for r in my_licences(session, holder)]
@@ -97,7 +98,7 @@ def my_page(
 def revoke_link_form(link_id: LinkId, request: Request, holder: FormHolder) -> Response:
     """The revoke button of a holder link on ``/me`` (the form carries the CSRF token)."""
     try:
-        views.revoke_link(request.app.state.services, holder, link_id, request.state.request_id)
+        views.revoke_link(services_of(request), holder, link_id, request.state.request_id)
     except ElicenceError as exc:
         return _refused(request, holder, exc)
     return RedirectResponse("/me?done=link-revoked#links", status_code=303, headers=NO_STORE)
@@ -113,7 +114,7 @@ def _detail(
     form: dict[str, str] | None = None,
     new_copy: str | None = None,
 ) -> HTMLResponse:
-    services = request.app.state.services
+    services = services_of(request)
     try:
         with reading(services.engine) as session:
             record = own_record(session, holder, identifier)
@@ -149,7 +150,7 @@ def licence_pdf(identifier: str, request: Request) -> Response:
     if holder is None:
         return _sign_in(request)
     try:
-        return views.licence_pdf(request.app.state.services, holder, identifier)
+        return views.licence_pdf(services_of(request), holder, identifier)
     except ElicenceError as exc:
         return _refused(request, holder, exc)
 
@@ -161,7 +162,7 @@ def present_page(identifier: str, request: Request) -> HTMLResponse:
     holder = optional_holder(request)
     if holder is None:
         return _sign_in(request)
-    services = request.app.state.services
+    services = services_of(request)
     presentation, refused = None, ""
     try:
         with transaction(services.engine) as session:
@@ -194,7 +195,7 @@ def present_page(identifier: str, request: Request) -> HTMLResponse:
 def present_refresh(identifier: str, request: Request) -> JSONResponse:
     """A fresh code for the page's script (``/static/present.js``)."""
     holder = current_holder(request)
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         presentation = views.mint(session, services, holder, identifier, request.state.request_id)
     return JSONResponse(presentation_json(presentation, services.clock.now()), headers=NO_STORE)
@@ -221,7 +222,7 @@ async def stamp(identifier: str, request: Request) -> Response:
 def _stamp(
     request: Request, holder: HolderPrincipal, identifier: str, entered: dict[str, str]
 ) -> Response:
-    services = request.app.state.services
+    services = services_of(request)
     try:
         with reading(services.engine) as session:
             licence_id = own_record(session, holder, identifier).licence.identifier
@@ -253,6 +254,6 @@ def stamped_copy_pdf(copy_id: str, request: Request) -> Response:
     if holder is None:
         return _sign_in(request)
     try:
-        return views.stamped_pdf(request.app.state.services, holder, copy_id)
+        return views.stamped_pdf(services_of(request), holder, copy_id)
     except ElicenceError as exc:
         return _refused(request, holder, exc)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.edge.holder_session import HolderPrincipal, current_holder
+from api.edge.state import services_of
 from api.pages import holder_views as views
 from api.pages.holder_views import (
     copy_json,
@@ -70,7 +71,7 @@ def session_info(request: Request, holder: Holder) -> JSONResponse:
 @router.get("/licences")
 def licences(request: Request, holder: Holder) -> JSONResponse:
     """本人的全部证照（含历史版本），新的在前 / every licence of mine, newest first."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         records = my_licences(session, holder)
         body = [licence_json(r, services.clock.now()) for r in records]
@@ -79,7 +80,7 @@ def licences(request: Request, holder: Holder) -> JSONResponse:
 
 @router.get("/licences/{identifier}")
 def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         record = own_record(session, holder, identifier)
         body = licence_json(record, services.clock.now(), detail=True)
@@ -92,13 +93,13 @@ def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
 
 @router.get("/licences/{identifier}/pdf", response_class=Response, responses=PDF)
 def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
-    return views.licence_pdf(request.app.state.services, holder, identifier)
+    return views.licence_pdf(services_of(request), holder, identifier)
 
 
 @router.post("/licences/{identifier}/presentations", status_code=201)
 def present(identifier: str, request: Request, holder: Holder) -> JSONResponse:
     """A short-lived presentation code for a valid licence (409 otherwise)."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         presentation = views.mint(session, services, holder, identifier, request.state.request_id)
     body = presentation_json(presentation, services.clock.now())
@@ -107,7 +108,7 @@ def present(identifier: str, request: Request, holder: Holder) -> JSONResponse:
 
 @router.get("/licences/{identifier}/stamped-copies")
 def stamped_copies(identifier: str, request: Request, holder: Holder) -> JSONResponse:
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         record = own_record(session, holder, identifier)
         copies = services.stamped.of_licence(session, record.licence.identifier)
@@ -121,7 +122,7 @@ def make_stamped_copy(
 ) -> JSONResponse:
     """加注件：本服务按证照库数据重新生成并加盖发证部门印章 / a copy rendered from the
     repository with the purpose printed on it, sealed by the issuing department."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         licence_id = own_record(session, holder, identifier).licence.identifier
     copy = services.stamped.create(
@@ -141,14 +142,14 @@ def make_stamped_copy(
 
 @router.get("/stamped-copies/{copy_id}/pdf", response_class=Response, responses=PDF)
 def stamped_copy_pdf(copy_id: str, request: Request, holder: Holder) -> Response:
-    return views.stamped_pdf(request.app.state.services, holder, copy_id)
+    return views.stamped_pdf(services_of(request), holder, copy_id)
 
 
 @router.get("/links")
 def holder_links(request: Request, holder: Holder) -> JSONResponse:
     """发给本人的持证人链接（出示页面），新的在前 / the holder links made for your licences,
     newest first: which licence, until when, and whether they still work."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         items = views.my_links(session, services, holder)
     return JSONResponse({"items": items}, headers=NO_STORE)
@@ -157,6 +158,6 @@ def holder_links(request: Request, holder: Holder) -> JSONResponse:
 @router.delete("/links/{link_id}")
 def revoke_holder_link(link_id: LinkId, request: Request, holder: Holder) -> JSONResponse:
     """撤销持证人链接，即时生效 / revoke a holder link; it stops working at once."""
-    services = request.app.state.services
+    services = services_of(request)
     body = views.revoke_link(services, holder, link_id, request.state.request_id)
     return JSONResponse(body, headers=NO_STORE)

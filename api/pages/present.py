@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.edge.auth import DepartmentPrincipal, department, require
+from api.edge.state import services_of
 from api.pages.holder_views import presentation_json
 from api.pages.verify import STATUS_STYLE, templates
 from core.clock import china_today
@@ -48,7 +49,7 @@ class HolderLinkIn(BaseModel):
 
 
 def links_service(request: Request) -> HolderLinks:
-    services = request.app.state.services
+    services = services_of(request)
     return HolderLinks(services.audit, services.clock)
 
 
@@ -57,7 +58,7 @@ def audit_refused_link(request: Request, error: LinkUnusable) -> None:
     refused request's is rolled back); unknown or wrong secrets are not written down."""
     if error.link_id is None:
         return
-    with transaction(request.app.state.services.engine) as session:
+    with transaction(services_of(request).engine) as session:
         links_service(request).refused(session, error, request_id=request.state.request_id)
 
 
@@ -85,7 +86,7 @@ def create_holder_link(
     """A link for the holder to open on a phone and show a fresh presentation code. The secret
     in it is returned once and stored only as a SHA-256. It expires after ``valid_days`` (30
     unless given, at most a year); the holder sees it on their page and can revoke it."""
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         _own(principal, licence_by_identifier(session, identifier).issuer_code)
         link, secret = links_service(request).create(
@@ -109,7 +110,7 @@ def create_holder_link(
 def mint_presentation(identifier: str, request: Request) -> JSONResponse:
     """A short-lived presentation code. ``Authorization: Bearer`` carries either the issuing
     department's credentials (scope licences:manage) or the licence's holder-link secret."""
-    services = request.app.state.services
+    services = services_of(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     try:
@@ -144,7 +145,7 @@ def verifications(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """When and through which channel the licence was verified, newest first."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         _own(principal, licence_by_identifier(session, identifier).issuer_code)
         rows = history(session, identifier, limit)
@@ -155,14 +156,14 @@ def verifications(
 def qr_keys(request: Request) -> JSONResponse:
     """The public QR keys, for offline verification; a trust-list file by itself
     (``elicence verify --qr TEXT --offline --trust-list FILE``)."""
-    services = request.app.state.services
+    services = services_of(request)
     return JSONResponse(services.qr_keys.to_json(), headers={"Cache-Control": "max-age=300"})
 
 
 def _mint_for_holder(request: Request, secret: str) -> tuple[Presentation | None, str, Any]:
     """Mint for the holder link ``secret``: the presentation (None when the licence cannot be
     presented now, with the reason), and the licence summary."""
-    services = request.app.state.services
+    services = services_of(request)
     try:
         with transaction(services.engine) as session:
             return _mint_in(request, session, links_service(request).resolve(session, secret))
@@ -174,7 +175,7 @@ def _mint_for_holder(request: Request, secret: str) -> tuple[Presentation | None
 def _mint_in(
     request: Request, session: Any, link: HolderLink
 ) -> tuple[Presentation | None, str, Any]:
-    services = request.app.state.services
+    services = services_of(request)
     licence = licence_by_identifier(session, link.identifier)
     summary = licence_summary(full_record(session, licence), china_today(services.clock.now()))
     try:
@@ -193,7 +194,7 @@ def _mint_in(
 def holder_page(secret: str, request: Request) -> HTMLResponse:
     """The holder's phone page: a presentation QR that renews itself (``/static/present.js``),
     the licence as a clerk will see it, and who verified it when."""
-    services = request.app.state.services
+    services = services_of(request)
     try:
         presentation, refused, summary = _mint_for_holder(request, secret)
     except LinkUnusable as exc:  # unknown, wrong, revoked or expired: one page for all
@@ -230,6 +231,6 @@ def holder_refresh(secret: str, request: Request) -> JSONResponse:
     if presentation is None:
         raise Conflict(refused)
     return JSONResponse(
-        presentation_json(presentation, request.app.state.services.clock.now()),
+        presentation_json(presentation, services_of(request).clock.now()),
         headers=NO_STORE,
     )

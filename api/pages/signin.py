@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.dev_idp.provider import DEMO_NOTICE
 from api.edge.holder_session import HolderPrincipal, form_holder
+from api.edge.state import services_of
 from api.pages.oidc import (
     DENIED,
     LOGIN,
@@ -55,7 +56,7 @@ def message_page(
     context: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     """``holder_message.html``: a prompt, a result or an error, for a holder's browser."""
-    services = request.app.state.services
+    services = services_of(request)
     values: dict[str, Any] = {
         "kind": kind,
         "title_zh": title[0],
@@ -80,7 +81,7 @@ def audit_sign_in(
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    services = request.app.state.services
+    services = services_of(request)
     with transaction(services.engine) as session:
         services.audit.append(
             session,
@@ -107,7 +108,7 @@ def _failed(request: Request, exc: SignInFailed) -> HTMLResponse:
 
 
 def _transaction_cookie(request: Request, response: Response, value: str | None) -> None:
-    secure = request.app.state.services.holder_sessions.secure
+    secure = services_of(request).holder_sessions.secure
     if value is None:
         response.delete_cookie(TRANSACTION_COOKIE, path="/me", secure=secure, httponly=True)
         return
@@ -125,7 +126,7 @@ def _transaction_cookie(request: Request, response: Response, value: str | None)
 @router.get("/me/login")
 def login(request: Request) -> Response:
     """Starts a sign-in: a fresh state, nonce and PKCE verifier, then off to the provider."""
-    services = request.app.state.services
+    services = services_of(request)
     try:
         if services.oidc is None:
             raise SignInFailed(503, "provider", NOT_CONFIGURED)
@@ -149,7 +150,7 @@ def callback(
     iss: str | None = None,
 ) -> Response:
     """The provider sends the browser back here; the holder is signed in, or told why not."""
-    services = request.app.state.services
+    services = services_of(request)
     try:
         if services.oidc is None:
             raise SignInFailed(503, "provider", NOT_CONFIGURED)
@@ -213,5 +214,5 @@ async def logout(request: Request) -> Response:
         "您已安全退出。/ You have signed out.",
         kind="ok",
     )
-    request.app.state.services.holder_sessions.clear_cookie(response)
+    services_of(request).holder_sessions.clear_cookie(response)
     return response

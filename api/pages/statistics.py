@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from api.edge.state import services_of
 from core.db import reading
 from licences.statistics import department_statistics
 
@@ -22,7 +23,7 @@ def statistics(department_code: str, request: Request) -> dict[str, Any]:
     """Issued, verified and reused counts by month (in China) and licence type (aggregates
     only); ``reused`` counts pulls of the department's licences by other departments under the
     holder's grant (``reused_means`` says so in words)."""
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         services.seals.department(session, department_code)
         return department_statistics(session, department_code)
@@ -30,7 +31,7 @@ def statistics(department_code: str, request: Request) -> dict[str, Any]:
 
 @router.get("/statistics/{department_code}", response_class=HTMLResponse)
 def statistics_page(department_code: str, request: Request) -> HTMLResponse:
-    services = request.app.state.services
+    services = services_of(request)
     with reading(services.engine) as session:
         department = services.seals.department(session, department_code)
         stats = department_statistics(session, department_code)

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from api.edge.state import services_of
 from core.errors import ElicenceError, InvalidInput, TooLarge
 from verify.log import METHODS
 from verify.report import Indication, Report
@@ -53,7 +54,7 @@ async def _read_upload(upload: UploadFile, limit: int) -> bytes:
 @router.post("/api/v1/verify")
 async def verify_api(request: Request) -> JSONResponse:
     """Multipart upload (field ``file``) of a PDF, or JSON ``{"qr": "..."}``."""
-    services = request.app.state.services
+    services = services_of(request)
     content_type = request.headers.get("content-type", "")
     rid = request.state.request_id
     if content_type.startswith("multipart/form-data"):
@@ -116,7 +117,7 @@ PAGE_OR_REPORT = {
 @router.get("/v/{code}", response_model=None, responses=PAGE_OR_REPORT)  # type: ignore[arg-type]
 @router.get("/V/{code}", response_model=None, include_in_schema=False)
 def verify_page(code: str, request: Request) -> Response:
-    services = request.app.state.services
+    services = services_of(request)
     report = services.verification.verify_code(
         code[:2048], channel="qr-page", actor=PUBLIC, request_id=request.state.request_id
     )
@@ -143,7 +144,7 @@ async def upload_form(request: Request) -> HTMLResponse:
 
 
 async def _upload_form(request: Request) -> HTMLResponse:
-    services = request.app.state.services
+    services = services_of(request)
     form = await request.form(
         max_files=1, max_fields=3, max_part_size=services.settings.max_upload_bytes
     )
