@@ -4,6 +4,7 @@ cost a signature."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -15,16 +16,31 @@ from sqlmodel import Field, SQLModel
 from core.db import as_utc
 from trust.models import CertificateRecord
 
-# RFC 5280 § 5.3.1 reason codes, by the names operators type.
-REASONS = {
-    "keyCompromise": x509.ReasonFlags.key_compromise,
-    "cACompromise": x509.ReasonFlags.ca_compromise,
-    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
-    "certificateHold": x509.ReasonFlags.certificate_hold,
-    "unspecified": x509.ReasonFlags.unspecified,
-}
+
+@dataclass(frozen=True)
+class Reason:
+    """An RFC 5280 § 5.3.1 CRLReason: the name operators type (the ASN.1 name), the flag CRLs
+    and OCSP answers carry, and whether a department may give it for its own seal."""
+
+    name: str
+    flag: x509.ReasonFlags
+    for_seals: bool = True
+
+
+# The one table of revocation reasons: CRLs and OCSP answers (trust.crl, trust.ocsp), the
+# authority's check (trust.authority), the seal routes and the seal CLI all read it.
+# cACompromise names a CA's key, never a seal's, so a department cannot choose it.
+REASON_TABLE = (
+    Reason("keyCompromise", x509.ReasonFlags.key_compromise),
+    Reason("cACompromise", x509.ReasonFlags.ca_compromise, for_seals=False),
+    Reason("affiliationChanged", x509.ReasonFlags.affiliation_changed),
+    Reason("superseded", x509.ReasonFlags.superseded),
+    Reason("cessationOfOperation", x509.ReasonFlags.cessation_of_operation),
+    Reason("certificateHold", x509.ReasonFlags.certificate_hold),
+    Reason("unspecified", x509.ReasonFlags.unspecified),
+)
+REASONS = {reason.name: reason.flag for reason in REASON_TABLE}
+SEAL_REASONS = tuple(reason.name for reason in REASON_TABLE if reason.for_seals)
 
 
 class CrlRecord(SQLModel, table=True):
