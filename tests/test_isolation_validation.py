@@ -105,9 +105,7 @@ def serve(domain: Domain) -> Iterator[Any]:
 
     yield start
     for inspector in inspectors:
-        pool = Inspector._pools.get(inspector._key)
-        if pool is not None:
-            inspector._discard(pool)
+        inspector.close()
 
 
 def _upload(client: TestClient, data: bytes) -> tuple[int, dict[str, Any]]:
@@ -344,7 +342,7 @@ def test_a_worker_killed_mid_validation_is_indeterminate_not_500(sealed: bytes, 
     thread.start()
     killed: set[int] = set()
     while thread.is_alive() and time.monotonic() - start < 100:
-        pool = Inspector._pools.get(inspector._key)
+        pool = inspector._pool
         for pid, process in list((pool._processes or {}).items() if pool else []):
             try:
                 if pid not in killed and _cpu_seconds(pid) > threshold:

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from verify.report import Indication, SubIndication
 from verify.structure import Inspection, refuse, structure
@@ -176,35 +176,49 @@ class Inspector:
     Workers are started with "spawn" (never forked from the threaded server) and replaced after
     ``max_tasks_per_child`` uploads, so a leak in a parser lives briefly. A worker that breaks a
     limit takes the pool down with it: the pool is rebuilt, the offending upload is answered
-    LIMIT_EXCEEDED, and uploads that shared the broken pool are tried once more."""
+    LIMIT_EXCEEDED, and uploads that shared the broken pool are tried once more.
 
-    # Worker pools are a process-wide resource, shared by every Inspector with the same limits
-    # (a test run builds many service graphs; each must not start its own idle workers).
-    _pools: ClassVar[dict[tuple[Limits, int], ProcessPoolExecutor]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    The pool belongs to this object, not to the process: the service container makes one
+    Inspector, hands it to the local and the foreign verifier (one pool for both), and calls
+    ``close`` when it shuts down. No worker starts before the first upload; one dropped without
+    ``close`` has its workers ended when it is garbage-collected."""
 
     def __init__(self, limits: Limits, max_tasks_per_child: int = 200) -> None:
         self.limits = limits
-        self._key = (limits, max_tasks_per_child)
+        self.max_tasks_per_child = max_tasks_per_child
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Inspector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the workers (waiting for the tasks they run); a later upload starts a new pool."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
-            pool = self._pools.get(self._key)
-            if pool is None:
-                pool = self._pools[self._key] = ProcessPoolExecutor(
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
                     max_workers=self.limits.workers,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_initialise,
                     initargs=(self.limits,),
-                    max_tasks_per_child=self._key[1],
+                    max_tasks_per_child=self.max_tasks_per_child,
                 )
-            return pool
+            return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:
         """Kill the workers of a pool that hangs or broke, and start afresh on next use."""
         with self._lock:
-            if self._pools.get(self._key) is pool:
-                del self._pools[self._key]
+            if self._pool is pool:
+                self._pool = None
         for process in list((pool._processes or {}).values()):
             if process.is_alive():
                 process.kill()

@@ -273,13 +273,12 @@ def test_busy_is_try_later() -> None:
         Indication.INDETERMINATE, SubIndication.TRY_LATER)
 
 
-def test_pools_are_shared_per_limits_and_start_no_worker_until_used() -> None:
+def test_each_inspector_owns_its_pool_and_starts_no_worker_until_used() -> None:
     limits = replace(LIMITS, wall_seconds=19.0)
-    first, again = Inspector(limits), Inspector(limits)
-    other = Inspector(limits, max_tasks_per_child=5)
+    first, other = Inspector(limits), Inspector(limits, max_tasks_per_child=5)
     pool = first._executor()
     try:
-        assert again._executor() is pool and other._executor() is not pool
+        assert first._executor() is pool and other._executor() is not pool
         assert (pool._max_workers, pool._mp_context.get_start_method(), pool._initializer,
                 pool._initargs, pool._max_tasks_per_child) == (
             1, "spawn", isolation._initialise, (limits,), 200)
@@ -287,10 +286,12 @@ def test_pools_are_shared_per_limits_and_start_no_worker_until_used() -> None:
         assert not pool._processes
     finally:
         first._discard(pool)
-        other._discard(other._executor())
-    assert Inspector._pools.get((limits, 200)) is None
+        other.close()
+    assert first._pool is None and other._pool is None
     assert first._executor() is not pool
-    first._discard(first._executor())
+    with first:
+        pass
+    assert first._pool is None
 
 
 # ----- real workers -----
@@ -320,7 +321,7 @@ def _length(data: bytes, limits: Limits) -> int:
 def inspector() -> Iterator[Inspector]:
     inspector = Inspector(replace(LIMITS, wall_seconds=60.0), max_tasks_per_child=50)
     yield inspector
-    inspector._discard(inspector._executor())
+    inspector.close()
 
 
 def test_a_file_is_inspected_and_examined_in_a_worker(inspector: Inspector) -> None:
@@ -380,7 +381,7 @@ def test_a_looping_worker_is_killed_at_the_deadline(inspector: Inspector) -> Non
     assert time.monotonic() - started < 0.9  # the deadline, not a second more
     process.join(5)
     assert not process.is_alive()
-    assert Inspector._pools.get(inspector._key) is not pool
+    assert inspector._pool is not pool
 
 
 @pytest.mark.parametrize("after", [0, 1], ids=["at-the-deadline", "past-it"])
@@ -395,7 +396,7 @@ def test_a_crash_at_or_past_the_deadline_is_not_retried(
     answer = inspector._run(b"", 100.0, _exit_worker)
     assert answer == limit(
         "核验进程被终止（资源超限）/ the checking process was ended by a resource limit")
-    assert Inspector._pools.get(inspector._key) is not pool
+    assert inspector._pool is not pool
 
 
 def test_a_crashing_worker_is_indeterminate_after_one_retry(inspector: Inspector) -> None:
@@ -403,4 +404,4 @@ def test_a_crashing_worker_is_indeterminate_after_one_retry(inspector: Inspector
     answer = inspector._run(b"", time.monotonic() + 60, _exit_worker)
     assert answer == limit(
         "核验进程被终止（资源超限）/ the checking process was ended by a resource limit")
-    assert Inspector._pools.get(inspector._key) is not pool
+    assert inspector._pool is not pool
