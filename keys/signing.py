@@ -11,7 +11,6 @@ from typing import NoReturn
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore, KeyUseListener
 
@@ -144,7 +143,3 @@ def private_key_for(
     if store.algorithm(ref) is KeyAlgorithm.EC_P256:
         return StoreECKey(store, ref, purpose, listener)
     return StoreRSAKey(store, ref, purpose, listener)
-
-
-def as_private_key(key: StoreECKey | StoreRSAKey) -> PrivateKeyTypes:
-    return key
