@@ -8,16 +8,9 @@ from typing import Annotated
 import typer
 
 from api.cli.context import OPERATOR, DataDir, open_services
+from trust.crl import SEAL_REASONS as REASONS
 
 seals_app = typer.Typer(help="电子印章 / seals", no_args_is_help=True)
-REASONS = (
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "certificateHold",
-    "unspecified",
-)
 
 
 def _echo(seal: object) -> None:

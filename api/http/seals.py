@@ -21,6 +21,7 @@ from core.errors import Forbidden, NotFound
 from seals.authorisation import authorised_types
 from seals.models import Seal, SealStatus, SealType
 from seals.revocation import resume_seal, revoke_seal
+from trust.crl import SEAL_REASONS
 from trust.models import CertificateRecord
 from trust.profiles import Role
 
@@ -28,14 +29,7 @@ router = APIRouter(prefix="/api/v1/seals", tags=["seals"])
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
 Manager = Annotated[DepartmentPrincipal, Depends(require("licences:manage"))]
 
-Reason = Literal[
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "certificateHold",
-    "unspecified",
-]
+Reason = Literal[SEAL_REASONS]  # type: ignore[valid-type]  # the names of trust.crl's table
 
 
 class RevokeBody(BaseModel):
