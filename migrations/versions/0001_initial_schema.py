@@ -7,6 +7,7 @@ Create Date: 2026-11-24 06:31:14.393368
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0001'

@@ -16,6 +16,7 @@ hand (create, copy, drop, rename) so the same steps run on PostgreSQL.
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0002'

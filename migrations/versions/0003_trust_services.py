@@ -16,6 +16,7 @@ Service certificates (OCSP responders, TSA, trust-list signer) live in the exist
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0003"

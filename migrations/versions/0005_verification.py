@@ -13,6 +13,7 @@ keeps this branch independent of the others that rebuild ``licence``).
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0005"

@@ -11,6 +11,7 @@ only, so this branch is independent of the others.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0009"

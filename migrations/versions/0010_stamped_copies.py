@@ -12,6 +12,7 @@ transaction as the row. Nothing here alters an existing table.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0010"

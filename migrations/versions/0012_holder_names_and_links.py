@@ -20,6 +20,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 from core.clock import SystemClock

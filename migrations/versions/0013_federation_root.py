@@ -12,6 +12,7 @@ before this revision has it taken from its stored list and recorded at its next 
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0013"
