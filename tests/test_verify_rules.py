@@ -40,6 +40,35 @@ def outcome(verdict: Verdict) -> tuple[str, str, Indication | None, SubIndicatio
             failure[1] if failure else None)
 
 
+# -- the seal's form ----------------------------------------------------------------------------
+
+CERTIFIED = ("certification", "passed", None, None)
+
+
+@pytest.mark.parametrize(("changes", "expected", "detail"), [
+    ({}, [("format", "passed", None, None), ("seal_count", "passed", None, None), CERTIFIED],
+     "certification seal, DocMDP P=1 (no changes allowed)"),
+    ({"unreadable": "PdfReadError"},
+     [("format", "failed", INDETERMINATE, SubIndication.MALFORMED)], "unreadable: PdfReadError"),
+    ({"signatures": 0}, [("format", "passed", None, None),
+                         ("seal_count", "failed", FAILED, SubIndication.NO_SIGNATURE)], "no seal"),
+    ({"signatures": 2},
+     [("format", "passed", None, None),
+      ("seal_count", "failed", FAILED, SubIndication.MODIFIED_AFTER_SEALING)],
+     "2 signatures; a licence has one seal"),
+    ({"docmdp": 2}, [("format", "passed", None, None), ("seal_count", "passed", None, None),
+                     ("certification", "failed", FAILED, SubIndication.NOT_CERTIFIED)],
+     "DocMDP MDPPerm.FILL_FORMS; P=1 required"),
+    ({"docmdp": None}, [("format", "passed", None, None), ("seal_count", "passed", None, None),
+                        ("certification", "failed", FAILED, SubIndication.NOT_CERTIFIED)],
+     "DocMDP None; P=1 required"),
+])
+def test_seal_form(changes: dict[str, Any], expected: list[tuple[Any, ...]], detail: str) -> None:
+    verdicts = rules.seal_form(facts(**changes))
+    assert [outcome(v) for v in verdicts] == expected
+    assert verdicts[-1].check.detail == detail
+
+
 # -- integrity ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("changes", "detail", "expected"), [

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
-from pyhanko.sign.fields import MDPPerm
 from sqlmodel import Session, select
 
 from core.clock import Clock, china_today
@@ -231,32 +230,8 @@ class PdfVerifier:
 def _seal_form(facts: SignatureFacts, steps: Steps) -> None:
     """A readable PDF with exactly one seal, a certification seal that forbids changes,
     intact, and nothing but long-term validation data added after it."""
-    if facts.unreadable is not None:
-        raise steps.fail(
-            "format",
-            f"unreadable: {facts.unreadable}",
-            Indication.INDETERMINATE,
-            SubIndication.MALFORMED,
-        )
-    steps.ok("format", "PDF parsed")
-    if facts.signatures != 1:
-        none = not facts.signatures
-        raise steps.fail(
-            "seal_count",
-            "no seal" if none else f"{facts.signatures} signatures; a licence has one seal",
-            Indication.FAILED,
-            SubIndication.NO_SIGNATURE if none else SubIndication.MODIFIED_AFTER_SEALING,
-        )
-    steps.ok("seal_count", "exactly one seal")
-    docmdp = MDPPerm(facts.docmdp) if facts.docmdp is not None else None
-    if docmdp is not MDPPerm.NO_CHANGES:
-        raise steps.fail(
-            "certification",
-            f"DocMDP {docmdp}; P=1 required",
-            Indication.FAILED,
-            SubIndication.NOT_CERTIFIED,
-        )
-    steps.ok("certification", "certification seal, DocMDP P=1 (no changes allowed)")
+    for verdict in rules.seal_form(facts):
+        steps.apply(verdict)
     steps.apply(rules.integrity(facts))
     steps.apply(rules.modifications(facts, qualified=True))
 

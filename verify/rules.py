@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pyhanko.sign.fields import MDPPerm
+
 from licences.models import LicenceStatus
 from trust.tsa import ACCURACY
 from verify.report import MESSAGES, Check, CheckResult, Indication, SubIndication
@@ -49,6 +51,47 @@ def _failed(
     name: str, detail: str, indication: Indication, sub: SubIndication, message: str | None = None
 ) -> Verdict:
     return Verdict(Check(name, CheckResult.FAILED, detail), (indication, sub, message))
+
+
+def seal_form(facts: SignatureFacts) -> list[Verdict]:
+    """The ``format``, ``seal_count`` and ``certification`` checks, up to the first failure: a
+    readable PDF with exactly one seal, a certification seal that forbids changes (DocMDP
+    P=1). A second signature is MODIFIED_AFTER_SEALING: a licence has one seal."""
+    if facts.unreadable is not None:
+        return [
+            _failed(
+                "format",
+                f"unreadable: {facts.unreadable}",
+                Indication.INDETERMINATE,
+                SubIndication.MALFORMED,
+            )
+        ]
+    verdicts = [_passed("format", "PDF parsed")]
+    if facts.signatures != 1:
+        none = not facts.signatures
+        verdicts.append(
+            _failed(
+                "seal_count",
+                "no seal" if none else f"{facts.signatures} signatures; a licence has one seal",
+                Indication.FAILED,
+                SubIndication.NO_SIGNATURE if none else SubIndication.MODIFIED_AFTER_SEALING,
+            )
+        )
+        return verdicts
+    verdicts.append(_passed("seal_count", "exactly one seal"))
+    docmdp = MDPPerm(facts.docmdp) if facts.docmdp is not None else None
+    if docmdp is not MDPPerm.NO_CHANGES:
+        verdicts.append(
+            _failed(
+                "certification",
+                f"DocMDP {docmdp}; P=1 required",
+                Indication.FAILED,
+                SubIndication.NOT_CERTIFIED,
+            )
+        )
+        return verdicts
+    verdicts.append(_passed("certification", "certification seal, DocMDP P=1 (no changes allowed)"))
+    return verdicts
 
 
 def integrity(facts: SignatureFacts) -> Verdict:
