@@ -36,6 +36,8 @@ from licences.presentation import PresentationService
 from licences.qrkeys import LicenceCodes, QrKeys
 from licences.stamped import StampedCopies
 from licences.versions import Versions
+from seals.custody import KeyCustody
+from seals.desk import IssuingRights, SealDesk
 from seals.registry import SealRegistry
 from trust.audit_anchor import CheckpointTsa
 from trust.authority import DomainIdentity, TrustDomain
@@ -69,6 +71,8 @@ class Services:
     presentations: PresentationService
     trust_services: TrustServices
     holder_sessions: HolderSessions
+    seal_desk: SealDesk  # departments and seals, for routes and commands (seals.desk)
+    key_custody: KeyCustody  # key versions, their uses, seal key rotation (seals.custody)
     federation: Federation | None = None  # recognised trust domains (trust.federation)
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
@@ -261,6 +265,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             secure=base_url.startswith("https://"),
             lifetime=timedelta(minutes=settings.holder_session_minutes),
         ),
+        seal_desk=SealDesk(
+            engine=engine,
+            registry=seals,
+            trust=trust,
+            audit=audit,
+            issuing_rights=issuing_rights(catalogue),
+        ),
+        key_custody=KeyCustody(engine=engine, keystore=keystore, registry=seals),
         federation=federation,
         **build_sign_in(settings, clock, base_url),  # type: ignore[arg-type]
         stamped=StampedCopies(
@@ -307,6 +319,15 @@ def build_sign_in(settings: Settings, clock: Clock, base_url: str) -> dict[str, 
     else:
         return {"oidc": None, "dev_idp": None}
     return {"oidc": OidcClient(config, clock=clock), "dev_idp": dev_idp}
+
+
+def issuing_rights(catalogue: Catalogue) -> IssuingRights:
+    """The seals registry asks the catalogue whether a department may issue a licence type."""
+
+    def check(session: Session, type_code: str, department_code: str) -> None:
+        catalogue.check_issuer(catalogue.get(session, type_code), department_code)
+
+    return check
 
 
 def local_type_name(session: Session, code: str) -> str | None:

@@ -23,35 +23,21 @@ def list_keys(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """列出密钥及其版本和用途 / list every key version, its algorithm and what uses it."""
-    from sqlmodel import select
-
-    from core.db import reading
-    from seals.models import Seal
-    from trust.models import CertificateRecord
-
     services = open_services(data_dir)
-    infos = services.keystore.list()
-    with reading(services.engine) as session:
-        in_use = {seal.key_ref: f"seal {seal.code}" for seal in session.exec(select(Seal))}
-        certified = {
-            record.key_ref: f"{record.role} {record.name}"
-            for record in session.exec(select(CertificateRecord))
-        }
     rows: list[dict[str, Any]] = []
-    for info in infos:
-        ref = str(info.ref)
-        if ref in in_use:
-            use = f"{in_use[ref]} (当前 / current)"
-        elif ref in certified:
-            use = certified[ref]
+    for key in services.key_custody.uses():
+        if key.seal is not None:
+            use = f"seal {key.seal} (当前 / current)"
+        elif key.certificate is not None:
+            use = key.certificate
         else:
             use = "-"
         rows.append(
             {
-                "key": ref,
-                "label": info.ref.label,
-                "version": info.ref.version,
-                "algorithm": info.algorithm.value,
+                "key": key.key,
+                "label": key.label,
+                "version": key.version,
+                "algorithm": key.algorithm,
                 "use": use,
             }
         )
@@ -72,28 +58,14 @@ def rotate(
     data_dir: DataDir = None,
 ) -> None:
     """轮换部门印章密钥并签发新印章证书 / rotate a department's seal keys; prints JSON."""
-    from core.db import transaction
-    from core.errors import NotFound
-
-    services = open_services(data_dir)
-    rotated = []
-    with transaction(services.engine) as session:
-        seals = services.seals.active_seals(session, department)
-        if seal is not None:
-            seals = [s for s in seals if s.code == seal]
-        if not seals:
-            raise NotFound(
-                f"部门 {department} 没有可轮换的印章 / no active seal to rotate", field="seal"
-            )
-        for row in seals:
-            previous = {"key": row.key_ref, "certificate": row.certificate_serial}
-            updated = services.seals.rotate_seal_key(session, actor=OPERATOR, seal_code=row.code)
-            rotated.append(
-                {
-                    "seal": updated.code,
-                    "key": updated.key_ref,
-                    "certificate": updated.certificate_serial,
-                    "previous": previous,
-                }
-            )
+    custody = open_services(data_dir).key_custody
+    rotated = [
+        {
+            "seal": r.seal,
+            "key": r.key,
+            "certificate": r.certificate,
+            "previous": {"key": r.previous_key, "certificate": r.previous_certificate},
+        }
+        for r in custody.rotate(department, actor=OPERATOR, seal=seal)
+    ]
     typer.echo(json.dumps({"department": department, "rotated": rotated}, ensure_ascii=False))

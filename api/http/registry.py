@@ -2,8 +2,9 @@
 
 A department creates, lists, suspends, renews, re-images and authorises its seals here
 (``licences:manage``, like every other status change); revoke, resume and read are in
-``api.http.seals``. Every change runs in one transaction with its audit entry, and what
-changes a certificate goes through ``TrustDomain`` so CRLs, OCSP and the trust list see it.
+``api.http.seals``. Every change runs in one transaction with its audit entry
+(``seals.desk.SealDesk`` owns it), and what changes a certificate goes through ``TrustDomain``
+so CRLs, OCSP and the trust list see it.
 """
 
 from __future__ import annotations
@@ -13,23 +14,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.edge.auth import DepartmentPrincipal, department, require
 from api.edge.state import services_of
-from api.http.seals import SealOut, _out, change_certificates
-from core.db import reading, transaction
-from core.errors import InvalidInput, TooLarge
-from seals.authorisation import authorise, withdraw
-from seals.models import SealStatus, SealType
+from api.http.seals import SealOut, change_certificates, seal_out
+from seals.models import SealType
 from seals.revocation import HOLD
 
 departments = APIRouter(prefix="/api/v1/departments", tags=["departments"])
 router = APIRouter(prefix="/api/v1/seals", tags=["seals"])
 Manager = Annotated[DepartmentPrincipal, Depends(require("licences:manage"))]
 Reader = Annotated[DepartmentPrincipal, Depends(department)]
-MAX_IMAGE_BYTES = 2_000_000
 
 
 class PublicSeal(BaseModel):
@@ -62,57 +58,48 @@ class CreateSealBody(BaseModel):
 @departments.get("/{code}", response_model=DepartmentOut)
 def read_department(code: str, request: Request) -> DepartmentOut:
     """Public: who the department is and which seals it holds (no keys, no images)."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        department = services.seals.department(session, code)
-        return DepartmentOut(
-            code=department.code,
-            name=department.name,
-            division_code=department.division_code,
-            level=department.level,
-            parent_code=department.parent_code,
-            seals=[
-                PublicSeal(
-                    code=s.code,
-                    name=s.name,
-                    seal_type=s.seal_type,
-                    seal_type_label=SealType(s.seal_type).label,
-                    status=s.status,
-                    status_label=SealStatus(s.status).label,
-                    valid_from=s.valid_from,
-                    valid_until=s.valid_until,
-                )
-                for s in services.seals.seals(session, code)
-            ],
-        )
+    view = services_of(request).seal_desk.department(code)
+    return DepartmentOut(
+        code=view.code,
+        name=view.name,
+        division_code=view.division_code,
+        level=view.level,
+        parent_code=view.parent_code,
+        seals=[
+            PublicSeal(
+                code=s.code,
+                name=s.name,
+                seal_type=s.seal_type,
+                seal_type_label=s.seal_type_label,
+                status=s.status,
+                status_label=s.status_label,
+                valid_from=s.valid_from,
+                valid_until=s.valid_until,
+            )
+            for s in view.seals
+        ],
+    )
 
 
 @router.get("", response_model=list[SealOut])
 def list_seals(request: Request, principal: Reader) -> list[SealOut]:
     """The caller's department's seals, with their certificates and authorisations."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        return [_out(session, s) for s in services.seals.seals(session, principal.department_code)]
+    return [seal_out(v) for v in services_of(request).seal_desk.seals(principal.department_code)]
 
 
 @router.post("", response_model=SealOut, status_code=201)
 def create_seal(body: CreateSealBody, request: Request, principal: Manager) -> SealOut:
     """A new seal of the caller's department, with its key, certificate and drawn image."""
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        _known_types(request, session, body.licence_types, principal.department_code)
-        seal = services.seals.create_seal(
-            session,
-            actor=principal.actor,
-            department_code=principal.department_code,
-            seal_type=body.seal_type,
-            name=body.name,
-            width_mm=body.width_mm,
-            licence_types=body.licence_types,
-            request_id=request.state.request_id,
-        )
-        session.flush()
-        return _out(session, seal)
+    view = services_of(request).seal_desk.create(
+        actor=principal.actor,
+        department_code=principal.department_code,
+        seal_type=body.seal_type,
+        name=body.name,
+        width_mm=body.width_mm,
+        licence_types=body.licence_types,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)
 
 
 @router.post("/{code}/suspend", response_model=SealOut)
@@ -124,16 +111,13 @@ def suspend(code: str, request: Request, principal: Manager) -> SealOut:
 @router.post("/{code}/renew", response_model=SealOut)
 def renew(code: str, request: Request, principal: Manager) -> SealOut:
     """延续: a new key version and certificate with a new validity; the old one stays good."""
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        seal = services.seals.renew_seal(
-            session,
-            actor=principal.actor,
-            seal_code=code,
-            department_code=principal.department_code,
-            request_id=request.state.request_id,
-        )
-        return _out(session, seal)
+    view = services_of(request).seal_desk.renew(
+        code,
+        actor=principal.actor,
+        department_code=principal.department_code,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)
 
 
 @router.put("/{code}/authorisations/{licence_type}", response_model=SealOut)
@@ -141,39 +125,28 @@ def add_authorisation(
     code: str, licence_type: str, request: Request, principal: Manager
 ) -> SealOut:
     """Let the seal seal ``licence_type`` (a type the department may issue)."""
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        seal = services.seals.seal(session, code, principal.department_code)
-        _known_types(request, session, [licence_type], principal.department_code)
-        authorise(
-            session,
-            services.audit,
-            seal=seal,
-            licence_type=licence_type,
-            actor=principal.actor,
-            request_id=request.state.request_id,
-        )
-        session.flush()
-        return _out(session, seal)
+    view = services_of(request).seal_desk.authorise(
+        code,
+        licence_type,
+        actor=principal.actor,
+        department_code=principal.department_code,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)
 
 
 @router.delete("/{code}/authorisations/{licence_type}", response_model=SealOut)
 def remove_authorisation(
     code: str, licence_type: str, request: Request, principal: Manager
 ) -> SealOut:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        seal = services.seals.seal(session, code, principal.department_code)
-        withdraw(
-            session,
-            services.audit,
-            seal=seal,
-            licence_type=licence_type,
-            actor=principal.actor,
-            request_id=request.state.request_id,
-        )
-        session.flush()
-        return _out(session, seal)
+    view = services_of(request).seal_desk.deauthorise(
+        code,
+        licence_type,
+        actor=principal.actor,
+        department_code=principal.department_code,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)
 
 
 @router.put("/{code}/image", response_model=SealOut)
@@ -188,35 +161,12 @@ async def put_image(code: str, request: Request, principal: Manager) -> SealOut:
 def _store_image(
     request: Request, principal: DepartmentPrincipal, code: str, png: bytes, content_type: str
 ) -> SealOut:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        services.seals.seal(session, code, principal.department_code)  # 404 / 403 first
-        if content_type != "image/png":
-            raise InvalidInput(
-                "印章图片须以 image/png 上传 / upload the seal image as image/png", field="image"
-            )
-        if len(png) > MAX_IMAGE_BYTES:
-            raise TooLarge(
-                f"印章图片不得超过{MAX_IMAGE_BYTES}字节 / seal image must be at most "
-                f"{MAX_IMAGE_BYTES} bytes",
-                field="image",
-            )
-        seal = services.seals.set_image(
-            session,
-            actor=principal.actor,
-            seal_code=code,
-            png=png,
-            department_code=principal.department_code,
-            request_id=request.state.request_id,
-        )
-        return _out(session, seal)
-
-
-def _known_types(
-    request: Request, session: Session, codes: list[str], department_code: str
-) -> None:
-    """Each type must exist (404) and be one the department may issue (403, 409 if withdrawn):
-    a seal is never authorised for what its department cannot issue."""
-    for type_code in codes:
-        entry = services_of(request).catalogue.get(session, type_code)
-        services_of(request).catalogue.check_issuer(entry, department_code)
+    view = services_of(request).seal_desk.upload_image(
+        code,
+        png,
+        content_type=content_type,
+        actor=principal.actor,
+        department_code=principal.department_code,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)

@@ -3,6 +3,8 @@
 Revoking is what a department does when a seal key may be compromised: OCSP answers
 ``revoked`` at once and a new CRL is published; licences sealed before, as their timestamps
 prove, remain valid. It needs the ``licences:manage`` scope, like other status changes.
+The work, with its transaction and audit entries, is ``seals.desk.SealDesk``'s; this module
+turns its views into the API's JSON (``seal_out``, shared with ``api.http.registry``).
 """
 
 from __future__ import annotations
@@ -12,18 +14,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
 
 from api.edge.auth import DepartmentPrincipal, department, require
 from api.edge.state import services_of
-from core.db import reading, transaction
-from core.errors import Forbidden, NotFound
-from seals.authorisation import authorised_types
-from seals.models import Seal, SealStatus, SealType
-from seals.revocation import resume_seal, revoke_seal
+from seals.views import SealView
 from trust.crl import SEAL_REASONS
-from trust.models import CertificateRecord
-from trust.profiles import Role
 
 router = APIRouter(prefix="/api/v1/seals", tags=["seals"])
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
@@ -62,50 +57,39 @@ class SealOut(BaseModel):
     certificates: list[CertificateOut]
 
 
-def _out(session: Session, seal: Seal) -> SealOut:
-    rows = session.exec(
-        select(CertificateRecord)
-        .where(CertificateRecord.role == Role.SEAL.value, CertificateRecord.name == seal.code)
-        .order_by(col(CertificateRecord.not_before))
-    ).all()
+def seal_out(view: SealView) -> SealOut:
+    """The API's JSON of a seal view."""
     return SealOut(
-        code=seal.code,
-        name=seal.name,
-        department=seal.department_code,
-        seal_type=seal.seal_type,
-        seal_type_label=SealType(seal.seal_type).label,
-        status=seal.status,
-        status_label=SealStatus(seal.status).label,
-        valid_from=seal.valid_from,
-        valid_until=seal.valid_until,
-        width_mm=seal.width_mm,
-        key_ref=seal.key_ref,
-        licence_types=authorised_types(session, seal.code),
-        certificate_serial=seal.certificate_serial,
+        code=view.code,
+        name=view.name,
+        department=view.department,
+        seal_type=view.seal_type,
+        seal_type_label=view.seal_type_label,
+        status=view.status,
+        status_label=view.status_label,
+        valid_from=view.valid_from,
+        valid_until=view.valid_until,
+        width_mm=view.width_mm,
+        key_ref=view.key_ref,
+        licence_types=list(view.licence_types),
+        certificate_serial=view.certificate_serial,
         certificates=[
             CertificateOut(
-                serial=r.serial,
-                status=r.status,
-                not_before=r.not_before,
-                not_after=r.not_after,
-                revoked_at=r.revoked_at,
-                revocation_reason=r.revocation_reason,
+                serial=c.serial,
+                status=c.status,
+                not_before=c.not_before,
+                not_after=c.not_after,
+                revoked_at=c.revoked_at,
+                revocation_reason=c.revocation_reason,
             )
-            for r in rows
+            for c in view.certificates
         ],
     )
 
 
 @router.get("/{code}", response_model=SealOut)
 def read_seal(code: str, request: Request, principal: Principal) -> SealOut:
-    services = services_of(request)
-    with reading(services.engine) as session:
-        seal = session.get(Seal, code)
-        if seal is None:
-            raise NotFound(f"印章不存在 / no seal {code}", field="code")
-        if seal.department_code != principal.department_code:
-            raise Forbidden("只有印章所属部门可以查看 / only the seal's own department may read it")
-        return _out(session, seal)
+    return seal_out(services_of(request).seal_desk.seal(code, principal.department_code))
 
 
 def change_certificates(
@@ -113,19 +97,14 @@ def change_certificates(
 ) -> SealOut:
     """Revoke or hold (``certificateHold``) every certificate of the seal, for its own
     department; suspension is the hold case of the same operation."""
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        seal = revoke_seal(
-            session,
-            trust=services.trust,
-            audit=services.audit,
-            seal_code=code,
-            reason=reason,
-            actor=principal.actor,
-            department_code=principal.department_code,
-            request_id=request.state.request_id,
-        )
-        return _out(session, seal)
+    view = services_of(request).seal_desk.withdraw_certificates(
+        code,
+        reason,
+        actor=principal.actor,
+        department_code=principal.department_code,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)
 
 
 @router.post("/{code}/revoke", response_model=SealOut)
@@ -136,15 +115,10 @@ def revoke(code: str, body: RevokeBody, request: Request, principal: Manager) ->
 @router.post("/{code}/resume", response_model=SealOut)
 def resume(code: str, request: Request, principal: Manager) -> SealOut:
     """Lift a suspension (certificateHold)."""
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        seal = resume_seal(
-            session,
-            trust=services.trust,
-            audit=services.audit,
-            seal_code=code,
-            actor=principal.actor,
-            department_code=principal.department_code,
-            request_id=request.state.request_id,
-        )
-        return _out(session, seal)
+    view = services_of(request).seal_desk.resume(
+        code,
+        actor=principal.actor,
+        department_code=principal.department_code,
+        request_id=request.state.request_id,
+    )
+    return seal_out(view)
