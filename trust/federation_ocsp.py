@@ -121,7 +121,7 @@ def check_response(
             this_update,
             next_update,
             single.revocation_time_utc,
-            reason.name if reason is not None else None,
+            reason.value if reason is not None else None,  # the RFC 5280 name, as in trust.crl
             responder.subject.rfc4514_string(),
         )
     word = "good" if status is ocsp.OCSPCertStatus.GOOD else "unknown"

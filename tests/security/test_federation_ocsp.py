@@ -87,7 +87,7 @@ def test_the_cas_own_answers() -> None:
     gone = check(respond(status=ocsp.OCSPCertStatus.REVOKED, revoked_at=NOW - timedelta(days=1),
                          reason=x509.ReasonFlags.key_compromise))
     assert gone == OcspAnswer("revoked", NOW, NOW + timedelta(hours=1), NOW - timedelta(days=1),
-                              "key_compromise", "CN=b CA")
+                              "keyCompromise", "CN=b CA")
     plain = check(respond(status=ocsp.OCSPCertStatus.REVOKED, revoked_at=NOW))
     assert (plain.status, plain.reason) == ("revoked", None)
     assert check(respond(status=ocsp.OCSPCertStatus.UNKNOWN)).status == "unknown"

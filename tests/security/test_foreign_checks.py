@@ -221,7 +221,7 @@ def test_an_unknown_status_is_try_later() -> None:
 # -- OCSP -----------------------------------------------------------------------------------
 
 
-def ocsp(status: str, revoked_at: Any = None, reason: str | None = "key_compromise") -> OcspAnswer:
+def ocsp(status: str, revoked_at: Any = None, reason: str | None = "keyCompromise") -> OcspAnswer:
     return OcspAnswer(status, NOW, None, revoked_at, reason if status == "revoked" else None)
 
 
@@ -252,7 +252,7 @@ def revoked_stop(revoked_at: Any, proven: Any) -> tuple[Stop, Steps]:
 
 
 def test_revoked_before_the_proven_sealing_time_or_without_proof_fails() -> None:
-    line = f"CN=b Seal revoked at {SEALED.isoformat()} (key_compromise)"
+    line = f"CN=b Seal revoked at {SEALED.isoformat()} (keyCompromise)"
     failed, steps = revoked_stop(SEALED, None)
     assert outcome(failed) == (Indication.FAILED, SubIndication.REVOKED, SEAL_REVOKED)
     assert rows(steps) == [("ocsp", "failed", f"{line}; no proof of when it was sealed")]
