@@ -44,10 +44,6 @@ from pyhanko_certvalidator.registry import CertificateRegistry, SimpleTrustManag
 
 from trust.parsed import certificate, certificate_list, ocsp_response
 
-# Embedded revocation data is handed back only up to this size: a hostile DSS may decode to
-# tens of megabytes, which must not travel back to the server.
-EMBEDDED_MAX_BYTES = 1024 * 1024
-
 
 @dataclass(frozen=True)
 class TrustAnchors:
@@ -96,10 +92,6 @@ class EmbeddedFacts:
     certificates: int = 0
     ocsp_responses: int = 0
     crls: int = 0
-    der_certificates: tuple[bytes, ...] = ()
-    der_ocsp_responses: tuple[bytes, ...] = ()
-    der_crls: tuple[bytes, ...] = ()
-    complete: bool = True  # False when the DER values were left out for their size
 
 
 @dataclass(frozen=True)
@@ -286,8 +278,6 @@ def _material(reader: PdfFileReader) -> _Material:
     cert_der = [ref.get_object().read_data(DecodePurpose.CERTIFICATE) for ref in dss.certs.values()]
     ocsp_der = [ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE) for ref in dss.ocsps]
     crl_der = [ref.get_object().read_data(DecodePurpose.CRL) for ref in dss.crls]
-    size = sum(len(d) for d in (*cert_der, *ocsp_der, *crl_der))
-    complete = size <= EMBEDDED_MAX_BYTES
     return _Material(
         certs=tuple(certificate(d) for d in cert_der),
         ocsps=tuple(ocsp_response(d) for d in ocsp_der),
@@ -296,10 +286,6 @@ def _material(reader: PdfFileReader) -> _Material:
             certificates=len(cert_der),
             ocsp_responses=len(ocsp_der),
             crls=len(crl_der),
-            der_certificates=tuple(cert_der) if complete else (),
-            der_ocsp_responses=tuple(ocsp_der) if complete else (),
-            der_crls=tuple(crl_der) if complete else (),
-            complete=complete,
         ),
     )
 

@@ -199,15 +199,13 @@ def revoking(serial: int, since: datetime) -> bytes:
     return crl((serial, since), since + timedelta(days=60))
 
 
-def test_embedded_material_is_handed_back() -> None:
+def test_embedded_material_is_counted() -> None:
     empty = crl(None, STAMPED)
     facts = examined(with_dss(sealed(True), certs=(tsa().der,), crls=(empty,)))
-    assert facts.embedded == EmbeddedFacts(
-        certificates=1, ocsp_responses=0, crls=1, der_certificates=(tsa().der,),
-        der_ocsp_responses=(), der_crls=(empty,), complete=True)
+    assert facts.embedded == EmbeddedFacts(certificates=1, ocsp_responses=0, crls=1)
 
 
-def test_embedded_ocsp_responses_are_handed_back_and_used_at_past_moments(
+def test_embedded_ocsp_responses_are_used_at_past_moments(
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answer = good_ocsp(STAMPED)
@@ -221,29 +219,11 @@ def test_embedded_ocsp_responses_are_handed_back_and_used_at_past_moments(
 
     monkeypatch.setattr(signature, "ValidationContext", recording)
     facts = examined(data)
-    assert facts.embedded == EmbeddedFacts(
-        certificates=1, ocsp_responses=1, crls=0, der_certificates=(rogue_tsa().der,),
-        der_ocsp_responses=(answer,), der_crls=(), complete=True)
+    assert facts.embedded == EmbeddedFacts(certificates=1, ocsp_responses=1, crls=0)
     # the seal at its timestamp's time (past: the response counts); its timestamp now (not)
     assert [(c["moment"], [o.dump() for o in c["ocsps"]]) for c in made] == [
         (STAMPED, [answer]), (NOW, [])]
     assert rogue_tsa().der in {c.dump() for c in made[0]["certificate_registry"]}
-    monkeypatch.setattr(signature, "EMBEDDED_MAX_BYTES", len(answer))
-    assert examined(data).embedded == EmbeddedFacts(
-        certificates=1, ocsp_responses=1, crls=0, complete=False)
-
-
-def test_large_embedded_material_is_counted_but_not_handed_back(
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
-    empty = crl(None, STAMPED)
-    data = with_dss(sealed(True), certs=(tsa().der,), crls=(empty,))
-    size = len(tsa().der) + len(empty)
-    monkeypatch.setattr(signature, "EMBEDDED_MAX_BYTES", size)
-    assert examined(data).embedded.complete
-    monkeypatch.setattr(signature, "EMBEDDED_MAX_BYTES", size - 1)
-    assert examined(data).embedded == EmbeddedFacts(certificates=1, ocsp_responses=0, crls=1,
-                                                    complete=False)
 
 
 def test_a_seal_revoked_before_its_timestamp_is_not_trusted() -> None:
