@@ -28,11 +28,14 @@ from keys.audit import AuditCheckpointer
 from keys.soft import SoftKeyStore
 from keys.store import KeyStore
 from licences.catalogue import Catalogue
+from licences.grant_desk import GrantDesk
+from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import Fonts, IssuanceService
 from licences.lifecycle import Lifecycle
 from licences.models import LicenceType
 from licences.presentation import PresentationService
+from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import LicenceCodes, QrKeys
 from licences.stamped import StampedCopies
 from licences.versions import Versions
@@ -45,6 +48,7 @@ from trust.federation import Federation
 from trust.profiles import Endpoints
 from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
+from verify.holder_usage import UsageLog
 from verify.isolation import Inspector, Limits
 from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
 from verify.service import VerificationService
@@ -71,6 +75,10 @@ class Services:
     presentations: PresentationService
     trust_services: TrustServices
     holder_sessions: HolderSessions
+    holder_desk: HolderDesk  # the signed-in holder's licences, copies, codes, links
+    grant_desk: GrantDesk  # the holder's grants (licences/grant_desk.py)
+    presentation_desk: PresentationDesk  # holder links, codes minted by department or link
+    usage_log: UsageLog  # pulls and verifications of a holder's licences (verify/holder_usage.py)
     seal_desk: SealDesk  # departments and seals, for routes and commands (seals.desk)
     key_custody: KeyCustody  # key versions, their uses, seal key rotation (seals.custody)
     federation: Federation | None = None  # recognised trust domains (trust.federation)
@@ -235,6 +243,23 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             inspector=inspector,
         ),
     )
+    presentations = PresentationService(
+        keys=qr_keys,
+        clock=clock,
+        audit=audit,
+        ttl=timedelta(seconds=settings.presentation_ttl_seconds),
+        public_base_url=base_url,
+    )
+    stamped = StampedCopies(
+        engine=engine,
+        seals=seals,
+        audit=audit,
+        clock=clock,
+        fonts=fonts,
+        public_base_url=base_url,
+        long_term=trust_services.long_term,
+    )
+    holders = Holders(audit)
     return Services(
         settings=settings,
         engine=engine,
@@ -247,18 +272,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         issuance=issuance,
         lifecycle=lifecycle,
         versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
-        holders=Holders(audit),
+        holders=holders,
         verification=verification,
         tokens=TokenIssuer(store=keystore, clock=clock, issuer=base_url),
         checkpoints=checkpoints,
         qr_keys=qr_keys,
-        presentations=PresentationService(
-            keys=qr_keys,
-            clock=clock,
-            audit=audit,
-            ttl=timedelta(seconds=settings.presentation_ttl_seconds),
-            public_base_url=base_url,
-        ),
+        presentations=presentations,
         trust_services=trust_services,
         holder_sessions=HolderSessions(
             load_key(settings.data_dir),
@@ -273,17 +292,22 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             issuing_rights=issuing_rights(catalogue),
         ),
         key_custody=KeyCustody(engine=engine, keystore=keystore, registry=seals),
-        federation=federation,
-        **build_sign_in(settings, clock, base_url),  # type: ignore[arg-type]
-        stamped=StampedCopies(
+        holder_desk=HolderDesk(
             engine=engine,
-            seals=seals,
             audit=audit,
             clock=clock,
-            fonts=fonts,
-            public_base_url=base_url,
-            long_term=trust_services.long_term,
+            presentations=presentations,
+            stamped=stamped,
+            holders=holders,
         ),
+        grant_desk=GrantDesk(engine=engine, audit=audit, clock=clock),
+        presentation_desk=PresentationDesk(
+            engine=engine, audit=audit, clock=clock, presentations=presentations
+        ),
+        usage_log=UsageLog(engine=engine),
+        federation=federation,
+        **build_sign_in(settings, clock, base_url),  # type: ignore[arg-type]
+        stamped=stamped,
     )
 
 

@@ -26,12 +26,9 @@ def rename(
 ) -> None:
     """更正持证主体登记名称，此后签发以此核对 / correct a holder's registered name; later
     issuances are checked against it, sealed licences keep theirs."""
-    from core.db import transaction
-
     services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        holder = services.holders.rename(
-            session, id_type=id_type, id_number=id_number, name=name, allows=None, actor=OPERATOR
-        )
-        out = {"id_type": holder.id_type, "id": holder.id_number, "name": holder.name}
+    holder = services.holder_desk.rename(
+        id_type=id_type, id_number=id_number, name=name, actor=OPERATOR
+    )
+    out = {"id_type": holder.id_type, "id": holder.id_number, "name": holder.name}
     typer.echo(json.dumps(out, ensure_ascii=False))

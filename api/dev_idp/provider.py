@@ -116,6 +116,11 @@ class DevIdentityProvider:
     def __post_init__(self) -> None:
         self.issuer = self.issuer.rstrip("/")
 
+    @property
+    def notice(self) -> str:
+        """What a page shows while this provider signs holders in: it is for demonstration."""
+        return DEMO_NOTICE
+
     # --- published metadata ------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:

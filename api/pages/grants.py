@@ -28,15 +28,14 @@ from api.pages.grant_views import (
     GrantOut,
     GrantsOut,
     UsageOut,
-    departments,
+    grant_out,
     grant_outs,
-    grant_targets,
-    usage,
+    usage_out,
 )
+from api.pages.holder_views import holder_key
 from api.pages.verify import templates
-from core.db import reading, transaction
 from core.errors import ElicenceError, InvalidInput
-from licences.grants import GrantRequest, Grants, HolderKey, latest_end
+from licences.grants import GrantRequest, latest_end
 
 router = APIRouter(tags=["holder"])
 Holder = Annotated[HolderPrincipal, Depends(current_holder)]
@@ -50,34 +49,15 @@ NOTICES = {
 }
 
 
-def holder_key(holder: HolderPrincipal) -> HolderKey:
-    return HolderKey(id_type=holder.id_type, id_number=holder.id_number, actor=holder.actor)
-
-
-def grants_service(request: Request) -> Grants:
-    services = services_of(request)
-    return Grants(services.audit, services.clock)
-
-
 def _create(request: Request, holder: HolderPrincipal, body: GrantRequest) -> GrantOut:
-    grants = grants_service(request)
-    with transaction(services_of(request).engine) as session:
-        grant = grants.create(
-            session, holder=holder_key(holder), request=body, request_id=request.state.request_id
-        )
-        return grant_outs(session, [grant], grants.today())[0]
+    desk = services_of(request).grant_desk
+    return grant_out(desk.create(holder_key(holder), body, request_id=request.state.request_id))
 
 
 def _withdraw(request: Request, holder: HolderPrincipal, grant_id: str) -> GrantOut:
-    grants = grants_service(request)
-    with transaction(services_of(request).engine) as session:
-        grant = grants.withdraw(
-            session,
-            holder=holder_key(holder),
-            grant_id=grant_id,
-            request_id=request.state.request_id,
-        )
-        return grant_outs(session, [grant], grants.today())[0]
+    desk = services_of(request).grant_desk
+    made = desk.withdraw(holder_key(holder), grant_id, request_id=request.state.request_id)
+    return grant_out(made)
 
 
 @router.post("/api/v1/holder/grants", status_code=201, response_model=GrantOut)
@@ -105,11 +85,7 @@ def list_grants(
 ) -> GrantsOut:
     """本人的授权，新的在前 / your grants, newest first."""
     response.headers.update(NO_STORE)
-    grants = grants_service(request)
-    with reading(services_of(request).engine) as session:
-        items = grant_outs(
-            session, grants.of_holder(session, holder_key(holder), limit), grants.today()
-        )
+    items = grant_outs(services_of(request).grant_desk.of_holder(holder_key(holder), limit))
     return GrantsOut(items=[g for g in items if status is None or g.status == status])
 
 
@@ -133,8 +109,7 @@ def usage_log(
     """谁在何时使用了本人的证照：部门调取与核验记录，新的在前 / who used your licences when:
     department pulls and verifications, newest first."""
     response.headers.update(NO_STORE)
-    with reading(services_of(request).engine) as session:
-        return usage(session, holder_key(holder), cursor, limit)
+    return usage_out(services_of(request).usage_log.of_holder(holder_key(holder), cursor, limit))
 
 
 # --- pages -------------------------------------------------------------------------------------
@@ -164,15 +139,14 @@ def _grants_page(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    grants = grants_service(request)
-    today = grants.today()
-    key = holder_key(holder)
-    with reading(services_of(request).engine) as session:
-        context: dict[str, Any] = page_context(request, holder, nav="grants") | {
-            "grants": grant_outs(session, grants.of_holder(session, key), today),
-            "targets": grant_targets(session, key, today),
-            "departments": departments(session),
-        }
+    desk = services_of(request).grant_desk
+    today = desk.today()
+    shown = desk.form(holder_key(holder))
+    context: dict[str, Any] = page_context(request, holder, nav="grants") | {
+        "grants": grant_outs(shown.grants),
+        "targets": shown.targets,
+        "departments": shown.departments,
+    }
     context |= {
         "notice": notice,
         "error": error,
@@ -253,14 +227,15 @@ def usage_page(
     holder = optional_holder(request)
     if holder is None:
         return _signed_out(request, "holder_usage.html")
-    with reading(services_of(request).engine) as session:
-        try:
-            page = usage(session, holder_key(holder), cursor, 20)
-        except InvalidInput:
-            page = usage(session, holder_key(holder), None, 20)
+    log, key = services_of(request).usage_log, holder_key(holder)
+    try:
+        page = log.of_holder(key, cursor, 20)
+    except InvalidInput:
+        page = log.of_holder(key, None, 20)
     return templates.TemplateResponse(
         request,
         "holder_usage.html",
-        page_context(request, holder, nav="usage") | {"usage": page, "first_page": not cursor},
+        page_context(request, holder, nav="usage")
+        | {"usage": usage_out(page), "first_page": not cursor},
         headers=NO_STORE,
     )

@@ -24,19 +24,18 @@ from api.edge.holder_session import (
     page_context,
 )
 from api.edge.state import services_of
-from api.pages import holder_views as views
 from api.pages.holder_views import (
     copy_json,
+    holder_key,
     licence_json,
-    my_licences,
-    own_record,
+    link_json,
+    pdf_response,
     presentation_json,
 )
 from api.pages.signin import message_page
 from api.pages.verify import templates
-from core.db import reading, transaction
-from core.errors import Conflict, ElicenceError, Forbidden, Unauthenticated
-from licences.stamped import MAX_PURPOSE, StampRequest
+from core.errors import ElicenceError, Forbidden, Unauthenticated
+from licences.stamped import MAX_PURPOSE
 
 router = APIRouter(include_in_schema=False)
 NO_STORE = {"Cache-Control": "no-store"}
@@ -86,10 +85,10 @@ def my_page(
     if holder is None:
         return _sign_in(request)
     services = services_of(request)
-    with reading(services.engine) as session:
-        now = services.clock.now()
-        items = [licence_json(r, now) for r in my_licences(session, holder)]
-        links = views.my_links(session, services, holder)
+    desk, key = services.holder_desk, holder_key(holder)
+    now = services.clock.now()
+    items = [licence_json(r, now) for r in desk.licences(key)]
+    links = [link_json(link) for link in desk.links(key)]
     context = {"licences": items, "links": links, "notice": NOTICES.get(done or "")}
     return _render(request, holder, "holder_licences.html", context)
 
@@ -98,7 +97,9 @@ def my_page(
 def revoke_link_form(link_id: LinkId, request: Request, holder: FormHolder) -> Response:
     """The revoke button of a holder link on ``/me`` (the form carries the CSRF token)."""
     try:
-        views.revoke_link(services_of(request), holder, link_id, request.state.request_id)
+        services_of(request).holder_desk.revoke_link(
+            holder_key(holder), link_id, request_id=request.state.request_id
+        )
     except ElicenceError as exc:
         return _refused(request, holder, exc)
     return RedirectResponse("/me?done=link-revoked#links", status_code=303, headers=NO_STORE)
@@ -115,19 +116,14 @@ def _detail(
     new_copy: str | None = None,
 ) -> HTMLResponse:
     services = services_of(request)
+    desk = services.holder_desk
     try:
-        with reading(services.engine) as session:
-            record = own_record(session, holder, identifier)
-            licence = licence_json(record, services.clock.now(), detail=True)
-            copies = [
-                copy_json(c, services.stamped)
-                for c in services.stamped.of_licence(session, record.licence.identifier)
-            ]
+        found = desk.licence(holder_key(holder), identifier)
     except ElicenceError as exc:
         return _refused(request, holder, exc)
     context = {
-        "licence": licence,
-        "copies": copies,
+        "licence": licence_json(found.record, services.clock.now(), detail=True),
+        "copies": [copy_json(c, desk) for c in found.copies],
         "error": error,
         "form": form or {},
         "new_copy": new_copy,
@@ -150,7 +146,8 @@ def licence_pdf(identifier: str, request: Request) -> Response:
     if holder is None:
         return _sign_in(request)
     try:
-        return views.licence_pdf(services_of(request), holder, identifier)
+        desk = services_of(request).holder_desk
+        return pdf_response(desk.licence_pdf(holder_key(holder), identifier))
     except ElicenceError as exc:
         return _refused(request, holder, exc)
 
@@ -163,29 +160,21 @@ def present_page(identifier: str, request: Request) -> HTMLResponse:
     if holder is None:
         return _sign_in(request)
     services = services_of(request)
-    presentation, refused = None, ""
     try:
-        with transaction(services.engine) as session:
-            record = own_record(session, holder, identifier)
-            licence = licence_json(record, services.clock.now())
-            try:
-                presentation = services.presentations.mint(
-                    session,
-                    record.licence.identifier,
-                    actor=holder.actor,
-                    request_id=request.state.request_id,
-                )
-            except Conflict as exc:
-                refused = exc.message
+        shown = services.holder_desk.present_page(
+            holder_key(holder), identifier, request_id=request.state.request_id
+        )
     except ElicenceError as exc:
         return _refused(request, holder, exc)
+    licence = licence_json(shown.record, services.clock.now())
+    presentation = shown.presentation
     context = {
         "licence": licence,
         "presentation": presentation_json(presentation, services.clock.now())
         if presentation
         else None,
-        "refused": refused,
-        "ttl": int(services.presentations.ttl.total_seconds()),
+        "refused": shown.refused,
+        "ttl": services.holder_desk.ttl_seconds,
         "refresh_url": f"/me/licences/{licence['identifier']}/present/qr",
     }
     return _render(request, holder, "holder_present.html", context, 200 if presentation else 409)
@@ -196,8 +185,9 @@ def present_refresh(identifier: str, request: Request) -> JSONResponse:
     """A fresh code for the page's script (``/static/present.js``)."""
     holder = current_holder(request)
     services = services_of(request)
-    with transaction(services.engine) as session:
-        presentation = views.mint(session, services, holder, identifier, request.state.request_id)
+    presentation = services.holder_desk.present(
+        holder_key(holder), identifier, request_id=request.state.request_id
+    )
     return JSONResponse(presentation_json(presentation, services.clock.now()), headers=NO_STORE)
 
 
@@ -222,20 +212,14 @@ async def stamp(identifier: str, request: Request) -> Response:
 def _stamp(
     request: Request, holder: HolderPrincipal, identifier: str, entered: dict[str, str]
 ) -> Response:
-    services = services_of(request)
+    desk = services_of(request).holder_desk
     try:
-        with reading(services.engine) as session:
-            licence_id = own_record(session, holder, identifier).licence.identifier
-        copy = services.stamped.create(
-            StampRequest(
-                identifier=licence_id,
-                id_type=holder.id_type,
-                id_number=holder.id_number,
-                actor=holder.actor,
-                purpose=entered["purpose"] or None,
-                service_item=entered["service_item"] or None,
-                request_id=request.state.request_id,
-            )
+        copy = desk.stamp(
+            holder_key(holder),
+            identifier,
+            purpose=entered["purpose"] or None,
+            service_item=entered["service_item"] or None,
+            request_id=request.state.request_id,
         )
     except ElicenceError as exc:
         if exc.kind.value == "not-found":
@@ -244,7 +228,7 @@ def _stamp(
             request, holder, identifier, status=STATUS[exc.kind], error=exc.message, form=entered
         )
     return RedirectResponse(
-        f"/me/licences/{licence_id}?copy={copy.id}#copies", status_code=303, headers=NO_STORE
+        f"/me/licences/{copy.identifier}?copy={copy.id}#copies", status_code=303, headers=NO_STORE
     )
 
 
@@ -254,6 +238,7 @@ def stamped_copy_pdf(copy_id: str, request: Request) -> Response:
     if holder is None:
         return _sign_in(request)
     try:
-        return views.stamped_pdf(services_of(request), holder, copy_id)
+        desk = services_of(request).holder_desk
+        return pdf_response(desk.copy_pdf(holder_key(holder), copy_id))
     except ElicenceError as exc:
         return _refused(request, holder, exc)

@@ -16,16 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.edge.holder_session import HolderPrincipal, current_holder
 from api.edge.state import services_of
-from api.pages import holder_views as views
 from api.pages.holder_views import (
     copy_json,
+    holder_key,
     licence_json,
-    my_licences,
-    own_record,
+    link_json,
+    pdf_response,
     presentation_json,
 )
-from core.db import reading, transaction
-from licences.stamped import MAX_PURPOSE, StampRequest
+from licences.stamped import MAX_PURPOSE
 
 router = APIRouter(prefix="/api/v1/holder", tags=["holder 持证人"])
 Holder = Annotated[HolderPrincipal, Depends(current_holder)]
@@ -72,47 +71,43 @@ def session_info(request: Request, holder: Holder) -> JSONResponse:
 def licences(request: Request, holder: Holder) -> JSONResponse:
     """本人的全部证照（含历史版本），新的在前 / every licence of mine, newest first."""
     services = services_of(request)
-    with reading(services.engine) as session:
-        records = my_licences(session, holder)
-        body = [licence_json(r, services.clock.now()) for r in records]
+    records = services.holder_desk.licences(holder_key(holder))
+    body = [licence_json(r, services.clock.now()) for r in records]
     return JSONResponse({"licences": body}, headers=NO_STORE)
 
 
 @router.get("/licences/{identifier}")
 def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
     services = services_of(request)
-    with reading(services.engine) as session:
-        record = own_record(session, holder, identifier)
-        body = licence_json(record, services.clock.now(), detail=True)
-        body["stamped_copies"] = [
-            copy_json(c, services.stamped)
-            for c in services.stamped.of_licence(session, record.licence.identifier)
-        ]
+    desk = services.holder_desk
+    found = desk.licence(holder_key(holder), identifier)
+    body = licence_json(found.record, services.clock.now(), detail=True)
+    body["stamped_copies"] = [copy_json(c, desk) for c in found.copies]
     return JSONResponse(body, headers=NO_STORE)
 
 
 @router.get("/licences/{identifier}/pdf", response_class=Response, responses=PDF)
 def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
-    return views.licence_pdf(services_of(request), holder, identifier)
+    desk = services_of(request).holder_desk
+    return pdf_response(desk.licence_pdf(holder_key(holder), identifier))
 
 
 @router.post("/licences/{identifier}/presentations", status_code=201)
 def present(identifier: str, request: Request, holder: Holder) -> JSONResponse:
     """A short-lived presentation code for a valid licence (409 otherwise)."""
     services = services_of(request)
-    with transaction(services.engine) as session:
-        presentation = views.mint(session, services, holder, identifier, request.state.request_id)
+    presentation = services.holder_desk.present(
+        holder_key(holder), identifier, request_id=request.state.request_id
+    )
     body = presentation_json(presentation, services.clock.now())
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
 
 @router.get("/licences/{identifier}/stamped-copies")
 def stamped_copies(identifier: str, request: Request, holder: Holder) -> JSONResponse:
-    services = services_of(request)
-    with reading(services.engine) as session:
-        record = own_record(session, holder, identifier)
-        copies = services.stamped.of_licence(session, record.licence.identifier)
-        body = [copy_json(c, services.stamped) for c in copies]
+    desk = services_of(request).holder_desk
+    found = desk.licence(holder_key(holder), identifier)
+    body = [copy_json(c, desk) for c in found.copies]
     return JSONResponse({"stamped_copies": body}, headers=NO_STORE)
 
 
@@ -122,42 +117,34 @@ def make_stamped_copy(
 ) -> JSONResponse:
     """加注件：本服务按证照库数据重新生成并加盖发证部门印章 / a copy rendered from the
     repository with the purpose printed on it, sealed by the issuing department."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        licence_id = own_record(session, holder, identifier).licence.identifier
-    copy = services.stamped.create(
-        StampRequest(
-            identifier=licence_id,
-            id_type=holder.id_type,
-            id_number=holder.id_number,
-            actor=holder.actor,
-            purpose=body.purpose,
-            service_item=body.service_item,
-            request_id=request.state.request_id,
-        )
+    desk = services_of(request).holder_desk
+    copy = desk.stamp(
+        holder_key(holder),
+        identifier,
+        purpose=body.purpose,
+        service_item=body.service_item,
+        request_id=request.state.request_id,
     )
-    made: dict[str, Any] = copy_json(copy, services.stamped)
-    return JSONResponse(made, status_code=201, headers=NO_STORE)
+    return JSONResponse(copy_json(copy, desk), status_code=201, headers=NO_STORE)
 
 
 @router.get("/stamped-copies/{copy_id}/pdf", response_class=Response, responses=PDF)
 def stamped_copy_pdf(copy_id: str, request: Request, holder: Holder) -> Response:
-    return views.stamped_pdf(services_of(request), holder, copy_id)
+    desk = services_of(request).holder_desk
+    return pdf_response(desk.copy_pdf(holder_key(holder), copy_id))
 
 
 @router.get("/links")
 def holder_links(request: Request, holder: Holder) -> JSONResponse:
     """发给本人的持证人链接（出示页面），新的在前 / the holder links made for your licences,
     newest first: which licence, until when, and whether they still work."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        items = views.my_links(session, services, holder)
-    return JSONResponse({"items": items}, headers=NO_STORE)
+    links = services_of(request).holder_desk.links(holder_key(holder))
+    return JSONResponse({"items": [link_json(link) for link in links]}, headers=NO_STORE)
 
 
 @router.delete("/links/{link_id}")
 def revoke_holder_link(link_id: LinkId, request: Request, holder: Holder) -> JSONResponse:
     """撤销持证人链接，即时生效 / revoke a holder link; it stops working at once."""
-    services = services_of(request)
-    body = views.revoke_link(services, holder, link_id, request.state.request_id)
-    return JSONResponse(body, headers=NO_STORE)
+    desk = services_of(request).holder_desk
+    link = desk.revoke_link(holder_key(holder), link_id, request_id=request.state.request_id)
+    return JSONResponse(link_json(link), headers=NO_STORE)

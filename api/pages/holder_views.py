@@ -1,9 +1,10 @@
 """What a signed-in holder sees of their own licences, shared by the pages (``api.pages.holder``)
-and the JSON API for holder apps (``api.pages.holder_api``).
+and the JSON API for holder apps (``api.pages.holder_api``): the answers' shapes only; the
+reads and writes are ``licences.holder_desk``'s.
 
 A holder sees their own data whole — name and ID number are theirs — except the page header,
-which shows the masked name (``api.holder_session.page_context``): a screen is read over the
-shoulder. Nothing here is read from a document; everything comes from the repository.
+which shows the masked name (``api.edge.holder_session.page_context``): a screen is read over
+the shoulder. Nothing here is read from a document; everything comes from the repository.
 """
 
 from __future__ import annotations
@@ -12,37 +13,22 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Response
-from sqlmodel import Session
 
 from api.edge.holder_session import HolderPrincipal
 from api.pages.verify import beijing
 from core.clock import china_today
-from core.db import reading, transaction
 from licences.catalogue import field_layout
-from licences.holder_links import HolderLink, HolderLinks, LinkOwner, link_status
-from licences.lifecycle import parse_identifier
-from licences.models import Licence, LicenceStatus, LicenceType
+from licences.grants import HolderKey
+from licences.holder_desk import HolderDesk, LicenceFile, LinkView
 from licences.presentation import Presentation
 from licences.qr import qr_svg_data_uri
-from licences.repository import (
-    LicenceRecord,
-    document,
-    effective_status,
-    full_record,
-    holder_licence,
-    licences_of_holder,
-)
-from licences.stamped import StampedCopies
+from licences.repository import LicenceRecord, effective_status
 from licences.stamped_records import StampedCopy
-from seals.models import Department
 
 
-def own_record(session: Session, principal: HolderPrincipal, identifier: str) -> LicenceRecord:
-    """The holder's licence (422 for a malformed identifier, 404 for another's or none)."""
-    licence = holder_licence(
-        session, parse_identifier(identifier), principal.id_type, principal.id_number
-    )
-    return full_record(session, licence)
+def holder_key(holder: HolderPrincipal) -> HolderKey:
+    """The signed-in holder as the domain knows them."""
+    return HolderKey(id_type=holder.id_type, id_number=holder.id_number, actor=holder.actor)
 
 
 def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) -> dict[str, Any]:
@@ -82,16 +68,7 @@ def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) 
     return body
 
 
-def my_licences(session: Session, principal: HolderPrincipal) -> list[LicenceRecord]:
-    rows: list[Licence] = licences_of_holder(session, principal.id_type, principal.id_number)
-    return [full_record(session, licence) for licence in rows]
-
-
-def is_valid(record: LicenceRecord, now: datetime) -> bool:
-    return effective_status(record.licence, china_today(now)) is LicenceStatus.VALID
-
-
-def copy_json(copy: StampedCopy, stamped: StampedCopies) -> dict[str, Any]:
+def copy_json(copy: StampedCopy, desk: HolderDesk) -> dict[str, Any]:
     return {
         "id": copy.id,
         "identifier": copy.identifier,
@@ -101,7 +78,7 @@ def copy_json(copy: StampedCopy, stamped: StampedCopies) -> dict[str, Any]:
         "stamp_text": copy.stamp_text,
         "created_at": copy.created_at.isoformat(),
         "sha256": copy.sha256,
-        "verify_url": stamped.verify_url(copy),
+        "verify_url": desk.copy_url(copy),
         "links": {"pdf": f"/api/v1/holder/stamped-copies/{copy.id}/pdf"},
     }
 
@@ -119,88 +96,28 @@ def presentation_json(presentation: Presentation, now: datetime) -> dict[str, An
     }
 
 
-def pdf_headers(name: str, sha256: str) -> dict[str, str]:
-    return {
-        "Content-Disposition": f'attachment; filename="{name}.pdf"',
-        "X-Content-SHA256": sha256,
+def pdf_response(found: LicenceFile) -> Response:
+    """A sealed PDF as a download, with its digest."""
+    headers = {
+        "Content-Disposition": f'attachment; filename="{found.name}.pdf"',
+        "X-Content-SHA256": found.sha256,
         "Cache-Control": "no-store",
     }
+    return Response(found.pdf, media_type="application/pdf", headers=headers)
 
 
-def mint(
-    session: Session, services: Any, holder: HolderPrincipal, identifier: str, request_id: str
-) -> Presentation:
-    """A presentation code for the holder's own licence, for the JSON answers (Conflict when
-    it is not valid now)."""
-    record = own_record(session, holder, identifier)
-    presentation: Presentation = services.presentations.mint(
-        session, record.licence.identifier, actor=holder.actor, request_id=request_id
-    )
-    return presentation
-
-
-def licence_pdf(services: Any, holder: HolderPrincipal, identifier: str) -> Response:
-    """The holder's own sealed licence as a download."""
-    with reading(services.engine) as session:
-        record = own_record(session, holder, identifier)
-        data = document(session, record.licence.identifier)
-    licence = record.licence
-    name = f"{licence.serial}-{licence.version:03d}"
-    return Response(data, media_type="application/pdf", headers=pdf_headers(name, licence.sha256))
-
-
-def stamped_pdf(services: Any, holder: HolderPrincipal, copy_id: str) -> Response:
-    """One of the holder's stamped copies as a download."""
-    with reading(services.engine) as session:
-        copy = services.stamped.get(session, copy_id, holder.id_type, holder.id_number)
-    return Response(
-        copy.pdf,
-        media_type="application/pdf",
-        headers=pdf_headers(f"stamped-{copy.id}", copy.sha256),
-    )
-
-
-def link_owner(holder: HolderPrincipal) -> LinkOwner:
-    return LinkOwner(id_type=holder.id_type, id_number=holder.id_number, actor=holder.actor)
-
-
-def links_service(services: Any) -> HolderLinks:
-    return HolderLinks(services.audit, services.clock)
-
-
-def link_json(session: Session, link: HolderLink, now: datetime) -> dict[str, Any]:
+def link_json(link: LinkView) -> dict[str, Any]:
     """A holder link as its holder sees it: which licence, who made it, until when, and its
     status. The secret is not stored, so it is never shown; ``id`` only tells links apart."""
-    licence = session.get(Licence, link.identifier)
-    entry = session.get(LicenceType, licence.type_code) if licence is not None else None
-    issuer = session.get(Department, licence.issuer_code) if licence is not None else None
-    status = link_status(link, now)
     return {
         "id": link.id,
         "identifier": link.identifier,
-        "type_name": entry.name if entry is not None else "",
-        "issuer_name": issuer.name if issuer is not None else "",
+        "type_name": link.type_name,
+        "issuer_name": link.issuer_name,
         "created_at": link.created_at.isoformat(),
         "expires_at": link.expires_at.isoformat(),
         "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None,
-        "status": status.value,
-        "status_label": status.label,
+        "status": link.status.value,
+        "status_label": link.status.label,
         "links": {"revoke": f"/api/v1/holder/links/{link.id}"},
     }
-
-
-def my_links(session: Session, services: Any, holder: HolderPrincipal) -> list[dict[str, Any]]:
-    now = services.clock.now()
-    rows = links_service(services).of_holder(session, link_owner(holder))
-    return [link_json(session, link, now) for link in rows]
-
-
-def revoke_link(
-    services: Any, holder: HolderPrincipal, link_id: str, request_id: str
-) -> dict[str, Any]:
-    """Revoke one of the holder's links (404 for another's, 409 when already revoked or expired)."""
-    with transaction(services.engine) as session:
-        link = links_service(services).revoke(
-            session, link_owner(holder), link_id, request_id=request_id
-        )
-        return link_json(session, link, services.clock.now())

@@ -166,9 +166,9 @@ class OidcClient:
     # --- the flow ------------------------------------------------------------------------------
 
     def begin(self) -> tuple[str, dict[str, str]]:
-        """The provider's authorization URL, and the transaction to keep until the callback."""
+        """The provider's authorization URL, and the login state to keep until the callback."""
         metadata = self.metadata()
-        transaction = {
+        started = {
             "state": generate_token(32),
             "nonce": generate_token(32),
             "verifier": generate_token(64),
@@ -179,18 +179,18 @@ class OidcClient:
             "code",
             redirect_uri=self.config.redirect_uri,
             scope=SCOPE,
-            state=transaction["state"],
-            nonce=transaction["nonce"],
-            code_challenge=create_s256_code_challenge(transaction["verifier"]),
+            state=started["state"],
+            nonce=started["nonce"],
+            code_challenge=create_s256_code_challenge(started["verifier"]),
             code_challenge_method="S256",
         )
-        return url, transaction
+        return url, started
 
-    def finish(self, code: str, transaction: dict[str, Any]) -> HolderPrincipal:
+    def finish(self, code: str, started: dict[str, Any]) -> HolderPrincipal:
         """Redeem the code, check the ID token, and read the holder from its claims."""
         metadata = self.metadata()
-        token = self._redeem(metadata, code, str(transaction["verifier"]))
-        claims = self.check_id_token(metadata, token, str(transaction["nonce"]))
+        token = self._redeem(metadata, code, str(started["verifier"]))
+        claims = self.check_id_token(metadata, token, str(started["nonce"]))
         return self._holder(metadata, token, claims)
 
     def _redeem(self, metadata: dict[str, Any], code: str, verifier: str) -> dict[str, Any]:

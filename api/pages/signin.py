@@ -17,7 +17,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.dev_idp.provider import DEMO_NOTICE
 from api.edge.holder_session import HolderPrincipal, form_holder
 from api.edge.state import services_of
 from api.pages.oidc import (
@@ -31,7 +30,6 @@ from api.pages.oidc import (
     SignInFailed,
 )
 from api.pages.verify import templates
-from core.db import transaction
 from core.errors import Forbidden, Unauthenticated
 
 router = APIRouter(include_in_schema=False)
@@ -64,7 +62,7 @@ def message_page(
         "message": message,
         "signin": signin,
         "reason": reason,
-        "demo_notice": DEMO_NOTICE if services.dev_idp is not None and signin else None,
+        "demo_notice": services.dev_idp.notice if services.dev_idp is not None and signin else None,
         **(context or {}),
     }
     return templates.TemplateResponse(
@@ -81,18 +79,14 @@ def audit_sign_in(
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        services.audit.append(
-            session,
-            actor=actor,
-            action=action,
-            object_type="holder",
-            object_id=object_id[:128],
-            outcome=outcome,
-            request_id=request.state.request_id,
-            detail=detail,
-        )
+    services_of(request).holder_desk.record_sign_in(
+        action=action,
+        actor=actor,
+        object_id=object_id,
+        outcome=outcome,
+        request_id=request.state.request_id,
+        detail=detail,
+    )
 
 
 def _failed(request: Request, exc: SignInFailed) -> HTMLResponse:
