@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from api.edge.state import services_of
 from core.errors import ElicenceError, InvalidInput, TooLarge
@@ -62,9 +63,9 @@ async def verify_api(request: Request) -> JSONResponse:
             max_files=1, max_fields=2, max_part_size=services.settings.max_upload_bytes
         )
         upload = form.get("file")
-        if not isinstance(upload, UploadFile) and not hasattr(upload, "read"):
+        if not isinstance(upload, UploadFile):  # fastapi's UploadFile is a subclass
             raise InvalidInput("缺少文件字段 file / missing multipart field 'file'", field="file")
-        data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
+        data = await _read_upload(upload, services.verification.max_bytes)
         report = await run_in_threadpool(
             services.verification.verify_pdf,
             data,
@@ -150,8 +151,8 @@ async def _upload_form(request: Request) -> HTMLResponse:
     )
     upload = form.get("file")
     rid = request.state.request_id
-    if upload is not None and hasattr(upload, "read") and getattr(upload, "filename", None):
-        data = await _read_upload(upload, services.verification.max_bytes)  # type: ignore[arg-type]
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await _read_upload(upload, services.verification.max_bytes)
         report = await run_in_threadpool(
             services.verification.verify_pdf,
             data,
