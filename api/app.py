@@ -7,10 +7,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 
 from api.container import Services, build_services
-from api.dev_idp.provider import create_dev_idp_app
+from api.dev_idp.app import create_dev_idp_app
 from api.edge import errors, observability
 from api.edge.middleware import Edge
 from api.edge.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
@@ -27,7 +26,6 @@ from api.http import (
 )
 from api.pages import grants, holder, holder_api, present, signin, statistics, verify
 from api.settings import Settings
-from core.db import reading
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -85,18 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
-        try:
-            with reading(services.engine) as session:
-                session.connection().execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception:
-            checks["database"] = "unavailable"
-        try:
-            services.keystore.list()
-            checks["keystore"] = "ok"
-        except Exception:
-            checks["keystore"] = "unavailable"
+        checks = services.readiness.checks()  # database, keystore (core.health)
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", "checks": checks},

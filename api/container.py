@@ -1,14 +1,18 @@
-"""Builds the object graph once from settings; every other module receives its collaborators."""
+"""Builds the object graph once from settings; every other module receives its collaborators.
+
+The one module of the edge that holds the engine: it makes it and hands it to the domain's
+services, which open their own transactions (``core.db``). Secret files are read through
+``api.ops.secrets``.
+"""
 
 from __future__ import annotations
 
-import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -16,42 +20,60 @@ from api.dev_idp.provider import DevIdentityProvider, RegisteredClient
 from api.edge.holder_session import HolderSessions, load_key
 from api.edge.tokens import TokenIssuer
 from api.ops import demo
+from api.ops.secrets import build_keystore, private_directory
 from api.pages.oidc import OidcClient, OidcConfig
 from api.settings import Settings
-from api.trust_wiring import TrustServices, build_trust_services
 from core.audit import AuditLog
 from core.clock import Clock, SystemClock
-from core.db import create_db_engine, reading
+from core.db import create_db_engine
 from core.errors import Unavailable
 from core.fonts import BOLD, REGULAR, cjk_font_path
+from core.health import Readiness, database_probe
 from keys.audit import AuditCheckpointer
-from keys.soft import SoftKeyStore
 from keys.store import KeyStore
+from licences.archive import ArchiveService
 from licences.catalogue import Catalogue
-from licences.grant_desk import GrantDesk
-from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import Fonts, IssuanceService
 from licences.lifecycle import Lifecycle
-from licences.models import LicenceType
+from licences.local_types import local_type_name
 from licences.presentation import PresentationService
-from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import LicenceCodes, QrKeys
+from licences.setup import DomainSetup
 from licences.stamped import StampedCopies
 from licences.versions import Versions
+from seals.client_desk import ClientDesk
 from seals.custody import KeyCustody
 from seals.desk import IssuingRights, SealDesk
+from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
 from trust.audit_anchor import CheckpointTsa
+from trust.audit_desk import AuditDesk
 from trust.authority import DomainIdentity, TrustDomain
 from trust.federation import Federation
+from trust.ocsp import OcspResponder
+from trust.pki_desk import PkiDesk
 from trust.profiles import Endpoints
+from trust.trustlist import TrustListPublisher
+from trust.tsa import TimeStampAuthority
 from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
-from verify.holder_usage import UsageLog
 from verify.isolation import Inspector, Limits
+from verify.licence_status import LicenceStatusDesk
 from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
 from verify.service import VerificationService
+
+
+@dataclass(frozen=True)
+class TrustServices:
+    """The domain's trust services, built over the trust domain (``build_trust_services``)."""
+
+    ocsp: OcspResponder
+    tsa: TimeStampAuthority
+    trust_list: TrustListPublisher
+    long_term: LongTermSealing
+    archive: ArchiveService
+    pki: PkiDesk  # what /pki serves, one transaction per answer
 
 
 @dataclass
@@ -75,78 +97,17 @@ class Services:
     presentations: PresentationService
     trust_services: TrustServices
     holder_sessions: HolderSessions
-    holder_desk: HolderDesk  # the signed-in holder's licences, copies, codes, links
-    grant_desk: GrantDesk  # the holder's grants (licences/grant_desk.py)
-    presentation_desk: PresentationDesk  # holder links, codes minted by department or link
-    usage_log: UsageLog  # pulls and verifications of a holder's licences (verify/holder_usage.py)
     seal_desk: SealDesk  # departments and seals, for routes and commands (seals.desk)
     key_custody: KeyCustody  # key versions, their uses, seal key rotation (seals.custody)
-    federation: Federation | None = None  # recognised trust domains (trust.federation)
+    federation: Federation  # recognised trust domains (trust.federation)
+    clients: ClientDesk  # department API clients: CLI, Bearer check, tokens (seals.client_desk)
+    audit_desk: AuditDesk  # the audit trail's export and checks (trust.audit_desk)
+    licence_status: LicenceStatusDesk  # signed status answers to other domains
+    setup: DomainSetup  # elicence init: the trust domain and seed data (licences.setup)
+    readiness: Readiness  # what /readyz reports (core.health)
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
-
-
-def _passphrase(settings: Settings) -> bytes:
-    if settings.key_passphrase is not None:
-        return settings.key_passphrase.get_secret_value().encode()
-    secret_dir = settings.data_dir / "secrets"
-    secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = secret_dir / "keystore-passphrase"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32))
-    if path.stat().st_mode & 0o077:
-        raise Unavailable(
-            f"口令文件权限过宽 / {path} is readable by others; fix with: chmod 600 {path}"
-        )
-    return path.read_text().strip().encode()
-
-
-def _secret(value: SecretStr | None, path: Path | None, what: str) -> str:
-    """A secret from its variable, else from an owner-only file (re-read at each start, so a
-    token sink kept fresh by an agent works)."""
-    if value is not None:
-        return value.get_secret_value()
-    if path is None:
-        return ""
-    if not path.exists():
-        raise Unavailable(f"{what}文件不存在 / {what} file {path} does not exist")
-    if path.stat().st_mode & 0o077:
-        raise Unavailable(
-            f"{what}文件权限过宽 / {path} is readable by others; fix with: chmod 600 {path}"
-        )
-    return path.read_text().strip()
-
-
-def private_directory(path: Path) -> None:
-    """The data directory, owner-only (0700): it holds the database, keys and secrets. One made
-    earlier with a wider mode is narrowed, when this account owns it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
-        os.chmod(path, 0o700)
-
-
-def build_keystore(settings: Settings) -> KeyStore:
-    """``ELICENCE_KEYSTORE`` picks the custody; the others' libraries are not even imported."""
-    if settings.keystore == "vault":
-        from keys.vault import VaultKeyStore
-
-        return VaultKeyStore(
-            addr=settings.vault_addr or "",
-            token=_secret(settings.vault_token, settings.vault_token_file, "Vault 令牌 token"),
-            mount=settings.vault_mount,
-        )
-    if settings.keystore == "pkcs11":
-        from keys.pkcs11 import Pkcs11KeyStore
-
-        return Pkcs11KeyStore(
-            module=settings.pkcs11_module or "",
-            token_label=settings.pkcs11_token_label or "",
-            pin=_secret(settings.pkcs11_pin, settings.pkcs11_pin_file, "PIN "),
-        )
-    return SoftKeyStore(settings.data_dir / "keys", _passphrase(settings))
 
 
 def build_inspector(settings: Settings) -> Inspector | None:
@@ -165,9 +126,74 @@ def build_inspector(settings: Settings) -> Inspector | None:
     )
 
 
+@dataclass(frozen=True)
+class Foundation:
+    """What every service is built over: settings, clock, engine, keys, audit, the trust domain
+    and its services, the seals registry, fonts and QR keys (``build_foundation``)."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    keystore: KeyStore
+    checkpoints: AuditCheckpointer
+    audit: AuditLog
+    trust: TrustDomain
+    trust_services: TrustServices
+    seals: SealRegistry
+    fonts: Fonts
+    qr_keys: QrKeys
+    base_url: str
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    f = build_foundation(settings, clock or SystemClock())
+    engine, audit, clock = f.engine, f.audit, f.clock
+    catalogue = Catalogue(audit, clock)
+    lifecycle = Lifecycle(audit, clock)
+    issuance = build_issuance(f, catalogue)
+    federation = build_federation(f)
+    presentations = build_presentations(f)
+    stamped = build_stamped(f)
+    holders = Holders(audit)
+    oidc, dev_idp = build_sign_in(settings, clock, f.base_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        keystore=f.keystore,
+        audit=audit,
+        trust=f.trust,
+        seals=f.seals,
+        catalogue=catalogue,
+        issuance=issuance,
+        lifecycle=lifecycle,
+        versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
+        holders=holders,
+        verification=build_verification(f, federation),
+        tokens=TokenIssuer(store=f.keystore, clock=clock, issuer=f.base_url),
+        checkpoints=f.checkpoints,
+        qr_keys=f.qr_keys,
+        presentations=presentations,
+        trust_services=f.trust_services,
+        holder_sessions=build_holder_sessions(settings, f.base_url),
+        seal_desk=build_seal_desk(f, catalogue),
+        key_custody=KeyCustody(engine=engine, keystore=f.keystore, registry=f.seals),
+        federation=federation,
+        clients=ClientDesk(engine=engine, audit=audit, clock=clock, registry=f.seals),
+        audit_desk=AuditDesk(engine=engine, audit=audit, trust=f.trust, checkpoints=f.checkpoints),
+        licence_status=build_licence_status(f),
+        setup=build_setup(f, catalogue),
+        readiness=Readiness({"database": database_probe(engine), "keystore": f.keystore.list}),
+        oidc=oidc,
+        dev_idp=dev_idp,
+        stamped=stamped,
+    )
+
+
+def build_foundation(settings: Settings, clock: Clock) -> Foundation:
+    """The data directory (owner-only), engine, key store, audit log with its checkpoints, the
+    trust domain and its services; each audit checkpoint is timestamped by the domain's TSA."""
     private_directory(settings.data_dir)
-    clock = clock or SystemClock()
     engine = create_db_engine(settings.resolved_database_url())
     keystore = build_keystore(settings)
     checkpoints = AuditCheckpointer(keystore, clock, every=settings.audit_checkpoint_every)
@@ -196,125 +222,166 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         endpoints=Endpoints(base_url),
         extra_members=qr_keys.to_json,
     )
-    # Each audit checkpoint is timestamped by the domain's TSA (trust.audit_anchor).
     checkpoints.timestamps = CheckpointTsa(trust=trust, tsa=trust_services.tsa)
-    catalogue = Catalogue(audit, clock)
-    lifecycle = Lifecycle(audit, clock)
-    issuance = IssuanceService(
-        engine=engine,
-        catalogue=catalogue,
-        seals=seals,
-        audit=audit,
-        clock=clock,
-        fonts=fonts,
-        public_base_url=base_url,
-        qr_codes=LicenceCodes(keys=qr_keys, engine=engine, audit=audit),
-        long_term=trust_services.long_term,
+    return Foundation(
+        settings, clock, engine, keystore, checkpoints, audit, trust, trust_services, seals,
+        fonts, qr_keys, base_url,
+    )  # fmt: skip
+
+
+def build_trust_services(
+    *,
+    engine: Engine,
+    trust: TrustDomain,
+    clock: Clock,
+    audit: AuditLog,
+    endpoints: Endpoints,
+    extra_members: Callable[[], dict[str, Any]] | None = None,
+) -> TrustServices:
+    """OCSP, TSA, the trust list, the public PKI desk over them, long-term sealing and the
+    archive refresh."""
+    ocsp = OcspResponder(trust=trust, clock=clock)
+    tsa = TimeStampAuthority(trust=trust, clock=clock)
+    long_term = LongTermSealing(trust=trust, ocsp=ocsp, tsa=tsa, clock=clock)
+    trust_list = TrustListPublisher(
+        trust=trust, clock=clock, endpoints=endpoints, extra_members=extra_members
     )
-
-    federation = Federation(
-        engine=engine,
-        clock=clock,
-        audit=audit,
-        trust=trust,
-        local_types=local_type_name,
-        own_list=trust_services.trust_list.content,
-        refresh_seconds=settings.federation_refresh_seconds,
-        allow_private_addresses=settings.federation_allow_private_addresses,
-    )
-
-    def anchors(session: object) -> TrustAnchors:
-        return anchors_from(trust.roots(session), trust.intermediates(session))  # type: ignore[arg-type]
-
-    inspector = build_inspector(settings)  # one worker pool, for local and foreign uploads
-    verification = VerificationService(
-        engine=engine,
-        pdf=PdfVerifier(
-            clock=clock, anchors=CachedAnchors(anchors), max_bytes=settings.max_upload_bytes
+    return TrustServices(
+        ocsp=ocsp,
+        tsa=tsa,
+        trust_list=trust_list,
+        long_term=long_term,
+        archive=ArchiveService(
+            engine=engine, trust=trust, tsa=tsa, long_term=long_term, audit=audit, clock=clock
         ),
-        code=CodeVerifier(clock, qr_keys),
-        audit=audit,
+        pki=PkiDesk(
+            engine=engine, trust=trust, audit=audit, ocsp=ocsp, tsa=tsa, trust_list=trust_list
+        ),
+    )
+
+
+def build_issuance(f: Foundation, catalogue: Catalogue) -> IssuanceService:
+    return IssuanceService(
+        engine=f.engine,
+        catalogue=catalogue,
+        seals=f.seals,
+        audit=f.audit,
+        clock=f.clock,
+        fonts=f.fonts,
+        public_base_url=f.base_url,
+        qr_codes=LicenceCodes(keys=f.qr_keys, engine=f.engine, audit=f.audit),
+        long_term=f.trust_services.long_term,
+    )
+
+
+def build_federation(f: Foundation) -> Federation:
+    return Federation(
+        engine=f.engine,
+        clock=f.clock,
+        audit=f.audit,
+        trust=f.trust,
+        local_types=local_type_name,
+        own_list=f.trust_services.trust_list.content,
+        refresh_seconds=f.settings.federation_refresh_seconds,
+        allow_private_addresses=f.settings.federation_allow_private_addresses,
+    )
+
+
+def build_verification(f: Foundation, federation: Federation) -> VerificationService:
+    """Local and foreign uploads share one worker pool (``build_inspector``)."""
+    trust = f.trust
+
+    def anchors(session: Session) -> TrustAnchors:
+        roots: list[object] = [*trust.roots(session)]
+        intermediates: list[object] = [*trust.intermediates(session)]
+        return anchors_from(roots, intermediates)
+
+    inspector = build_inspector(f.settings)
+    return VerificationService(
+        engine=f.engine,
+        pdf=PdfVerifier(
+            clock=f.clock, anchors=CachedAnchors(anchors), max_bytes=f.settings.max_upload_bytes
+        ),
+        code=CodeVerifier(f.clock, f.qr_keys),
+        audit=f.audit,
         inspector=inspector,
         foreign=ForeignVerifier(
-            engine=engine,
-            clock=clock,
+            engine=f.engine,
+            clock=f.clock,
             federation=federation,
             local_anchors=CachedAnchors(anchors),
             inspector=inspector,
         ),
     )
-    presentations = PresentationService(
-        keys=qr_keys,
-        clock=clock,
-        audit=audit,
-        ttl=timedelta(seconds=settings.presentation_ttl_seconds),
-        public_base_url=base_url,
+
+
+def build_presentations(f: Foundation) -> PresentationService:
+    return PresentationService(
+        keys=f.qr_keys,
+        clock=f.clock,
+        audit=f.audit,
+        ttl=timedelta(seconds=f.settings.presentation_ttl_seconds),
+        public_base_url=f.base_url,
     )
-    stamped = StampedCopies(
-        engine=engine,
-        seals=seals,
-        audit=audit,
-        clock=clock,
-        fonts=fonts,
-        public_base_url=base_url,
-        long_term=trust_services.long_term,
+
+
+def build_stamped(f: Foundation) -> StampedCopies:
+    return StampedCopies(
+        engine=f.engine,
+        seals=f.seals,
+        audit=f.audit,
+        clock=f.clock,
+        fonts=f.fonts,
+        public_base_url=f.base_url,
+        long_term=f.trust_services.long_term,
     )
-    holders = Holders(audit)
-    return Services(
-        settings=settings,
-        engine=engine,
-        clock=clock,
-        keystore=keystore,
-        audit=audit,
-        trust=trust,
-        seals=seals,
+
+
+def build_holder_sessions(settings: Settings, base_url: str) -> HolderSessions:
+    return HolderSessions(
+        load_key(settings.data_dir),
+        secure=base_url.startswith("https://"),
+        lifetime=timedelta(minutes=settings.holder_session_minutes),
+    )
+
+
+def build_licence_status(f: Foundation) -> LicenceStatusDesk:
+    return LicenceStatusDesk(
+        engine=f.engine,
+        trust=f.trust,
+        audit=f.audit,
+        clock=f.clock,
+        endpoints=Endpoints(f.base_url),
+    )
+
+
+def build_setup(f: Foundation, catalogue: Catalogue) -> DomainSetup:
+    return DomainSetup(
+        engine=f.engine,
+        trust=f.trust,
+        seals=f.seals,
         catalogue=catalogue,
-        issuance=issuance,
-        lifecycle=lifecycle,
-        versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
-        holders=holders,
-        verification=verification,
-        tokens=TokenIssuer(store=keystore, clock=clock, issuer=base_url),
-        checkpoints=checkpoints,
-        qr_keys=qr_keys,
-        presentations=presentations,
-        trust_services=trust_services,
-        holder_sessions=HolderSessions(
-            load_key(settings.data_dir),
-            secure=base_url.startswith("https://"),
-            lifetime=timedelta(minutes=settings.holder_session_minutes),
-        ),
-        seal_desk=SealDesk(
-            engine=engine,
-            registry=seals,
-            trust=trust,
-            audit=audit,
-            issuing_rights=issuing_rights(catalogue),
-        ),
-        key_custody=KeyCustody(engine=engine, keystore=keystore, registry=seals),
-        holder_desk=HolderDesk(
-            engine=engine,
-            audit=audit,
-            clock=clock,
-            presentations=presentations,
-            stamped=stamped,
-            holders=holders,
-        ),
-        grant_desk=GrantDesk(engine=engine, audit=audit, clock=clock),
-        presentation_desk=PresentationDesk(
-            engine=engine, audit=audit, clock=clock, presentations=presentations
-        ),
-        usage_log=UsageLog(engine=engine),
-        federation=federation,
-        **build_sign_in(settings, clock, base_url),  # type: ignore[arg-type]
-        stamped=stamped,
+        audit=f.audit,
+        clock=f.clock,
+    )
+
+
+def build_seal_desk(f: Foundation, catalogue: Catalogue) -> SealDesk:
+    return SealDesk(
+        engine=f.engine,
+        registry=f.seals,
+        trust=f.trust,
+        audit=f.audit,
+        issuing_rights=issuing_rights(catalogue),
     )
 
 
 DEV_CLIENT_ID = "elicence-demo"
 
 
-def build_sign_in(settings: Settings, clock: Clock, base_url: str) -> dict[str, object]:
+def build_sign_in(
+    settings: Settings, clock: Clock, base_url: str
+) -> tuple[OidcClient | None, DevIdentityProvider | None]:
     """Holder sign-in: the unified identity platform when ``ELICENCE_OIDC_ISSUER`` is set; in
     demo mode without one, the development provider at ``/dev-idp`` of this same service, with
     a client secret made for this process (demo mode serves one worker)."""
@@ -341,8 +408,8 @@ def build_sign_in(settings: Settings, clock: Clock, base_url: str) -> dict[str, 
         registered = dev_idp.clients[0]
         config = OidcConfig(dev_idp.issuer, registered.client_id, registered.secret, redirect)
     else:
-        return {"oidc": None, "dev_idp": None}
-    return {"oidc": OidcClient(config, clock=clock), "dev_idp": dev_idp}
+        return None, None
+    return OidcClient(config, clock=clock), dev_idp
 
 
 def issuing_rights(catalogue: Catalogue) -> IssuingRights:
@@ -352,18 +419,3 @@ def issuing_rights(catalogue: Catalogue) -> IssuingRights:
         catalogue.check_issuer(catalogue.get(session, type_code), department_code)
 
     return check
-
-
-def local_type_name(session: Session, code: str) -> str | None:
-    """The name of a licence type of this domain's catalogue, or None (federation mappings)."""
-    entry = session.get(LicenceType, code)
-    return entry.name if entry is not None else None
-
-
-def is_initialised(services: Services) -> bool:
-    with reading(services.engine) as session:
-        return services.trust.is_initialised(session)
-
-
-def data_path(settings: Settings, name: str) -> Path:
-    return settings.data_dir / name

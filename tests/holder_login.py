@@ -43,7 +43,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.container import Services, build_services
-from api.dev_idp.provider import DevIdentityProvider, RegisteredClient, create_dev_idp_app
+from api.dev_idp.app import create_dev_idp_app
+from api.dev_idp.provider import DevIdentityProvider, RegisteredClient
 from api.ops import demo
 from api.ops.bootstrap import initialise
 from api.settings import Settings

@@ -34,12 +34,12 @@ def settings_for(data_dir: Path | None) -> Settings:
 
 def open_services(data_dir: Path | None, *, initialised: bool = True) -> Services:
     """The service graph over the data directory; refuses one ``elicence init`` has not made."""
-    from api.container import build_services, is_initialised
+    from api.container import build_services
 
     services = build_services(settings_for(data_dir))
     if initialised:
         try:
-            ready = is_initialised(services)
+            ready = services.setup.is_initialised()
         except Exception:
             ready = False
         if not ready:

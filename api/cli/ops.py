@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from sqlmodel import col, or_, select
 
 from api.cli.context import OPERATOR, DataDir, open_services
 
@@ -30,21 +29,14 @@ def create(
     data_dir: DataDir = None,
 ) -> None:
     """新建客户端，密钥只显示这一次 / create a client; its key is shown once."""
-    from core.db import transaction
-    from seals.clients import DEPARTMENT_SCOPES, create_client
+    from seals.clients import DEPARTMENT_SCOPES
 
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        services.seals.department(session, department)
-        client, key = create_client(
-            session,
-            services.audit,
-            services.clock,
-            department_code=department,
-            name=name,
-            actor=OPERATOR,
-            scopes=tuple(scope) if scope else DEPARTMENT_SCOPES,
-        )
+    client, key = open_services(data_dir).clients.create(
+        department,
+        name=name,
+        actor=OPERATOR,
+        scopes=tuple(scope) if scope else DEPARTMENT_SCOPES,
+    )
     typer.echo(
         json.dumps(
             {
@@ -61,39 +53,22 @@ def create(
 @clients_app.command("list")
 def list_(data_dir: DataDir = None) -> None:
     """列出客户端 / list clients (never their keys)."""
-    from core.db import reading
-    from seals.clients import list_clients
-
-    services = open_services(data_dir)
-    with reading(services.engine) as session:
-        for client in list_clients(session):
-            state = "revoked" if client.revoked_at else "active"
-            typer.echo(f"{client.id}\t{client.department_code}\t{client.name}\t{state}")
+    for client in open_services(data_dir).clients.clients():
+        state = "revoked" if client.revoked_at else "active"
+        typer.echo(f"{client.id}\t{client.department_code}\t{client.name}\t{state}")
 
 
 @clients_app.command("rotate")
 def rotate(client_id: str, data_dir: DataDir = None) -> None:
     """换发客户端密钥，旧密钥立即失效 / new key for a client; the old one stops working at once."""
-    from core.db import transaction
-    from seals.clients import rotate_client_key
-
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        client, key = rotate_client_key(
-            session, services.audit, client_id=client_id, actor=OPERATOR
-        )
+    client, key = open_services(data_dir).clients.rotate(client_id, actor=OPERATOR)
     typer.echo(json.dumps({"client_id": client.id, "api_key": key}, ensure_ascii=False))
 
 
 @clients_app.command("revoke")
 def revoke(client_id: str, data_dir: DataDir = None) -> None:
     """吊销客户端 / revoke a client at once."""
-    from core.db import transaction
-    from seals.clients import revoke_client
-
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        revoke_client(session, services.audit, services.clock, client_id=client_id, actor=OPERATOR)
+    open_services(data_dir).clients.revoke(client_id, actor=OPERATOR)
     typer.echo(f"revoked {client_id}")
 
 
@@ -107,29 +82,11 @@ def export(
     data_dir: DataDir = None,
 ) -> None:
     """导出审计记录（JSON Lines） / export audit entries as JSON lines for supervisors."""
-    from core.audit import AuditEntry
-    from core.db import as_utc, reading
-
-    services = open_services(data_dir)
-    query = select(AuditEntry).order_by(col(AuditEntry.seq))
-    if action:
-        query = query.where(col(AuditEntry.action).startswith(action))
-    if department:
-        query = query.where(
-            or_(
-                col(AuditEntry.actor).contains(f"department:{department}"),
-                AuditEntry.object_id == department,
-            )
-        )
-    if since:
-        query = query.where(col(AuditEntry.at) >= as_utc(since))
-    if until:
-        query = query.where(col(AuditEntry.at) < as_utc(until))
-    with reading(services.engine) as session:
-        for entry in session.exec(query):
-            row = entry.model_dump()
-            row["at"] = as_utc(entry.at).isoformat()
-            typer.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+    desk = open_services(data_dir).audit_desk
+    for entry in desk.entries(action=action, department=department, since=since, until=until):
+        row = entry.model_dump()
+        row["at"] = entry.at.isoformat()  # in UTC (trust.audit_desk)
+        typer.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
 
 
 def verify_chain_command(
@@ -144,22 +101,17 @@ def verify_chain_command(
 ) -> None:
     """核对审计链 / check the audit chain; exit 1 at the first broken entry or checkpoint, or
     when the chain no longer holds the checkpoint in --anchor FILE."""
-    from core.db import reading
     from core.errors import ElicenceError
-    from trust.audit_anchor import read_anchor, verify_audit
 
-    services = open_services(data_dir)
+    desk = open_services(data_dir).audit_desk
     document = _read_json(anchor) if anchor is not None else None
-    with reading(services.engine) as session:
-        pinned = None
-        if anchor is not None:
-            try:
-                pinned = read_anchor(
-                    session, document, trust=services.trust, checkpoints=services.checkpoints
-                )
-            except ElicenceError as exc:
-                _fail(exc.message)
-        verdict = verify_audit(session, services.checkpoints, pinned)
+    pinned = None
+    if anchor is not None:
+        try:
+            pinned = desk.anchor(document)
+        except ElicenceError as exc:
+            _fail(exc.message)
+    verdict = desk.verify(pinned)
     chain, checkpoints = verdict.chain, verdict.checkpoints
     if not chain.intact:
         _fail(
@@ -194,16 +146,12 @@ def export_checkpoint_command(
 ) -> None:
     """导出最新的带时间戳审计检查点 / export the latest timestamped audit checkpoint, to keep
     outside the database and check later with `audit verify --anchor`."""
-    from core.db import reading
     from core.errors import ElicenceError
-    from trust.audit_anchor import export_checkpoint
 
-    services = open_services(data_dir)
-    with reading(services.engine) as session:
-        try:
-            document = export_checkpoint(session, services.trust.identity.name)
-        except ElicenceError as exc:
-            _fail(exc.message)
+    try:
+        document = open_services(data_dir).audit_desk.latest_checkpoint()
+    except ElicenceError as exc:
+        _fail(exc.message)
     part = out.with_name(out.name + ".part")
     part.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     part.replace(out)

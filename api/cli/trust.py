@@ -72,24 +72,14 @@ def _save(data_dir: Path | None, pinned: str) -> Path:
     """Writes the pin file. In a data directory that holds a trust domain the pin is an audited
     operator action, written in the audit entry's transaction; a verifier's laptop has no audit
     chain."""
-    from core.db import transaction
-
     settings = settings_for(data_dir)
     path = settings.data_dir / PIN_FILE
     if settings.database_url is None and not (settings.data_dir / "elicence.db").exists():
         _write(path, pinned)
         return path
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        services.audit.append(
-            session,
-            actor=OPERATOR,
-            action="trust.pin",
-            object_type="trust-list",
-            object_id=pinned,
-            detail={"file": PIN_FILE},
-        )
-        _write(path, pinned)
+    open_services(data_dir).audit_desk.record_pin(
+        pinned, actor=OPERATOR, file=PIN_FILE, write=lambda: _write(path, pinned)
+    )
     return path
 
 

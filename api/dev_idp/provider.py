@@ -16,6 +16,7 @@ protocol the service's client (``api/pages/oidc.py``) speaks to the real platfor
 * ES256 ID tokens (joserfc) carrying ``sub``, ``name``, ``id_type`` and ``id_number``;
   ``/userinfo`` returns the same claims.
 
+This module is the protocol; ``api.dev_idp.app`` serves it over HTTP.
 State (codes, access tokens, the signing key) lives in memory, so it serves one process: a
 restart signs with a new key, which the client picks up from the JWKS. Without demo mode the
 service does not mount it at all, and ``/dev-idp`` is a 404.
@@ -32,18 +33,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
-
-from licences.masking import mask_id
 
 DEMO_NOTICE = "开发用身份认证，仅供演示 / development identity provider, demonstration only"
 ALG = "ES256"
@@ -51,8 +45,6 @@ SCOPES = ("openid", "profile")
 CLAIMS = ("sub", "name", "id_type", "id_number")
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(_HERE / "templates"))
 
 
 @dataclass(frozen=True)
@@ -276,162 +268,3 @@ class DevIdentityProvider:
         if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
             raise TokenError("invalid_client", "client authentication failed", 401)
         return client
-
-
-def _redirect(uri: str, params: dict[str, str]) -> RedirectResponse:
-    joiner = "&" if urlsplit(uri).query else "?"
-    return RedirectResponse(f"{uri}{joiner}{urlencode(params)}", status_code=303)
-
-
-def _token_error(exc: TokenError) -> JSONResponse:
-    headers = {"Cache-Control": "no-store"}
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = 'Basic realm="dev-idp"'
-    return JSONResponse(
-        {"error": exc.error, "error_description": exc.description},
-        status_code=exc.status,
-        headers=headers,
-    )
-
-
-_AUTHORIZE_PARAMS = (
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-)
-
-
-def create_dev_idp_app(provider: DevIdentityProvider) -> FastAPI:
-    """The provider as an ASGI app: mounted at ``/dev-idp`` in demo mode, or served alone."""
-    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.mount("/static", StaticFiles(directory=str(_HERE.parent / "pages" / "static")), name="static")
-
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; form-action 'self' "
-            + " ".join(sorted({_origin(u) for c in provider.clients for u in c.redirect_uris}))
-            + "; frame-ancestors 'none'; base-uri 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
-
-    @app.get("/.well-known/openid-configuration")
-    def discovery() -> JSONResponse:
-        return JSONResponse(provider.metadata(), headers={"Cache-Control": "max-age=60"})
-
-    @app.get("/jwks")
-    def jwks() -> JSONResponse:
-        return JSONResponse(provider.jwks(), headers={"Cache-Control": "max-age=60"})
-
-    def page(request: Request, params: dict[str, str], error: str | None, status: int) -> Response:
-        holders = [
-            {
-                "subject": h["subject"],
-                "name": h["name"],
-                "kind": "个人 / person" if h["id_type"] == "111" else "法人 / organisation",
-                "id_masked": mask_id(h["id"], h["id_type"] == "111"),
-            }
-            for h in provider.holders
-        ]
-        context = {
-            "notice": DEMO_NOTICE,
-            "params": {k: params.get(k, "") for k in _AUTHORIZE_PARAMS},
-            "holders": holders,
-            "error": error,
-            "action": provider.metadata()["authorization_endpoint"],
-            "static": f"{urlsplit(provider.issuer).path}/static",
-        }
-        return templates.TemplateResponse(
-            request,
-            "dev_idp.html",
-            context,
-            status_code=status,
-            headers={"Cache-Control": "no-store"},
-        )
-
-    def refused(request: Request, params: dict[str, str]) -> Response | None:
-        """The answer to an authorisation request that cannot go ahead, else None."""
-        try:
-            provider.check_authorize(params)
-        except AuthorizeError as exc:
-            return page(request, {}, str(exc), 400)
-        except RedirectError as exc:
-            return _redirect(
-                params["redirect_uri"],
-                _with_state(
-                    provider.issuer, params, error=exc.error, error_description=exc.description
-                ),
-            )
-        return None
-
-    @app.get("/authorize")
-    def authorize(request: Request) -> Response:
-        params = {k: v for k, v in request.query_params.items() if k in _AUTHORIZE_PARAMS}
-        answer = refused(request, params)
-        if answer is not None:
-            return answer
-        return page(request, params, None, 200)
-
-    @app.post("/authorize")
-    async def choose(request: Request) -> Response:
-        form = await request.form(max_files=0, max_fields=16)
-        params = {k: str(form.get(k, "")) for k in _AUTHORIZE_PARAMS if form.get(k)}
-        answer = refused(request, params)
-        if answer is not None:
-            return answer
-        subject = str(form.get("holder", ""))
-        if form.get("deny") or provider.holder(subject) is None:
-            return _redirect(
-                params["redirect_uri"],
-                _with_state(
-                    provider.issuer,
-                    params,
-                    error="access_denied",
-                    error_description="sign-in cancelled",
-                ),
-            )
-        code = provider.issue_code(params, subject)
-        return _redirect(params["redirect_uri"], _with_state(provider.issuer, params, code=code))
-
-    @app.post("/token")
-    async def token(request: Request) -> JSONResponse:
-        form = await request.form(max_files=0, max_fields=16)
-        try:
-            body = provider.exchange(
-                {k: str(v) for k, v in form.items()}, request.headers.get("authorization", "")
-            )
-        except TokenError as exc:
-            return _token_error(exc)
-        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
-
-    @app.get("/userinfo")
-    def userinfo(request: Request) -> JSONResponse:
-        try:
-            claims = provider.userinfo(request.headers.get("authorization", ""))
-        except TokenError as exc:
-            return _token_error(exc)
-        return JSONResponse(claims, headers={"Cache-Control": "no-store"})
-
-    return app
-
-
-def _with_state(issuer: str, params: dict[str, str], **values: str) -> dict[str, str]:
-    """Response parameters, with ``state`` echoed and the issuer named (RFC 9207)."""
-    if params.get("state"):
-        values["state"] = params["state"]
-    values["iss"] = issuer
-    return values
-
-
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"

@@ -14,9 +14,7 @@ from fastapi import Request
 
 from api.edge.state import services_of
 from api.edge.tokens import looks_like_jwt
-from core.db import reading
 from core.errors import Forbidden, Unauthenticated
-from seals.clients import ApiClient, authenticate
 
 
 @dataclass(frozen=True)
@@ -42,16 +40,15 @@ def _principal(request: Request) -> DepartmentPrincipal:
             "需要部门凭证 / department credentials required (Authorization: Bearer)"
         )
     services = services_of(request)
-    with reading(services.engine) as session:
-        if looks_like_jwt(token):
-            claims = services.tokens.check(token)
-            client = session.get(ApiClient, claims.client_id)
-            if client is None or client.revoked_at is not None:
-                raise Unauthenticated("客户端已吊销 / this client has been revoked")
-            scopes = tuple(s for s in claims.scopes if s in client.scopes)
-        else:
-            client = authenticate(session, token)
-            scopes = tuple(client.scopes)
+    if looks_like_jwt(token):
+        claims = services.tokens.check(token)
+        client = services.clients.client(claims.client_id)
+        if client is None or client.revoked_at is not None:
+            raise Unauthenticated("客户端已吊销 / this client has been revoked")
+        scopes = tuple(s for s in claims.scopes if s in client.scopes)
+    else:
+        client = services.clients.authenticate(token)
+        scopes = tuple(client.scopes)
     request.state.client_id = client.id
     return DepartmentPrincipal(client.department_code, client.id, scopes)
 

@@ -2,121 +2,40 @@
 and the operator's routes for recognised domains (``admin`` scope; the CLI does the same).
 
 ``GET /pki/licence-status/{key}`` is public and rate-limited per address with the other public
-routes (``api.limits.PUBLIC_PREFIXES``): another domain verifying one of our licences asks it
-for the licence's current status, by the SHA-256 of the PDF or by the licence identifier, with a nonce. The answer is signed with
-the trust-list key (``trust.federation_jws``), so the asking domain checks it with the
+routes (``api.edge.limits.PUBLIC_PREFIXES``): another domain verifying one of our licences asks
+it for the licence's current status, by the SHA-256 of the PDF or by the licence identifier,
+with a nonce. The answer is signed with the trust-list key (``trust.federation_jws``), so the asking domain checks it with the
 fingerprint it pinned; personal data in it is masked as on the verification page. Each answer
-is a key use and leaves audit entries; it is never cached (``Cache-Control: no-store``).
+is a key use and leaves audit entries, written with it by ``verify.licence_status``; it is never
+cached (``Cache-Control: no-store``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.edge.auth import DepartmentPrincipal, require
 from api.edge.state import services_of
-from core.db import as_utc, transaction
 from core.errors import InvalidInput
-from keys.audit import AuditedKeyUse
-from licences.identifiers import LicenceIdentifier, validate_licence_type_code
-from licences.models import Licence
-from licences.qrkeys import digest_of
-from licences.repository import china_today, full_record, licence_by_sha256
-from trust.federation_jws import STATUS_FORMAT, STATUS_TYPE, sign_document
-from trust.profiles import Endpoints
-from verify.summary import licence_summary, seal_summary
+from licences.identifiers import validate_licence_type_code
 
 router = APIRouter()
 Admin = Annotated[DepartmentPrincipal, Depends(require("admin"))]
-SHA256 = re.compile(r"[0-9a-f]{64}")
 NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-STATUS_ACTOR = "public:licence-status"
 
 
 # -- the public status answer ---------------------------------------------------------------
 
 
-def _find(session: Session, key: str) -> Licence | None:
-    if SHA256.fullmatch(key):
-        return licence_by_sha256(session, key)
-    identifier = str(LicenceIdentifier.parse(key))  # 422 naming the broken rule
-    return session.get(Licence, identifier)
-
-
-def status_body(session: Session, services: Any, key: str, nonce: str | None) -> dict[str, Any]:
-    """The unsigned answer: what the issuing domain knows about the licence now."""
-    now = services.clock.now()
-    endpoints = Endpoints(services.settings.public_base_url.rstrip("/"))
-    body: dict[str, Any] = {
-        "format": STATUS_FORMAT,
-        "domain": {
-            "name": services.trust.identity.name,
-            "organisation": services.trust.identity.organisation,
-            "base_url": endpoints.base_url,
-            "trust_list_url": endpoints.trust_list,
-        },
-        "query": key,
-        "nonce": nonce,
-        "produced_at": as_utc(now).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        "found": False,
-        "licence": None,
-        "seal": None,
-    }
-    licence = _find(session, key)
-    if licence is None:
-        return body
-    record = full_record(session, licence)
-    summary = asdict(licence_summary(record, china_today(now)))
-    seal = asdict(seal_summary(record, None))
-    seal.pop("signing_time", None)
-    seal.pop("timestamp", None)
-    body.update(
-        found=True,
-        licence={
-            **summary,
-            "sha256": licence.sha256,
-            "record_digest": digest_of(record).hex(),
-            "seal_certificate_serial": seal["certificate_serial"],
-        },
-        seal=seal,
-    )
-    return body
-
-
 def _answer(request: Request, key: str, nonce: str | None) -> dict[str, Any]:
-    services = services_of(request)
-    rid = getattr(request.state, "request_id", None)
-    with transaction(services.engine) as session:
-        body = status_body(session, services, key, nonce)
-        listener = AuditedKeyUse(services.audit, session, STATUS_ACTOR, rid)
-        signed = sign_document(
-            services.trust,
-            session,
-            body,
-            typ=STATUS_TYPE,
-            purpose="licence-status",
-            listener=listener,
-        )
-        licence = body["licence"]
-        services.audit.append(
-            session,
-            actor=STATUS_ACTOR,
-            action="licence.status_query",
-            object_type="licence",
-            object_id=licence["identifier"] if licence else f"unknown:{key}"[:128],
-            outcome=licence["status"] if licence else "unknown",
-            request_id=rid,
-            detail={"by": "sha256" if SHA256.fullmatch(key) else "identifier"},
-        )
-    return signed
+    rid: str | None = getattr(request.state, "request_id", None)
+    return services_of(request).licence_status.answer(key, nonce, rid)
 
 
 STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -158,7 +77,7 @@ class MappingBody(BaseModel):
 @router.get("/api/v1/federation/domains", tags=["federation"])
 def list_domains(request: Request, principal: Admin) -> list[dict[str, Any]]:
     """已承认的信任域 / recognised domains, their lists and type mappings."""
-    return services_of(request).federation.describe()  # type: ignore[no-any-return]
+    return services_of(request).federation.describe()
 
 
 @router.post("/api/v1/federation/domains", status_code=201, tags=["federation"])

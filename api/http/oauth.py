@@ -9,10 +9,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
 from api.edge.state import services_of
-from core.db import reading, transaction
 from core.errors import InvalidInput, Unauthenticated
-from keys.audit import AuditedKeyUse
-from seals.clients import authenticate
+from keys.store import KeyUseListener
 
 router = APIRouter()
 
@@ -47,8 +45,7 @@ def token(
     if not client_id or not client_secret:
         raise Unauthenticated("需要客户端凭证 / client_id and client_secret are required")
     services = services_of(request)
-    with reading(services.engine) as session:
-        client = authenticate(session, client_secret)
+    client = services.clients.authenticate(client_secret)
     if client.id != client_id:
         raise Unauthenticated("客户端凭证不匹配 / client credentials do not match")
     requested = tuple(scope.split()) if scope else tuple(client.scopes)
@@ -56,16 +53,17 @@ def token(
         raise InvalidInput(
             "请求的权限范围超出授权 / requested scope exceeds the grant", field="scope"
         )
-    with transaction(services.engine) as session:
-        listener = AuditedKeyUse(
-            services.audit, session, f"department:{client.department_code}/client:{client.id}"
-        )
-        access, expires_in = services.tokens.mint(
+
+    def mint(listener: KeyUseListener) -> tuple[str, int]:
+        return services.tokens.mint(
             client_id=client.id,
             department_code=client.department_code,
             scopes=requested,
             listener=listener,
         )
+
+    actor = f"department:{client.department_code}/client:{client.id}"
+    access, expires_in = services.clients.signed_for(actor, mint)
     return JSONResponse(
         {
             "access_token": access,

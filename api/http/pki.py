@@ -1,8 +1,8 @@
 """Public PKI endpoints for relying parties: CA certificates, CRLs, the OCSP responder
 (RFC 6960, POST and GET), the time-stamping authority (RFC 3161) and the signed trust list.
 
-Every OCSP response, timestamp and trust list is a key use, so each request that signs runs in
-a transaction that writes its audit entry."""
+Every OCSP response, timestamp and trust list is a key use; ``trust.pki_desk.PkiDesk`` makes
+each answer in a transaction that writes its audit entry, so these routes only shape the HTTP."""
 
 from __future__ import annotations
 
@@ -10,20 +10,26 @@ import base64
 import binascii
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as x509_ocsp
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from api.edge.limits import PKI_BODY
 from api.edge.state import services_of
-from core.db import reading, transaction
 from core.errors import TooLarge
-from keys.audit import AuditedKeyUse
 from trust.ocsp import unsuccessful
+from trust.pki_desk import PkiDesk
 
 router = APIRouter(prefix="/pki")
+
+
+def _desk(request: Request) -> PkiDesk:
+    return services_of(request).trust_services.pki
+
+
+def _request_id(request: Request) -> str | None:
+    rid: str | None = getattr(request.state, "request_id", None)
+    return rid
 
 
 @router.get(
@@ -32,12 +38,7 @@ router = APIRouter(prefix="/pki")
     responses={200: {"content": {"application/pkix-cert": {}}}},
 )
 def ca_certificate(name: str, request: Request) -> Response:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        certificate, _ = services.trust.authority(session, name)
-    return Response(
-        certificate.public_bytes(serialization.Encoding.DER), media_type="application/pkix-cert"
-    )
+    return Response(_desk(request).ca_certificate(name), media_type="application/pkix-cert")
 
 
 @router.get(
@@ -46,16 +47,14 @@ def ca_certificate(name: str, request: Request) -> Response:
     responses={200: {"content": {"application/pkix-crl": {}}}},
 )
 def crl(name: str, request: Request) -> Response:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        der = services.trust.crl(session, name)
+    der = _desk(request).crl(name)
     return Response(
         der, media_type="application/pkix-crl", headers={"Cache-Control": "max-age=300"}
     )
 
 
 MAX_PKI_REQUEST = PKI_BODY  # the edge stops reading a POST body past it (api/edge/limits.py)
-OCSP_TYPES = {200: {"content": {"application/ocsp-response": {}}}}
+OCSP_TYPES: dict[int | str, dict[str, Any]] = {200: {"content": {"application/ocsp-response": {}}}}
 
 
 async def _body(request: Request) -> bytes:
@@ -66,12 +65,7 @@ async def _body(request: Request) -> bytes:
 
 
 def _ocsp(request: Request, der: bytes) -> bytes:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        listener = AuditedKeyUse(
-            services.audit, session, "public:ocsp", getattr(request.state, "request_id", None)
-        )
-        return services.trust_services.ocsp.respond(session, der, listener)  # type: ignore[no-any-return]
+    return _desk(request).ocsp(der, _request_id(request))
 
 
 @router.post("/ocsp", response_class=Response, responses=OCSP_TYPES)
@@ -101,13 +95,7 @@ def ocsp_get(encoded: str, request: Request) -> Response:
 
 
 def _timestamp(request: Request, der: bytes) -> bytes:
-    services = services_of(request)
-    with transaction(services.engine) as session:
-        unit = services.trust_services.tsa.unit(session)
-        listener = AuditedKeyUse(
-            services.audit, session, "public:tsa", getattr(request.state, "request_id", None)
-        )
-        return unit.respond_der(der, listener)  # type: ignore[no-any-return]
+    return _desk(request).timestamp(der, _request_id(request))
 
 
 @router.post(
@@ -125,18 +113,4 @@ async def timestamp(request: Request) -> Response:
 @router.get("/trust-list")
 def trust_list(request: Request) -> dict[str, Any]:
     """The domain's signed trust list; see docs/trust-list.md for the signature format."""
-    services = services_of(request)
-    publisher = services.trust_services.trust_list
-    try:
-        with transaction(services.engine) as session:
-            listener = AuditedKeyUse(
-                services.audit,
-                session,
-                "public:trust-list",
-                getattr(request.state, "request_id", None),
-            )
-            return publisher.current(session, listener)  # type: ignore[no-any-return]
-    except IntegrityError:
-        # Another request published the same sequence first; serve that one.
-        with reading(services.engine) as session:
-            return publisher.current(session)  # type: ignore[no-any-return]
+    return _desk(request).trust_list(_request_id(request))

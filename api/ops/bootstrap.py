@@ -1,24 +1,26 @@
-"""``elicence init``: migrate, create the trust domain, and with --demo, the demo data."""
+"""``elicence init``: migrate, create the trust domain, and with --demo, the demo data.
+
+The work is the domain's (``licences.setup.DomainSetup``: the trust domain, then the seed in
+one transaction); this module decides what to do, writes the demo credentials file and says
+what happened."""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
-
-from sqlmodel import select
+from typing import Any
 
 from api.container import Services
 from api.ops import demo
 from core.clock import china_today
-from core.db import reading, transaction
 from core.errors import Conflict
 from licences.issuance import IssueRequest
-from licences.models import Licence, LicenceType
+from licences.models import LicenceType
+from licences.setup import DepartmentSeed
 from migrations.runner import upgrade
-from seals.clients import create_client
-from seals.models import Department, SealType
 
 OPERATOR = "operator:init"
 
@@ -33,8 +35,7 @@ class InitResult:
 
 def initialise(services: Services, *, with_demo: bool) -> InitResult:
     upgrade(services.settings.resolved_database_url())
-    with transaction(services.engine) as session:
-        created = services.trust.initialise(session, OPERATOR)
+    created = services.setup.initialise(OPERATOR)
     services.tokens.ensure_key()
     services.checkpoints.ensure_key()
     services.qr_keys.ensure()  # signs QR payloads; created once, kept across runs
@@ -57,8 +58,7 @@ def initialise(services: Services, *, with_demo: bool) -> InitResult:
 
 def _demo(services: Services, result: InitResult) -> None:
     credentials_path = services.settings.data_dir / "demo-credentials.json"
-    with reading(services.engine) as session:
-        exists = session.get(Department, demo.MARKET["code"]) is not None
+    exists = services.setup.has_department(demo.MARKET["code"])
     if exists and credentials_path.exists():
         result.messages.append("示范数据已存在，未做改动 / demo data exists, nothing changed")
         result.demo_licence = _first_demo_licence(services)
@@ -68,53 +68,26 @@ def _demo(services: Services, result: InitResult) -> None:
             f"示范数据已存在但缺少 {credentials_path} / demo data exists but its credentials file is "
             "missing; use a fresh data directory"
         )
-    keys: dict[str, str] = {}
-    with transaction(services.engine) as session:
-        for spec in demo.DEPARTMENTS:
-            services.seals.add_department(
-                session,
-                actor=OPERATOR,
+    keys = services.setup.seed(
+        [
+            DepartmentSeed(
                 code=spec["code"],
                 name=spec["name"],
                 division_code=spec["division"],
                 level=spec["level"],
+                licence_types=tuple(demo.licence_types_of(spec["code"])),
             )
-        session.flush()
-        for spec in demo.DEPARTMENTS:
-            services.seals.create_seal(
-                session,
-                actor=OPERATOR,
-                department_code=spec["code"],
-                seal_type=SealType.LICENCE,
-                licence_types=demo.licence_types_of(spec["code"]),
-            )
-            _, key = create_client(
-                session,
-                services.audit,
-                services.clock,
-                department_code=spec["code"],
-                name="demo",
-                actor=OPERATOR,
-            )
-            keys[spec["code"]] = key
-        for entry in demo.LICENCE_TYPES:
-            services.catalogue.add(
-                session, actor=OPERATOR, entry=LicenceType(holder_id_type="", **entry)
-            )
-    today = china_today(services.clock.now())  # validity dates are dates in China
-    credentials = {
-        "base_url": services.settings.public_base_url.rstrip("/"),
-        "departments": [
-            {
-                "code": spec["code"],
-                "name": spec["name"],
-                "api_key": keys[spec["code"]],
-                "sample_request": demo.sample_request(spec["code"], today),
-            }
             for spec in demo.DEPARTMENTS
         ],
-    }
-    _write_private(credentials_path, json.dumps(credentials, ensure_ascii=False, indent=2))
+        [LicenceType(holder_id_type="", **entry) for entry in demo.LICENCE_TYPES],
+        actor=OPERATOR,
+        client_name="demo",
+    )
+    today = china_today(services.clock.now())  # validity dates are dates in China
+    _write_private(
+        credentials_path,
+        json.dumps(_credentials(services, keys, today), ensure_ascii=False, indent=2),
+    )
     for sample in demo.SAMPLE_LICENCES:
         services.issuance.issue(
             IssueRequest(
@@ -133,12 +106,25 @@ def _demo(services: Services, result: InitResult) -> None:
     result.messages.append(f"已创建示范数据 / demo data created; credentials in {credentials_path}")
 
 
+def _credentials(services: Services, keys: dict[str, str], today: date) -> dict[str, Any]:
+    """What demo-credentials.json holds: each department's API key and a request to try."""
+    return {
+        "base_url": services.settings.public_base_url.rstrip("/"),
+        "departments": [
+            {
+                "code": spec["code"],
+                "name": spec["name"],
+                "api_key": keys[spec["code"]],
+                "sample_request": demo.sample_request(spec["code"], today),
+            }
+            for spec in demo.DEPARTMENTS
+        ],
+    }
+
+
 def _first_demo_licence(services: Services) -> str | None:
-    with reading(services.engine) as session:
-        licence = session.exec(
-            select(Licence).where(Licence.issuer_code == demo.MARKET["code"])
-        ).first()
-        return licence.identifier if licence else None
+    licence = services.setup.first_licence(demo.MARKET["code"])
+    return licence.identifier if licence else None
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -6,14 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from sqlmodel import select
-
 from api.container import build_services
 from api.ops import demo
 from api.settings import Settings
-from core.db import reading
-from licences.models import Licence
-from licences.repository import document
 
 
 def main() -> None:
@@ -25,13 +20,10 @@ def main() -> None:
         settings.data_dir = args.data_dir
     services = build_services(settings)
     base = settings.public_base_url.rstrip("/")
-    with reading(services.engine) as session:
-        licence = session.exec(
-            select(Licence).where(Licence.issuer_code == demo.MARKET["code"])
-        ).first()
-        if licence is None:
-            raise SystemExit("no demo licence; run `elicence init --demo`")
-        pdf = document(session, licence.identifier)
+    licence = services.setup.first_licence(demo.MARKET["code"])
+    if licence is None:
+        raise SystemExit("no demo licence; run `elicence init --demo`")
+    pdf = services.setup.document(licence.identifier)
     copy = settings.data_dir / "demo-licence.pdf"
     copy.write_bytes(pdf)
     credentials = json.loads((settings.data_dir / "demo-credentials.json").read_text())
