@@ -26,6 +26,7 @@ from core.audit import AuditEntry, AuditLog
 from core.clock import FixedClock
 from core.errors import InvalidInput, NotFound, Unauthenticated
 from keys.store import HashAlgorithm, KeyRef
+from seals.client_desk import ClientDesk
 from seals.clients import (
     DEPARTMENT_SCOPES,
     ApiClient,
@@ -328,8 +329,9 @@ def test_looks_like_jwt() -> None:
 def make_app(world: World) -> TestClient:
     app = FastAPI()
     errors.install(app)
-    app.state.services = SimpleNamespace(engine=world.engine, tokens=world.tokens,
-                                         audit=world.audit)
+    clients = ClientDesk(engine=world.engine, audit=world.audit, clock=world.clock,
+                         registry=None)  # type: ignore[arg-type]  # no client is created here
+    app.state.services = SimpleNamespace(tokens=world.tokens, clients=clients)
     app.include_router(token_router)
 
     @app.get("/issue")
