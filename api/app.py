@@ -51,7 +51,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         settings=services.settings,  # rates, body limits and JSON depth (api/edge/limits.py)
         cors_origins=services.settings.cors_origins,
     )
+    _include_routes(app, services)
+    _probes(app, services)
+    return app
 
+
+def _include_routes(app: FastAPI, services: Services) -> None:
     # Public verification first: every scanned code and upload is matched against the routes
     # in order, and none of its paths is claimed by a router below.
     app.include_router(verify.router)
@@ -77,6 +82,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         "/static", StaticFiles(directory=str(Path(__file__).parent / "pages" / "static")), name="static"
     )
 
+
+def _probes(app: FastAPI, services: Services) -> None:
+    """Liveness (the process answers) and readiness (its database and key store answer)."""
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -89,5 +98,3 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             {"status": "ok" if ready else "unavailable", "checks": checks},
             status_code=200 if ready else 503,
         )
-
-    return app

@@ -27,10 +27,9 @@ OPERATOR = "operator:init"
 
 @dataclass
 class InitResult:
-    created_domain: bool
-    created_demo: bool
+    """What ``elicence init`` tells the operator, one line each."""
+
     messages: list[str] = field(default_factory=list)
-    demo_licence: str | None = None
 
 
 def initialise(services: Services, *, with_demo: bool) -> InitResult:
@@ -39,7 +38,7 @@ def initialise(services: Services, *, with_demo: bool) -> InitResult:
     services.tokens.ensure_key()
     services.checkpoints.ensure_key()
     services.qr_keys.ensure()  # signs QR payloads; created once, kept across runs
-    result = InitResult(created_domain=created, created_demo=False)
+    result = InitResult()
     result.messages.append(
         "已创建信任域 / trust domain created"
         if created
@@ -61,7 +60,6 @@ def _demo(services: Services, result: InitResult) -> None:
     exists = services.setup.has_department(demo.MARKET["code"])
     if exists and credentials_path.exists():
         result.messages.append("示范数据已存在，未做改动 / demo data exists, nothing changed")
-        result.demo_licence = _first_demo_licence(services)
         return
     if exists:
         raise Conflict(
@@ -101,8 +99,6 @@ def _demo(services: Services, result: InitResult) -> None:
                 actor=OPERATOR,
             )
         )
-    result.created_demo = True
-    result.demo_licence = _first_demo_licence(services)
     result.messages.append(f"已创建示范数据 / demo data created; credentials in {credentials_path}")
 
 
@@ -120,11 +116,6 @@ def _credentials(services: Services, keys: dict[str, str], today: date) -> dict[
             for spec in demo.DEPARTMENTS
         ],
     }
-
-
-def _first_demo_licence(services: Services) -> str | None:
-    licence = services.setup.first_licence(demo.MARKET["code"])
-    return licence.identifier if licence else None
 
 
 def _write_private(path: Path, text: str) -> None:
