@@ -33,11 +33,14 @@ from keys.audit import AuditCheckpointer
 from keys.store import KeyStore
 from licences.archive import ArchiveService
 from licences.catalogue import Catalogue
+from licences.grant_desk import GrantDesk
+from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import Fonts, IssuanceService
 from licences.lifecycle import Lifecycle
 from licences.local_types import local_type_name
 from licences.presentation import PresentationService
+from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import LicenceCodes, QrKeys
 from licences.setup import DomainSetup
 from licences.stamped import StampedCopies
@@ -58,6 +61,7 @@ from trust.trustlist import TrustListPublisher
 from trust.tsa import TimeStampAuthority
 from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
+from verify.holder_usage import UsageLog
 from verify.isolation import Inspector, Limits
 from verify.licence_status import LicenceStatusDesk
 from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
@@ -97,6 +101,10 @@ class Services:
     presentations: PresentationService
     trust_services: TrustServices
     holder_sessions: HolderSessions
+    holder_desk: HolderDesk  # the signed-in holder's licences, copies, codes, links
+    grant_desk: GrantDesk  # the holder's grants (licences/grant_desk.py)
+    presentation_desk: PresentationDesk  # holder links, codes minted by department or link
+    usage_log: UsageLog  # pulls and verifications of a holder's licences (verify/holder_usage.py)
     seal_desk: SealDesk  # departments and seals, for routes and commands (seals.desk)
     key_custody: KeyCustody  # key versions, their uses, seal key rotation (seals.custody)
     federation: Federation  # recognised trust domains (trust.federation)
@@ -176,6 +184,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         presentations=presentations,
         trust_services=f.trust_services,
         holder_sessions=build_holder_sessions(settings, f.base_url),
+        holder_desk=HolderDesk(
+            engine=engine,
+            audit=audit,
+            clock=clock,
+            presentations=presentations,
+            stamped=stamped,
+            holders=holders,
+        ),
+        grant_desk=GrantDesk(engine=engine, audit=audit, clock=clock),
+        presentation_desk=PresentationDesk(
+            engine=engine, audit=audit, clock=clock, presentations=presentations
+        ),
+        usage_log=UsageLog(engine=engine),
         seal_desk=build_seal_desk(f, catalogue),
         key_custody=KeyCustody(engine=engine, keystore=f.keystore, registry=f.seals),
         federation=federation,
