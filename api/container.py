@@ -33,10 +33,13 @@ from keys.audit import AuditCheckpointer
 from keys.store import KeyStore
 from licences.archive import ArchiveService
 from licences.catalogue import Catalogue
+from licences.catalogue_desk import CatalogueDesk
+from licences.exchange_desk import ExchangeDesk
 from licences.grant_desk import GrantDesk
 from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import Fonts, IssuanceService
+from licences.licence_desk import LicenceDesk
 from licences.lifecycle import Lifecycle
 from licences.local_types import local_type_name
 from licences.presentation import PresentationService
@@ -44,6 +47,7 @@ from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import LicenceCodes, QrKeys
 from licences.setup import DomainSetup
 from licences.stamped import StampedCopies
+from licences.statistics import StatisticsDesk
 from licences.versions import Versions
 from seals.client_desk import ClientDesk
 from seals.custody import KeyCustody
@@ -113,6 +117,10 @@ class Services:
     licence_status: LicenceStatusDesk  # signed status answers to other domains
     setup: DomainSetup  # elicence init: the trust domain and seed data (licences.setup)
     readiness: Readiness  # what /readyz reports (core.health)
+    catalogue_desk: CatalogueDesk  # the catalogue for routes and commands (licences.catalogue_desk)
+    licence_desk: LicenceDesk  # a department's licences, status changes, holder record
+    exchange_desk: ExchangeDesk  # export and import in the exchange format
+    statistics: StatisticsDesk  # a department's counts (licences.statistics)
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
@@ -205,6 +213,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         licence_status=build_licence_status(f),
         setup=build_setup(f, catalogue),
         readiness=Readiness({"database": database_probe(engine), "keystore": f.keystore.list}),
+        catalogue_desk=CatalogueDesk(engine=engine, catalogue=catalogue, clock=clock),
+        licence_desk=LicenceDesk(
+            engine=engine, audit=audit, clock=clock, catalogue=catalogue, lifecycle=lifecycle,
+            holders=holders,
+        ),  # fmt: skip
+        exchange_desk=ExchangeDesk(
+            engine=engine, catalogue=catalogue, clock=clock, verify_url=issuance.verify_url
+        ),
+        statistics=StatisticsDesk(engine=engine, seals=f.seals),
         oidc=oidc,
         dev_idp=dev_idp,
         stamped=stamped,

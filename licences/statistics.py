@@ -19,14 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import String, func
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from core.audit import AuditEntry
+from core.db import reading
 from licences.models import Licence, LicenceType
 from licences.pulls import LicencePull
+from seals.models import Department
+from seals.registry import SealRegistry
 
 REUSED_MEANS = (
     "他部门经持证人授权调取本部门证照的次数 / pulls of this department's licences by other "
@@ -116,3 +120,25 @@ def department_statistics(session: Session, department_code: str) -> dict[str, A
         },
         "reused_means": REUSED_MEANS,
     }
+
+
+@dataclass(frozen=True)
+class DepartmentStatistics:
+    """A department (for its name on the page) and its counts (``department_statistics``)."""
+
+    department: Department
+    counts: dict[str, Any]
+
+
+class StatisticsDesk:
+    """What the statistics routes call: one reading transaction per answer."""
+
+    def __init__(self, *, engine: Engine, seals: SealRegistry) -> None:
+        self._engine = engine
+        self._seals = seals
+
+    def of(self, department_code: str) -> DepartmentStatistics:
+        """The counts of a registered department (404 for an unknown one)."""
+        with reading(self._engine) as session:
+            department = self._seals.department(session, department_code)
+            return DepartmentStatistics(department, department_statistics(session, department_code))

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from api.cli.context import OPERATOR, DataDir, die, open_services
+
+if TYPE_CHECKING:  # the domain is imported when a command runs, to keep the CLI's start quick
+    from licences.models import LicenceType
 
 catalogue_app = typer.Typer(
     help="证照目录 / the licence type catalogue (GB/T 36902)", no_args_is_help=True
 )
 
 
-def _definition(entry: Any) -> dict[str, Any]:
+def _definition(entry: LicenceType) -> dict[str, Any]:
     data: dict[str, Any] = entry.model_dump(mode="json")
     return data
 
@@ -31,11 +34,7 @@ def list_types(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """列出证照类型 / list the licence types."""
-    from core.db import reading
-
-    services = open_services(data_dir)
-    with reading(services.engine) as session:
-        entries = services.catalogue.list(session, status=status)
+    entries = open_services(data_dir).catalogue_desk.entries(status=status)
     if as_json:
         typer.echo(json.dumps([_definition(e) for e in entries], ensure_ascii=False, indent=2))
         return
@@ -50,16 +49,13 @@ def show(
     version: Annotated[int | None, typer.Option(help="某一历史版本 / a past version")] = None,
 ) -> None:
     """显示一个证照类型（JSON）/ show one type as JSON, as it is now or at --version."""
-    from core.db import reading
-
-    services = open_services(data_dir)
-    with reading(services.engine) as session:
-        entry = services.catalogue.get(session, code.upper())
-        if version is not None and version != entry.version:
-            entry = services.catalogue.version(session, entry.code, version)
-        versions = [v.version for v in services.catalogue.history(session, entry.code)]
+    shown = open_services(data_dir).catalogue_desk.show(code, version)
     typer.echo(
-        json.dumps({**_definition(entry), "versions": versions}, ensure_ascii=False, indent=2)
+        json.dumps(
+            {**_definition(shown.entry), "versions": list(shown.versions)},
+            ensure_ascii=False,
+            indent=2,
+        )
     )
 
 
@@ -70,7 +66,7 @@ def _read(file: Path) -> dict[str, Any]:
         die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
     if not isinstance(data, dict):
         die("文件应为一个 JSON 对象 / the file must hold one JSON object")
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 @catalogue_app.command("add")
@@ -80,18 +76,14 @@ def add(
 ) -> None:
     """编目新的证照类型 / add a type from a JSON definition (fields as in the API, plus
     authority_code)."""
-    from core.db import transaction
-    from licences.models import LicenceType
+    from licences.catalogue_desk import OPERATOR_FIELDS
 
     data = _read(file)
     services = open_services(data_dir)
-    known = set(LicenceType.model_fields) - {"version", "status", "updated_at", "withdrawn_at"}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - OPERATOR_FIELDS)
     if unknown:
         die(f"未知字段 / unknown fields: {', '.join(unknown)}")
-    entry = LicenceType(**{"holder_id_type": "", **data})
-    with transaction(services.engine) as session:
-        services.catalogue.add(session, actor=OPERATOR, entry=entry)
+    entry = services.catalogue_desk.add(definition=data, actor=OPERATOR)
     typer.echo(json.dumps(_definition(entry), ensure_ascii=False, indent=2))
 
 
@@ -102,16 +94,12 @@ def update(
     data_dir: DataDir = None,
 ) -> None:
     """修改证照类型，有变化即为新版本 / change a type; a change is a new version."""
-    from core.db import transaction
-
     changes = {
         k: v for k, v in _read(file).items() if k not in ("code", "authority_code", "version")
     }
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        entry = services.catalogue.update(
-            session, actor=OPERATOR, code=code.upper(), changes=changes, department_code=None
-        )
+    entry = open_services(data_dir).catalogue_desk.update(
+        code=code, changes=changes, actor=OPERATOR
+    )
     typer.echo(json.dumps(_definition(entry), ensure_ascii=False, indent=2))
 
 
@@ -122,13 +110,8 @@ def withdraw(
     data_dir: DataDir = None,
 ) -> None:
     """停用证照类型（已发证照不受影响）/ withdraw a type; its licences are not affected."""
-    from core.db import transaction
-
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        entry = services.catalogue.withdraw(
-            session, actor=OPERATOR, code=code.upper(), reason=reason, department_code=None
-        )
+    desk = open_services(data_dir).catalogue_desk
+    entry = desk.withdraw(code=code, reason=reason, department_code=None, actor=OPERATOR).entry
     typer.echo(
         json.dumps(
             {"code": entry.code, "status": entry.status, "version": entry.version},
@@ -152,30 +135,19 @@ def service_item(
 ) -> None:
     """声明事项所需字段（新版本）/ declare which fields a service item needs of a type (a new
     version); the item joins service_items if it is not there yet."""
-    from core.db import transaction
-
     if not remove and not fields:
         die("请给出 --field 或 --remove / give --field (one or more) or --remove")
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        entry = services.catalogue.get(session, code.upper())
-        declared = dict(entry.service_item_fields)
-        items = list(entry.service_items)
-        if remove:
-            declared.pop(item, None)
-        else:
-            declared[item] = list(fields or [])
-            items = items if item in items else [*items, item]
-        entry = services.catalogue.update(
-            session,
-            actor=OPERATOR,
-            code=entry.code,
-            changes={"service_items": items, "service_item_fields": declared},
-            department_code=None,
-        )
+    declared = open_services(data_dir).catalogue_desk.declare_service_item(
+        code=code, item=item, fields=None if remove else list(fields or []), actor=OPERATOR
+    )
+    entry = declared.entry
     typer.echo(
         json.dumps(
-            {"code": entry.code, "version": entry.version, "service_item_fields": declared},
+            {
+                "code": entry.code,
+                "version": entry.version,
+                "service_item_fields": declared.service_item_fields,
+            },
             ensure_ascii=False,
         )
     )

@@ -11,17 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from datetime import date
-from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from api.cli.context import OPERATOR, DataDir, die, open_services
 
+if TYPE_CHECKING:  # the domain is imported when a command runs, to keep the CLI's start quick
+    from licences.batch import ItemResult
 
-def _result_row(result: Any, label: int) -> dict[str, Any]:
+
+def _result_row(result: ItemResult, label: int) -> dict[str, Any]:
     if result.error is not None:
         return {
             "line": label,
@@ -29,6 +32,7 @@ def _result_row(result: Any, label: int) -> dict[str, Any]:
             "field": result.error.field,
             "error": result.error.message,
         }
+    assert result.issued is not None
     licence = result.issued.licence
     return {
         "line": label,
@@ -38,7 +42,7 @@ def _result_row(result: Any, label: int) -> dict[str, Any]:
     }
 
 
-def _report(results: list[Any], label: Any, what: str) -> None:
+def _report(results: list[ItemResult], label: Callable[[int], int], what: str) -> None:
     """Per-row JSON on stdout, a human summary of failures by reason on stderr, exit 1 if any
     failed."""
     from licences import batch
@@ -63,7 +67,6 @@ def _report(results: list[Any], label: Any, what: str) -> None:
 
 def issue_batch(file: Path, department: str | None, data_dir: Path | None) -> None:
     """Issue every row of a CSV file (columns in README.md)."""
-    from core.db import reading
     from licences import batch
 
     try:
@@ -73,14 +76,12 @@ def issue_batch(file: Path, department: str | None, data_dir: Path | None) -> No
         die(f"无法读取 UTF-8 CSV 文件 / cannot read {file} as UTF-8 CSV: {exc}")
         return
     services = open_services(data_dir)
-    with reading(services.engine) as session:
-        items = batch.read_csv(
-            text,
-            entry_of=partial(services.catalogue.get, session),
-            department=department,
-            actor=OPERATOR,
-            key_prefix="csv-" + hashlib.sha256(raw).hexdigest()[:24],
-        )
+    items = services.licence_desk.batch_items(
+        text,
+        department=department,
+        actor=OPERATOR,
+        key_prefix="csv-" + hashlib.sha256(raw).hexdigest()[:24],
+    )
     with typer.progressbar(length=len(items), label="签发 / issuing", file=sys.stderr) as progress:
         results = batch.issue_all(services.issuance.issue, items, progress.update)
     _report(results, lambda index: index + 2, "批量签发 / batch")
@@ -99,43 +100,22 @@ def export_licences(
 ) -> None:
     """导出证照（国家标准字段名）/ export one licence, or every licence matching the filters,
     in the exchange format (docs/exchange-format.md)."""
-    from core.db import reading
-    from licences import exchange
-    from licences.lifecycle import parse_identifier
-    from licences.repository import licence_by_identifier
-    from licences.search import MAX_LIMIT, LicenceQuery, search
+    from licences.search import LicenceQuery
 
-    services = open_services(data_dir)
-    now = services.clock.now()
-    with reading(services.engine) as session:
-        exporter = exchange.Exporter(session, services.catalogue, services.issuance.verify_url, now)
-        if identifier is not None:
-            document: dict[str, Any] = exporter.record(
-                licence_by_identifier(session, parse_identifier(identifier))
+    desk = open_services(data_dir).exchange_desk
+    if identifier is not None:
+        document = desk.export_one(identifier, department_code=None)
+    else:
+        document = desk.export_all(
+            LicenceQuery(
+                issuer_code=department.upper() if department else None,
+                holder_id=holder_id,
+                type_code=licence_type,
+                status=status,
+                issued_from=_date(issued_from, "--issued-from"),
+                issued_to=_date(issued_to, "--issued-to"),
             )
-        else:
-            records: list[dict[str, Any]] = []
-            cursor: str | None = None
-            while True:
-                page = search(
-                    session,
-                    LicenceQuery(
-                        issuer_code=department.upper() if department else None,
-                        holder_id=holder_id,
-                        type_code=licence_type,
-                        status=status,
-                        issued_from=_date(issued_from, "--issued-from"),
-                        issued_to=_date(issued_to, "--issued-to"),
-                        cursor=cursor,
-                        limit=MAX_LIMIT,
-                    ),
-                    now,
-                )
-                records += [exporter.record(licence) for licence, _ in page.items]
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
-            document = exchange.export_document(records, exported_at=now)
+        )
     text = json.dumps(document, ensure_ascii=False, indent=2)
     if out is None:
         typer.echo(text)
@@ -156,7 +136,6 @@ def import_licences(
 ) -> None:
     """导入其他系统的证照，由本库签发、盖章 / import records from another system: each is
     issued, rendered and sealed by this repository. Importing the same file again replays."""
-    from core.db import reading
     from licences import exchange
 
     try:
@@ -165,15 +144,12 @@ def import_licences(
         die(f"无法读取 JSON 文件 / cannot read {file} as JSON: {exc}")
         return
     services = open_services(data_dir)
-    records = exchange.records_of(document)
-    with reading(services.engine) as session:
-        items = exchange.import_items(
-            records,
-            partial(services.catalogue.get, session),
-            department_code=department.upper() if department else None,
-            actor=OPERATOR,
-            key="file-" + hashlib.sha256(file.read_bytes()).hexdigest()[:24],
-        )
+    items = services.exchange_desk.import_items(
+        exchange.records_of(document),
+        department_code=department.upper() if department else None,
+        actor=OPERATOR,
+        key="file-" + hashlib.sha256(file.read_bytes()).hexdigest()[:24],
+    )
     with typer.progressbar(length=len(items), label="导入 / importing", file=sys.stderr) as bar:
         results = exchange.import_all(services.issuance.issue, items)
         bar.update(len(items))

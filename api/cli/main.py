@@ -111,9 +111,8 @@ def issue(
     data_dir: DataDir = None,
 ) -> None:
     """签发一份证照，或 --batch 批量签发 / issue one licence (prints JSON), or every row of a CSV."""
-    from core.db import reading
+    from licences.batch import default_issuer
     from licences.issuance import IssueRequest
-    from licences.repository import document
 
     if batch is not None:
         issue_batch(batch, department, data_dir)
@@ -121,20 +120,11 @@ def issue(
     if licence_type is None or holder_id is None or holder_name is None or out is None:
         die("须给出 --type --holder-id --holder-name --out，或 --batch / give them, or --batch")
     services = open_services(data_dir)
-    fields: dict[str, str] = {}
-    for item in field or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            die(f"--field 须为 k=v / --field must be k=v, got {item!r}")
-        fields[key] = value
-    with reading(services.engine) as session:
-        entry = services.catalogue.get(session, licence_type)
-    issuer = department or (
-        entry.issuer_codes[0] if len(entry.issuer_codes) == 1 else entry.authority_code
-    )
+    fields = _fields(field or [])
+    entry = services.catalogue_desk.entry(licence_type)
     result = services.issuance.issue(
         IssueRequest(
-            department_code=issuer,
+            department_code=department or default_issuer(entry),
             licence_type=licence_type,
             holder_id_type=holder_id_type or entry.holder_id_type,
             holder_id=holder_id,
@@ -145,11 +135,7 @@ def issue(
             actor=OPERATOR,
         )
     )
-    with reading(services.engine) as session:
-        pdf = document(session, result.licence.identifier)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(pdf)
-    tmp.replace(out)
+    _write(out, services.licence_desk.document(result.licence.identifier))
     typer.echo(
         json.dumps(
             {
@@ -161,6 +147,24 @@ def issue(
             ensure_ascii=False,
         )
     )
+
+
+def _fields(pairs: list[str]) -> dict[str, str]:
+    """``--field k=v`` options as the licence's fields."""
+    fields: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            die(f"--field 须为 k=v / --field must be k=v, got {item!r}")
+        fields[key] = value
+    return fields
+
+
+def _write(out: Path, data: bytes) -> None:
+    """Write a file whole or not at all: a partial file never has the final name."""
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(out)
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -277,19 +281,16 @@ def revoke(
     data_dir: DataDir = None,
 ) -> None:
     """吊销（或 --cancel 注销）证照 / revoke a licence as a penalty, or cancel it."""
-    from core.db import transaction
     from licences.lifecycle import Transition
 
-    services = open_services(data_dir)
-    with transaction(services.engine) as session:
-        licence = services.lifecycle.apply(
-            session,
-            identifier=identifier,
-            transition=Transition.CANCEL if cancel else Transition.REVOKE,
-            reason=reason,
-            actor=OPERATOR,
-            department_code=None,
-        )
+    changed = open_services(data_dir).licence_desk.change_status(
+        identifier=identifier,
+        transition=Transition.CANCEL if cancel else Transition.REVOKE,
+        reason=reason,
+        actor=OPERATOR,
+        department_code=None,
+    )
+    licence = changed.record.licence
     typer.echo(
         json.dumps({"identifier": licence.identifier, "status": licence.status}, ensure_ascii=False)
     )

@@ -4,56 +4,34 @@ names, and import records from another system (issued, rendered and sealed by us
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from sqlmodel import Session
 
 from api.edge.auth import DepartmentPrincipal, department, require
 from api.edge.state import services_of
-from api.http.licences import Filters, IdempotencyKey, item_out, own
+from api.http.licences import Filters, IdempotencyKey, item_out
 from api.http.schemas_licences import BatchOut
-from core.db import reading
 from licences import batch, exchange
-from licences.lifecycle import parse_identifier
-from licences.repository import licence_by_identifier
-from licences.search import search
 
 router = APIRouter(prefix="/api/v1", tags=["exchange"])
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
 Issuer = Annotated[DepartmentPrincipal, Depends(require("licences:issue"))]
 
 
-def _exporter(request: Request, session: Session) -> exchange.Exporter:
-    services = services_of(request)
-    return exchange.Exporter(
-        session, services.catalogue, services.issuance.verify_url, services.clock.now()
-    )
-
-
 @router.get("/licences/{identifier}/export")
 def export_one(identifier: str, request: Request, principal: Principal) -> dict[str, Any]:
     """导出一份证照（国家标准字段名）/ one licence in the exchange format."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        licence = licence_by_identifier(session, parse_identifier(identifier))
-        own(principal, licence)
-        return _exporter(request, session).record(licence)
+    return services_of(request).exchange_desk.export_one(
+        identifier, department_code=principal.department_code
+    )
 
 
 @router.get("/licences:export")
 def export_many(request: Request, query: Filters) -> dict[str, Any]:
     """按条件导出本部门证照，一页一份文档 / export this department's licences, a page per
     document; the same filters and cursor as ``GET /api/v1/licences``."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        page = search(session, query, services.clock.now())
-        exporter = _exporter(request, session)
-        records = [exporter.record(licence) for licence, _ in page.items]
-    return exchange.export_document(
-        records, exported_at=services.clock.now(), next_cursor=page.next_cursor
-    )
+    return services_of(request).exchange_desk.export_page(query)
 
 
 @router.post("/licences:import", response_model=BatchOut)
@@ -70,16 +48,13 @@ def import_records(
     a record without one is keyed by the request's Idempotency-Key and its position.
     """
     services = services_of(request)
-    records = exchange.records_of(document)
-    with reading(services.engine) as session:
-        items = exchange.import_items(
-            records,
-            partial(services.catalogue.get, session),
-            department_code=principal.department_code,
-            actor=principal.actor,
-            request_id=request.state.request_id,
-            key=idempotency_key,
-        )
+    items = services.exchange_desk.import_items(
+        exchange.records_of(document),
+        department_code=principal.department_code,
+        actor=principal.actor,
+        request_id=request.state.request_id,
+        key=idempotency_key,
+    )
     results = exchange.import_all(services.issuance.issue, items)
     return BatchOut(
         results=[item_out(request, result) for result in results],

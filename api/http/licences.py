@@ -18,21 +18,13 @@ from api.edge.errors import STATUS, TITLES
 from api.edge.state import services_of
 from api.http.schemas import IssueBody, IssuedOut, LicenceOut, Links
 from api.http.schemas_licences import BatchBody, BatchOut, ItemError, ItemOut, SearchOut
-from core.db import reading
 from core.errors import ElicenceError, Forbidden, InvalidInput
 from licences import batch
 from licences.issuance import IssuedLicence, IssueRequest
-from licences.lifecycle import parse_identifier
 from licences.models import Holder, Licence, LicenceStatus
-from licences.pulls import Pulled, PullRequest, Pulls
-from licences.repository import (
-    china_today,
-    document,
-    effective_status,
-    full_record,
-    licence_by_identifier,
-)
-from licences.search import DEFAULT_LIMIT, MAX_LIMIT, LicenceQuery, search
+from licences.pulls import Pulled, PullRequest
+from licences.repository import china_today, effective_status
+from licences.search import DEFAULT_LIMIT, MAX_LIMIT, LicenceQuery
 
 router = APIRouter(prefix="/api/v1")
 Principal = Annotated[DepartmentPrincipal, Depends(department)]
@@ -50,13 +42,6 @@ def links(request: Request, licence: Licence) -> Links:
         pdf=f"{base}/api/v1/licences/{licence.identifier}/pdf",
         verify=services.issuance.verify_url(licence.verify_code),
     )
-
-
-def own(principal: DepartmentPrincipal, licence: Licence) -> None:
-    if licence.issuer_code != principal.department_code:
-        raise Forbidden(
-            "只有发证部门或获授权方可以访问 / only the issuing department or a granted party may read it"
-        )
 
 
 def licence_out(request: Request, licence: Licence, holder: Holder) -> LicenceOut:
@@ -98,13 +83,10 @@ def issued_out(request: Request, response: Response, result: IssuedLicence) -> I
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = f"/api/v1/licences/{licence.identifier}"
-    with reading(services_of(request).engine) as session:
-        current = licence_by_identifier(session, licence.identifier)
-    today = china_today(services_of(request).clock.now())
     return IssuedOut(
         identifier=licence.identifier,
         version=licence.version,
-        status=effective_status(current, today).value,
+        status=services_of(request).licence_desk.status_now(licence.identifier).value,
         sha256=licence.sha256,
         links=links(request, licence),
         previous=licence.previous,
@@ -241,9 +223,7 @@ Filters = Annotated[LicenceQuery, Depends(licence_query)]
 @router.get("/licences", response_model=SearchOut)
 def find(request: Request, query: Filters) -> SearchOut:
     """查询本部门签发的证照 / find the licences this department issued, newest first."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        page = search(session, query, services.clock.now())
+    page = services_of(request).licence_desk.find(query)
     return SearchOut(
         items=[licence_out(request, licence, holder) for licence, holder in page.items],
         next_cursor=page.next_cursor,
@@ -283,8 +263,7 @@ def pull(
             "只有发证部门或获授权方可以访问；调取须有 licences:pull 权限范围 / only the issuing "
             "department or a granted party may read it; a pull needs scope licences:pull"
         )
-    services = services_of(request)
-    return Pulls(services.engine, services.audit, services.clock).pull(
+    return services_of(request).licence_desk.pull(
         PullRequest(
             identifier=identifier,
             department_code=principal.department_code,
@@ -309,13 +288,12 @@ def read(
     """证照数据：发证部门得全部；获持证人授权的部门只得该事项所需字段，持证人信息脱敏 / the
     record: whole for the issuing department; for a department the holder granted it, only the
     fields the service item needs, with the holder masked."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        licence = licence_by_identifier(session, parse_identifier(identifier))
-        if licence.issuer_code == principal.department_code:
-            record = full_record(session, licence)
-            return licence_out(request, licence, record.holder)
-    pulled = pull(request, principal, licence.identifier, "record", service_item, business_number)
+    found = services_of(request).licence_desk.record(identifier, principal.department_code)
+    if found.record is not None:
+        return licence_out(request, found.licence, found.record.holder)
+    pulled = pull(
+        request, principal, found.licence.identifier, "record", service_item, business_number
+    )
     out = licence_out(request, pulled.record.licence, pulled.record.holder)
     query = urlencode({"service_item": service_item, "business_number": business_number})
     return out.model_copy(
@@ -342,12 +320,8 @@ def pdf(
 ) -> Response:
     """盖章的证照文件（发证部门，或获持证人授权的部门）/ the sealed PDF, for the issuing
     department or a department the holder granted it."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        licence = licence_by_identifier(session, parse_identifier(identifier))
-        data = None
-        if licence.issuer_code == principal.department_code:
-            data = document(session, licence.identifier)
+    found = services_of(request).licence_desk.download(identifier, principal.department_code)
+    licence, data = found.licence, found.pdf
     if data is None:
         data = pull(
             request, principal, licence.identifier, "pdf", service_item, business_number

@@ -10,20 +10,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlmodel import Session
 
 from api.edge.auth import DepartmentPrincipal, department, require
 from api.edge.state import services_of
 from api.http.licences import IdempotencyKey, issued_out, licence_out
 from api.http.schemas import IssuedOut, LicenceOut
 from api.http.schemas_licences import AmendBody, HolderOut, HolderPatch, ReasonBody, RenewBody
-from core.db import reading, transaction
-from licences import idempotency
-from licences.holders import CorrectionRefused
-from licences.idempotency import IdempotencyKey as Key
 from licences.lifecycle import Transition
-from licences.models import Holder
-from licences.repository import full_record
 from licences.versions import VersionRequest
 
 router = APIRouter(prefix="/api/v1")
@@ -40,9 +33,7 @@ def _status_change(
     principal: DepartmentPrincipal,
     key: str | None,
 ) -> LicenceOut:
-    services = services_of(request)
-    changed = services.lifecycle.apply_once(
-        services.engine,
+    changed = services_of(request).licence_desk.change_status(
         identifier=identifier,
         transition=transition,
         reason=body.reason if body else None,
@@ -53,9 +44,7 @@ def _status_change(
     )
     if changed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    with reading(services.engine) as session:
-        record = full_record(session, changed.licence)
-    return licence_out(request, record.licence, record.holder)
+    return licence_out(request, changed.record.licence, changed.record.holder)
 
 
 @router.post("/licences/{identifier}/suspend", response_model=LicenceOut)
@@ -213,11 +202,9 @@ def reissue(
 @router.get("/holders/{id_type}/{holder_id}", response_model=HolderOut)
 def read_holder(id_type: str, holder_id: str, request: Request, principal: Principal) -> HolderOut:
     """持证主体（仅向其发过证的部门可见）/ a holder, for a department that issued to it."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        holder = services.holders.get(
-            session, id_type, holder_id, department_code=principal.department_code
-        )
+    holder = services_of(request).licence_desk.holder(
+        id_type, holder_id, department_code=principal.department_code
+    )
     return HolderOut(id_type=holder.id_type, id=holder.id_number, name=holder.name)
 
 
@@ -235,39 +222,17 @@ def update_holder(
     仍显示签发时的名称 / correct the registered name (scope holders:correct:<holder category>);
     later issuances are checked against it. Sealed licences keep showing the name they were
     issued under; a renewal or amendment by their issuer takes the corrected one."""
-    services = services_of(request)
-    key = Key.of(
-        principal.department_code,
-        "holder",
-        idempotency_key,
-        {"id_type": id_type, "id": holder_id, "name": body.name},
+    corrected = services_of(request).licence_desk.correct_holder_name(
+        id_type=id_type,
+        id_number=holder_id,
+        name=body.name,
+        allows=principal.allows,
+        department_code=principal.department_code,
+        actor=principal.actor,
+        request_id=request.state.request_id,
+        key=idempotency_key,
     )
-
-    def write(session: Session) -> str:
-        holder = services.holders.rename(
-            session,
-            id_type=id_type,
-            id_number=holder_id,
-            name=body.name,
-            allows=principal.allows,
-            actor=principal.actor,
-            request_id=request.state.request_id,
-        )
-        return f"{holder.id_type}/{holder.id_number}"
-
-    def load(session: Session, reference: str) -> Holder:
-        id_type_, _, number = reference.partition("/")
-        found: Holder = services.holders.get(session, id_type_, number, department_code=None)
-        return found
-
-    try:
-        holder, replayed = idempotency.once(services.engine, key, services.clock.now, write, load)
-    except CorrectionRefused as refused:
-        with transaction(services.engine) as session:
-            services.holders.refused(
-                session, refused, actor=principal.actor, request_id=request.state.request_id
-            )
-        raise
-    if replayed:
+    if corrected.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+    holder = corrected.holder
     return HolderOut(id_type=holder.id_type, id=holder.id_number, name=holder.name)

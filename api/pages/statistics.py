@@ -11,8 +11,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.edge.state import services_of
-from core.db import reading
-from licences.statistics import department_statistics
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -23,21 +21,16 @@ def statistics(department_code: str, request: Request) -> dict[str, Any]:
     """Issued, verified and reused counts by month (in China) and licence type (aggregates
     only); ``reused`` counts pulls of the department's licences by other departments under the
     holder's grant (``reused_means`` says so in words)."""
-    services = services_of(request)
-    with reading(services.engine) as session:
-        services.seals.department(session, department_code)
-        return department_statistics(session, department_code)
+    return services_of(request).statistics.of(department_code).counts
 
 
 @router.get("/statistics/{department_code}", response_class=HTMLResponse)
 def statistics_page(department_code: str, request: Request) -> HTMLResponse:
-    services = services_of(request)
-    with reading(services.engine) as session:
-        department = services.seals.department(session, department_code)
-        stats = department_statistics(session, department_code)
+    found = services_of(request).statistics.of(department_code)
+    stats = found.counts
     peak = max(
         [m["issued"] for m in stats["months"]] + [m["verified"] for m in stats["months"]] + [1]
     )
     return templates.TemplateResponse(
-        request, "statistics.html", {"department": department, "stats": stats, "peak": peak}
+        request, "statistics.html", {"department": found.department, "stats": stats, "peak": peak}
     )
