@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from core.audit import AuditLog
 from core.clock import Clock
 from core.db import as_utc, reading, transaction
-from licences.catalogue import fields_for_service_item
+from licences.catalogue_rules import fields_for_service_item
 from licences.grants import (
     GrantRequest,
     Grants,

@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel, col, func, select
 from core.audit import AuditLog
 from core.clock import Clock, china_today
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from licences.catalogue import fields_for_service_item
+from licences.catalogue_rules import fields_for_service_item
 from licences.identifiers import validate_uscc
 from licences.models import Holder, Licence, LicenceStatus, LicenceType
 from licences.repository import effective_status

@@ -28,7 +28,8 @@ from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput
 from keys.audit import KeyUseRecorder
 from licences import holders, idempotency
-from licences.catalogue import Catalogue, field_layout, validate_fields
+from licences.catalogue import Catalogue
+from licences.catalogue_rules import field_layout, validate_fields
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier, random_serial, validate_holder_id
 from licences.links import new_verify_code, verify_url

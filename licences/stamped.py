@@ -44,7 +44,7 @@ from core.clock import Clock, china_today
 from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput, NotFound
 from keys.audit import KeyUseRecorder
-from licences.catalogue import field_layout
+from licences.catalogue_rules import field_layout
 from licences.issuance import Fonts
 from licences.links import new_verify_code, verify_url
 from licences.models import HolderCategory, LicenceStatus, LicenceTypeVersion

@@ -17,7 +17,7 @@ from fastapi import Response
 from api.edge.holder_session import HolderPrincipal
 from api.pages.verify import beijing
 from core.clock import china_today
-from licences.catalogue import field_layout
+from licences.catalogue_rules import field_layout
 from licences.grants import HolderKey
 from licences.holder_desk import HolderDesk, LicenceFile, LinkView
 from licences.presentation import Presentation
