@@ -67,7 +67,7 @@ def revoke_seal(
     for record in _certificates(session, seal_code):
         if record.status == "revoked" or (hold and record.status == "hold"):
             continue
-        trust.revoke(session, actor=actor, serial=record.serial, reason=reason)
+        trust.revocation.revoke(session, actor=actor, serial=record.serial, reason=reason)
         serials.append(record.serial)
     seal.status = SealStatus.SUSPENDED.value if hold else SealStatus.REVOKED.value
     session.add(seal)
@@ -103,7 +103,7 @@ def resume_seal(
     serials = []
     for record in _certificates(session, seal_code):
         if record.status == "hold":
-            trust.release_hold(session, actor=actor, serial=record.serial)
+            trust.revocation.release_hold(session, actor=actor, serial=record.serial)
             serials.append(record.serial)
     seal.status = SealStatus.ACTIVE.value
     session.add(seal)

@@ -53,7 +53,7 @@ class PkiDesk:
     def crl(self, name: str) -> bytes:
         """The CA's current DER CRL, issued anew when none is current."""
         with transaction(self._engine) as session:
-            return self._trust.crl(session, name)
+            return self._trust.revocation.crl(session, name)
 
     def ocsp(self, request_der: bytes, request_id: str | None = None) -> bytes:
         """A DER OCSPResponse; a malformed request gets an unsuccessful response, not an error."""
