@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench bench-quick clean fuzz mutate
+.PHONY: run test test-fast lint typecheck bench bench-quick clean fuzz mutate
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: $(STAMP)
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The fast part while working: no browser, PostgreSQL, OpenBao, SoftHSM, fuzzing or other slow
+# tests (marker `slow`, pyproject.toml); `make test` runs everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # A longer mutation run over a sealed licence (tests/test_fuzz.py; make test runs 100 examples).
 fuzz: $(STAMP)

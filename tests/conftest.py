@@ -1,30 +1,55 @@
-"""Shared fixtures: real data directories, a real PostgreSQL database per run, real tools."""
+"""Shared fixtures: real data directories, a real PostgreSQL database per run, real tools.
+
+Markers (registered in pyproject.toml): ``browser``, ``postgres``, ``openbao``, ``softhsm`` and
+``fuzz`` each imply ``slow``; ``pytest -m "not slow"`` (``make test-fast``) runs the rest, which
+needs neither a service nor a browser. Tools and services are required through tests/tools.py.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-STRICT = os.environ.get("ELICENCE_STRICT_TESTS") == "1"
+from tests.domain import make_settings, use_template_root
+from tests.tools import STRICT, requiring
+
+__all__ = ["POSTGRES_ADMIN_URL", "STRICT", "make_settings", "reset_postgres_schema"]
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "ELICENCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# A test with one of these markers is also slow: it waits for a service, a browser or many runs.
+SLOW_KINDS = ("browser", "postgres", "openbao", "softhsm", "fuzz")
+# A test that uses one of these fixtures (directly or through another) gets its service's marker.
+SERVICE_FIXTURES = {
+    "postgres_url": "postgres",
+    "postgres_database": "postgres",
+    "openbao": "openbao",
+    "softhsm": "softhsm",
+}
 
 
-def require_tool(name: str) -> str:
-    """The path of a command-line tool; in strict mode (CI) a missing tool fails the test."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"required tool {name!r} is not installed"
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in SERVICE_FIXTURES:
+                item.add_marker(SERVICE_FIXTURES[fixture])
+        if any(item.get_closest_marker(kind) for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_templates(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Demo-domain templates (tests/domain.py) live in this run's temporary directory."""
+    use_template_root(tmp_path_factory.mktemp("templates"))
+
+
+def postgres_admin() -> str:
+    """The administrative PostgreSQL URL as psycopg takes it."""
+    return POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
 
 
 @pytest.fixture(scope="session")
@@ -32,33 +57,16 @@ def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this run, dropped at the end."""
     import psycopg
 
-    plain = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    plain = postgres_admin()
     name = f"elicence_test_{secrets.token_hex(4)}"
-    try:
+    with requiring(f"PostgreSQL at {plain}", psycopg.OperationalError):
         admin = psycopg.connect(plain, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if STRICT:
-            pytest.fail(f"PostgreSQL is not reachable at {plain}: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     with psycopg.connect(plain, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def make_settings(data_dir: Path, database_url: str | None = None, **extra: object):  # type: ignore[no-untyped-def]
-    from api.settings import Settings
-
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        key_passphrase="test-passphrase-" + data_dir.name,  # type: ignore[arg-type]
-        public_base_url="https://licence.example.gov.cn",
-        **{"public_rate_limit": "100000/minute", **extra},  # type: ignore[arg-type]
-    )
 
 
 def reset_postgres_schema(url: str) -> None:

@@ -6,13 +6,12 @@ import re
 
 import pytest
 
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("edges") / "data"))
+    return demo_domain(tmp_path_factory, "edges")
 
 
 def test_demo_credentials_have_the_documented_shape(domain: Domain) -> None:

@@ -8,16 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_settings
 from tests.corpus import ATTACKS, Attack
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from verify.isolation import Inspector, Limits
 from verify.report import Indication
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("corpus") / "data"))
+    return demo_domain(tmp_path_factory, "corpus")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +61,7 @@ def test_oversized_upload_is_limit_exceeded(domain: Domain) -> None:
     assert (report["indication"], report["sub_indication"]) == ("INDETERMINATE", "LIMIT_EXCEEDED")
 
 
+@pytest.mark.slow
 def test_cpu_and_wall_clock_limits_end_the_worker() -> None:
     """A child that spins is killed by RLIMIT_CPU or the wall clock, and answers in time."""
     import verify.isolation as isolation

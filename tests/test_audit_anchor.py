@@ -27,7 +27,7 @@ from core.audit import AuditEntry, AuditHead, entry_hash
 from core.clock import FixedClock
 from core.db import create_db_engine
 from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 EVERY = 5  # a checkpoint every five entries, so a demo domain has a good number of them
 
@@ -39,10 +39,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    settings = make_settings(
-        tmp_path_factory.mktemp("anchor") / "data", audit_checkpoint_every=EVERY
-    )
-    built = build_domain(settings, clock=clock)
+    built = demo_domain(tmp_path_factory, "anchor", clock=clock, audit_checkpoint_every=EVERY)
     for _ in range(3):
         built.issue()
     return built

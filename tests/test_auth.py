@@ -10,13 +10,12 @@ from api.edge.tokens import TokenIssuer
 from core.clock import FixedClock
 from core.db import transaction
 from seals.clients import create_client, revoke_client
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("auth") / "data"))
+    return demo_domain(tmp_path_factory, "auth")
 
 
 def _client(domain: Domain, scopes: tuple[str, ...], index: int = 0) -> tuple[str, str]:

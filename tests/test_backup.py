@@ -39,6 +39,7 @@ def _check_restored(services, pdfs: list[bytes]) -> None:  # type: ignore[no-unt
         assert services.checkpoints.verify(session)[1] is None
 
 
+@pytest.mark.slow
 def test_sqlite_backup_and_restore(tmp_path: Path) -> None:
     original = tmp_path / "original"
     domain = build_domain(make_settings(original))

@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from core.clock import FixedClock
-from tests.conftest import STRICT, make_settings, require_tool
+from tests.conftest import make_settings
 from tests.domain import Domain, build_domain
+from tests.tools import require, require_module
+
+pytestmark = pytest.mark.browser  # Chromium through Playwright
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM_ARGS = [
@@ -51,7 +54,7 @@ def clock() -> FixedClock:
 def server(
     tmp_path_factory: pytest.TempPathFactory, clock: FixedClock
 ) -> Iterator[tuple[str, Domain]]:
-    require_tool("chromium")  # first: in strict mode a missing browser fails, not skips
+    require("chromium")  # first: in strict mode a missing browser fails, not skips
     import uvicorn
 
     from api.app import create_app
@@ -103,16 +106,11 @@ def _fontconfig(directory: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def browser(server: tuple[str, Domain], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # the dev dependency is missing: the same rule as a missing tool
-        if STRICT:
-            pytest.fail("the playwright package is not installed (pip install -e '.[dev]')")
-        pytest.skip("the playwright package is not installed")
+    sync_api = require_module("playwright.sync_api")  # a dev dependency: the rule of a tool
 
-    with sync_playwright() as playwright:
+    with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=require_tool("chromium"),
+            executable_path=require("chromium"),
             args=CHROMIUM_ARGS,
             headless=True,
             env=_fontconfig(tmp_path_factory.mktemp("fontconfig")),

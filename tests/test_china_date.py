@@ -18,8 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from core.clock import CHINA, FixedClock, china_today
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from tests.repo_domains import food_body, issue, new_company
 from verify.offline import load_qr_keys, verify_offline
 
@@ -44,7 +43,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("china-date") / "data"), clock=clock)
+    return demo_domain(tmp_path_factory, "china-date", clock=clock)
 
 
 def at(clock: FixedClock, moment: datetime) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each command is a process of its own
+
 ELICENCE = [sys.executable, "-c", "from api.cli.main import main; main()"]
 
 

@@ -19,6 +19,8 @@ import pytest
 from tests.repo_domains import new_company
 from tests.test_cli import run as run_process
 
+pytestmark = pytest.mark.slow  # each command is a process of its own
+
 MARKET = "1135010000360001XN"
 FOOD = MARKET + "001"
 

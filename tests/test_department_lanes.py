@@ -30,9 +30,9 @@ from licences.models import Holder
 from licences.pulls import LicencePull
 from licences.repository import china_today
 from seals.clients import create_client
-from tests.conftest import make_settings, require_tool
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from tests.repo_domains import new_company, new_person
+from tests.tools import require
 
 PHYSICIAN_ITEM = "000126022000-01"  # the demo physician type: category and workplace only
 FOOD_ITEM = "000130003000-01"  # the demo food type: premises and business form only
@@ -50,7 +50,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    built = build_domain(make_settings(tmp_path_factory.mktemp("lanes") / "data"), clock=clock)
+    built = demo_domain(tmp_path_factory, "lanes", clock=clock)
     with transaction(built.services.engine) as session:
         built.services.seals.add_department(
             session,
@@ -197,7 +197,7 @@ def pdf_text(data: bytes, tmp_path: Path) -> str:
     path = tmp_path / "copy.pdf"
     path.write_bytes(data)
     return subprocess.run(
-        [require_tool("pdftotext"), str(path), "-"], capture_output=True, text=True, check=True
+        [require("pdftotext"), str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
 
 

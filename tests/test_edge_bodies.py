@@ -18,8 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -32,14 +31,14 @@ QR = "HTTPS://X/V/AAAAAAAAAAAAAAAAAAAAAAAA"
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    settings = make_settings(
-        tmp_path_factory.mktemp("bodies") / "data",
+    return demo_domain(
+        tmp_path_factory,
+        "bodies",
         max_upload_bytes=UPLOAD_LIMIT,
         tsa_rate_limit="3/minute",
         ocsp_rate_limit="3/minute",
         statistics_rate_limit="3/minute",
     )
-    return build_domain(settings)
 
 
 @dataclass
@@ -293,6 +292,7 @@ def test_pki_and_statistics_have_their_own_rate_limit(
     assert call(domain, method, path, body, client="203.0.113.9" + str(len(name))).status == 200
 
 
+@pytest.mark.slow
 def test_a_real_server_receiving_200_mib_chunked_keeps_its_memory(tmp_path: Path) -> None:
     """``bench/bodies.py`` against ``elicence serve``: each oversized body is answered (413,
     or 401 for a write without credentials) and the server's resident size rises by at most

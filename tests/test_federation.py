@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
+pytestmark = pytest.mark.slow  # two `elicence` servers in processes of their own
+
 BIN = Path(sys.executable).parent
 NAME_A, NAME_B = "甲省电子证照信任域", "乙省电子证照信任域"
 

@@ -43,6 +43,8 @@ from trust.federation_jws import STATUS_TYPE, sign_document
 from trust.federation_store import RecognisedDomain
 from trust.trustlist import MEDIA_TYPE
 
+pytestmark = pytest.mark.slow  # three demo domains of their own
+
 JIA, YI, BING = "甲省电子证照信任域", "乙省电子证照信任域", "丙省电子证照信任域"
 JIA_HOST, YI_HOST, BING_HOST = "jia.example.gov.cn", "yi.example.gov.cn", "bing.example.gov.cn"
 JIA_URL, YI_URL = f"https://{JIA_HOST}/pki/trust-list", f"https://{YI_HOST}/pki/trust-list"

@@ -12,15 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
+
+pytestmark = pytest.mark.fuzz  # many mutated licences
 
 EXAMPLES = int(os.environ.get("ELICENCE_FUZZ_EXAMPLES", "100"))
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("fuzz") / "data"))
+    return demo_domain(tmp_path_factory, "fuzz")
 
 
 @pytest.fixture(scope="module")

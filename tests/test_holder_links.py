@@ -28,8 +28,7 @@ from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import reading
 from migrations.runner import alembic_config
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from tests.repo_domains import BACKENDS, new_person
 
 UNUSABLE = "持证人链接无效、已撤销或已过期"
@@ -42,7 +41,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("links") / "data"), clock=clock)
+    return demo_domain(tmp_path_factory, "links", clock=clock)
 
 
 class Holder:

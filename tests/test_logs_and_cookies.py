@@ -29,6 +29,8 @@ from api.edge.holder_session import HolderPrincipal, HolderSessions
 from core.errors import Unauthenticated
 from tests.holder_login import free_port
 
+pytestmark = pytest.mark.slow  # a server in a process of its own
+
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 ID_NUMBER = "350102198503120034"

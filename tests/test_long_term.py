@@ -5,23 +5,18 @@ recognised; a licence never refreshed can no longer prove when it was sealed."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from api.app import create_app
-from api.container import build_services
-from api.ops.bootstrap import initialise
 from core.audit import AuditEntry, verify_chain
 from core.clock import FixedClock
 from core.db import reading, transaction
-from tests.conftest import make_settings
-from tests.domain import Domain
+from tests.domain import Domain, demo_domain
 from trust.services import ensure_service_certificates
+
+pytestmark = pytest.mark.slow  # ten years of refreshes
 
 T0 = datetime.now(UTC).replace(microsecond=0)
 YEAR = timedelta(days=365)
@@ -30,11 +25,7 @@ YEAR = timedelta(days=365)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Domain, FixedClock]:
     clock = FixedClock(T0)
-    settings = make_settings(tmp_path_factory.mktemp("longterm") / "data")
-    services = build_services(settings, clock=clock)
-    initialise(services, with_demo=True)
-    credentials = json.loads((Path(settings.data_dir) / "demo-credentials.json").read_text())
-    return Domain(settings, services, TestClient(create_app(services=services)), credentials), clock
+    return demo_domain(tmp_path_factory, "longterm", clock=clock), clock
 
 
 def test_a_refreshed_licence_verifies_after_ten_years(world: tuple[Domain, FixedClock]) -> None:

@@ -8,14 +8,12 @@ import pytest
 
 from api.edge.limits import Rate, SlidingWindow
 from api.edge.observability import JsonFormatter
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    settings = make_settings(tmp_path_factory.mktemp("obs") / "data", public_rate_limit="5/minute")
-    return build_domain(settings)
+    return demo_domain(tmp_path_factory, "obs", public_rate_limit="5/minute")
 
 
 def test_logs_of_issuance_and_verification_hold_no_personal_data(

@@ -21,8 +21,9 @@ from core.clock import FixedClock
 from core.db import transaction
 from licences.payload import Claims, PayloadType, decode, sign
 from licences.qrkeys import PublishedKey
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
+
+pytestmark = pytest.mark.slow  # each offline check is a process of its own
 
 ELICENCE = [sys.executable, "-c", "from api.cli.main import main; main()"]
 
@@ -34,7 +35,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("offline") / "data"), clock=clock)
+    return demo_domain(tmp_path_factory, "offline", clock=clock)
 
 
 @pytest.fixture(scope="module")

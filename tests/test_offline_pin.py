@@ -27,8 +27,7 @@ from core.clock import FixedClock
 from core.db import transaction
 from licences.payload import decode, key_id, sign
 from licences.qrkeys import PublishedKey
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from trust.federation_jws import STATUS_TYPE
 from trust.profiles import TRUST_LIST_SIGNING
 from trust.trustlist import FORMAT, MEDIA_TYPE, b64url, b64url_decode, canonical, sign_document
@@ -42,7 +41,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("pin") / "data"), clock=clock)
+    return demo_domain(tmp_path_factory, "pin", clock=clock)
 
 
 @pytest.fixture(scope="module")

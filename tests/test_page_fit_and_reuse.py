@@ -26,8 +26,7 @@ from licences.models import Licence
 from licences.statistics import ChinaMonth
 from seals.clients import create_client
 from seals.models import Department, Seal
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from tests.repo_domains import issue, new_company, new_person, physician_body
 from trust.models import CertificateRecord
 
@@ -37,7 +36,7 @@ ITEM = "000126022000-01"  # the demo physician type: category and workplace
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
-    return build_domain(make_settings(tmp_path_factory.mktemp("fit") / "data"), clock=clock)
+    return demo_domain(tmp_path_factory, "fit", clock=clock)
 
 
 def count(domain: Domain, model: Any, *where: Any) -> int:

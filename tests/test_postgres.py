@@ -13,6 +13,8 @@ from licences.models import Licence, LicenceDocument
 from tests.conftest import make_settings, reset_postgres_schema
 from tests.domain import Domain, build_domain
 
+pytestmark = pytest.mark.postgres  # a demo domain on PostgreSQL
+
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Domain:

@@ -10,8 +10,7 @@ import pytest
 
 from core.clock import FixedClock
 from licences.payload import PayloadType, decode
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 TTL = 240
 
@@ -23,10 +22,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
-    settings = make_settings(
-        tmp_path_factory.mktemp("present") / "data", presentation_ttl_seconds=TTL
-    )
-    return build_domain(settings, clock=clock)
+    return demo_domain(tmp_path_factory, "present", clock=clock, presentation_ttl_seconds=TTL)
 
 
 def mint(domain: Domain, identifier: str, headers: dict[str, str]) -> dict[str, Any]:

@@ -30,14 +30,13 @@ from licences.payload import (
 )
 from licences.qrkeys import digest_of
 from licences.repository import full_record
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from verify.code import CodeVerifier
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("qr") / "data"))
+    return demo_domain(tmp_path_factory, "qr")
 
 
 @pytest.fixture(scope="module")
@@ -312,9 +311,9 @@ def test_printed_qr_scans_from_a_150_dpi_copy_at_version_12_or_lower(
     import zxingcpp
     from PIL import Image, ImageFilter
 
-    from tests.conftest import require_tool
+    from tests.tools import require
 
-    pdftoppm = require_tool("pdftoppm")
+    pdftoppm = require("pdftoppm")
     pdf = tmp_path / "licence.pdf"
     pdf.write_bytes(domain.pdf(issued))
     subprocess.run(

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import html
-import importlib
 import io
-import os
 import re
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import pikepdf
 import pytest
@@ -29,6 +25,7 @@ from licences.render import (
     text_width,
     wrap,
 )
+from tests.tools import require, require_module
 
 A4_W, A4_H = 595.2756, 841.8898
 RESOLUTION = 150
@@ -62,32 +59,6 @@ SAMPLE = LicenceView(
 Box = tuple[float, float, float, float]
 
 
-def _strict() -> bool:
-    return os.environ.get("ELICENCE_STRICT_TESTS") == "1"
-
-
-def require_tool(name: str) -> str:
-    """Path of the command-line tool ``name``; a missing tool skips the test, or fails it when
-    ELICENCE_STRICT_TESTS=1 (CI must not pass by skipping)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed"
-        if _strict():
-            pytest.fail(message + " (ELICENCE_STRICT_TESTS=1)")
-        pytest.skip(message)
-    return path
-
-
-def require_module(name: str) -> ModuleType:
-    """Like require_tool, for an optional Python module."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if _strict():
-            pytest.fail(f"Python module {name} is not installed (ELICENCE_STRICT_TESTS=1)")
-        pytest.skip(f"Python module {name} is not installed")
-
-
 def run(*args: str) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
@@ -111,7 +82,7 @@ def pdf_path(rendered: RenderedLicence, tmp_path_factory: pytest.TempPathFactory
 
 def words(pdf: Path) -> list[tuple[str, Box]]:
     """Words with their boxes in PDF points, origin bottom left as in RenderedLicence."""
-    out = run(require_tool("pdftotext"), "-bbox", str(pdf), "-")
+    out = run(require("pdftotext"), "-bbox", str(pdf), "-")
     found = []
     pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>'
     for x1, y1, x2, y2, text in re.findall(pattern, out):
@@ -127,7 +98,7 @@ def intersects(a: Box, b: Box) -> bool:
 
 def test_qpdf_check_passes(pdf_path: Path) -> None:
     result = subprocess.run(
-        [require_tool("qpdf"), "--check", str(pdf_path)], capture_output=True, text=True
+        [require("qpdf"), "--check", str(pdf_path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -143,7 +114,7 @@ def test_one_a4_page_with_metadata(rendered: RenderedLicence) -> None:
 
 
 def test_fonts_are_embedded_subset_with_unicode_maps(pdf_path: Path) -> None:
-    lines = run(require_tool("pdffonts"), str(pdf_path)).splitlines()[2:]
+    lines = run(require("pdffonts"), str(pdf_path)).splitlines()[2:]
     assert len(lines) >= 2, "expected the regular and the bold font"
     names = set()
     for line in lines:
@@ -160,7 +131,7 @@ def test_qr_code_decodes_to_the_verify_url_inside_qr_box(
 ) -> None:
     zxingcpp = require_module("zxingcpp")
     prefix = tmp_path / "page"
-    run(require_tool("pdftoppm"), "-r", str(RESOLUTION), "-png", "-f", "1", "-l", "1",
+    run(require("pdftoppm"), "-r", str(RESOLUTION), "-png", "-f", "1", "-l", "1",
         "-singlefile", str(pdf_path), str(prefix))  # fmt: skip
     image = Image.open(prefix.with_suffix(".png"))
     results = zxingcpp.read_barcodes(image)
@@ -196,14 +167,14 @@ def test_seal_box_is_on_the_page_over_the_issuer_and_clear_of_other_content(
 
 
 def test_cjk_text_is_extractable(pdf_path: Path) -> None:
-    text = run(require_tool("pdftotext"), "-layout", str(pdf_path), "-")
+    text = run(require("pdftotext"), "-layout", str(pdf_path), "-")
     for expected in (SAMPLE.title, SAMPLE.holder_name, SAMPLE.holder_id, SAMPLE.issuer_name):
         assert expected in text
     assert "扫码核验" in text and "Scan to verify" in text
 
 
 def test_long_values_wrap_inside_their_cell(pdf_path: Path) -> None:
-    text = run(require_tool("pdftotext"), str(pdf_path), "-")
+    text = run(require("pdftotext"), str(pdf_path), "-")
     assert LONG_SCOPE.replace(" ", "") in re.sub(r"\s", "", text)
     lines = [(t, box) for t, box in words(pdf_path) if t and t in LONG_SCOPE]
     assert len({round(box[1]) for _, box in lines}) >= 3, "the long value should span lines"
@@ -226,7 +197,7 @@ def test_indefinite_validity_and_missing_english_title(
     result = render_licence(view, **fonts)
     path = tmp_path / "l.pdf"
     path.write_bytes(result.pdf)
-    text = run(require_tool("pdftotext"), str(path), "-")
+    text = run(require("pdftotext"), str(path), "-")
     assert "2024年03月15日 至 长期" in text
     assert "FOOD BUSINESS LICENCE" not in text
     assert result.qr_version > 4  # lower case forces byte mode

@@ -21,8 +21,7 @@ from api.http.schemas_catalogue import LicenceTypeUpdate
 from core.db import reading, transaction
 from seals.clients import create_client
 from seals.models import Seal
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 
 # Routes anyone may call: verification, published PKI material, the public catalogue, counts.
 PUBLIC = {
@@ -46,7 +45,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("authz") / "data"))
+    return demo_domain(tmp_path_factory, "authz")
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
+
+pytestmark = pytest.mark.slow  # every operation of the OpenAPI document
 
 EXAMPLES = 4
 CHECKS = (not_a_server_error, response_schema_conformance, content_type_conformance)
@@ -21,7 +22,7 @@ CHECKS = (not_a_server_error, response_schema_conformance, content_type_conforma
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("schemathesis") / "data"))
+    return demo_domain(tmp_path_factory, "schemathesis")
 
 
 def test_every_operation_keeps_its_schema_and_never_fails(domain: Domain) -> None:

@@ -28,8 +28,8 @@ from sqlmodel import select
 from core.audit import AuditEntry
 from core.db import transaction
 from seals.models import Seal
-from tests.conftest import make_settings, require_tool
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
+from tests.tools import require
 
 MANAGE = "/api/v1/seals"
 CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
@@ -37,7 +37,7 @@ CLI = [sys.executable, "-c", "from api.cli.main import main; main()"]
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("registry") / "data"))
+    return demo_domain(tmp_path_factory, "registry")
 
 
 def seals_of(domain: Domain, index: int) -> list[dict[str, Any]]:
@@ -272,7 +272,7 @@ def test_uploaded_seal_image(domain: Domain) -> None:
 
 def _words(pdf: Path, height: float) -> list[tuple[str, tuple[float, float, float, float]]]:
     out = subprocess.run(
-        [require_tool("pdftotext"), "-bbox", str(pdf), "-"],
+        [require("pdftotext"), "-bbox", str(pdf), "-"],
         capture_output=True,
         text=True,
         check=True,
@@ -291,7 +291,7 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 def test_seal_appears_over_the_issuer_clear_of_qr_and_text(domain: Domain, tmp_path: Path) -> None:
     import zxingcpp
 
-    pdftoppm = require_tool("pdftoppm")
+    pdftoppm = require("pdftoppm")
     issued = domain.issue(0)
     pdf = tmp_path / "licence.pdf"
     pdf.write_bytes(domain.pdf(issued, 0))
@@ -366,6 +366,7 @@ def test_report_names_the_seal(domain: Domain) -> None:
 # --- CLI ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_departments_and_seals(domain: Domain) -> None:
     settings = domain.settings
     env = {

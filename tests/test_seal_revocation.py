@@ -4,28 +4,23 @@ suspension can be lifted."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.container import build_services
-from api.ops.bootstrap import initialise
 from core.clock import FixedClock
 from core.db import reading
 from keys.audit import KeyUseRecorder
 from seals.apply import SealRequest, apply_seal
 from seals.models import Department, Seal
 from seals.registry import SealContext
-from tests.conftest import make_settings
-from tests.domain import Domain
+from tests.domain import Domain, demo_domain
 from trust.models import CertificateRecord
+
+pytestmark = pytest.mark.slow  # seals, revocation data and PDFs at each step
 
 T0 = datetime.now(UTC).replace(microsecond=0)
 
@@ -33,12 +28,7 @@ T0 = datetime.now(UTC).replace(microsecond=0)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Domain, FixedClock]:
     clock = FixedClock(T0)
-    settings = make_settings(tmp_path_factory.mktemp("revocation") / "data")
-    services = build_services(settings, clock=clock)
-    initialise(services, with_demo=True)
-    credentials = json.loads((Path(settings.data_dir) / "demo-credentials.json").read_text())
-    client = TestClient(create_app(services=services))
-    return Domain(settings, services, client, credentials), clock
+    return demo_domain(tmp_path_factory, "revocation", clock=clock), clock
 
 
 def seal_code(domain: Domain, index: int) -> str:

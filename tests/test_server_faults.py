@@ -24,6 +24,9 @@ import pytest
 
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.corpus import ATTACKS
+from tests.tools import requiring
+
+pytestmark = pytest.mark.slow  # servers in processes of their own, killed
 
 BIN = Path(sys.executable).parent
 
@@ -233,11 +236,10 @@ def postgres_database() -> Iterator[tuple[str, str]]:
 
     admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     name = f"elicence_down_{time.time_ns()}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    with requiring(f"PostgreSQL at {admin}", psycopg.OperationalError):
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
     yield name, admin
     with psycopg.connect(admin, autocommit=True) as conn:
         for candidate in (name, f"{name}_away"):

@@ -27,9 +27,9 @@ from core.audit import AuditEntry
 from core.db import reading
 from licences.stamped_records import StampedCopy
 from migrations.runner import alembic_config
-from tests.conftest import require_tool
 from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, start_site
 from tests.repo_domains import BACKENDS
+from tests.tools import require
 
 PURPOSE = "医师多机构执业备案"
 ITEM = "000126021000-01"  # one of the physician licence type's service items (api/ops/demo.py)
@@ -99,14 +99,14 @@ def test_a_stamped_copy_is_sealed_and_verifies_with_its_purpose(
     path = tmp_path / "copy.pdf"
     path.write_bytes(data)
     sig = subprocess.run(
-        [require_tool("pdfsig"), str(path)], capture_output=True, text=True, check=False
+        [require("pdfsig"), str(path)], capture_output=True, text=True, check=False
     ).stdout
     assert "Signature Field Name: Seal" in sig
     assert "Signature Validation: Signature is Valid." in sig
     assert f"Signer Certificate Common Name: {demo.HEALTH['name']}电子证照专用章" in sig
     assert "Signature #2" in sig  # the archive timestamp
     page = subprocess.run(
-        [require_tool("pdftotext"), str(path), "-"], capture_output=True, text=True, check=True
+        [require("pdftotext"), str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
     assert "加注件" in page and PURPOSE in page and "他用无效" in page
     assert "陈建华" in page and CHEN in page  # the licence's repository data, re-rendered

@@ -33,11 +33,13 @@ from sqlmodel import select
 from api.container import Services, build_services
 from api.settings import Settings
 from core.db import reading
-from tests.conftest import require_tool
+from tests.tools import require
 from trust.models import CertificateRecord
 from trust.profiles import Role
 from trust.trustlist import verify_trust_list
 from trust.tsa import TimeStampResp
+
+pytestmark = pytest.mark.slow  # a server in a process of its own, OpenSSL
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -87,7 +89,7 @@ def _write_pem(path: Path, certificate: x509.Certificate) -> Path:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    openssl = require_tool("openssl")
+    openssl = require("openssl")
     assert openssl
     base_dir = tmp_path_factory.mktemp("live")
     data = base_dir / "data"
@@ -151,7 +153,7 @@ def _seal_pem(live: Live, index: int, name: str) -> Path:
 
 
 def openssl_ocsp(live: Live, *args: str) -> str:
-    openssl = require_tool("openssl")
+    openssl = require("openssl")
     result = subprocess.run(
         [
             *(openssl, "ocsp", "-url", f"{live.base}/pki/ocsp"),
@@ -274,7 +276,7 @@ def sealed(live: Live) -> bytes:
 
 
 def test_pdfsig_shows_the_seal_valid(sealed: bytes, tmp_path: Path) -> None:
-    pdfsig = require_tool("pdfsig")
+    pdfsig = require("pdfsig")
     path = tmp_path / "licence.pdf"
     path.write_bytes(sealed)
     out = subprocess.run([pdfsig, str(path)], capture_output=True, text=True, check=False).stdout
@@ -351,7 +353,7 @@ def test_pyhanko_with_only_the_root_and_no_network_finds_a_b_lta_seal(
 
 
 def _ts(live: Live, tmp_path: Path, digest: str) -> tuple[Path, Path, str]:
-    openssl = require_tool("openssl")
+    openssl = require("openssl")
     data = tmp_path / "data.bin"
     data.write_bytes(b"elicence timestamp test " + os.urandom(8))
     query = tmp_path / f"{digest}.tsq"
@@ -383,7 +385,7 @@ def _ts(live: Live, tmp_path: Path, digest: str) -> tuple[Path, Path, str]:
 def test_openssl_verifies_a_timestamp_against_the_tsa_chain(
     live: Live, tmp_path: Path, digest: str
 ) -> None:
-    openssl = require_tool("openssl")
+    openssl = require("openssl")
     data, reply, text = _ts(live, tmp_path, digest)
     assert "Status: Granted." in text
     assert "Policy OID: 2.999.3161.1" in text
@@ -455,7 +457,7 @@ def test_openssl_ocsp_says_revoked_with_time_and_reason(
 def test_openssl_parses_each_crl_and_shows_the_revoked_serial(
     live: Live, revoked: CertificateRecord, tmp_path: Path
 ) -> None:
-    openssl = require_tool("openssl")
+    openssl = require("openssl")
     texts = {}
     for ca in ("root", "seal-ca"):
         der = httpx.get(f"{live.base}/pki/crl/{ca}.crl", timeout=10).content

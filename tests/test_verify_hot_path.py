@@ -16,8 +16,7 @@ from core.audit import AuditEntry, AuditHead, AuditLog, Pending, entry_hash, ver
 from core.clock import FixedClock
 from core.db import create_db_engine, reading, transaction
 from migrations.runner import upgrade
-from tests.conftest import make_settings
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
 from verify import log as verification_log
 
 ORIGIN = "https://counter.example.gov.cn"
@@ -25,12 +24,7 @@ ORIGIN = "https://counter.example.gov.cn"
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    settings = make_settings(
-        tmp_path_factory.mktemp("hot") / "data",
-        cors_origins=[ORIGIN],
-        public_rate_limit="6/minute",
-    )
-    return build_domain(settings)
+    return demo_domain(tmp_path_factory, "hot", cors_origins=[ORIGIN], public_rate_limit="6/minute")
 
 
 def _log(tmp_path: Path, every: int = 3):  # type: ignore[no-untyped-def]

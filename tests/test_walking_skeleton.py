@@ -20,13 +20,13 @@ from pyhanko_certvalidator import ValidationContext
 from core.db import reading
 from licences.identifiers import LicenceIdentifier
 from tests import tampering
-from tests.conftest import make_settings, require_tool
-from tests.domain import Domain, build_domain
+from tests.domain import Domain, demo_domain
+from tests.tools import require
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    return build_domain(make_settings(tmp_path_factory.mktemp("skeleton") / "data"))
+    return demo_domain(tmp_path_factory, "skeleton")
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_seal_is_a_certification_signature_that_forbids_changes(
 
 
 def test_pdfsig_reports_the_seal_valid(sealed: bytes, tmp_path: Path) -> None:
-    pdfsig = require_tool("pdfsig")
+    pdfsig = require("pdfsig")
     path = tmp_path / "licence.pdf"
     path.write_bytes(sealed)
     out = subprocess.run([pdfsig, str(path)], capture_output=True, text=True, check=False).stdout
@@ -97,7 +97,7 @@ def test_pdfsig_reports_the_seal_valid(sealed: bytes, tmp_path: Path) -> None:
 
 
 def test_qpdf_check_passes(sealed: bytes, tmp_path: Path) -> None:
-    qpdf = require_tool("qpdf")
+    qpdf = require("qpdf")
     path = tmp_path / "licence.pdf"
     path.write_bytes(sealed)
     result = subprocess.run(
@@ -113,7 +113,7 @@ def test_qr_decoded_from_the_page_image_is_the_verify_link(
     import zxingcpp
     from PIL import Image
 
-    pdftoppm = require_tool("pdftoppm")
+    pdftoppm = require("pdftoppm")
     path = tmp_path / "licence.pdf"
     path.write_bytes(sealed)
     subprocess.run(
