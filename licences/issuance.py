@@ -43,8 +43,9 @@ from licences.models import (
 from licences.qrkeys import LicenceCodes
 from licences.render import LicenceView, check_fits, render_licence
 from licences.validity import chinese_date, validity_dates
+from seals.issuing_seal import SealContext
 from seals.ltv import LongTermSealing
-from seals.registry import SealContext, SealRegistry
+from seals.registry import SealRegistry
 from seals.sealing import seal_rendered
 
 MAX_NAME = holders.MAX_NAME

@@ -73,8 +73,9 @@ from licences.repository import (
 )
 from licences.stamped_records import StampedCopy
 from licences.validity import chinese_date
+from seals.issuing_seal import SealContext
 from seals.ltv import LongTermSealing
-from seals.registry import SealContext, SealRegistry
+from seals.registry import SealRegistry
 from seals.sealing import seal_rendered
 
 MIN_PURPOSE, MAX_PURPOSE = 2, 30

@@ -1,15 +1,14 @@
-"""The registry of departments and their seals, and the seal signer each issuance uses."""
+"""The registry of departments and their seals: making a seal (identifier, key, certificate,
+image, authorisations), its image, renewal and key rotation, and the signer each issuance uses.
+Which seal a licence is sealed with is ``seals.issuing_seal``."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -17,14 +16,9 @@ from core.audit import AuditLog
 from core.clock import Clock
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from keys.store import KeyRef, KeyStore, KeyUseListener
-from seals.authorisation import (
-    PROBLEMS,
-    authorise,
-    authorised_seals,
-    check_department,
-    why_unusable,
-)
+from seals.authorisation import authorise, check_department
 from seals.image import MAX_NAME_CHARS, render_seal_image, validate_uploaded_seal_image
+from seals.issuing_seal import SealContext, select_seal
 from seals.models import Department, Seal, SealStatus, SealType
 from seals.signer import KeyStoreSigner
 from trust.authority import TrustDomain
@@ -44,16 +38,6 @@ def check_seal_name(name: str, *, field: str) -> None:
             f"department name has {len(name)} characters; a seal holds at most {MAX_NAME_CHARS}",
             field=field,
         )
-
-
-@dataclass(frozen=True)
-class SealContext:
-    """What a sealing needs: the seal row and the DER of its certificate and chain."""
-
-    seal: Seal
-    department: Department
-    certificate_der: bytes
-    chain_der: tuple[bytes, ...]
 
 
 class SealRegistry:
@@ -154,36 +138,12 @@ class SealRegistry:
             raise InvalidInput(
                 "印章尺寸须为20至60毫米 / seal size must be 20-60 mm", field="width_mm"
             )
-        prefix = f"{department.division_code}{seal_type.value}"
-        count = session.exec(
-            select(func.count()).select_from(Seal).where(col(Seal.code).startswith(prefix))
-        ).one()
-        code = f"{prefix}{count + 1:06d}"
+        code = self._next_code(session, department, seal_type)
         key_ref = self._keys.create(f"seal-{code}")
-        certificate = self._trust.issue_seal_certificate(
-            session,
-            actor=actor,
-            department_name=department.name,
-            department_code=department.code,
-            seal_name=seal_type.label,
-            seal_code=code,
-            key_ref=key_ref,
-            lifetime=SEAL_LIFETIME,
-        )
-        seal = Seal(
-            code=code,
-            department_code=department.code,
-            seal_type=seal_type.value,
-            name=(name or "").strip() or f"{department.name}{seal_type.label}",
-            certificate_serial=certificate.serial,
-            key_ref=str(key_ref),
-            valid_from=certificate.not_before,
-            valid_until=certificate.not_after,
-            width_mm=width_mm,
-            image_png=render_seal_image(
-                department.name, seal_type.label, font_path=self._font, seal_code=code
-            ),
-        )
+        certificate = self._certify(session, actor, department, seal_type, code, key_ref)
+        seal = self._seal_row(department, seal_type, code, key_ref, certificate)
+        seal.name = (name or "").strip() or seal.name  # the name given, else the drawn one
+        seal.width_mm = width_mm
         session.add(seal)
         self._audit.append(
             session,
@@ -209,6 +169,60 @@ class SealRegistry:
                 request_id=request_id,
             )
         return seal
+
+    def _seal_row(
+        self,
+        department: Department,
+        seal_type: SealType,
+        code: str,
+        key_ref: KeyRef,
+        certificate: CertificateRecord,
+    ) -> Seal:
+        """A new seal's row, named after its department and type, with its drawn image."""
+        return Seal(
+            code=code,
+            department_code=department.code,
+            seal_type=seal_type.value,
+            name=f"{department.name}{seal_type.label}",
+            certificate_serial=certificate.serial,
+            key_ref=str(key_ref),
+            valid_from=certificate.not_before,
+            valid_until=certificate.not_after,
+            image_png=render_seal_image(
+                department.name, seal_type.label, font_path=self._font, seal_code=code
+            ),
+        )
+
+    @staticmethod
+    def _next_code(session: Session, department: Department, seal_type: SealType) -> str:
+        """The next code of a seal: division code, seal type, then a six-digit running number."""
+        prefix = f"{department.division_code}{seal_type.value}"
+        count = session.exec(
+            select(func.count()).select_from(Seal).where(col(Seal.code).startswith(prefix))
+        ).one()
+        return f"{prefix}{count + 1:06d}"
+
+    def _certify(
+        self,
+        session: Session,
+        actor: str,
+        department: Department,
+        seal_type: SealType,
+        code: str,
+        key_ref: KeyRef,
+    ) -> CertificateRecord:
+        """A seal certificate from the seal CA for ``key_ref``, named after the department and
+        the seal type, valid for ``SEAL_LIFETIME``."""
+        return self._trust.issue_seal_certificate(
+            session,
+            actor=actor,
+            department_name=department.name,
+            department_code=department.code,
+            seal_name=seal_type.label,
+            seal_code=code,
+            key_ref=key_ref,
+            lifetime=SEAL_LIFETIME,
+        )
 
     def set_image(
         self,
@@ -301,15 +315,8 @@ class SealRegistry:
             object_id=str(new_ref),
             detail={"purpose": "seal", "seal": seal_code, "previous": str(old_ref)},
         )
-        certificate = self._trust.issue_seal_certificate(
-            session,
-            actor=actor,
-            department_name=department.name,
-            department_code=department.code,
-            seal_name=SealType(seal.seal_type).label,
-            seal_code=seal_code,
-            key_ref=new_ref,
-            lifetime=SEAL_LIFETIME,
+        certificate = self._certify(
+            session, actor, department, SealType(seal.seal_type), seal_code, new_ref
         )
         previous_certificate = seal.certificate_serial
         seal.key_ref = str(new_ref)
@@ -335,63 +342,17 @@ class SealRegistry:
     def seal_for_issuance(
         self, session: Session, department_code: str, licence_type: str | None = None
     ) -> SealContext:
-        """The seal to seal a licence of ``licence_type`` with: the department's newest active
-        seal authorised for that type (``seals.authorisation``), within its validity and with a
-        good certificate. Without a type, any active licence seal (type 02) of the department.
-
-        Refusals are 403 and say why, so a department knows whether to authorise a seal,
-        resume it, or renew it: ``extra["seal_status"]`` is ``unauthorised``, ``suspended``,
-        ``revoked``, ``expired`` or ``not-yet-valid``.
-        """
+        """The seal to seal a licence of ``licence_type`` with, or a 403 that says why none may
+        (``seals.issuing_seal``): the department's newest active seal authorised for the type,
+        within its validity and with a good certificate; without a type, any active licence
+        seal (type 02) of the department."""
         department = self.department(session, department_code)
-        if licence_type is None:
-            seals = list(
-                session.exec(
-                    select(Seal)
-                    .where(
-                        Seal.department_code == department_code,
-                        Seal.seal_type == SealType.LICENCE.value,
-                    )
-                    .order_by(col(Seal.valid_from).desc())
-                ).all()
-            )
-        else:
-            seals = authorised_seals(session, department_code, licence_type)
-            if not seals:
-                raise Forbidden(
-                    f"部门 {department.name} 没有获授权加盖证照类型 {licence_type} 的印章 / no seal "
-                    f"of the department is authorised for licence type {licence_type}",
-                    extra={"seal_status": "unauthorised", "licence_type": licence_type},
-                )
-        now = self._clock.now()
-        refusal: tuple[str, Seal] | None = None
-        for seal in seals:
-            problem = why_unusable(session, seal, now)
-            if problem is None:
-                record = session.get(CertificateRecord, seal.certificate_serial)
-                assert record is not None
-                return SealContext(
-                    seal=seal,
-                    department=department,
-                    certificate_der=_der(record.pem),
-                    chain_der=tuple(
-                        c.public_bytes(serialization.Encoding.DER)
-                        for c in self._trust.intermediates(session) + self._trust.roots(session)
-                    ),
-                )
-            refusal = refusal or (problem, seal)
-        if refusal is None:
-            raise Forbidden(
-                f"部门 {department.name} 没有可用的电子证照专用章 / the department has no usable "
-                "licence seal",
-                extra={"seal_status": "none"},
-            )
-        problem, seal = refusal
-        label, english = PROBLEMS[problem]
-        raise Forbidden(
-            f"印章 {seal.code}（{seal.name}）{label}，不能用于签发 / seal {seal.code} is "
-            f"{english} and cannot seal licences",
-            extra={"seal_status": problem, "seal": seal.code},
+        return select_seal(
+            session,
+            trust=self._trust,
+            department=department,
+            licence_type=licence_type,
+            now=self._clock.now(),
         )
 
     def signer(self, context: SealContext, listener: KeyUseListener) -> KeyStoreSigner:
@@ -402,7 +363,3 @@ class SealRegistry:
             chain_der=list(context.chain_der),
             listener=listener,
         )
-
-
-def _der(pem: str) -> bytes:
-    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)

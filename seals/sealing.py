@@ -13,8 +13,9 @@ from sqlalchemy.engine import Engine
 from core.db import reading
 from keys.audit import KeyUseRecorder
 from seals.apply import SealRequest, apply_seal
+from seals.issuing_seal import SealContext
 from seals.ltv import LongTermSealing
-from seals.registry import SealContext, SealRegistry
+from seals.registry import SealRegistry
 
 Box = tuple[float, float, float, float]
 

@@ -15,8 +15,8 @@ from core.clock import FixedClock
 from core.db import reading
 from keys.audit import KeyUseRecorder
 from seals.apply import SealRequest, apply_seal
+from seals.issuing_seal import SealContext
 from seals.models import Department, Seal
-from seals.registry import SealContext
 from tests.domain import Domain, demo_domain
 from trust.models import CertificateRecord
 
