@@ -7,6 +7,8 @@ Three steps, each one function, which new versions (``licences.versions``) reuse
    outside any transaction (milliseconds of CPU must not hold the database's write lock);
 3. ``store`` writes the record, the sealed bytes, the idempotency entry and the audit entries in
    one transaction, with a hook for what a new version changes on its predecessor.
+
+What the page prints, its QR code and the row that records it are ``licences.issued_page``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +31,20 @@ from core.errors import Conflict, InvalidInput
 from keys.audit import KeyUseRecorder
 from licences import holders, idempotency
 from licences.catalogue import Catalogue
-from licences.catalogue_rules import field_layout, validate_fields
+from licences.catalogue_rules import validate_fields
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier, random_serial, validate_holder_id
-from licences.links import new_verify_code, verify_url
+from licences.issued_page import Draft, licence_row, page_view, verification_code
+from licences.links import verify_url
 from licences.models import (
     Holder,
-    HolderCategory,
     Licence,
     LicenceDocument,
     LicenceType,
 )
 from licences.qrkeys import LicenceCodes
-from licences.render import LicenceView, check_fits, render_licence
-from licences.validity import chinese_date, validity_dates
-from seals.issuing_seal import SealContext
+from licences.render import check_fits, render_licence
+from licences.validity import validity_dates
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
 from seals.sealing import seal_rendered
@@ -91,23 +92,6 @@ class IssueRequest:
 class Fonts:
     regular: Path
     bold: Path
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A licence checked against the catalogue and ready to be rendered; nothing is written."""
-
-    entry: LicenceType
-    identifier: LicenceIdentifier
-    department_code: str
-    holder_id_type: str
-    holder_id: str
-    holder_name: str
-    fields: dict[str, Any]
-    valid_from: date
-    valid_until: date | None
-    context: SealContext
-    previous: str | None = None
 
 
 @dataclass
@@ -216,7 +200,7 @@ class IssuanceService:
         )
         # A page that cannot hold the fields is refused here, before the QR code is signed.
         check_fits(
-            self._view(draft, self._clock.now(), self.verify_url("")),
+            page_view(draft, self._clock.now(), self.verify_url("")),
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
         )
@@ -242,52 +226,12 @@ class IssuanceService:
 
     # --- 2. render and seal -------------------------------------------------------------------
 
-    @staticmethod
-    def _view(draft: Draft, issued_at: datetime, url: str) -> LicenceView:
-        """What the page prints for ``draft``."""
-        entry, identifier = draft.entry, draft.identifier
-        is_person = entry.holder_category == HolderCategory.NATURAL_PERSON.value
-        properties: dict[str, Any] = entry.field_schema["properties"]
-        return LicenceView(
-            title=entry.name,
-            title_en=entry.name_en,
-            identifier=str(identifier),
-            holder_label="持证人" if is_person else "持证主体",
-            holder_name=draft.holder_name,
-            holder_id=draft.holder_id,
-            fields=field_layout(entry, draft.fields),
-            issuer_name=draft.context.department.name,
-            issue_date=chinese_date(china_today(issued_at)),
-            valid_from=chinese_date(draft.valid_from),
-            valid_until=chinese_date(draft.valid_until) if draft.valid_until else None,
-            verify_url=url,
-            version=identifier.version,
-            # the names of field_layout's rows, in its order
-            field_names=tuple(n for n in properties if draft.fields.get(n) not in (None, "")),
-        )
-
     def render_and_seal(self, draft: Draft) -> Sealed:
         """Render the page from the draft and seal exactly those bytes."""
-        entry, identifier, context = draft.entry, draft.identifier, draft.context
         issued_at = self._clock.now()
-        code = (  # the signed QR payload (licences.payload), known before the page is sealed
-            self._qr_codes.licence_code(
-                identifier=str(identifier),
-                type_code=entry.code,
-                issuer_code=draft.department_code,
-                holder_id_type=draft.holder_id_type,
-                holder_id=draft.holder_id,
-                fields=draft.fields,
-                valid_from=draft.valid_from,
-                valid_until=draft.valid_until,
-                issued_at=issued_at,
-                actor=f"department:{draft.department_code}",
-            )
-            if self._qr_codes is not None
-            else new_verify_code()
-        )
+        code = verification_code(self._qr_codes, draft, issued_at)
         rendered = render_licence(
-            self._view(draft, issued_at, self.verify_url(code)),
+            page_view(draft, issued_at, self.verify_url(code)),
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
         )
@@ -295,29 +239,13 @@ class IssuanceService:
             engine=self._engine,
             seals=self._seals,
             long_term=self._long_term,
-            context=context,
+            context=draft.context,
             pdf=rendered.pdf,
             box=rendered.seal_box,
             reason="电子证照签发 / licence issuance",
         )
-        licence = Licence(
-            identifier=str(identifier),
-            type_code=entry.code,
-            issuer_code=draft.department_code,
-            serial=identifier.serial,
-            version=int(identifier.version),
-            holder_id=0,
-            fields=draft.fields,
-            valid_from=draft.valid_from,
-            valid_until=draft.valid_until,
-            issued_at=issued_at,
-            verify_code=code,
-            sha256=hashlib.sha256(sealed).hexdigest(),
-            seal_code=context.seal.code,
-            seal_certificate_serial=context.seal.certificate_serial,
-            type_version=entry.version,
-            previous=draft.previous,
-            holder_name=draft.holder_name,  # as printed: later corrections never change it
+        licence = licence_row(
+            draft, issued_at=issued_at, code=code, sha256=hashlib.sha256(sealed).hexdigest()
         )
         holder = (draft.holder_id_type, draft.holder_id, draft.holder_name)
         return Sealed(licence, sealed, recorder, holder, rendered.qr_version)
@@ -342,29 +270,7 @@ class IssuanceService:
                 if replay is not None:
                     sealed.recorder.flush(self._audit, session, actor, request_id)
                     return replay
-                licence.holder_id = self._holder(session, *sealed.holder)
-                session.add(licence)
-                session.flush()
-                if hook is not None:
-                    hook(session, licence)
-                session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed.pdf))
-                idempotency.remember(session, key, licence.identifier, licence.issued_at)
-                sealed.recorder.flush(self._audit, session, actor, request_id)
-                self._audit.append(
-                    session,
-                    actor=actor,
-                    action="licence.issue",
-                    object_type="licence",
-                    object_id=licence.identifier,
-                    request_id=request_id,
-                    detail={
-                        "type": licence.type_code,
-                        "type_version": licence.type_version,
-                        "seal": licence.seal_code,
-                        "sha256": licence.sha256,
-                        **(detail or {}),
-                    },
-                )
+                self._write(session, sealed, key, actor, request_id, hook, detail or {})
         except IntegrityError as exc:
             # A concurrent request with the same Idempotency-Key (or a concurrent new version of
             # the same licence, or a first issuance to the same new holder) won the race.
@@ -380,6 +286,42 @@ class IssuanceService:
             licence=licence,
             verify_url=self.verify_url(licence.verify_code),
             qr_version=sealed.qr_version,
+        )
+
+    def _write(
+        self,
+        session: Session,
+        sealed: Sealed,
+        key: IdempotencyKey | None,
+        actor: str,
+        request_id: str | None,
+        hook: StoreHook | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """The writes of ``store``, inside its transaction: holder, row, hook, bytes, key, audit."""
+        licence = sealed.licence
+        licence.holder_id = self._holder(session, *sealed.holder)
+        session.add(licence)
+        session.flush()
+        if hook is not None:
+            hook(session, licence)
+        session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed.pdf))
+        idempotency.remember(session, key, licence.identifier, licence.issued_at)
+        sealed.recorder.flush(self._audit, session, actor, request_id)
+        self._audit.append(
+            session,
+            actor=actor,
+            action="licence.issue",
+            object_type="licence",
+            object_id=licence.identifier,
+            request_id=request_id,
+            detail={
+                "type": licence.type_code,
+                "type_version": licence.type_version,
+                "seal": licence.seal_code,
+                "sha256": licence.sha256,
+                **detail,
+            },
         )
 
     def replay(self, session: Session, key: IdempotencyKey | None) -> IssuedLicence | None:
