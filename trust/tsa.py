@@ -151,18 +151,7 @@ class TimeStampUnit:
         now = self.clock.now().replace(microsecond=0)
         # A fresh, unparsed copy: embedding it copies its bytes.
         certificate = asn1_x509.Certificate.load(self.certificate.dump())
-        info: dict[str, object] = {
-            "version": "v1",
-            "policy": self.policy,
-            "message_imprint": imprint,
-            "serial_number": new_serial(now),
-            "gen_time": now,
-            "accuracy": tsp.Accuracy({"seconds": int(ACCURACY.total_seconds())}),
-            "tsa": asn1_x509.GeneralName(name="directory_name", value=certificate.subject),
-        }
-        if nonce is not None:
-            info["nonce"] = nonce
-        tst_info = tsp.TSTInfo(info).dump()
+        tst_info = self._tst_info(imprint, nonce, now, certificate)
         signed_attrs = cms.CMSAttributes(
             [
                 _attr("content_type", "tst_info"),
@@ -175,36 +164,9 @@ class TimeStampUnit:
         # built subtree again at every level it is nested in (tens of ms per token).
         attrs_der = signed_attrs.dump()
         ec = self.keystore.algorithm(self.key_ref) is KeyAlgorithm.EC_P256
-        if dry_run:
-            signature = bytes(72 if ec else 384)
-        else:
-            signature = self.keystore.sign_digest(
-                self.key_ref, hashlib.sha256(attrs_der).digest(), HashAlgorithm.SHA256
-            )
-            if listener is not None:
-                listener.key_used(self.key_ref, "tsa")
+        signature = self._signature(attrs_der, listener, ec=ec, dry_run=dry_run)
         digest_algorithm = algos.DigestAlgorithm({"algorithm": "sha256"})
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    {
-                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                            {
-                                "issuer": certificate.issuer,
-                                "serial_number": certificate.serial_number,
-                            }
-                        )
-                    }
-                ),
-                "digest_algorithm": digest_algorithm,
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": algos.SignedDigestAlgorithm(
-                    {"algorithm": "sha256_ecdsa" if ec else "sha256_rsa"}
-                ),
-                "signature": signature,
-            }
-        )
+        signer_info = _signer_info(certificate, digest_algorithm, signed_attrs, signature, ec)
         signer_info.dump()
         signed_data: dict[str, object] = {
             "version": "v3",
@@ -223,6 +185,41 @@ class TimeStampUnit:
         # Hand out a parsed copy, for the same reason: pyHanko nests the token in the seal's
         # CMS, and a parsed value is copied as bytes.
         return cms.ContentInfo.load(token.dump())
+
+    def _tst_info(
+        self,
+        imprint: tsp.MessageImprint,
+        nonce: int | None,
+        now: datetime,
+        certificate: asn1_x509.Certificate,
+    ) -> bytes:
+        """The DER TSTInfo the token signs (RFC 3161 § 2.4.2)."""
+        info: dict[str, object] = {
+            "version": "v1",
+            "policy": self.policy,
+            "message_imprint": imprint,
+            "serial_number": new_serial(now),
+            "gen_time": now,
+            "accuracy": tsp.Accuracy({"seconds": int(ACCURACY.total_seconds())}),
+            "tsa": asn1_x509.GeneralName(name="directory_name", value=certificate.subject),
+        }
+        if nonce is not None:
+            info["nonce"] = nonce
+        return bytes(tsp.TSTInfo(info).dump())
+
+    def _signature(
+        self, attrs_der: bytes, listener: KeyUseListener | None, *, ec: bool, dry_run: bool
+    ) -> bytes:
+        """The TSA key's signature over the signed attributes; a dry run (for sizing) signs
+        nothing and returns zeros of a signature's length."""
+        if dry_run:
+            return bytes(72 if ec else 384)
+        signature = self.keystore.sign_digest(
+            self.key_ref, hashlib.sha256(attrs_der).digest(), HashAlgorithm.SHA256
+        )
+        if listener is not None:
+            listener.key_used(self.key_ref, "tsa")
+        return signature
 
 
 class TimeStampResp(core.Sequence):  # type: ignore[misc]
@@ -244,6 +241,37 @@ def rejection(failure: str, text: str) -> TimeStampResp:
 
 def _attr(kind: str, value: object) -> cms.CMSAttribute:
     return cms.CMSAttribute({"type": kind, "values": [value]})
+
+
+def _signer_info(
+    certificate: asn1_x509.Certificate,
+    digest_algorithm: algos.DigestAlgorithm,
+    signed_attrs: cms.CMSAttributes,
+    signature: bytes,
+    ec: bool,
+) -> cms.SignerInfo:
+    """The token's SignerInfo, naming the TSA certificate by issuer and serial number."""
+    return cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {
+                            "issuer": certificate.issuer,
+                            "serial_number": certificate.serial_number,
+                        }
+                    )
+                }
+            ),
+            "digest_algorithm": digest_algorithm,
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm(
+                {"algorithm": "sha256_ecdsa" if ec else "sha256_rsa"}
+            ),
+            "signature": signature,
+        }
+    )
 
 
 def _ess_cert_id_v2(certificate: asn1_x509.Certificate) -> tsp.SigningCertificateV2:
