@@ -145,55 +145,67 @@ def build(
             critical=False,
         )
     )
-    if role in CA_ROLES:
-        path_length = 0 if role is Role.ISSUING_CA else 1
-        builder = builder.add_extension(
-            x509.BasicConstraints(ca=True, path_length=path_length), critical=True
-        ).add_extension(_key_usage(cert_sign=True), critical=True)
-    else:
-        eku, eku_critical = _EKU[role]
-        builder = (
-            builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                _key_usage(digital_signature=True, non_repudiation=role is not Role.OCSP),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
-        )
-        if role is Role.OCSP:
-            # RFC 6960 § 4.2.2.2.1: the responder's own status is not checked; it is short-lived.
-            builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+    builder = _with_role_extensions(builder, role)
     if issuer_ca_name is not None:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        full_name=[x509.UniformResourceIdentifier(endpoints.crl(issuer_ca_name))],
-                        relative_name=None,
-                        reasons=None,
-                        crl_issuer=None,
-                    )
-                ]
-            ),
-            critical=False,
-        ).add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(endpoints.ocsp),
-                    ),
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(endpoints.ca_cert(issuer_ca_name)),
-                    ),
-                ]
-            ),
-            critical=False,
-        )
+        builder = _with_issuer_locations(builder, endpoints, issuer_ca_name)
     certificate = builder.sign(issuer_key, hashes.SHA256())
     check_profile(role, certificate)
     return certificate
+
+
+def _with_role_extensions(builder: x509.CertificateBuilder, role: Role) -> x509.CertificateBuilder:
+    """Basic constraints, key usage and, for an end entity, the extended key usage of ``role``."""
+    if role in CA_ROLES:
+        path_length = 0 if role is Role.ISSUING_CA else 1
+        return builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=path_length), critical=True
+        ).add_extension(_key_usage(cert_sign=True), critical=True)
+    eku, eku_critical = _EKU[role]
+    builder = (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            _key_usage(digital_signature=True, non_repudiation=role is not Role.OCSP),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([eku]), critical=eku_critical)
+    )
+    if role is Role.OCSP:
+        # RFC 6960 § 4.2.2.2.1: the responder's own status is not checked; it is short-lived.
+        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+    return builder
+
+
+def _with_issuer_locations(
+    builder: x509.CertificateBuilder, endpoints: Endpoints, issuer_ca_name: str
+) -> x509.CertificateBuilder:
+    """Where the issuer's CRL, OCSP responder and certificate are published (CRL DP, AIA)."""
+    return builder.add_extension(
+        x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(endpoints.crl(issuer_ca_name))],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        ),
+        critical=False,
+    ).add_extension(
+        x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(endpoints.ocsp),
+                ),
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(endpoints.ca_cert(issuer_ca_name)),
+                ),
+            ]
+        ),
+        critical=False,
+    )
 
 
 def _key_usage(
