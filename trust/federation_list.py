@@ -129,40 +129,9 @@ def authenticate(document: Any, pinned: str) -> None:
 def parse(document: dict[str, Any]) -> TrustList:
     """The members a relying party uses, with certificates parsed; refuses a malformed list."""
     try:
-        if document.get("format") != FORMAT:
-            raise refuse(
-                f"不支持的信任列表格式 / format {document.get('format')!r} is not {FORMAT}"
-            )
-        sequence = document["sequence"]
-        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
-            raise refuse("信任列表序号无效 / sequence is not a positive integer")
-        domain = document["domain"]
-        name = domain["name"]
-        if not isinstance(name, str) or not 0 < len(name) <= 128:
-            raise refuse("信任域名称无效 / domain.name must be 1 to 128 characters")
-        cas = tuple(
-            CaEntry(
-                name=str(entry["name"]),
-                certificate=x509.load_pem_x509_certificate(entry["certificate"].encode()),
-                crl_url=entry.get("crl_url"),
-                ocsp_url=entry.get("ocsp_url"),
-            )
-            for entry in document["cas"]
-        )
-        seals = tuple(
-            SealEntry(
-                seal=str(entry["seal"]),
-                serial=str(entry["serial"]),
-                department_name=(entry.get("department") or {}).get("name"),
-                department_code=(entry.get("department") or {}).get("code"),
-                certificate=x509.load_pem_x509_certificate(entry["certificate"].encode()),
-                status=str(entry["status"]),
-                revoked_at=parse_time(entry["revoked_at"], "revoked_at")
-                if entry.get("revoked_at")
-                else None,
-            )
-            for entry in document["seals"]
-        )
+        sequence, domain, name = _header(document)
+        cas = _ca_entries(document["cas"])
+        seals = _seal_entries(document["seals"])
         signer = x509.load_pem_x509_certificate(document["signer"]["certificate"].encode())
         tsa = document.get("tsa")
         parsed = TrustList(
@@ -190,6 +159,51 @@ def parse(document: dict[str, Any]) -> TrustList:
         raise refuse("信任列表没有CA / the trust list names no CA")
     _check_signer(parsed)
     return parsed
+
+
+def _header(document: dict[str, Any]) -> tuple[int, Any, str]:
+    """The format, sequence and domain name a list must have before anything else is read."""
+    if document.get("format") != FORMAT:
+        raise refuse(f"不支持的信任列表格式 / format {document.get('format')!r} is not {FORMAT}")
+    sequence = document["sequence"]
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+        raise refuse("信任列表序号无效 / sequence is not a positive integer")
+    domain = document["domain"]
+    name = domain["name"]
+    if not isinstance(name, str) or not 0 < len(name) <= 128:
+        raise refuse("信任域名称无效 / domain.name must be 1 to 128 characters")
+    return sequence, domain, name
+
+
+def _ca_entries(entries: Any) -> tuple[CaEntry, ...]:
+    """The ``cas`` members, certificates parsed (a malformed one raises for ``parse``)."""
+    return tuple(
+        CaEntry(
+            name=str(entry["name"]),
+            certificate=x509.load_pem_x509_certificate(entry["certificate"].encode()),
+            crl_url=entry.get("crl_url"),
+            ocsp_url=entry.get("ocsp_url"),
+        )
+        for entry in entries
+    )
+
+
+def _seal_entries(entries: Any) -> tuple[SealEntry, ...]:
+    """The ``seals`` members, certificates and revocation times parsed."""
+    return tuple(
+        SealEntry(
+            seal=str(entry["seal"]),
+            serial=str(entry["serial"]),
+            department_name=(entry.get("department") or {}).get("name"),
+            department_code=(entry.get("department") or {}).get("code"),
+            certificate=x509.load_pem_x509_certificate(entry["certificate"].encode()),
+            status=str(entry["status"]),
+            revoked_at=parse_time(entry["revoked_at"], "revoked_at")
+            if entry.get("revoked_at")
+            else None,
+        )
+        for entry in entries
+    )
 
 
 def _check_signer(parsed: TrustList) -> None:
