@@ -32,6 +32,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
@@ -47,7 +48,7 @@ from keys.audit import KeyUseRecorder
 from licences.catalogue_rules import field_layout
 from licences.issuance import Fonts
 from licences.links import new_verify_code, verify_url
-from licences.models import HolderCategory, LicenceStatus, LicenceTypeVersion
+from licences.models import HolderCategory, LicenceStatus, LicenceType, LicenceTypeVersion
 from licences.render import (
     GREY,
     LEFT,
@@ -170,6 +171,60 @@ def _stamp_overlay(sentence: str, day: str, copy_id: str) -> Overlay:
     return draw
 
 
+def _service_item(entry: LicenceType, given: str | None, purpose: str | None) -> str | None:
+    """The service item a copy is stamped for: one the type serves, or none when a purpose is
+    given; a copy needs one or the other."""
+    item = (given or "").strip() or None
+    if item is not None and item not in entry.service_items:
+        raise InvalidInput(
+            f"事项编码 {item} 不是此类证照服务的事项 / service item {item} is not one this "
+            f"licence type serves (one of: {', '.join(entry.service_items) or '-'})",
+            field="service_item",
+        )
+    if purpose is None and item is None:
+        raise InvalidInput(
+            "请填写办理事项名称或选择事项编码 / give the purpose or a service item",
+            field="purpose",
+        )
+    return item
+
+
+def _layout_as_issued(
+    entry: LicenceType, schema: LicenceTypeVersion | None, fields: dict[str, Any]
+) -> tuple[tuple[str, str], ...]:
+    """The licence's fields laid out by the field schema of the type version it was issued
+    under (the current schema when that version is not kept), as its page showed them."""
+    return field_layout(
+        entry.model_copy(
+            update={"field_schema": schema.definition["field_schema"]}
+            if schema is not None and "field_schema" in schema.definition
+            else {}
+        ),
+        fields,
+    )
+
+
+def _copy_view(record: LicenceRecord, layout: tuple[tuple[str, str], ...], url: str) -> LicenceView:
+    """What the copy's page prints: the licence as issued, pointing at the copy's own code."""
+    licence, entry = record.licence, record.licence_type
+    is_person = entry.holder_category == HolderCategory.NATURAL_PERSON.value
+    return LicenceView(
+        title=entry.name,
+        title_en=entry.name_en,
+        identifier=licence.identifier,
+        holder_label="持证人" if is_person else "持证主体",
+        holder_name=record.holder.name,
+        holder_id=record.holder.id_number,
+        fields=layout,
+        issuer_name=record.issuer.name,
+        issue_date=chinese_date(china_today(licence.issued_at)),
+        valid_from=chinese_date(licence.valid_from),
+        valid_until=chinese_date(licence.valid_until) if licence.valid_until else None,
+        verify_url=url,
+        version=f"{licence.version:03d}",
+    )
+
+
 class StampedCopies:
     def __init__(
         self,
@@ -203,47 +258,14 @@ class StampedCopies:
             self._check_valid(record)
             entry = record.licence_type
             purpose = check_purpose(request.purpose, self._fonts.bold)
-            item = (request.service_item or "").strip() or None
-            if item is not None and item not in entry.service_items:
-                raise InvalidInput(
-                    f"事项编码 {item} 不是此类证照服务的事项 / service item {item} is not one this "
-                    f"licence type serves (one of: {', '.join(entry.service_items) or '-'})",
-                    field="service_item",
-                )
-            if purpose is None and item is None:
-                raise InvalidInput(
-                    "请填写办理事项名称或选择事项编码 / give the purpose or a service item",
-                    field="purpose",
-                )
+            item = _service_item(entry, request.service_item, purpose)
             schema = session.get(LicenceTypeVersion, (licence.type_code, licence.type_version))
             context = self._seals.seal_for_issuance(session, licence.issuer_code, entry.code)
             self._check_quota(session, licence.identifier)
-            layout = field_layout(
-                entry.model_copy(
-                    update={"field_schema": schema.definition["field_schema"]}
-                    if schema is not None and "field_schema" in schema.definition
-                    else {}
-                ),
-                licence.fields,
-            )
+            layout = _layout_as_issued(entry, schema, licence.fields)
         copy_id, code, now = secrets.token_hex(8), new_verify_code(), self._clock.now()
         sentence = stamp_text(purpose, item)
-        is_person = entry.holder_category == HolderCategory.NATURAL_PERSON.value
-        view = LicenceView(
-            title=entry.name,
-            title_en=entry.name_en,
-            identifier=licence.identifier,
-            holder_label="持证人" if is_person else "持证主体",
-            holder_name=record.holder.name,
-            holder_id=record.holder.id_number,
-            fields=layout,
-            issuer_name=record.issuer.name,
-            issue_date=chinese_date(china_today(licence.issued_at)),
-            valid_from=chinese_date(licence.valid_from),
-            valid_until=chinese_date(licence.valid_until) if licence.valid_until else None,
-            verify_url=verify_url(self._base_url, code),
-            version=f"{licence.version:03d}",
-        )
+        view = _copy_view(record, layout, verify_url(self._base_url, code))
         rendered = render_licence(
             view,
             regular_font=self._fonts.regular,
