@@ -119,6 +119,40 @@ def holder_row(session: Session, holder: HolderKey) -> Holder | None:
     ).first()
 
 
+def _check_until(valid_until: date, today: date) -> None:
+    """A grant ends today at the earliest and one year from today at the latest."""
+    if valid_until < today:
+        raise InvalidInput(
+            "授权截止日期不能早于今天 / valid_until cannot be in the past", field="valid_until"
+        )
+    if valid_until > latest_end(today):
+        raise InvalidInput(
+            f"授权最长一年，至 {latest_end(today)} / a grant lasts at most one year, "
+            f"until {latest_end(today)}",
+            field="valid_until",
+        )
+
+
+def _current_licence_of(
+    session: Session, holder: HolderKey, identifier: str, today: date
+) -> tuple[Holder, Licence]:
+    """The holder's row and their licence ``identifier``, which must be current; another
+    holder's licence is reported exactly like a missing one."""
+    row = holder_row(session, holder)
+    licence = session.get(Licence, identifier)
+    if row is None or licence is None or licence.holder_id != row.id:
+        raise NotFound(f"您名下没有此证照 / you hold no licence {identifier}", field="identifier")
+    status = effective_status(licence, today)
+    if status is not LicenceStatus.VALID:
+        raise Conflict(
+            f"只能授权使用有效的证照，此证照{status.zh} / only a current licence can be granted; "
+            f"this one is {status.value}",
+            field="identifier",
+            extra={"current_status": status.value},
+        )
+    return row, licence
+
+
 class Grants:
     def __init__(self, audit: AuditLog, clock: Clock) -> None:
         self._audit = audit
@@ -140,37 +174,15 @@ class Grants:
         item = check_code(request.service_item, "service_item", "事项编码")
         number = check_code(request.business_number, "business_number", "办件编号")
         today = self.today()
-        if request.valid_until < today:
-            raise InvalidInput(
-                "授权截止日期不能早于今天 / valid_until cannot be in the past", field="valid_until"
-            )
-        if request.valid_until > latest_end(today):
-            raise InvalidInput(
-                f"授权最长一年，至 {latest_end(today)} / a grant lasts at most one year, "
-                f"until {latest_end(today)}",
-                field="valid_until",
-            )
-        row = holder_row(session, holder)
-        licence = session.get(Licence, request.identifier)
-        if row is None or licence is None or licence.holder_id != row.id:
-            raise NotFound(
-                f"您名下没有此证照 / you hold no licence {request.identifier}", field="identifier"
-            )
-        status = effective_status(licence, today)
-        if status is not LicenceStatus.VALID:
-            raise Conflict(
-                f"只能授权使用有效的证照，此证照{status.zh} / only a current licence can be granted; "
-                f"this one is {status.value}",
-                field="identifier",
-                extra={"current_status": status.value},
-            )
+        _check_until(request.valid_until, today)
+        row, licence = _current_licence_of(session, holder, request.identifier, today)
         department = self._department(session, request.department_code, licence)
         self._check_item(session, licence, item)
         self._check_not_granted(session, row, licence, department.code, item, number, today)
         grant = LicenceGrant(
             id=secrets.token_hex(8),
             identifier=licence.identifier,
-            holder_id=row.id,
+            holder_id=licence.holder_id,  # the holder's own: checked equal to row.id
             department_code=department.code,
             service_item=item,
             business_number=number,
@@ -329,6 +341,23 @@ def live_grant(
     """The live grant letting ``department_code`` pull ``licence`` for this service item and
     business number, or :class:`PullRefused` saying which of them has no grant. The rows are
     locked (PostgreSQL), so a withdrawal and a pull of the same grant serialise."""
+    _check_named(service_item, business_number)
+    grants = list(
+        session.exec(
+            select(LicenceGrant)
+            .where(
+                LicenceGrant.identifier == licence.identifier,
+                LicenceGrant.department_code == department_code,
+            )
+            .with_for_update()
+        )
+    )
+    matching = _matching(grants, department_code, service_item, business_number)
+    return _live(matching, today)
+
+
+def _check_named(service_item: str | None, business_number: str | None) -> None:
+    """A granted pull names both the service item and the business number."""
     absent = [
         name
         for name, value in (("service_item", service_item), ("business_number", business_number))
@@ -340,16 +369,16 @@ def live_grant(
             f"business number: {', '.join(absent)} missing",
             missing=absent[0],
         )
-    grants = list(
-        session.exec(
-            select(LicenceGrant)
-            .where(
-                LicenceGrant.identifier == licence.identifier,
-                LicenceGrant.department_code == department_code,
-            )
-            .with_for_update()
-        )
-    )
+
+
+def _matching(
+    grants: list[LicenceGrant],
+    department_code: str,
+    service_item: str | None,
+    business_number: str | None,
+) -> list[LicenceGrant]:
+    """The department's grants of the licence for this service item and business number, live
+    or not; refused naming the first of department, item and number no grant covers."""
     if not grants:
         raise PullRefused(
             f"持证人未授权部门 {department_code} 使用此证照 / the holder has not granted "
@@ -368,6 +397,11 @@ def live_grant(
             f"授权不含办件 {business_number} / no grant covers business number {business_number}",
             missing="business_number",
         )
+    return matching
+
+
+def _live(matching: list[LicenceGrant], today: date) -> LicenceGrant:
+    """The live grant among ``matching``; else refused as expired, or else as withdrawn."""
     statuses = {grant_status(g, today): g for g in matching}
     if GrantStatus.ACTIVE in statuses:
         return statuses[GrantStatus.ACTIVE]
