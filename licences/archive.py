@@ -180,6 +180,32 @@ class ArchiveService:
             PdfFileReader(io.BytesIO(pdf), strict=False), context, in_place=False, output=output
         )
         new_pdf = output.getvalue()
+        new_digest = self._replace(
+            identifier, old_digest, new_pdf, unit.certificate.serial_number, recorder, actor
+        )
+        return Refreshed(
+            identifier=identifier,
+            old_sha256=old_digest,
+            new_sha256=new_digest,
+            expired_certificate_at=(
+                previous["tbs_certificate"]["validity"]["not_after"].native.isoformat()
+                if previous
+                else None
+            ),
+            new_certificate_expires_at=new_expiry.isoformat(),
+        )
+
+    def _replace(
+        self,
+        identifier: str,
+        old_digest: str,
+        new_pdf: bytes,
+        tsa_serial: int,
+        recorder: KeyUseRecorder,
+        actor: str,
+    ) -> str:
+        """Store the re-timestamped bytes in place of ``old_digest``'s, which stays findable as
+        superseded; refused when the licence changed while it was re-timestamped."""
         new_digest = hashlib.sha256(new_pdf).hexdigest()
         now = self._clock.now()
         with transaction(self._engine) as session:
@@ -209,17 +235,7 @@ class ArchiveService:
                 detail={
                     "old_sha256": old_digest,
                     "sha256": new_digest,
-                    "tsa_certificate": format(unit.certificate.serial_number, "x"),
+                    "tsa_certificate": format(tsa_serial, "x"),
                 },
             )
-        return Refreshed(
-            identifier=identifier,
-            old_sha256=old_digest,
-            new_sha256=new_digest,
-            expired_certificate_at=(
-                previous["tbs_certificate"]["validity"]["not_after"].native.isoformat()
-                if previous
-                else None
-            ),
-            new_certificate_expires_at=new_expiry.isoformat(),
-        )
+        return new_digest
