@@ -24,6 +24,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier
 from licences.issuance import IssuanceService, IssuedLicence, IssueRequest
+from licences.issued_page import Draft
 from licences.lifecycle import ALLOWED, Lifecycle, Transition, check_reason, parse_identifier
 from licences.models import Holder, Licence, LicenceType, ValidityRule
 from licences.repository import licence_by_identifier
@@ -77,27 +78,7 @@ class Versions:
                 return replay
             old = licence_by_identifier(session, identifier)
             self._lifecycle.check(old, transition, department_code=request.department_code)
-            holder = session.get(Holder, old.holder_id)
-            if holder is None:
-                raise NotFound(f"证照记录不完整 / licence {identifier} has no holder")
-            entry = session.get(LicenceType, old.type_code)
-            assert entry is not None  # a foreign key
-            fields, valid_from, valid_until = self._content(entry, old, request)
-            draft = self._issuance.prepare(
-                session,
-                IssueRequest(
-                    department_code=old.issuer_code,
-                    licence_type=old.type_code,
-                    holder_id_type=holder.id_type,
-                    holder_id=holder.id_number,
-                    holder_name=holder.name,
-                    fields=fields,
-                    valid_from=valid_from,
-                    valid_until=valid_until,
-                ),
-                identifier=LicenceIdentifier.parse(identifier).next_version(),
-                previous=identifier,
-            )
+            draft = self._draft(session, old, request, identifier)
 
         def retire(session: Session, successor: Licence) -> None:
             current = licence_by_identifier(session, identifier, for_update=True)
@@ -119,6 +100,33 @@ class Versions:
             request_id=request.request_id,
             hook=retire,
             detail={"via": transition.value, "previous": identifier, "reason": reason},
+        )
+
+    def _draft(
+        self, session: Session, old: Licence, request: VersionRequest, identifier: str
+    ) -> Draft:
+        """The new version checked as a new issuance of the same holder, type and issuer, under
+        the next version of the identifier."""
+        holder = session.get(Holder, old.holder_id)
+        if holder is None:
+            raise NotFound(f"证照记录不完整 / licence {identifier} has no holder")
+        entry = session.get(LicenceType, old.type_code)
+        assert entry is not None  # a foreign key
+        fields, valid_from, valid_until = self._content(entry, old, request)
+        return self._issuance.prepare(
+            session,
+            IssueRequest(
+                department_code=old.issuer_code,
+                licence_type=old.type_code,
+                holder_id_type=holder.id_type,
+                holder_id=holder.id_number,
+                holder_name=holder.name,
+                fields=fields,
+                valid_from=valid_from,
+                valid_until=valid_until,
+            ),
+            identifier=LicenceIdentifier.parse(identifier).next_version(),
+            previous=identifier,
         )
 
     def _content(
