@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -30,7 +32,16 @@ from api.settings import Settings
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     services = services or build_services(settings or Settings())
+    graph = services
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """At shutdown the graph ends its verification workers and database connections."""
+        yield
+        graph.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="elicence 电子证照与电子印章服务",
         version="0.1.0",
         description="签发、盖章、核验电子证照 / issue, seal and verify electronic licences",

@@ -24,7 +24,15 @@ from sqlmodel import select
 from typer.testing import CliRunner
 
 from api.cli.main import app as cli_app
-from api.container import build_keystore
+from api.ops.secrets import build_keystore
+from bench.custody_backends import (
+    Missing,
+    OpenBao,
+    SoftHsm,
+    free_port,
+    init_softhsm,
+    start_openbao,
+)
 from core.audit import AuditEntry, verify_chain
 from core.db import reading
 from core.errors import Conflict, NotFound, Unavailable
@@ -33,14 +41,6 @@ from keys.soft import SoftKeyStore
 from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore
 from tests.conftest import make_settings
 from tests.domain import build_domain
-from tests.keystore_services import (
-    Missing,
-    OpenBao,
-    SoftHsm,
-    free_port,
-    init_softhsm,
-    start_openbao,
-)
 from tests.tools import requiring
 
 STORES = [

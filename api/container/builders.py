@@ -1,0 +1,153 @@
+"""One small builder per domain service that needs more than the foundation's parts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session
+
+from api.container.foundation import Foundation
+from api.edge.holder_session import HolderSessions, load_key
+from api.settings import Settings
+from licences.catalogue import Catalogue
+from licences.issuance import IssuanceService
+from licences.local_types import local_type_name
+from licences.presentation import PresentationService
+from licences.qrkeys import LicenceCodes
+from licences.setup import DomainSetup
+from licences.stamped import StampedCopies
+from seals.desk import IssuingRights, SealDesk
+from trust.federation import Federation
+from trust.profiles import Endpoints
+from verify.code import CodeVerifier
+from verify.foreign import ForeignVerifier
+from verify.isolation import Inspector
+from verify.licence_status import LicenceStatusDesk
+from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
+from verify.service import VerificationService
+
+
+def build_issuance(f: Foundation, catalogue: Catalogue) -> IssuanceService:
+    return IssuanceService(
+        engine=f.engine,
+        catalogue=catalogue,
+        seals=f.seals,
+        audit=f.audit,
+        clock=f.clock,
+        fonts=f.fonts,
+        public_base_url=f.base_url,
+        qr_codes=LicenceCodes(keys=f.qr_keys, engine=f.engine, audit=f.audit),
+        long_term=f.trust_services.long_term,
+    )
+
+
+def build_federation(f: Foundation) -> Federation:
+    return Federation(
+        engine=f.engine,
+        clock=f.clock,
+        audit=f.audit,
+        trust=f.trust,
+        local_types=local_type_name,
+        own_list=f.trust_services.trust_list.content,
+        refresh_seconds=f.settings.federation_refresh_seconds,
+        allow_private_addresses=f.settings.federation_allow_private_addresses,
+    )
+
+
+def build_verification(
+    f: Foundation, federation: Federation, inspector: Inspector | None
+) -> VerificationService:
+    """Local and foreign uploads share one worker pool, which the service graph owns."""
+    trust = f.trust
+
+    def anchors(session: Session) -> TrustAnchors:
+        roots: list[object] = [*trust.roots(session)]
+        intermediates: list[object] = [*trust.intermediates(session)]
+        return anchors_from(roots, intermediates)
+
+    return VerificationService(
+        engine=f.engine,
+        pdf=PdfVerifier(
+            clock=f.clock, anchors=CachedAnchors(anchors), max_bytes=f.settings.max_upload_bytes
+        ),
+        code=CodeVerifier(f.clock, f.qr_keys),
+        audit=f.audit,
+        inspector=inspector,
+        foreign=ForeignVerifier(
+            engine=f.engine,
+            clock=f.clock,
+            federation=federation,
+            local_anchors=CachedAnchors(anchors),
+            inspector=inspector,
+        ),
+    )
+
+
+def build_presentations(f: Foundation) -> PresentationService:
+    return PresentationService(
+        keys=f.qr_keys,
+        clock=f.clock,
+        audit=f.audit,
+        ttl=timedelta(seconds=f.settings.presentation_ttl_seconds),
+        public_base_url=f.base_url,
+    )
+
+
+def build_stamped(f: Foundation) -> StampedCopies:
+    return StampedCopies(
+        engine=f.engine,
+        seals=f.seals,
+        audit=f.audit,
+        clock=f.clock,
+        fonts=f.fonts,
+        public_base_url=f.base_url,
+        long_term=f.trust_services.long_term,
+    )
+
+
+def build_holder_sessions(settings: Settings, base_url: str) -> HolderSessions:
+    return HolderSessions(
+        load_key(settings.data_dir),
+        secure=base_url.startswith("https://"),
+        lifetime=timedelta(minutes=settings.holder_session_minutes),
+    )
+
+
+def build_licence_status(f: Foundation) -> LicenceStatusDesk:
+    return LicenceStatusDesk(
+        engine=f.engine,
+        trust=f.trust,
+        audit=f.audit,
+        clock=f.clock,
+        endpoints=Endpoints(f.base_url),
+    )
+
+
+def build_setup(f: Foundation, catalogue: Catalogue) -> DomainSetup:
+    return DomainSetup(
+        engine=f.engine,
+        trust=f.trust,
+        seals=f.seals,
+        catalogue=catalogue,
+        audit=f.audit,
+        clock=f.clock,
+    )
+
+
+def build_seal_desk(f: Foundation, catalogue: Catalogue) -> SealDesk:
+    return SealDesk(
+        engine=f.engine,
+        registry=f.seals,
+        trust=f.trust,
+        audit=f.audit,
+        issuing_rights=issuing_rights(catalogue),
+    )
+
+
+def issuing_rights(catalogue: Catalogue) -> IssuingRights:
+    """The seals registry asks the catalogue whether a department may issue a licence type."""
+
+    def check(session: Session, type_code: str, department_code: str) -> None:
+        catalogue.check_issuer(catalogue.get(session, type_code), department_code)
+
+    return check

@@ -1,0 +1,180 @@
+"""The typed service graph the edge reads (``Services``) and the one function that builds it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from api.container.builders import (
+    build_federation,
+    build_holder_sessions,
+    build_issuance,
+    build_licence_status,
+    build_presentations,
+    build_seal_desk,
+    build_setup,
+    build_stamped,
+    build_verification,
+)
+from api.container.foundation import TrustServices, build_foundation, build_inspector
+from api.container.sign_in import build_sign_in
+from api.dev_idp.provider import DevIdentityProvider
+from api.edge.holder_session import HolderSessions
+from api.edge.tokens import TokenIssuer
+from api.pages.oidc import OidcClient
+from api.settings import Settings
+from core.audit import AuditLog
+from core.clock import Clock, SystemClock
+from core.health import Readiness, database_probe
+from keys.audit import AuditCheckpointer
+from keys.store import KeyStore
+from licences.catalogue import Catalogue
+from licences.catalogue_desk import CatalogueDesk
+from licences.exchange_desk import ExchangeDesk
+from licences.grant_desk import GrantDesk
+from licences.holder_desk import HolderDesk
+from licences.holders import Holders
+from licences.issuance import IssuanceService
+from licences.licence_desk import LicenceDesk
+from licences.lifecycle import Lifecycle
+from licences.presentation import PresentationService
+from licences.presentation_desk import PresentationDesk
+from licences.qrkeys import QrKeys
+from licences.setup import DomainSetup
+from licences.stamped import StampedCopies
+from licences.statistics import StatisticsDesk
+from licences.versions import Versions
+from seals.client_desk import ClientDesk
+from seals.custody import KeyCustody
+from seals.desk import SealDesk
+from seals.registry import SealRegistry
+from trust.audit_desk import AuditDesk
+from trust.authority import TrustDomain
+from trust.federation import Federation
+from verify.holder_usage import UsageLog
+from verify.isolation import Inspector
+from verify.licence_status import LicenceStatusDesk
+from verify.service import VerificationService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    keystore: KeyStore
+    audit: AuditLog
+    trust: TrustDomain
+    seals: SealRegistry
+    catalogue: Catalogue
+    issuance: IssuanceService
+    lifecycle: Lifecycle
+    versions: Versions
+    holders: Holders
+    verification: VerificationService
+    tokens: TokenIssuer
+    checkpoints: AuditCheckpointer
+    qr_keys: QrKeys
+    presentations: PresentationService
+    trust_services: TrustServices
+    holder_sessions: HolderSessions
+    holder_desk: HolderDesk  # the signed-in holder's licences, copies, codes, links
+    grant_desk: GrantDesk  # the holder's grants (licences/grant_desk.py)
+    presentation_desk: PresentationDesk  # holder links, codes minted by department or link
+    usage_log: UsageLog  # pulls and verifications of a holder's licences (verify/holder_usage.py)
+    seal_desk: SealDesk  # departments and seals, for routes and commands (seals.desk)
+    key_custody: KeyCustody  # key versions, their uses, seal key rotation (seals.custody)
+    federation: Federation  # recognised trust domains (trust.federation)
+    clients: ClientDesk  # department API clients: CLI, Bearer check, tokens (seals.client_desk)
+    audit_desk: AuditDesk  # the audit trail's export and checks (trust.audit_desk)
+    licence_status: LicenceStatusDesk  # signed status answers to other domains
+    setup: DomainSetup  # elicence init: the trust domain and seed data (licences.setup)
+    readiness: Readiness  # what /readyz reports (core.health)
+    catalogue_desk: CatalogueDesk  # the catalogue for routes and commands (licences.catalogue_desk)
+    licence_desk: LicenceDesk  # a department's licences, status changes, holder record
+    exchange_desk: ExchangeDesk  # export and import in the exchange format
+    statistics: StatisticsDesk  # a department's counts (licences.statistics)
+    oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
+    dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
+    stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
+    inspector: Inspector | None = None  # the verification worker pool; None: no isolation
+
+    def close(self) -> None:
+        """Ends what the graph started: the verification workers and the engine's connections."""
+        if self.inspector is not None:
+            self.inspector.close()
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    f = build_foundation(settings, clock or SystemClock())
+    engine, audit, clock = f.engine, f.audit, f.clock
+    catalogue = Catalogue(audit, clock)
+    lifecycle = Lifecycle(audit, clock)
+    issuance = build_issuance(f, catalogue)
+    federation = build_federation(f)
+    presentations = build_presentations(f)
+    stamped = build_stamped(f)
+    holders = Holders(audit)
+    oidc, dev_idp = build_sign_in(settings, clock, f.base_url)
+    inspector = build_inspector(settings)
+    return Services(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        keystore=f.keystore,
+        audit=audit,
+        trust=f.trust,
+        seals=f.seals,
+        catalogue=catalogue,
+        issuance=issuance,
+        lifecycle=lifecycle,
+        versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
+        holders=holders,
+        verification=build_verification(f, federation, inspector),
+        tokens=TokenIssuer(store=f.keystore, clock=clock, issuer=f.base_url),
+        checkpoints=f.checkpoints,
+        qr_keys=f.qr_keys,
+        presentations=presentations,
+        trust_services=f.trust_services,
+        holder_sessions=build_holder_sessions(settings, f.base_url),
+        holder_desk=HolderDesk(
+            engine=engine,
+            audit=audit,
+            clock=clock,
+            presentations=presentations,
+            stamped=stamped,
+            holders=holders,
+        ),
+        grant_desk=GrantDesk(engine=engine, audit=audit, clock=clock),
+        presentation_desk=PresentationDesk(
+            engine=engine, audit=audit, clock=clock, presentations=presentations
+        ),
+        usage_log=UsageLog(engine=engine),
+        seal_desk=build_seal_desk(f, catalogue),
+        key_custody=KeyCustody(engine=engine, keystore=f.keystore, registry=f.seals),
+        federation=federation,
+        clients=ClientDesk(engine=engine, audit=audit, clock=clock, registry=f.seals),
+        audit_desk=AuditDesk(engine=engine, audit=audit, trust=f.trust, checkpoints=f.checkpoints),
+        licence_status=build_licence_status(f),
+        setup=build_setup(f, catalogue),
+        readiness=Readiness({"database": database_probe(engine), "keystore": f.keystore.list}),
+        catalogue_desk=CatalogueDesk(engine=engine, catalogue=catalogue, clock=clock),
+        licence_desk=LicenceDesk(
+            engine=engine,
+            audit=audit,
+            clock=clock,
+            catalogue=catalogue,
+            lifecycle=lifecycle,
+            holders=holders,
+        ),
+        exchange_desk=ExchangeDesk(
+            engine=engine, catalogue=catalogue, clock=clock, verify_url=issuance.verify_url
+        ),
+        statistics=StatisticsDesk(engine=engine, seals=f.seals),
+        oidc=oidc,
+        dev_idp=dev_idp,
+        stamped=stamped,
+        inspector=inspector,
+    )
