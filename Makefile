@@ -53,9 +53,10 @@ mutate: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/vulture
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core keys trust seals licences verify
+	$(BIN)/mypy core keys trust seals licences verify api bench migrations
 
 bench: $(STAMP)
 	$(BIN)/python -m bench --full

@@ -16,7 +16,6 @@ import secrets
 from urllib.parse import urlsplit
 
 CODE_BYTES = 15  # 120 bits, 24 base32 characters
-CODE_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 LEGACY_MAX = 32  # random codes are at most this long; signed payloads are far longer
 MAX_CODE = 1024
 CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")

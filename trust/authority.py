@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 from sqlmodel import Session, select
 
 from core.audit import AuditLog
@@ -322,8 +321,3 @@ class TrustDomain:
 
 def _hex(serial: int) -> str:
     return format(serial, "x")
-
-
-def certificate_cn(certificate: x509.Certificate) -> str:
-    values = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else certificate.subject.rfc4514_string()

@@ -21,7 +21,6 @@ from licences.payload import key_id
 from trust.federation import Recognised
 from trust.federation_ocsp import OcspAnswer
 from trust.federation_status import StatusAnswer
-from trust.tsa import ACCURACY
 from verify import rules
 from verify.report import (
     Check,
@@ -34,8 +33,6 @@ from verify.report import (
 from verify.signature import SignatureFacts
 from verify.steps import Steps, Verdict
 
-# The TSA's accuracy: a revocation this close to the seal is not "after" (``verify.rules``).
-ACCURACY_SECONDS = ACCURACY.total_seconds()
 SEAL_REVOKED = "印章证书已被签发信任域吊销 / the issuing domain revoked the seal's certificate"
 TRY_LATER = (
     "暂时无法向签发信任域确认，请稍后再试 / the issuing domain cannot be asked just now; try later"

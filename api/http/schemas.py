@@ -60,8 +60,3 @@ class LicenceOut(BaseModel):
     type_version: int = 1
     previous: str | None = None
     superseded_by: str | None = None
-
-
-class QrBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    qr: str = Field(min_length=1, max_length=2048)
