@@ -6,10 +6,14 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.domain import Captured
 from bench.timing import Rate, timed
+
+if TYPE_CHECKING:  # for annotations only: this module imports pyHanko where it is used
+    from pyhanko.sign.signers import SimpleSigner
+    from pyhanko.stamp import StaticStampStyle
 
 
 def raw_ecdsa(seconds: float, key: Any) -> Rate:
@@ -33,34 +37,10 @@ def raw_ecdsa(seconds: float, key: Any) -> Rate:
 def raw_sealer(page: Captured, private_key: Any) -> Callable[[], bytes]:
     """pyHanko used well: key and certificates parsed once, fixed signature size, the same
     certification seal with the same visible image, B-B."""
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from cryptography.hazmat.primitives import serialization
-    from PIL import Image
-    from pyhanko.pdf_utils import layout
-    from pyhanko.pdf_utils.images import PdfImage
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.fields import MDPPerm
-    from pyhanko.stamp import StaticStampStyle
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    certs = [asn1_x509.Certificate.load(der) for der in page.chain_der]
-    key_info = asn1_keys.PrivateKeyInfo.load(
-        private_key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    signer = signers.SimpleSigner(
-        signing_cert=certs[0],
-        signing_key=key_info,
-        cert_registry=SimpleCertificateStore.from_certs(certs[1:]),
-        embed_roots=False,
-    )
-    image = Image.open(io.BytesIO(page.image_png))
-    image.load()
     meta = signers.PdfSignatureMetadata(
         field_name="Seal",
         md_algorithm="sha256",
@@ -71,7 +51,59 @@ def raw_sealer(page: Captured, private_key: Any) -> Callable[[], bytes]:
         location=page.location,
         name=page.name,
     )
-    style = StaticStampStyle(
+    spec = fields.SigFieldSpec(
+        sig_field_name="Seal",
+        on_page=0,
+        box=tuple(round(v) for v in page.box),  # type: ignore[arg-type]
+    )
+    pdf_signer = signers.PdfSigner(
+        meta, _signer(page, private_key), stamp_style=_stamp(page), new_field_spec=spec
+    )
+
+    def seal() -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(page.pdf), strict=True)
+        out = io.BytesIO()
+        pdf_signer.sign_pdf(writer, bytes_reserved=12288, output=out)
+        return out.getvalue()
+
+    return seal
+
+
+def _signer(page: Captured, private_key: Any) -> SimpleSigner:
+    """A ``SimpleSigner`` with the seal key and its chain parsed once."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    certs = [asn1_x509.Certificate.load(der) for der in page.chain_der]
+    key_info = asn1_keys.PrivateKeyInfo.load(
+        private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return signers.SimpleSigner(
+        signing_cert=certs[0],
+        signing_key=key_info,
+        # pyhanko_certvalidator leaves from_certs unannotated (as in seals/signer.py)
+        cert_registry=SimpleCertificateStore.from_certs(certs[1:]),  # type: ignore[no-untyped-call]
+        embed_roots=False,
+    )
+
+
+def _stamp(page: Captured) -> StaticStampStyle:
+    """The same visible seal as the product's: the seal image filling the box, no border."""
+    from PIL import Image
+    from pyhanko.pdf_utils import layout
+    from pyhanko.pdf_utils.images import PdfImage
+    from pyhanko.stamp import StaticStampStyle
+
+    image = Image.open(io.BytesIO(page.image_png))
+    image.load()
+    return StaticStampStyle(
         background=PdfImage(image),
         border_width=0,
         background_opacity=1.0,
@@ -82,20 +114,6 @@ def raw_sealer(page: Captured, private_key: Any) -> Callable[[], bytes]:
             inner_content_scaling=layout.InnerScaling.SHRINK_TO_FIT,
         ),
     )
-    spec = fields.SigFieldSpec(
-        sig_field_name="Seal",
-        on_page=0,
-        box=tuple(round(v) for v in page.box),  # type: ignore[arg-type]
-    )
-    pdf_signer = signers.PdfSigner(meta, signer, stamp_style=style, new_field_spec=spec)
-
-    def seal() -> bytes:
-        writer = IncrementalPdfFileWriter(io.BytesIO(page.pdf), strict=True)
-        out = io.BytesIO()
-        pdf_signer.sign_pdf(writer, bytes_reserved=12288, output=out)
-        return out.getvalue()
-
-    return seal
 
 
 def raw_validator(services: Any, pdf: bytes, archive: bool = True) -> Callable[[], object]:

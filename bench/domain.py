@@ -3,6 +3,8 @@ B-B variant of the product's issuance, and the rendered page the seal step recei
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,24 +75,38 @@ class Captured:
     chain_der: list[bytes]
 
 
-def capture_page(services: Any, issuance: Any) -> Captured:
-    """Issue once and keep the rendered page handed to the seal step (the same input PDF):
-    ``seals.sealing`` is the one path from a rendered page to a sealed one."""
-    import seals.sealing as mod
+SealStep = Callable[..., bytes]  # seals.apply.apply_seal: (request, signer, evidence) -> PDF
 
-    original = mod.apply_seal
+
+@contextmanager
+def seal_step_replaced(make: Callable[[SealStep], SealStep]) -> Iterator[None]:
+    """Inside the block, ``seals.sealing`` (the one path from a rendered page to a sealed one)
+    seals through ``make(original)``: a spy or a timer around the real seal step."""
+    import seals.sealing
+
+    table = vars(seals.sealing)  # the module's own name, which seal_rendered looks up
+    original: SealStep = table["apply_seal"]
+    table["apply_seal"] = make(original)
+    try:
+        yield
+    finally:
+        table["apply_seal"] = original
+
+
+def capture_page(services: Any, issuance: Any) -> Captured:
+    """Issue once and keep the rendered page handed to the seal step (the same input PDF)."""
     seen: dict[str, Any] = {}
 
-    def spy(request: Any, signer: Any, evidence: Any = None) -> bytes:
-        seen["request"] = request
-        seen["signer"] = signer
-        return original(request, signer, evidence)
+    def spying(original: SealStep) -> SealStep:
+        def spy(request: Any, signer: Any, evidence: Any = None) -> bytes:
+            seen["request"] = request
+            seen["signer"] = signer
+            return original(request, signer, evidence)
 
-    mod.apply_seal = spy  # type: ignore[assignment]
-    try:
+        return spy
+
+    with seal_step_replaced(spying):
         issuance.issue(issue_request(services))
-    finally:
-        mod.apply_seal = original
     request, signer = seen["request"], seen["signer"]
     certs = [signer.signing_cert, *signer.cert_registry]
     chain = [c.dump() for c in certs]

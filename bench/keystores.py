@@ -17,7 +17,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,10 @@ if str(ROOT) not in sys.path:
 from api.container import Services, build_services  # noqa: E402
 from api.ops.bootstrap import initialise  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from bench.domain import issue_request  # noqa: E402
+from bench.custody_backends import OpenBao, init_softhsm, start_openbao  # noqa: E402
+from bench.domain import SealStep, issue_request, seal_step_replaced  # noqa: E402
 from keys.store import HashAlgorithm, KeyRef  # noqa: E402
 from licences.issuance import IssueRequest  # noqa: E402
-from tests.keystore_services import OpenBao, init_softhsm, start_openbao  # noqa: E402
 
 STORES = ("soft", "vault", "pkcs11")
 
@@ -61,28 +60,51 @@ def _domain(kind: str, work: Path, bao: OpenBao, hsm_module: str, pin: str) -> S
 
 class _SealTimer:
     """Times each real issuance's seal step (``apply_seal``: the PAdES signature with the key
-    store's signature inside it) and files it under the store that is issuing now."""
+    store's signature inside it) and files it under the store that is issuing now; install it
+    with ``seal_step_replaced(timer.around)``."""
 
     def __init__(self) -> None:
-        import licences.issuance
-
         self.current = ""
         self.times: dict[str, list[float]] = {}
-        self._module = licences.issuance
-        self._original: Callable[..., bytes] = licences.issuance.apply_seal
-        licences.issuance.apply_seal = self._seal  # type: ignore[assignment]
 
-    def _seal(self, *args: Any) -> bytes:
-        start = time.perf_counter()
-        try:
-            return self._original(*args)
-        finally:
-            self.times.setdefault(self.current, []).append(time.perf_counter() - start)
+    def around(self, original: SealStep) -> SealStep:
+        def timed(*args: Any) -> bytes:
+            start = time.perf_counter()
+            try:
+                return original(*args)
+            finally:
+                self.times.setdefault(self.current, []).append(time.perf_counter() - start)
+
+        return timed
 
 
 def _request() -> IssueRequest:
     request: IssueRequest = issue_request(None)
     return request
+
+
+def _rounds(
+    domains: dict[str, Services], timer: _SealTimer, n: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """``n`` issuances on each store, round-robin so that drift hits all alike, with one bare
+    ``sign_digest`` after each: the whole issuance's and the signature's times per store."""
+    issue: dict[str, list[float]] = {k: [] for k in STORES}
+    sign: dict[str, list[float]] = {k: [] for k in STORES}
+    for services in domains.values():
+        services.issuance.issue(_request())  # warm caches (key type, public key)
+    timer.times.clear()
+    digest = hashlib.sha256(b"bench").digest()
+    for _ in range(n):
+        for kind, services in domains.items():
+            timer.current = kind
+            start = time.perf_counter()
+            services.issuance.issue(_request())
+            issue[kind].append(time.perf_counter() - start)
+            ref = KeyRef(kind, "ca-seal", 1)
+            start = time.perf_counter()
+            services.keystore.sign_digest(ref, digest, HashAlgorithm.SHA256)
+            sign[kind].append(time.perf_counter() - start)
+    return issue, sign
 
 
 def main() -> None:
@@ -96,22 +118,8 @@ def main() -> None:
         try:
             domains = {k: _domain(k, work, bao, hsm.module, hsm.pin) for k in STORES}
             timer = _SealTimer()
-            issue: dict[str, list[float]] = {k: [] for k in STORES}
-            sign: dict[str, list[float]] = {k: [] for k in STORES}
-            for services in domains.values():
-                services.issuance.issue(_request())  # warm caches (key type, public key)
-            timer.times.clear()
-            digest = hashlib.sha256(b"bench").digest()
-            for _ in range(args.n):
-                for kind, services in domains.items():  # round-robin: drift hits all alike
-                    timer.current = kind
-                    start = time.perf_counter()
-                    services.issuance.issue(_request())
-                    issue[kind].append(time.perf_counter() - start)
-                    ref = KeyRef(kind, "ca-seal", 1)
-                    start = time.perf_counter()
-                    services.keystore.sign_digest(ref, digest, HashAlgorithm.SHA256)
-                    sign[kind].append(time.perf_counter() - start)
+            with seal_step_replaced(timer.around):
+                issue, sign = _rounds(domains, timer, args.n)
             seal = timer.times
         finally:
             bao.stop()

@@ -27,12 +27,11 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.baselines import raw_ecdsa, raw_sealer, raw_validator
-from bench.domain import bb_issuance, build, capture_page, issue_request, seal_ref
+from bench.domain import Captured, bb_issuance, build, capture_page, issue_request, seal_ref
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.scale import pg_scale
 from bench.timing import Rate, timed, timed_together
@@ -47,6 +46,7 @@ from bench.web import (
     passed,
     trivial_server,
 )
+from core.clock import SystemClock
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRIVIAL = "trivial endpoint, same stack (HTTP)"
@@ -94,40 +94,85 @@ def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+@dataclass
+class Fixture:
+    """What every measurement of a run shares: the demo domain, its B-B issuance, the page the
+    seal step receives, one sealed B-LTA licence and the seal's private key."""
+
+    data_dir: Path
+    services: Any
+    bb: Any  # IssuanceService with long_term=None
+    page: Captured
+    qr: str  # the sample licence's verification URL
+    lta_pdf: bytes
+    private_key: Any
+
+
 def measure(mode: Mode, work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {
         "mode": mode.name,
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": SystemClock().now().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "load_before": load_avg(),
         "python": sys.version.split()[0],
     }
+    fx = fixture(work)
+    services = fx.services
+    rates = in_process_rates(mode, fx)
+    rates += http_rates(
+        mode, fx.data_dir, fx.qr, fx.lta_pdf, issue_request(services).department_code
+    )
+    with_ratios(rates, out)
+    memory(mode, fx, out)
+    services.engine.dispose()
+    if mode.pg:
+        pg_scale(
+            build,
+            issue_request,
+            work=work,
+            seconds=mode.pg_seconds,
+            workers=mode.pg_workers,
+            rows=mode.rows,
+            out=out,
+        )
+    out["load_after"] = load_avg()
+    out["targets"] = targets(out)
+    return out
+
+
+def fixture(work: Path) -> Fixture:
+    """A demo domain on SQLite under ``work``, with one page captured and one licence issued."""
+    from core.db import reading
+    from licences.repository import document
+
     data_dir = work / "sqlite"
     data_dir.mkdir(mode=0o700)
     services = build(data_dir)
     bb = bb_issuance(services)
     page = capture_page(services, bb)
     sample = services.issuance.issue(issue_request(services))
-    from core.db import reading
-    from licences.repository import document
-
     with reading(services.engine) as session:
         lta_pdf = document(session, sample.licence.identifier)
     private_key = services.keystore._load(seal_ref(services))
-    s = mode.seconds
-    rates: list[Rate] = []
-    rates.append(raw_ecdsa(s, private_key))
-    seal = raw_sealer(page, private_key)
+    return Fixture(data_dir, services, bb, page, sample.verify_url, lta_pdf, private_key)
+
+
+def in_process_rates(mode: Mode, fx: Fixture) -> list[Rate]:
+    """Raw ECDSA; each in-process family with its baseline, in turns (``bench/timing.py``
+    ``timed_together``); QR verification."""
+    from core.db import reading
+
+    services, bb, lta_pdf, s = fx.services, fx.bb, fx.lta_pdf, mode.seconds
+    rates = [raw_ecdsa(s, fx.private_key)]
     pipeline = services.verification._pdf
 
     def verify_pipeline() -> object:
         with reading(services.engine) as session:
             return pipeline.verify(session, lta_pdf, "upload")
 
-    # Each family with its baseline, in turns (bench/timing.py timed_together).
     rates += timed_together(
         [
-            ("raw pyHanko seal B-B", seal, None),
+            (RAW_SEAL, raw_sealer(fx.page, fx.private_key), None),
             ("issue in-process B-B", lambda: bb.issue(issue_request(services)), RAW_SEAL),
             (
                 "issue in-process B-LTA",
@@ -152,7 +197,7 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
         1.5 * s,
         mode.rounds,
     )
-    qr = sample.verify_url
+    qr = fx.qr
     rates.append(
         timed(
             "verify QR in-process",
@@ -160,7 +205,11 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
             s,
         )
     )
-    rates += http_rates(mode, data_dir, qr, lta_pdf, issue_request(services).department_code)
+    return rates
+
+
+def with_ratios(rates: list[Rate], out: dict[str, Any]) -> None:
+    """Each rate, with its ratio to its baseline, into ``out``."""
     by_name = {r.name: r for r in rates}
     out["rates"] = [
         r.as_dict()
@@ -170,37 +219,28 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
     out["qr_over_http_to_bare_fastapi"] = round(
         by_name["verify QR over HTTP"].per_second / by_name[TRIVIAL_BARE].per_second, 3
     )
-    # Memory: RSS while issuing in one process (B-B: the same code path without the TSA).
+
+
+def memory(mode: Mode, fx: Fixture, out: dict[str, Any]) -> None:
+    """RSS while issuing in one process (B-B: the same code path without the TSA), and the
+    peak while a maximum-size upload is verified, in the service and over HTTP."""
     out["rss_while_issuing"] = rss_while_issuing(
-        lambda: bb.issue(issue_request(services)), mode.rss_counts
+        lambda: fx.bb.issue(issue_request(fx.services)), mode.rss_counts
     )
     if mode.name == "smoke":  # in this process: checks the code path, not the figure
-        out["max_upload"] = upload_probe(services, lta_pdf, mode.upload_bytes)
-    else:  # a fresh process, so its RSS is the upload's alone
-        probe = subprocess.run(
-            [PY, "-m", "bench", "--upload-probe", str(data_dir), "--size", str(mode.upload_bytes)],
-            env=env_for(data_dir, None),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        out["max_upload"] = json.loads(probe.stdout.strip().splitlines()[-1])
-        out["max_upload_http"] = upload_over_http(data_dir, lta_pdf, mode.upload_bytes)
-    services.engine.dispose()
-    if mode.pg:
-        pg_scale(
-            build,
-            issue_request,
-            work=work,
-            seconds=mode.pg_seconds,
-            workers=mode.pg_workers,
-            rows=mode.rows,
-            out=out,
-        )
-    out["load_after"] = load_avg()
-    out["targets"] = targets(out)
-    return out
+        out["max_upload"] = upload_probe(fx.services, fx.lta_pdf, mode.upload_bytes)
+        return
+    data_dir = fx.data_dir  # a fresh process, so its RSS is the upload's alone
+    probe = subprocess.run(
+        [PY, "-m", "bench", "--upload-probe", str(data_dir), "--size", str(mode.upload_bytes)],
+        env=env_for(data_dir, None),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out["max_upload"] = json.loads(probe.stdout.strip().splitlines()[-1])
+    out["max_upload_http"] = upload_over_http(data_dir, fx.lta_pdf, mode.upload_bytes)
 
 
 def http_rates(mode: Mode, data_dir: Path, qr: str, pdf: bytes, department: str) -> list[Rate]:
@@ -321,7 +361,7 @@ def scale_only(mode: Mode, work: Path) -> dict[str, Any]:
     """``--scale-only``: the PostgreSQL part alone (e.g. lookups at 10^6 rows)."""
     out: dict[str, Any] = {
         "mode": "scale",
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": SystemClock().now().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "load_before": load_avg(),
     }
@@ -373,7 +413,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="elicence-bench-") as tmp:
         out = scale_only(mode, Path(tmp)) if args.scale_only else measure(mode, Path(tmp))
     RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = SystemClock().now().strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"{out['mode']}-{stamp}.json"
     path.write_text(json.dumps(out, indent=2, ensure_ascii=False))
     print("\n".join(scale_lines(out)) if args.scale_only else table(out))

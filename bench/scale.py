@@ -16,12 +16,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from bench.timing import Rate
 from bench.web import Call, elicence_server, load
+from core.clock import SystemClock
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SYNTHETIC = "SYN."
@@ -66,7 +67,7 @@ def insert_rows(url: str, total: int) -> float:
                 for i in range(missing):
                     copy.write_row((start + 1 + i, "111", f"SYN{have + i:015d}", f"持证人{i}"))
             cur.execute("SELECT setval('holder_id_seq', (SELECT max(id) FROM holder))")
-            now = datetime.now(UTC)
+            now = SystemClock().now()
             columns = (
                 "identifier, type_code, issuer_code, serial, version, holder_id, fields, "
                 "valid_from, valid_until, status, issued_at, verify_code, sha256, seal_code, "
@@ -105,62 +106,15 @@ def lookups(services: Any, url: str, total: int, samples: int = 300) -> dict[str
     """Median and p99 of each lookup over ``samples`` random synthetic licences, one read
     session (the ORM round trip on loopback included), and the plan PostgreSQL chose."""
     import psycopg
-    from sqlmodel import select
 
     from core.db import reading
-    from licences.models import Holder, Licence
-    from licences.repository import licence_by_code, licence_by_sha256
 
     with psycopg.connect(_dsn(url)) as conn:
-        first = conn.execute(
-            "SELECT min(identifier) FROM licence WHERE identifier LIKE %s", (SYNTHETIC + "%",)
-        ).fetchone()[0]  # type: ignore[index]
-        lowest = int(first[len(SYNTHETIC) :])
-        rng = random.Random(total)
-        ns = [rng.randrange(lowest, total) for _ in range(samples)]
-        holder_ids = dict(
-            conn.execute(  # type: ignore[arg-type]
-                "SELECT id_number, id FROM holder WHERE id_number = ANY(%s)",
-                ([f"SYN{n:015d}" for n in ns],),
-            ).fetchall()
-        )
-        plans = {
-            name: _plan(conn, sql, arg)
-            for name, sql, arg in (
-                (
-                    "by_identifier",
-                    "SELECT * FROM licence WHERE identifier = %s",
-                    "SYN.000000000042",
-                ),
-                ("by_sha256", "SELECT * FROM licence WHERE sha256 = %s", "0" * 64),
-                ("by_verify_code", "SELECT * FROM licence WHERE verify_code = %s", "CODE0"),
-                ("by_holder_id", "SELECT * FROM licence WHERE holder_id = %s LIMIT 20", 42),
-                (
-                    "holder_by_identity",
-                    "SELECT * FROM holder WHERE id_type = '111' AND id_number = %s",
-                    "SYN000000000000042",
-                ),
-            )
-        }
-
-    def holder_identity(session: Any, n: int) -> object:
-        holder = session.exec(
-            select(Holder).where(Holder.id_type == "111", Holder.id_number == f"SYN{n:015d}")
-        ).first()
-        return session.exec(select(Licence).where(Licence.holder_id == holder.id).limit(20)).all()
-
-    probes: dict[str, Callable[[Any, int], object]] = {
-        "by_identifier": lambda s, n: s.get(Licence, f"{SYNTHETIC}{n:012d}"),
-        "by_sha256": lambda s, n: licence_by_sha256(s, hashlib.sha256(str(n).encode()).hexdigest()),
-        "by_verify_code": lambda s, n: licence_by_code(s, f"CODE{n:020d}"),
-        "by_holder_id": lambda s, n: s.exec(
-            select(Licence).where(Licence.holder_id == holder_ids[f"SYN{n:015d}"]).limit(20)
-        ).all(),
-        "by_holder_identity": holder_identity,
-    }
+        ns, holder_ids = _sample(conn, total, samples)
+        plans = {name: _plan(conn, sql, arg) for name, sql, arg in PLANNED}
     out: dict[str, Any] = {"rows": total, "plans": plans}
     with reading(services.engine) as session:
-        for name, probe in probes.items():
+        for name, probe in _probes(holder_ids).items():
             times = []
             for n in ns:
                 t0 = time.perf_counter()
@@ -175,6 +129,62 @@ def lookups(services: Any, url: str, total: int, samples: int = 300) -> dict[str
                 times[min(len(times) - 1, round(0.99 * len(times)))] * 1000, 3
             )
     return out
+
+
+# The lookups whose plans are reported: name, SQL, an argument of the right type.
+PLANNED: tuple[tuple[str, str, object], ...] = (
+    ("by_identifier", "SELECT * FROM licence WHERE identifier = %s", "SYN.000000000042"),
+    ("by_sha256", "SELECT * FROM licence WHERE sha256 = %s", "0" * 64),
+    ("by_verify_code", "SELECT * FROM licence WHERE verify_code = %s", "CODE0"),
+    ("by_holder_id", "SELECT * FROM licence WHERE holder_id = %s LIMIT 20", 42),
+    (
+        "holder_by_identity",
+        "SELECT * FROM holder WHERE id_type = '111' AND id_number = %s",
+        "SYN000000000000042",
+    ),
+)
+
+
+def _sample(conn: Any, total: int, samples: int) -> tuple[list[int], dict[str, int]]:
+    """``samples`` synthetic licence numbers drawn (seeded by ``total``) from the synthetic
+    rows, and the holder row id of each one's holder, by ID number."""
+    first = conn.execute(
+        "SELECT min(identifier) FROM licence WHERE identifier LIKE %s", (SYNTHETIC + "%",)
+    ).fetchone()[0]
+    lowest = int(first[len(SYNTHETIC) :])
+    rng = random.Random(total)
+    ns = [rng.randrange(lowest, total) for _ in range(samples)]
+    holder_ids: dict[str, int] = dict(
+        conn.execute(
+            "SELECT id_number, id FROM holder WHERE id_number = ANY(%s)",
+            ([f"SYN{n:015d}" for n in ns],),
+        ).fetchall()
+    )
+    return ns, holder_ids
+
+
+def _probes(holder_ids: dict[str, int]) -> dict[str, Callable[[Any, int], object]]:
+    """Each lookup as the product makes it, of synthetic licence ``n``, in a read session."""
+    from sqlmodel import select
+
+    from licences.models import Holder, Licence
+    from licences.repository import licence_by_code, licence_by_sha256
+
+    def holder_identity(session: Any, n: int) -> object:
+        holder = session.exec(
+            select(Holder).where(Holder.id_type == "111", Holder.id_number == f"SYN{n:015d}")
+        ).first()
+        return session.exec(select(Licence).where(Licence.holder_id == holder.id).limit(20)).all()
+
+    return {
+        "by_identifier": lambda s, n: s.get(Licence, f"{SYNTHETIC}{n:012d}"),
+        "by_sha256": lambda s, n: licence_by_sha256(s, hashlib.sha256(str(n).encode()).hexdigest()),
+        "by_verify_code": lambda s, n: licence_by_code(s, f"CODE{n:020d}"),
+        "by_holder_id": lambda s, n: s.exec(
+            select(Licence).where(Licence.holder_id == holder_ids[f"SYN{n:015d}"]).limit(20)
+        ).all(),
+        "by_holder_identity": holder_identity,
+    }
 
 
 def _plan(conn: Any, sql: str, arg: object) -> str:

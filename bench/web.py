@@ -214,12 +214,17 @@ class Row:
     check: Callable[[str, Any], None] | None = None
 
 
+def always(call: Call) -> Callable[[int], Call]:
+    """The same call for every request number."""
+    return lambda _i: call
+
+
 def interleaved(rows: list[Row], seconds: float, rounds: int) -> list[Rate]:
     """Each row for ``seconds`` in all, in ``rounds`` turns taken one after another (A B C A B C
     …), so a change in the machine's load during the run falls on every row alike; the servers
     are all up the whole time (an idle one costs nothing)."""
     for row in rows:  # warm
-        asyncio.run(load(row.srv.base, lambda i, c=row.call: c, 0.3, row.concurrency, 10**9))
+        asyncio.run(load(row.srv.base, always(row.call), 0.3, row.concurrency, 10**9))
     totals = {row.name: Rate(row.name, 0, 0.0, [], row.baseline, 0.0) for row in rows}
     for _ in range(rounds):
         for row in rows:
@@ -227,7 +232,7 @@ def interleaved(rows: list[Row], seconds: float, rounds: int) -> list[Rate]:
             found = asyncio.run(
                 load(
                     row.srv.base,
-                    lambda i, c=row.call: c,
+                    always(row.call),
                     seconds / rounds,
                     row.concurrency,
                     10**9,

