@@ -33,6 +33,7 @@ from typing import Any
 from bench.baselines import raw_ecdsa, raw_sealer, raw_validator
 from bench.domain import Captured, bb_issuance, build, capture_page, issue_request, seal_ref
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
+from bench.report import scale_lines, table, targets
 from bench.scale import pg_scale
 from bench.timing import Rate, timed, timed_together
 from bench.web import (
@@ -279,82 +280,6 @@ def http_rates(mode: Mode, data_dir: Path, qr: str, pdf: bytes, department: str)
         )
         rates.append(http_rate("issue over HTTP (B-LTA)", srv, issue, hs, min(c, 4), RAW_SEAL))
     return rates
-
-
-def targets(out: dict[str, Any]) -> dict[str, Any]:
-    by = {r["name"]: r for r in out["rates"]}
-
-    def ratio(value: float, goal: float) -> dict[str, Any]:
-        return {"ratio": value, "target": goal, "holds": value >= goal}
-
-    return {
-        "issue B-B in-process / raw pyHanko seal": ratio(by["issue in-process B-B"]["ratio"], 0.5),
-        "verify PDF in-process / raw pyHanko validate": ratio(
-            by["verify PDF in-process (B-LTA)"]["ratio"], 0.7
-        ),
-        "verify PDF pipeline (no isolation, no log) / raw": ratio(
-            by["verify PDF pipeline (PdfVerifier)"]["ratio"], 0.7
-        ),
-        "verify QR over HTTP / trivial endpoint, same stack": ratio(
-            by["verify QR over HTTP"]["ratio"], 0.5
-        ),
-        "verify QR over HTTP / trivial FastAPI, bare": ratio(
-            out["qr_over_http_to_bare_fastapi"], 0.5
-        ),
-    }
-
-
-def table(out: dict[str, Any]) -> str:
-    lines = [
-        f"elicence bench ({out['mode']}), {out['cpus']} CPUs, load {out['load_before']} -> "
-        f"{out['load_after']}",
-        f"{'measurement':<38} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'srv ms':>7} "
-        f"{'srv %':>5} {'ratio':>6}  baseline",
-    ]
-    for r in out["rates"]:
-        ratio = f"{r['ratio']:.3f}" if "ratio" in r else ""
-        srv_ms = f"{r['server_cpu_ms_per_request']:.2f}" if "server_cpu_percent" in r else ""
-        srv_pct = f"{r['server_cpu_percent']:.0f}" if "server_cpu_percent" in r else ""
-        lines.append(
-            f"{r['name']:<38} {r['per_second']:9.1f} {r['p50_ms'] or 0:8.2f} "
-            f"{r['p99_ms'] or 0:8.2f} {srv_ms:>7} {srv_pct:>5} {ratio:>6}  {r['baseline'] or ''}"
-        )
-    lines.append("(srv ms: server CPU per request; srv %: server CPU over the run, 100 = one core)")
-    lines.append("targets:")
-    for name, t in out["targets"].items():
-        lines.append(
-            f"  {name:<52} {t['ratio']:.3f} >= {t['target']}  {'HOLDS' if t['holds'] else 'MISSED'}"
-        )
-    lines.append(f"RSS while issuing (MB): {out['rss_while_issuing']['rss_mb']}")
-    lines.append(f"max-size upload, service: {out['max_upload']}")
-    if "max_upload_http" in out:
-        lines.append(f"max-size upload, HTTP: {out['max_upload_http']}")
-    lines += scale_lines(out)
-    return "\n".join(lines)
-
-
-def scale_lines(out: dict[str, Any]) -> list[str]:
-    lines = []
-    for key, what in (("pg_load", "mixed load"), ("pg_qr_load", "QR verification only")):
-        if key not in out:
-            continue
-        load = out[key]
-        lines.append(
-            f"PostgreSQL {what}, {load['workers']} workers, concurrency {load['concurrency']}, "
-            f"{load['seconds']} s: {load['total_per_second']} req/s"
-        )
-        for name, r in load["endpoints"].items():
-            lines.append(
-                f"  {name:<12} {r['per_second']:8.1f}/s  p50 {r['p50_ms']:.1f} ms  "
-                f"p99 {r['p99_ms']:.1f} ms  (n={r['n']})"
-            )
-    if "pg_indexes" in out:
-        lines.append(f"  indexes: {out['pg_indexes']}")
-    for row in out.get("pg_lookups", []):
-        figures = {k: v for k, v in row.items() if k.endswith("_ms")}
-        lines.append(f"  lookups at {row['rows']:,} rows (ms): {figures}")
-        lines.append(f"    plans: {row['plans']}")
-    return lines
 
 
 def scale_only(mode: Mode, work: Path) -> dict[str, Any]:
