@@ -25,7 +25,6 @@ import functools
 import multiprocessing
 import os
 import resource
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -111,15 +110,9 @@ def _initialise(limits: Limits) -> None:
     server: a server killed with SIGKILL cannot shut its pool down, and idle workers would
     otherwise live on (they hold both ends of the task queue, so never see it close)."""
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    # Not PR_SET_PDEATHSIG: Linux ties it to the *thread* that started the worker, and the
+    # server's request threads come and go, so a worker would die with its spawning thread.
     parent = os.getppid()
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG, Linux
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the server died before prctl took effect
-        os._exit(0)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     # Loaded once per worker, outside any task's CPU budget: pyHanko, pikepdf, certvalidator.
     import pikepdf  # noqa: F401
@@ -128,7 +121,7 @@ def _initialise(limits: Limits) -> None:
 
 
 def _watch_parent(parent: int) -> None:
-    """Where PR_SET_PDEATHSIG is not available: notice the server is gone within a second."""
+    """Notice within a second that the server is gone (the worker is re-parented) and end."""
     while os.getppid() == parent:
         time.sleep(1)
     os._exit(0)
