@@ -26,9 +26,9 @@ from trust.federation import Recognised
 from trust.federation_ocsp import OcspAnswer
 from trust.federation_status import StatusAnswer
 from verify import foreign_checks as rules
-from verify.steps import Steps, Stop
 from verify.report import CheckResult, Indication, LicenceSummary, SealSummary, SubIndication
 from verify.signature import ArchiveFacts, SignatureFacts, TimestampFacts
+from verify.steps import Steps, Stop
 
 SEALED = NOW - timedelta(days=30)
 TRY_LATER = "暂时无法向签发信任域确认，请稍后再试 / the issuing domain cannot be asked just now; " \
