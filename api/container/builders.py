@@ -10,7 +10,11 @@ from api.container.foundation import Foundation
 from api.edge.holder_session import HolderSessions, load_key
 from api.settings import Settings
 from licences.catalogue import Catalogue
+from licences.holder_desk import HolderDesk
+from licences.holders import Holders
 from licences.issuance import IssuanceService
+from licences.licence_desk import LicenceDesk
+from licences.lifecycle import Lifecycle
 from licences.local_types import local_type_name
 from licences.presentation import PresentationService
 from licences.qrkeys import LicenceCodes
@@ -151,3 +155,29 @@ def issuing_rights(catalogue: Catalogue) -> IssuingRights:
         catalogue.check_issuer(catalogue.get(session, type_code), department_code)
 
     return check
+
+
+def build_holder_desk(
+    f: Foundation, presentations: PresentationService, stamped: StampedCopies, holders: Holders
+) -> HolderDesk:
+    return HolderDesk(
+        engine=f.engine,
+        audit=f.audit,
+        clock=f.clock,
+        presentations=presentations,
+        stamped=stamped,
+        holders=holders,
+    )
+
+
+def build_licence_desk(
+    f: Foundation, catalogue: Catalogue, lifecycle: Lifecycle, holders: Holders
+) -> LicenceDesk:
+    return LicenceDesk(
+        engine=f.engine,
+        audit=f.audit,
+        clock=f.clock,
+        catalogue=catalogue,
+        lifecycle=lifecycle,
+        holders=holders,
+    )

@@ -8,8 +8,10 @@ from sqlalchemy.engine import Engine
 
 from api.container.builders import (
     build_federation,
+    build_holder_desk,
     build_holder_sessions,
     build_issuance,
+    build_licence_desk,
     build_licence_status,
     build_presentations,
     build_seal_desk,
@@ -139,14 +141,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         presentations=presentations,
         trust_services=f.trust_services,
         holder_sessions=build_holder_sessions(settings, f.base_url),
-        holder_desk=HolderDesk(
-            engine=engine,
-            audit=audit,
-            clock=clock,
-            presentations=presentations,
-            stamped=stamped,
-            holders=holders,
-        ),
+        holder_desk=build_holder_desk(f, presentations, stamped, holders),
         grant_desk=GrantDesk(engine=engine, audit=audit, clock=clock),
         presentation_desk=PresentationDesk(
             engine=engine, audit=audit, clock=clock, presentations=presentations
@@ -161,14 +156,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         setup=build_setup(f, catalogue),
         readiness=Readiness({"database": database_probe(engine), "keystore": f.keystore.list}),
         catalogue_desk=CatalogueDesk(engine=engine, catalogue=catalogue, clock=clock),
-        licence_desk=LicenceDesk(
-            engine=engine,
-            audit=audit,
-            clock=clock,
-            catalogue=catalogue,
-            lifecycle=lifecycle,
-            holders=holders,
-        ),
+        licence_desk=build_licence_desk(f, catalogue, lifecycle, holders),
         exchange_desk=ExchangeDesk(
             engine=engine, catalogue=catalogue, clock=clock, verify_url=issuance.verify_url
         ),
