@@ -25,7 +25,7 @@ from core.audit import AuditLog
 from core.clock import Clock, china_today
 from core.db import newest_first, transaction
 from licences.catalogue_rules import fields_for_service_item
-from licences.grants import PullRefused, live_grant
+from licences.grant_match import PullRefused, live_grant
 from licences.masking import mask_id, mask_name
 from licences.models import HolderCategory
 from licences.repository import (
