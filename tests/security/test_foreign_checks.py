@@ -25,6 +25,7 @@ from tests.security.support import NOW
 from trust.federation import Recognised
 from trust.federation_ocsp import OcspAnswer
 from trust.federation_status import StatusAnswer
+from trust.tsa import ACCURACY
 from verify import foreign_checks as rules
 from verify.report import CheckResult, Indication, LicenceSummary, SealSummary, SubIndication
 from verify.signature import ArchiveFacts, SignatureFacts, TimestampFacts
@@ -82,7 +83,7 @@ def test_stale_message_names_the_domain() -> None:
         "信任域 b 的信任列表已过期且无法更新 / the trust list of b is past its next_update and "
         "could not be refreshed; try later"
     )
-    assert rules.ACCURACY_SECONDS == 1.0
+    assert ACCURACY.total_seconds() == 1.0  # the TSA's accuracy the revocation rule allows for
 
 
 # -- integrity and modifications -----------------------------------------------------------
