@@ -25,13 +25,18 @@ run: $(STAMP)
 	  ELICENCE_DEMO_MODE=$${ELICENCE_DEMO_MODE:-1} \
 	  $(BIN)/elicence serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
+# The suite runs on every core, up to four workers (pytest-xdist), each test file on one worker so
+# a module's demo domain is built once; TEST_JOBS=0 runs it in this process.
+TEST_JOBS ?= auto
+PARALLEL := -n $(TEST_JOBS) --maxprocesses 4 --dist loadfile
+
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PARALLEL)
 
 # The fast part while working: no browser, PostgreSQL, OpenBao, SoftHSM, fuzzing or other slow
 # tests (marker `slow`, pyproject.toml); `make test` runs everything.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(PARALLEL) -m "not slow"
 
 # A longer mutation run over a sealed licence (tests/test_fuzz.py; make test runs 100 examples).
 fuzz: $(STAMP)
