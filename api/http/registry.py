@@ -59,26 +59,7 @@ class CreateSealBody(BaseModel):
 def read_department(code: str, request: Request) -> DepartmentOut:
     """Public: who the department is and which seals it holds (no keys, no images)."""
     view = services_of(request).seal_desk.department(code)
-    return DepartmentOut(
-        code=view.code,
-        name=view.name,
-        division_code=view.division_code,
-        level=view.level,
-        parent_code=view.parent_code,
-        seals=[
-            PublicSeal(
-                code=s.code,
-                name=s.name,
-                seal_type=s.seal_type,
-                seal_type_label=s.seal_type_label,
-                status=s.status,
-                status_label=s.status_label,
-                valid_from=s.valid_from,
-                valid_until=s.valid_until,
-            )
-            for s in view.seals
-        ],
-    )
+    return DepartmentOut.model_validate(view, from_attributes=True)
 
 
 @router.get("", response_model=list[SealOut])

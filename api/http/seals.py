@@ -58,33 +58,8 @@ class SealOut(BaseModel):
 
 
 def seal_out(view: SealView) -> SealOut:
-    """The API's JSON of a seal view."""
-    return SealOut(
-        code=view.code,
-        name=view.name,
-        department=view.department,
-        seal_type=view.seal_type,
-        seal_type_label=view.seal_type_label,
-        status=view.status,
-        status_label=view.status_label,
-        valid_from=view.valid_from,
-        valid_until=view.valid_until,
-        width_mm=view.width_mm,
-        key_ref=view.key_ref,
-        licence_types=list(view.licence_types),
-        certificate_serial=view.certificate_serial,
-        certificates=[
-            CertificateOut(
-                serial=c.serial,
-                status=c.status,
-                not_before=c.not_before,
-                not_after=c.not_after,
-                revoked_at=c.revoked_at,
-                revocation_reason=c.revocation_reason,
-            )
-            for c in view.certificates
-        ],
-    )
+    """The API's JSON of a seal view (its certificates, oldest first, as ``CertificateOut``)."""
+    return SealOut.model_validate(view, from_attributes=True)
 
 
 @router.get("/{code}", response_model=SealOut)
