@@ -31,7 +31,9 @@ def _seal(session: Session, seal_code: str, department_code: str | None) -> Seal
     return seal
 
 
-def _certificates(session: Session, seal_code: str) -> list[CertificateRecord]:
+def seal_certificates(session: Session, seal_code: str) -> list[CertificateRecord]:
+    """Every certificate issued for the seal, oldest first: what a withdrawal changes and what
+    a seal's view lists."""
     return list(
         session.exec(
             select(CertificateRecord)
@@ -64,7 +66,7 @@ def revoke_seal(
             "印章已暂停 / the seal is already suspended", extra={"current_status": "suspended"}
         )
     serials = []
-    for record in _certificates(session, seal_code):
+    for record in seal_certificates(session, seal_code):
         if record.status == "revoked" or (hold and record.status == "hold"):
             continue
         trust.revocation.revoke(session, actor=actor, serial=record.serial, reason=reason)
@@ -101,7 +103,7 @@ def resume_seal(
             extra={"current_status": seal.status},
         )
     serials = []
-    for record in _certificates(session, seal_code):
+    for record in seal_certificates(session, seal_code):
         if record.status == "hold":
             trust.revocation.release_hold(session, actor=actor, serial=record.serial)
             serials.append(record.serial)

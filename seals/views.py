@@ -12,12 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from seals.authorisation import authorised_types
 from seals.models import Department, Seal, SealStatus, SealType
-from trust.models import CertificateRecord
-from trust.profiles import Role
+from seals.revocation import seal_certificates
 
 
 @dataclass(frozen=True)
@@ -76,17 +75,6 @@ class DepartmentView:
     level: str
     parent_code: str | None
     seals: tuple[PublicSealView, ...]
-
-
-def seal_certificates(session: Session, seal_code: str) -> list[CertificateRecord]:
-    """Every certificate issued for the seal, oldest first."""
-    return list(
-        session.exec(
-            select(CertificateRecord)
-            .where(CertificateRecord.role == Role.SEAL.value, CertificateRecord.name == seal_code)
-            .order_by(col(CertificateRecord.not_before))
-        ).all()
-    )
 
 
 def seal_view(session: Session, seal: Seal) -> SealView:

@@ -7,6 +7,7 @@ fails through :func:`die`: one line on standard error, ``elicence: `` first, and
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -54,3 +55,13 @@ def die(message: str, code: int = 1) -> NoReturn:
     """One line on standard error and a non-zero exit: the CLI's only way to refuse."""
     typer.echo(f"elicence: {message}", err=True)
     raise typer.Exit(code)
+
+
+def option_date(value: str | None, option: str) -> date | None:
+    """A date option given as YYYY-MM-DD, or None when the option was left out."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")

@@ -12,13 +12,12 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from api.cli.context import OPERATOR, DataDir, die, open_services
+from api.cli.context import OPERATOR, DataDir, die, open_services, option_date
 
 if TYPE_CHECKING:  # the domain is imported when a command runs, to keep the CLI's start quick
     from licences.batch import ItemResult
@@ -112,8 +111,8 @@ def export_licences(
                 holder_id=holder_id,
                 type_code=licence_type,
                 status=status,
-                issued_from=_date(issued_from, "--issued-from"),
-                issued_to=_date(issued_to, "--issued-to"),
+                issued_from=option_date(issued_from, "--issued-from"),
+                issued_to=option_date(issued_to, "--issued-to"),
             )
         )
     text = json.dumps(document, ensure_ascii=False, indent=2)
@@ -155,12 +154,3 @@ def import_licences(
         bar.update(len(items))
     _report(results, lambda index: index + 1, "导入 / import")
 
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
-        return None

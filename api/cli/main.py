@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -13,7 +12,7 @@ import typer
 from api.cli.archive import archive_app
 from api.cli.backup import backup_command, restore_command
 from api.cli.catalogue import catalogue_app
-from api.cli.context import OPERATOR, DataDir, die, open_services
+from api.cli.context import OPERATOR, DataDir, die, open_services, option_date
 from api.cli.federation import federation_app
 from api.cli.holders import holders_app
 from api.cli.keys import keys_app
@@ -130,8 +129,8 @@ def issue(
             holder_id=holder_id,
             holder_name=holder_name,
             fields=fields,
-            valid_from=_date(valid_from, "--valid-from"),
-            valid_until=_date(valid_until, "--valid-until"),
+            valid_from=option_date(valid_from, "--valid-from"),
+            valid_until=option_date(valid_until, "--valid-until"),
             actor=OPERATOR,
         )
     )
@@ -166,14 +165,6 @@ def _write(out: Path, data: bytes) -> None:
     tmp.write_bytes(data)
     tmp.replace(out)
 
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        die(f"{option} 须为 YYYY-MM-DD / {option} must be YYYY-MM-DD")
 
 
 @app.command()
