@@ -30,19 +30,8 @@ def build(data_dir: Path, database_url: str | None = None) -> Any:
 
 def issue_request(services: Any, n: int = 0) -> Any:
     from api.ops import demo
-    from licences.issuance import IssueRequest
 
-    sample = demo.SAMPLE_LICENCES[0]
-    return IssueRequest(
-        department_code=sample["department"],
-        licence_type=sample["licence_type"],
-        holder_id_type=sample["holder"]["id_type"],
-        holder_id=sample["holder"]["id"],
-        holder_name=sample["holder"]["name"],
-        fields=sample["fields"],
-        valid_from=china_today(services.clock.now()),
-        actor="bench",
-    )
+    return demo.issue_request(demo.SAMPLE_LICENCES[0], china_today(services.clock.now()), "bench")
 
 
 def bb_issuance(services: Any) -> Any:

@@ -17,7 +17,6 @@ from api.container import Services
 from api.ops import demo
 from core.clock import china_today
 from core.errors import Conflict
-from licences.issuance import IssueRequest
 from licences.models import LicenceType
 from licences.setup import DepartmentSeed
 from migrations.runner import upgrade
@@ -87,18 +86,7 @@ def _demo(services: Services, result: InitResult) -> None:
         json.dumps(_credentials(services, keys, today), ensure_ascii=False, indent=2),
     )
     for sample in demo.SAMPLE_LICENCES:
-        services.issuance.issue(
-            IssueRequest(
-                department_code=sample["department"],
-                licence_type=sample["licence_type"],
-                holder_id_type=sample["holder"]["id_type"],
-                holder_id=sample["holder"]["id"],
-                holder_name=sample["holder"]["name"],
-                fields=sample["fields"],
-                valid_from=today,
-                actor=OPERATOR,
-            )
-        )
+        services.issuance.issue(demo.issue_request(sample, today, OPERATOR))
     result.messages.append(f"已创建示范数据 / demo data created; credentials in {credentials_path}")
 
 

@@ -10,6 +10,8 @@ import hashlib
 from datetime import date
 from typing import Any
 
+from licences.issuance import IssueRequest
+
 MARKET = {
     "code": "1135010000360001XN",
     "name": "示范市市场监督管理局",
@@ -143,6 +145,20 @@ def sample_request(department_code: str, today: date) -> dict[str, Any]:
                 "valid_until": None,
             }
     raise KeyError(department_code)
+
+
+def issue_request(sample: dict[str, Any], valid_from: date, actor: str) -> IssueRequest:
+    """The issuance request for one of ``SAMPLE_LICENCES``."""
+    return IssueRequest(
+        department_code=sample["department"],
+        licence_type=sample["licence_type"],
+        holder_id_type=sample["holder"]["id_type"],
+        holder_id=sample["holder"]["id"],
+        holder_name=sample["holder"]["name"],
+        fields=sample["fields"],
+        valid_from=valid_from,
+        actor=actor,
+    )
 
 
 def holders() -> list[dict[str, str]]:
