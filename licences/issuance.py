@@ -29,7 +29,7 @@ from core.clock import Clock, china_today
 from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput
 from keys.audit import KeyUseRecorder
-from licences import holders, idempotency
+from licences import holders, idempotency, status_index
 from licences.catalogue import Catalogue
 from licences.catalogue_rules import validate_fields
 from licences.idempotency import IdempotencyKey
@@ -197,6 +197,7 @@ class IssuanceService:
             valid_until=valid_until,
             context=context,
             previous=previous,
+            status_index=status_index.allocate(session),
         )
         # A page that cannot hold the fields is refused here, before the QR code is signed.
         check_fits(

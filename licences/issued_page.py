@@ -39,6 +39,7 @@ class Draft:
     valid_until: date | None
     context: SealContext
     previous: str | None = None
+    status_index: int | None = None  # its entry in the status list (licences.status_index)
 
 
 def page_view(draft: Draft, issued_at: datetime, url: str) -> LicenceView:
@@ -81,6 +82,7 @@ def verification_code(qr_codes: LicenceCodes | None, draft: Draft, issued_at: da
         valid_until=draft.valid_until,
         issued_at=issued_at,
         actor=f"department:{draft.department_code}",
+        status_index=draft.status_index,
     )
 
 
@@ -105,4 +107,5 @@ def licence_row(draft: Draft, *, issued_at: datetime, code: str, sha256: str) ->
         type_version=entry.version,
         previous=draft.previous,
         holder_name=draft.holder_name,  # as printed: later corrections never change it
+        status_index=draft.status_index,
     )

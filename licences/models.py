@@ -6,7 +6,16 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, DateTime, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -141,7 +150,10 @@ class Holder(SQLModel, table=True):
 class Licence(SQLModel, table=True):
     __tablename__ = "licence"
     # Keyset pagination of a department's licences, newest first.
-    __table_args__ = (Index("ix_licence_issuer_issued", "issuer_code", "issued_at", "identifier"),)
+    __table_args__ = (
+        Index("ix_licence_issuer_issued", "issuer_code", "issued_at", "identifier"),
+        Index("ux_licence_status_index", "status_index", unique=True),
+    )
 
     identifier: str = Field(primary_key=True, max_length=96)
     type_code: str = Field(foreign_key="licence_type.code", index=True, max_length=21)
@@ -172,6 +184,9 @@ class Licence(SQLModel, table=True):
     # (licences.holders) changes what a sealed licence shows. Written by every issuance; NULL
     # only for a row the upgrade to revision 0012 could not fill (read as the registered name).
     holder_name: str | None = Field(default=None, max_length=128)
+    # The licence's entry in the domain's status list (licences.status_index), carried by its
+    # signed QR payload. NULL for licences issued before status lists (revision 0014).
+    status_index: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
 
 
 class LicenceDocument(SQLModel, table=True):

@@ -52,6 +52,7 @@ KID_BYTES = 8
 DIGEST_BYTES = 16
 MAX_TEXT = 1024  # characters of base32 accepted before any decoding is attempted
 EPOCH = date(1970, 1, 1)
+MAX_STATUS_INDEX = 1 << 32  # far past any list a domain publishes; bounds the CBOR integer
 
 
 class PayloadError(ValueError):
@@ -77,6 +78,7 @@ class Key(IntEnum):
     ISSUED_AT = 6  # seconds since the epoch: issuance, or the moment of presentation
     EXPIRES_AT = 7  # presentation only
     NONCE = 8  # presentation only
+    STATUS_INDEX = 9  # the licence's entry in the domain's status list (licences.status_index)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class Claims:
     issued_at: datetime
     expires_at: datetime | None = None
     nonce: bytes | None = None
+    # The licence's entry in the signed status list: what lets an offline verifier say PASSED.
+    # Absent from codes printed before status lists existed (they stay INDETERMINATE offline).
+    status_index: int | None = None
 
     @property
     def issuer_code(self) -> str:
@@ -113,6 +118,8 @@ class Claims:
             data[Key.EXPIRES_AT] = int(self.expires_at.timestamp())
         if self.nonce is not None:
             data[Key.NONCE] = self.nonce
+        if self.status_index is not None:
+            data[Key.STATUS_INDEX] = self.status_index
         return {int(k): v for k, v in data.items()}
 
 
@@ -297,12 +304,20 @@ def decode(text: str) -> Signed:
     valid_days = data.get(int(Key.VALID_UNTIL))
     if valid_days is not None and (not isinstance(valid_days, int) or abs(valid_days) > 10**6):
         raise PayloadError("valid_until out of range")
+    status_index = data.get(int(Key.STATUS_INDEX))
+    if status_index is not None and (
+        not isinstance(status_index, int)
+        or isinstance(status_index, bool)
+        or not 0 <= status_index < MAX_STATUS_INDEX
+    ):
+        raise PayloadError("status index out of range")
     claims = Claims(
         type=kind,
         identifier=identifier,
         record_digest=digest,
         valid_until=EPOCH + timedelta(days=valid_days) if valid_days is not None else None,
         issued_at=_time(_get(data, Key.ISSUED_AT, int)),
+        status_index=status_index,
     )
     if kind is PayloadType.PRESENTATION:
         claims = replace(

@@ -155,6 +155,7 @@ class LicenceCodes:
         issued_at: datetime,
         actor: str,
         request_id: str | None = None,
+        status_index: int | None = None,
     ) -> str:
         claims = Claims(
             type=PayloadType.LICENCE,
@@ -171,6 +172,7 @@ class LicenceCodes:
             ),
             valid_until=valid_until,
             issued_at=issued_at,
+            status_index=status_index,
         )
         recorder = KeyUseRecorder()
         code = self._keys.sign(claims, purpose="qr-licence", listener=recorder)

@@ -14,7 +14,8 @@ import licences.holder_links
 import licences.models
 import licences.presentation
 import licences.pulls
-import licences.stamped_records  # noqa: F401
+import licences.stamped_records
+import licences.status_list_records  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
 import trust.crl

@@ -79,6 +79,10 @@ class Endpoints:
     def trust_list(self) -> str:
         return f"{self.base_url}/pki/trust-list"
 
+    @property
+    def status_list(self) -> str:
+        return f"{self.base_url}/pki/status-list"
+
 
 def random_serial() -> int:
     """Serials carry 127 bits of randomness (RFC 5280 allows up to 20 octets, positive)."""

@@ -24,6 +24,7 @@ from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
 from trust.audit_anchor import CheckpointTsa
 from trust.authority import DomainIdentity, TrustDomain
+from trust.jose import CredentialKeys
 from trust.ocsp import OcspResponder
 from trust.pki_desk import PkiDesk
 from trust.profiles import Endpoints
@@ -61,6 +62,7 @@ class Foundation:
     fonts: Fonts
     qr_keys: QrKeys
     base_url: str
+    credential_keys: CredentialKeys
 
 
 def build_foundation(settings: Settings, clock: Clock) -> Foundation:
@@ -87,18 +89,30 @@ def build_foundation(settings: Settings, clock: Clock) -> Foundation:
         trust=trust, keystore=keystore, clock=clock, audit=audit, font_path=fonts.bold
     )
     qr_keys = QrKeys(keystore)
+    credential_keys = CredentialKeys(keystore)
+    endpoints = Endpoints(base_url)
+
+    def published_keys() -> dict[str, Any]:
+        """What the trust list adds for offline verifiers: the QR keys, the credential keys
+        and where the status list is."""
+        return {
+            **qr_keys.to_json(),
+            **credential_keys.to_json(),
+            "status_list": {"url": endpoints.status_list, "media_type": "application/vc+jwt"},
+        }
+
     trust_services = build_trust_services(
         engine=engine,
         trust=trust,
         clock=clock,
         audit=audit,
-        endpoints=Endpoints(base_url),
-        extra_members=qr_keys.to_json,
+        endpoints=endpoints,
+        extra_members=published_keys,
     )
     checkpoints.timestamps = CheckpointTsa(trust=trust, tsa=trust_services.tsa)
     return Foundation(
         settings, clock, engine, keystore, checkpoints, audit, trust, trust_services, seals,
-        fonts, qr_keys, base_url,
+        fonts, qr_keys, base_url, credential_keys,
     )  # fmt: skip
 
 

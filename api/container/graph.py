@@ -54,6 +54,7 @@ from seals.registry import SealRegistry
 from trust.audit_desk import AuditDesk
 from trust.authority import TrustDomain
 from trust.federation import Federation
+from trust.jose import CredentialKeys
 from verify.holder_usage import UsageLog
 from verify.isolation import Inspector
 from verify.licence_status import LicenceStatusDesk
@@ -78,6 +79,7 @@ class Services:
     tokens: TokenIssuer
     checkpoints: AuditCheckpointer
     qr_keys: QrKeys
+    credential_keys: CredentialKeys
     presentations: PresentationService
     trust_services: TrustServices
     holder_sessions: HolderSessions
@@ -138,6 +140,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         tokens=TokenIssuer(store=f.keystore, clock=clock, issuer=f.base_url),
         checkpoints=f.checkpoints,
         qr_keys=f.qr_keys,
+        credential_keys=f.credential_keys,
         presentations=presentations,
         trust_services=f.trust_services,
         holder_sessions=build_holder_sessions(settings, f.base_url),

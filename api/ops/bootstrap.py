@@ -37,6 +37,7 @@ def initialise(services: Services, *, with_demo: bool) -> InitResult:
     services.tokens.ensure_key()
     services.checkpoints.ensure_key()
     services.qr_keys.ensure()  # signs QR payloads; created once, kept across runs
+    services.credential_keys.ensure()  # signs the status list and exported credentials
     result = InitResult()
     result.messages.append(
         "已创建信任域 / trust domain created"
