@@ -17,16 +17,28 @@ from api.edge.middleware import Edge
 from api.edge.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
 from api.http import (
     catalogue,
+    credentials,
     exchange,
     federation,
     licences,
     lifecycle,
     oauth,
     pki,
+    presentations,
     registry,
     seals,
 )
-from api.pages import grants, holder, holder_api, present, signin, statistics, verify
+from api.pages import (
+    grants,
+    holder,
+    holder_api,
+    holder_credential,
+    offline,
+    present,
+    signin,
+    statistics,
+    verify,
+)
 from api.settings import Settings
 
 
@@ -71,9 +83,12 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     # Public verification first: every scanned code and upload is matched against the routes
     # in order, and none of its paths is claimed by a router below.
     app.include_router(verify.router)
+    app.include_router(offline.router)  # the offline verifier's service worker
     app.include_router(oauth.router)
     app.include_router(present.router)  # before licences: see its docstring
     app.include_router(licences.router)
+    app.include_router(credentials.router)  # /api/v1/licences/{identifier}/credential
+    app.include_router(presentations.router)  # presentation codes redeemed by departments
     app.include_router(lifecycle.router)
     app.include_router(exchange.router)
     app.include_router(catalogue.router)
@@ -86,6 +101,7 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     app.include_router(grants.router)  # the holder's grants and usage log
     app.include_router(signin.router)  # holder sign-in (OpenID Connect)
     app.include_router(holder.router)  # /me: the holder's licences and copies
+    app.include_router(holder_credential.router)  # /me: a licence as a Verifiable Credential
     app.include_router(holder_api.router)  # /api/v1/holder/...
     if services.dev_idp is not None:  # demo mode only; otherwise /dev-idp is a 404
         app.mount("/dev-idp", create_dev_idp_app(services.dev_idp))
