@@ -5,7 +5,7 @@ every byte counts. CBOR with small integer keys and a raw 64-byte r||s signature
 licence's payload near 200 bytes; base32 (RFC 4648, upper case, no padding) keeps the whole URL
 in QR alphanumeric mode, 5.5 bits a character.
 
-Two payload types share one layout (integer keys, see :class:`Key`):
+Three payload types share one layout (integer keys, see :class:`Key`):
 
 * a **licence** payload, printed on the licence before it is sealed. It cannot carry the SHA-256
   of the sealed PDF (that exists only after sealing, and the QR is part of what is sealed), so it
@@ -14,6 +14,11 @@ Two payload types share one layout (integer keys, see :class:`Key`):
   a record edited in the database after issuance.
 * a **presentation** payload, minted for a citizen to show on a phone for a few minutes; it
   carries ``presented_at`` and ``expires_at`` so a screenshot cannot be replayed later.
+* a **copy** payload, printed on a purpose-stamped copy (加注件): its licence's claims (digest,
+  validity, status index: a copy's status is its licence's) and the copy's id.
+
+A licence or copy payload carries the licence's ``status_index`` in the domain's signed status
+list (``licences.bitstring``), which is what lets a verifier without a network say PASSED.
 
 The signing key never leaves the key store: the SHA-256 of the COSE ``Sig_structure`` is signed
 with ``KeyStore.sign_digest`` and the DER ECDSA signature converted to r||s.
@@ -66,6 +71,7 @@ class BadSignature(Exception):
 class PayloadType(IntEnum):
     LICENCE = 1
     PRESENTATION = 2
+    COPY = 3  # a purpose-stamped copy (加注件): the licence's claims and the copy's id
 
 
 class Key(IntEnum):
@@ -79,6 +85,7 @@ class Key(IntEnum):
     EXPIRES_AT = 7  # presentation only
     NONCE = 8  # presentation only
     STATUS_INDEX = 9  # the licence's entry in the domain's status list (licences.status_index)
+    COPY_ID = 10  # copy only: the stamped copy's id (16 hex digits)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class Claims:
     # The licence's entry in the signed status list: what lets an offline verifier say PASSED.
     # Absent from codes printed before status lists existed (they stay INDETERMINATE offline).
     status_index: int | None = None
+    copy_id: str | None = None  # a stamped copy's id; its status is its licence's
 
     @property
     def issuer_code(self) -> str:
@@ -120,6 +128,8 @@ class Claims:
             data[Key.NONCE] = self.nonce
         if self.status_index is not None:
             data[Key.STATUS_INDEX] = self.status_index
+        if self.copy_id is not None:
+            data[Key.COPY_ID] = self.copy_id
         return {int(k): v for k, v in data.items()}
 
 
@@ -229,6 +239,7 @@ def _time(seconds: int) -> datetime:
 
 
 _BASE32 = re.compile("[A-Z2-7]+")
+_COPY_ID = re.compile("[0-9a-f]{16}")
 # RFC 4648 base32 digit values spelled as Python's base-32 digits (0-9, A-V), so ``int`` does
 # the decoding in C: every scanned code is decoded, and ``base64.b32decode`` is pure Python.
 _AS_BASE32HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
@@ -319,6 +330,11 @@ def decode(text: str) -> Signed:
         issued_at=_time(_get(data, Key.ISSUED_AT, int)),
         status_index=status_index,
     )
+    if kind is PayloadType.COPY:
+        copy_id = _get(data, Key.COPY_ID, str)
+        if _COPY_ID.fullmatch(copy_id) is None:
+            raise PayloadError("copy id must be 16 hexadecimal digits")
+        claims = replace(claims, copy_id=copy_id)
     if kind is PayloadType.PRESENTATION:
         claims = replace(
             claims,

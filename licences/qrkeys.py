@@ -174,8 +174,28 @@ class LicenceCodes:
             issued_at=issued_at,
             status_index=status_index,
         )
+        return self._signed(claims, "qr-licence", actor, request_id)
+
+    def copy_code(
+        self, record: LicenceRecord, copy_id: str, *, issued_at: datetime, actor: str,
+        request_id: str | None = None,
+    ) -> str:
+        """The signed code of a stamped copy: the stored licence's claims and the copy's id."""
+        licence = record.licence
+        claims = Claims(
+            type=PayloadType.COPY,
+            identifier=licence.identifier,
+            record_digest=digest_of(record),
+            valid_until=licence.valid_until,
+            issued_at=issued_at,
+            status_index=licence.status_index,
+            copy_id=copy_id,
+        )
+        return self._signed(claims, "qr-copy", actor, request_id)
+
+    def _signed(self, claims: Claims, purpose: str, actor: str, request_id: str | None) -> str:
         recorder = KeyUseRecorder()
-        code = self._keys.sign(claims, purpose="qr-licence", listener=recorder)
+        code = self._keys.sign(claims, purpose=purpose, listener=recorder)
         with transaction(self._engine) as session:
             recorder.flush(self._audit, session, actor, request_id)
         return code

@@ -49,6 +49,7 @@ from licences.catalogue_rules import field_layout
 from licences.issuance import Fonts
 from licences.links import new_verify_code, verify_url
 from licences.models import HolderCategory, LicenceStatus, LicenceType, LicenceTypeVersion
+from licences.qrkeys import LicenceCodes
 from licences.render import (
     GREY,
     LEFT,
@@ -236,7 +237,9 @@ class StampedCopies:
         fonts: Fonts,
         public_base_url: str,
         long_term: LongTermSealing | None = None,
+        qr_codes: LicenceCodes | None = None,
     ) -> None:
+        self._qr_codes = qr_codes  # signs the copy's QR code; None: a random code (online only)
         self._engine = engine
         self._seals = seals
         self._audit = audit
@@ -263,7 +266,14 @@ class StampedCopies:
             context = self._seals.seal_for_issuance(session, licence.issuer_code, entry.code)
             self._check_quota(session, licence.identifier)
             layout = _layout_as_issued(entry, schema, licence.fields)
-        copy_id, code, now = secrets.token_hex(8), new_verify_code(), self._clock.now()
+        copy_id, now = secrets.token_hex(8), self._clock.now()
+        code = (
+            self._qr_codes.copy_code(
+                record, copy_id, issued_at=now, actor=request.actor, request_id=request.request_id
+            )
+            if self._qr_codes is not None
+            else new_verify_code()
+        )
         sentence = stamp_text(purpose, item)
         view = _copy_view(record, layout, verify_url(self._base_url, code))
         rendered = render_licence(

@@ -25,7 +25,9 @@ class StampedCopy(SQLModel, table=True):
     stamp_text: str = Field(max_length=200)  # the sentence printed, e.g. 仅供办理……使用，他用无效
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     sha256: str = Field(unique=True, max_length=64)
-    verify_code: str = Field(unique=True, max_length=32)  # random; the copy's QR names it
+    # The copy's QR code: a signed copy payload (licences.payload), or random for copies made
+    # before revision 0016 or by a domain that signs no QR payloads.
+    verify_code: str = Field(unique=True, max_length=512)
     seal_code: str = Field(foreign_key="seal.code", max_length=32)
     seal_certificate_serial: str = Field(max_length=40)
     requested_by: str = Field(max_length=128)  # the holder's actor: holder:<subject>

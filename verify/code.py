@@ -55,6 +55,13 @@ CLOCK_SKEW = timedelta(seconds=60)  # a phone's clock may run a little ahead of 
 KeyLookup = Callable[[bytes], ec.EllipticCurvePublicKey | None]
 
 
+_KINDS = {
+    PayloadType.LICENCE: ("证照码 / licence", "qr-payload"),
+    PayloadType.PRESENTATION: ("出示码 / presentation", "presentation"),
+    PayloadType.COPY: ("加注件码 / stamped copy", "qr-copy"),
+}
+
+
 def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Signed:
     """Format, key, signature and time window: the checks online and offline verification share."""
     try:
@@ -64,13 +71,9 @@ def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Sig
             "format", str(exc), Indication.FAILED, SubIndication.FORMAT_FAILURE
         ) from None
     claims = signed.claims
-    kind = (
-        "出示码 / presentation" if claims.type is PayloadType.PRESENTATION else "证照码 / licence"
-    )
+    kind, method = _KINDS[claims.type]
     steps.ok("format", f"COSE_Sign1 ES256, {kind}, {len(code)} characters")
-    steps.extra["method"] = (
-        "presentation" if claims.type is PayloadType.PRESENTATION else "qr-payload"
-    )
+    steps.extra["method"] = method
     public_key = keys(signed.kid)
     if public_key is None:
         raise steps.fail(
@@ -161,6 +164,15 @@ def _detached(
     return model.model_construct(**fields)
 
 
+def _copy_record(session: Session, code: str, identifier: str) -> LicenceRecord | None:
+    """A copy code names a copy the repository holds under this very code, of this licence; the
+    record is the licence as the copy shows it (its purpose, seal and sealing time)."""
+    copied = licence_by_code(session, code)
+    if copied is None or copied.identifier != identifier:
+        return None
+    return full_record(session, copied)
+
+
 def _record_by_identifier(session: Session, identifier: str) -> LicenceRecord | None:
     _mappers_ready()
     row = session.connection().execute(_RECORD, {"identifier": identifier}).first()
@@ -223,23 +235,30 @@ class CodeVerifier:
     def _signed(self, session: Session, code: str, steps: Steps, now: datetime) -> None:
         assert self._keys is not None
         signed = check_signed(code, steps, self._keys.public_key, now)
-        record = _record_by_identifier(session, signed.claims.identifier)
+        claims = signed.claims
+        if claims.type is PayloadType.COPY:
+            record = _copy_record(session, code, claims.identifier)
+            where = f"no stamped copy {claims.copy_id} of {claims.identifier}"
+        else:
+            record = _record_by_identifier(session, claims.identifier)
+            where = f"no licence {claims.identifier}"
         if record is None:
             raise steps.fail(
                 "repository",
-                f"no licence {signed.claims.identifier} in the repository",
+                f"{where} in the repository",
                 Indication.FAILED,
                 SubIndication.NOT_IN_REPOSITORY,
             )
         licence = record.licence
-        if digest_of(record) != signed.claims.record_digest:
+        if digest_of(record) != claims.record_digest:
             raise steps.fail(
                 "repository",
                 "record digest differs from the repository's record",
                 Indication.FAILED,
                 SubIndication.HASH_FAILURE,
             )
-        steps.ok("repository", f"matches licence {licence.identifier}")
+        copy = f"stamped copy {record.stamped_copy} of " if record.stamped_copy else ""
+        steps.ok("repository", f"matches {copy}licence {licence.identifier}")
         self._status(licence, steps, record)
 
     def _status(self, licence: Licence, steps: Steps, record: LicenceRecord) -> None:

@@ -41,6 +41,7 @@ METHODS: dict[str, str] = {
     "qr-code": "证照二维码（旧版） / licence QR (earlier form)",
     "qr-payload": "证照二维码 / licence QR",
     "presentation": "出示码 / presentation QR",
+    "qr-copy": "加注件二维码 / stamped copy QR",
 }
 
 

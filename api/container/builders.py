@@ -106,6 +106,7 @@ def build_stamped(f: Foundation) -> StampedCopies:
         fonts=f.fonts,
         public_base_url=f.base_url,
         long_term=f.trust_services.long_term,
+        qr_codes=LicenceCodes(keys=f.qr_keys, engine=f.engine, audit=f.audit),
     )
 
 
