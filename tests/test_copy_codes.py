@@ -139,3 +139,11 @@ def test_a_revoked_licences_copy_code_fails_revoked(
     assert revoked.status_code == 200, revoked.text
     report = verify(domain, copy.verify_code)
     assert (report["indication"], report["sub_indication"]) == ("FAILED", "REVOKED")
+
+
+def test_a_copy_code_fits_a_version_12_qr_even_behind_a_long_host(copy: StampedCopy) -> None:
+    from licences.links import verify_url
+    from licences.qr import qr_matrix
+
+    host = "https://dzzz.zwfw.example-province-government.gov.cn:8443"  # 60 characters
+    assert qr_matrix(verify_url(host, copy.verify_code)).version <= 12
