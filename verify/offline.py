@@ -6,8 +6,11 @@ What can be known offline is narrower than online, and the indication says so:
   lives a few minutes; a valid signature within its window is PASSED (status as of
   ``presented_at``);
 * a **printed licence** code proves the licence was issued by this domain, but not that it is
-  still valid (it may have been revoked since it was printed): a valid signature within the
-  validity dates is INDETERMINATE / TRY_LATER, never PASSED; past ``valid_until`` it is FAILED.
+  still valid (it may have been revoked since it was printed): past ``valid_until`` (the China
+  date) it is FAILED / EXPIRED; otherwise its entry in the domain's signed **status list**
+  (``--status-list``, ``verify.offline_status``), read through this pinned trust list, decides:
+  PASSED as of the list's ``validFrom``, FAILED / REVOKED, SUSPENDED or SUPERSEDED; without a
+  current list that covers it, INDETERMINATE / TRY_LATER, never PASSED.
 
 The trust list is the domain's signed trust list (``GET /pki/trust-list``), with a ``qr_keys``
 member (``kid``, ``alg``, ``public_key_pem``). Offline there is no server to ask whose list it
@@ -41,6 +44,14 @@ from licences.qrkeys import ALG
 from trust.federation_list import authenticate, parse
 from trust.trustlist import fingerprint
 from verify.code import check_signed
+from verify.offline_status import (
+    NOWHERE,
+    Refused,
+    StatusList,
+    StatusSource,
+    check_status,
+    status_source,
+)
 from verify.report import Indication, Report, SubIndication
 from verify.steps import Steps, Stop, build_report, qr_wording
 
@@ -72,6 +83,8 @@ class TrustedKeys:
     refusal: tuple[SubIndication, str] | None = None
     signer: str | None = None  # the pinned signer's fingerprint, once anchored
     signer_valid: tuple[datetime, datetime] | None = None
+    # Who signs the status list and where it is; believed only once the list is anchored.
+    status: StatusSource = NOWHERE
 
 
 def load_qr_keys(path: Path, pinned: str | None = None) -> TrustedKeys:
@@ -104,6 +117,7 @@ def load_qr_keys(path: Path, pinned: str | None = None) -> TrustedKeys:
         signed=True,
         signer=fingerprint(listed.signer),
         signer_valid=(listed.signer.not_valid_before_utc, listed.signer.not_valid_after_utc),
+        status=status_source(data),
     )
 
 
@@ -151,9 +165,18 @@ def _check_anchor(trusted: TrustedKeys, steps: Steps, now: datetime) -> None:
     steps.ok("trust_list", f"signed trust list, signer {trusted.signer} as pinned")
 
 
-def verify_offline(text: str, trusted: TrustedKeys, now: datetime, channel: str = "cli") -> Report:
+def verify_offline(
+    text: str,
+    trusted: TrustedKeys,
+    now: datetime,
+    channel: str = "cli",
+    status: StatusList | Refused | None = None,
+) -> Report:
+    """The offline answer for a QR text; ``status`` is the status list loaded once
+    (``verify.offline_status.load_status_list`` with ``trusted.status``) for as many codes."""
     steps = Steps(wording=qr_wording)
     code = code_from_text(text)
+    passed: str | None = None
     try:
         _check_anchor(trusted, steps, now)
         if code is None or is_random_code(code):
@@ -177,17 +200,14 @@ def verify_offline(text: str, trusted: TrustedKeys, now: datetime, channel: str 
             )
         else:
             steps.ok("validity", "within its validity dates")
-            raise steps.fail(
-                "status",
-                "offline: revocation and suspension need the repository",
-                Indication.INDETERMINATE,
-                SubIndication.TRY_LATER,
-            )
+            passed = check_status(claims, status, steps, now)
         stop = None
     except Stop as failed:
         stop = failed
     steps.extra["offline"] = True
-    return build_report(steps, stop, at=now, channel=channel)
+    if passed is None:
+        return build_report(steps, stop, at=now, channel=channel)
+    return build_report(steps, stop, at=now, channel=channel, passed=passed)
 
 
 def _claims_json(claims: Claims) -> dict[str, Any]:
@@ -199,4 +219,5 @@ def _claims_json(claims: Claims) -> dict[str, Any]:
         "valid_until": claims.valid_until.isoformat() if claims.valid_until else None,
         "issued_at": claims.issued_at.isoformat(),
         "expires_at": claims.expires_at.isoformat() if claims.expires_at else None,
+        "status_index": claims.status_index,
     }

@@ -190,15 +190,23 @@ def verify(
             help="信任列表签名者证书SHA-256 / the pinned SHA-256 of the trust-list signer",
         ),
     ] = None,
+    status_list: Annotated[
+        Path | None,
+        typer.Option(
+            "--status-list",
+            help="状态列表（GET /pki/status-list 下载的JWS） / the status list downloaded from "
+            "/pki/status-list",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """核验PDF或二维码 / verify a PDF or QR text. Exit 0 PASSED, 1 FAILED, 2 INDETERMINATE, 3 unreadable."""
     if (file is None) == (qr is None):
         die("须给出 FILE 或 --qr 之一 / give FILE or --qr", 3)
-    if offline or trust_list is not None:
+    if offline or trust_list is not None or status_list is not None:
         if qr is None or trust_list is None:
             die("离线核验须给出 --qr 和 --trust-list / --offline needs --qr and --trust-list", 3)
-        _verify_offline(qr, trust_list, as_json, fingerprint, data_dir)
+        _verify_offline(qr, trust_list, status_list, as_json, fingerprint, data_dir)
     services = open_services(data_dir)
     if file is not None:
         try:
@@ -228,21 +236,30 @@ def verify(
 
 
 def _verify_offline(
-    qr: str, trust_list: Path, as_json: bool, fingerprint: str | None, data_dir: Path | None
+    qr: str,
+    trust_list: Path,
+    status_list: Path | None,
+    as_json: bool,
+    fingerprint: str | None,
+    data_dir: Path | None,
 ) -> NoReturn:
     """No database or server: the payload's signature against the keys of a trust list anchored
-    to the pinned signer (``--fingerprint``, else the pin saved by ``elicence trust pin``)."""
+    to the pinned signer (``--fingerprint``, else the pin saved by ``elicence trust pin``), and
+    a printed licence's entry in the status list that trust list's credential key signed."""
     from api.cli.trust import saved_pin
     from core.clock import SystemClock
     from trust.trustlist import pin_from_text
     from verify.offline import load_qr_keys, verify_offline
+    from verify.offline_status import load_status_list, read_status_list
 
     try:
         pinned = pin_from_text(fingerprint) if fingerprint is not None else saved_pin(data_dir)
         keys = load_qr_keys(trust_list, pinned)
+        downloaded = None if status_list is None else read_status_list(status_list)
     except ElicenceError as exc:
         die(exc.message, 3)
-    report = verify_offline(qr, keys, SystemClock().now())
+    status = None if downloaded is None else load_status_list(downloaded, keys.status)
+    report = verify_offline(qr, keys, SystemClock().now(), status=status)
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -259,6 +276,8 @@ def _verify_offline(
                     f"  出示于 / presented at {claims['issued_at']}, "
                     f"过期于 / expires at {claims['expires_at']}"
                 )
+        if "status_as_of" in report.extra:
+            typer.echo(f"  状态截至 / status as of {report.extra['status_as_of']}")
     raise typer.Exit(VERIFY_EXIT[report.indication.value])
 
 
