@@ -28,7 +28,12 @@ from licences.holder_links import HolderLink, HolderLinks, LinkOwner, LinkStatus
 from licences.holders import Holders
 from licences.lifecycle import parse_identifier
 from licences.models import Holder, Licence, LicenceType
-from licences.presentation import Presentation, PresentationService
+from licences.presentation import (
+    ItemChoice,
+    Presentation,
+    PresentationService,
+    service_item_choices,
+)
 from licences.repository import (
     LicenceRecord,
     document,
@@ -60,11 +65,14 @@ class LicenceFile:
 
 @dataclass(frozen=True)
 class Presenting:
-    """The holder's present page: the licence, and a fresh code or why there is none."""
+    """The holder's present page: the licence, and a fresh code or why there is none; the
+    service items a code may authorise, and the one chosen (None: show only)."""
 
     record: LicenceRecord
     presentation: Presentation | None
     refused: str  # the reason when the licence cannot be presented now, else ""
+    choices: tuple[ItemChoice, ...] = ()
+    service_item: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,25 +177,51 @@ class HolderDesk:
 
     # Presentation codes ------------------------------------------------------------------------
 
-    def present(self, holder: HolderKey, identifier: str, *, request_id: str) -> Presentation:
-        """A presentation code for the holder's own licence (409 when it is not valid now)."""
+    def present(
+        self,
+        holder: HolderKey,
+        identifier: str,
+        *,
+        request_id: str,
+        service_item: str | None = None,
+    ) -> Presentation:
+        """A presentation code for the holder's own licence (409 when it is not valid now); with
+        ``service_item``, a use authorisation code for that item (422 for an item the type does
+        not declare)."""
         with transaction(self._engine) as session:
             record = own_record(session, holder, identifier)
             return self._presentations.mint(
-                session, record.licence.identifier, actor=holder.actor, request_id=request_id
+                session,
+                record.licence.identifier,
+                actor=holder.actor,
+                request_id=request_id,
+                service_item=service_item,
             )
 
-    def present_page(self, holder: HolderKey, identifier: str, *, request_id: str) -> Presenting:
-        """The present page: the licence, and a code, or the reason it cannot be presented."""
+    def present_page(
+        self,
+        holder: HolderKey,
+        identifier: str,
+        *,
+        request_id: str,
+        service_item: str | None = None,
+    ) -> Presenting:
+        """The present page: the licence, the service items a code may authorise, and a code
+        (for ``service_item``, or show only), or the reason it cannot be presented."""
         with transaction(self._engine) as session:
             record = own_record(session, holder, identifier)
+            choices = tuple(service_item_choices(record.licence_type))
             try:
                 presentation = self._presentations.mint(
-                    session, record.licence.identifier, actor=holder.actor, request_id=request_id
+                    session,
+                    record.licence.identifier,
+                    actor=holder.actor,
+                    request_id=request_id,
+                    service_item=service_item,
                 )
             except Conflict as exc:
-                return Presenting(record, None, exc.message)
-            return Presenting(record, presentation, "")
+                return Presenting(record, None, exc.message, choices)
+            return Presenting(record, presentation, "", choices, presentation.service_item)
 
     # Holder links ------------------------------------------------------------------------------
 

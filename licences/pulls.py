@@ -34,6 +34,7 @@ from licences.repository import (
     full_record,
     licence_by_identifier,
 )
+from licences.use_code_records import PresentationUse
 
 WHAT = {"record": "证照数据 / licence record", "pdf": "证照文件 / sealed PDF"}
 
@@ -47,7 +48,11 @@ class LicencePull(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     identifier: str = Field(foreign_key="licence.identifier", max_length=96)
     holder_id: int = Field(foreign_key="holder.id")
-    grant_id: str = Field(foreign_key="licence_grant.id", max_length=16)
+    # A pull is made under a grant or with a use authorisation code (licences.use_codes).
+    grant_id: str | None = Field(default=None, foreign_key="licence_grant.id", max_length=16)
+    use_code: str | None = Field(
+        default=None, foreign_key=f"{PresentationUse.__tablename__}.nonce", max_length=16
+    )
     department_code: str = Field(max_length=18)
     client_id: str = Field(max_length=16)
     service_item: str = Field(max_length=64)
@@ -70,7 +75,7 @@ class PullRequest:
 @dataclass(frozen=True)
 class Pulled:
     record: LicenceRecord
-    grant_id: str
+    grant_id: str | None  # None: pulled with a use authorisation code
     fields: dict[str, Any]  # only those the service item needs
     holder: dict[str, str]  # masked
     pdf: bytes | None
@@ -85,6 +90,14 @@ def masked_holder(record: LicenceRecord) -> dict[str, str]:
         "id": mask_id(record.holder.id_number, is_person),
         "name": mask_name(record.holder.name, is_person),
     }
+
+
+def minimised(record: LicenceRecord, service_item: str) -> tuple[list[str], dict[str, Any]]:
+    """The fields ``service_item`` needs (declared in the catalogue, schema order) and the
+    licence's values of them: all a department pulling for that item is given."""
+    needed = fields_for_service_item(record.licence_type, service_item)
+    fields = record.licence.fields
+    return needed, {name: fields[name] for name in needed if name in fields}
 
 
 def withheld_from(record: LicenceRecord, needed: list[str]) -> list[str]:
@@ -145,7 +158,7 @@ class Pulls:
             today=china_today(self._clock.now()),
         )
         record = full_record(session, licence)
-        needed = fields_for_service_item(record.licence_type, grant.service_item)
+        needed, fields = minimised(record, grant.service_item)
         if request.what == "pdf":
             withheld = withheld_from(record, needed)
             if withheld:
@@ -153,7 +166,7 @@ class Pulls:
         pulled = Pulled(
             record=record,
             grant_id=grant.id,
-            fields={k: licence.fields[k] for k in needed if k in licence.fields},
+            fields=fields,
             holder=masked_holder(record),
             pdf=document(session, licence.identifier) if request.what == "pdf" else None,
         )

@@ -15,7 +15,8 @@ import licences.models
 import licences.presentation
 import licences.pulls
 import licences.stamped_records
-import licences.status_list_records  # noqa: F401
+import licences.status_list_records
+import licences.use_code_records  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
 import trust.crl

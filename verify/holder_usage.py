@@ -1,7 +1,8 @@
 """Who used a holder's licences, and when: the holder's usage log and a licence's verifications.
 
 The usage log merges two records kept for different readers: department pulls
-(``licences.pulls``) and verifications (``verify.log``) of the holder's licences, newest first,
+(``licences.pulls``: under a grant, or with the holder's use authorisation code — ``what`` is
+then ``code``, and the entry names the department and the service item) and verifications (``verify.log``) of the holder's licences, newest first,
 cut by an opaque keyset cursor over ``(time, kind, id)`` so a page never repeats or skips an
 entry, whatever arrives meanwhile. Each kind is read by its own indexed keyset query (the
 verifications of the holder's licences through a subquery, never a list of identifiers), and
@@ -32,6 +33,7 @@ from licences.repository import licence_by_identifier
 from seals.clients import ApiClient
 from verify.log import CHANNELS, METHODS, VerificationLog, history
 
+BY_CODE = "用证授权码 / authorisation code"  # a pull made with the holder's code
 RANK = {"verification": 0, "pull": 1}  # order of two entries at the same instant
 _MAX_ID = 2**31 - 1  # both logs have INTEGER ids
 Position = tuple[datetime, int, int]  # (at, rank, id) of the last entry shown
@@ -128,22 +130,27 @@ def _pull_item(
     departments: dict[str, str],
     clients: dict[str, str],
 ) -> UsageItem:
+    """A pull under a grant (``what``: record or pdf), or one made with the holder's use
+    authorisation code (``what``: code), which names the department and the service item."""
     name = departments.get(pull.department_code, pull.department_code)
     client = clients.get(pull.client_id, pull.client_id)
+    by_code = pull.use_code is not None
+    what = "code" if by_code else pull.what
+    via = f" · {BY_CODE}" if by_code else ""
     return UsageItem(
         kind="pull",
         at=pull.at,
         identifier=pull.identifier,
         licence_type_name=types.get(pull.identifier),
-        who=f"{name}（{pull.department_code}）· 系统 / client {client}",
+        who=f"{name}（{pull.department_code}）{via} · 系统 / client {client}",
         department=pull.department_code,
         department_name=name,
         client_id=pull.client_id,
         client_name=client,
         service_item=pull.service_item,
-        business_number=pull.business_number,
-        what=pull.what,
-        what_label=WHAT.get(pull.what, pull.what),
+        business_number=pull.business_number or None,
+        what=what,
+        what_label=BY_CODE if by_code else WHAT.get(pull.what, pull.what),
     )
 
 

@@ -10,6 +10,7 @@ page in words. The same data as JSON for a holder app: ``api.pages.holder_api``.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -35,6 +36,7 @@ from api.pages.holder_views import (
 from api.pages.signin import message_page
 from api.pages.verify import templates
 from core.errors import ElicenceError, Forbidden, Unauthenticated
+from licences.presentation import SHOW_ONLY
 from licences.stamped import MAX_PURPOSE
 
 router = APIRouter(include_in_schema=False)
@@ -42,6 +44,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 SIGN_IN = "查看本人电子证照须先通过统一身份认证登录。/ Sign in to see your licences."
 FormHolder = Annotated[HolderPrincipal, Depends(form_holder)]
 LinkId = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[0-9a-f]+$")]
+# The service item a presentation code authorises; absent or empty: show only. Checked by the
+# desk against the licence type's items, so a wrong one is answered in words on the page.
+ServiceItem = Annotated[str | None, Query()]
 NOTICES = {"link-revoked": "已撤销链接，即时失效 / Link revoked; it stopped working at once."}
 
 
@@ -153,21 +158,30 @@ def licence_pdf(identifier: str, request: Request) -> Response:
 
 
 @router.get("/me/licences/{identifier}/present", response_class=HTMLResponse)
-def present_page(identifier: str, request: Request) -> HTMLResponse:
+def present_page(
+    identifier: str, request: Request, service_item: ServiceItem = None
+) -> HTMLResponse:
     """A presentation QR that renews itself, as on the holder-link page, for a signed-in
-    holder's own valid licence."""
+    holder's own valid licence: show only, or a use authorisation code for the service item the
+    holder picks (the choice stays when the code renews: the refresh URL carries it)."""
     holder = optional_holder(request)
     if holder is None:
         return _sign_in(request)
     services = services_of(request)
     try:
         shown = services.holder_desk.present_page(
-            holder_key(holder), identifier, request_id=request.state.request_id
+            holder_key(holder),
+            identifier,
+            request_id=request.state.request_id,
+            service_item=service_item,
         )
     except ElicenceError as exc:
         return _refused(request, holder, exc)
     licence = licence_json(shown.record, services.clock.now())
     presentation = shown.presentation
+    refresh = f"/me/licences/{licence['identifier']}/present/qr"
+    if shown.service_item:
+        refresh += "?" + urlencode({"service_item": shown.service_item})
     context = {
         "licence": licence,
         "presentation": presentation_json(presentation, services.clock.now())
@@ -175,20 +189,30 @@ def present_page(identifier: str, request: Request) -> HTMLResponse:
         else None,
         "refused": shown.refused,
         "ttl": services.holder_desk.ttl_seconds,
-        "refresh_url": f"/me/licences/{licence['identifier']}/present/qr",
+        "refresh_url": refresh,
+        "choices": shown.choices,
+        "service_item": shown.service_item,
+        "show_only": SHOW_ONLY,
     }
     return _render(request, holder, "holder_present.html", context, 200 if presentation else 409)
 
 
 @router.get("/me/licences/{identifier}/present/qr")
-def present_refresh(identifier: str, request: Request) -> JSONResponse:
-    """A fresh code for the page's script (``/static/present.js``)."""
+def present_refresh(
+    identifier: str, request: Request, service_item: ServiceItem = None
+) -> JSONResponse:
+    """A fresh code for the page's script (``/static/present.js``), for the same choice."""
     holder = current_holder(request)
     services = services_of(request)
     presentation = services.holder_desk.present(
-        holder_key(holder), identifier, request_id=request.state.request_id
+        holder_key(holder),
+        identifier,
+        request_id=request.state.request_id,
+        service_item=service_item,
     )
-    return JSONResponse(presentation_json(presentation, services.clock.now()), headers=NO_STORE)
+    body = presentation_json(presentation, services.clock.now())
+    body["service_item"] = presentation.service_item
+    return JSONResponse(body, headers=NO_STORE)
 
 
 @router.post("/me/licences/{identifier}/stamped-copies", response_class=HTMLResponse)

@@ -92,15 +92,37 @@ def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
     return pdf_response(desk.licence_pdf(holder_key(holder), identifier))
 
 
+class PresentationRequest(BaseModel):
+    """用证授权：为某一事项生成授权码；缺省为仅出示 / the service item the code authorises a
+    department's use for; absent: show only."""
+
+    model_config = ConfigDict(extra="forbid")
+    service_item: str | None = Field(
+        default=None,
+        pattern=r"^[0-9A-Za-z-]{1,64}$",
+        description="事项编码，须为此类证照声明的服务事项 / one of the licence type's service items",
+    )
+
+
 @router.post("/licences/{identifier}/presentations", status_code=201)
-def present(identifier: str, request: Request, holder: Holder) -> JSONResponse:
-    """A short-lived presentation code for a valid licence (409 otherwise)."""
+def present(
+    identifier: str,
+    request: Request,
+    holder: Holder,
+    body: PresentationRequest | None = None,
+) -> JSONResponse:
+    """A short-lived presentation code for a valid licence (409 otherwise); with a service item,
+    a use authorisation code the first department to scan it may use once for that item."""
     services = services_of(request)
     presentation = services.holder_desk.present(
-        holder_key(holder), identifier, request_id=request.state.request_id
+        holder_key(holder),
+        identifier,
+        request_id=request.state.request_id,
+        service_item=body.service_item if body is not None else None,
     )
-    body = presentation_json(presentation, services.clock.now())
-    return JSONResponse(body, status_code=201, headers=NO_STORE)
+    answer = presentation_json(presentation, services.clock.now())
+    answer["service_item"] = presentation.service_item
+    return JSONResponse(answer, status_code=201, headers=NO_STORE)
 
 
 @router.get("/licences/{identifier}/stamped-copies")

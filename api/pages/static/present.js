@@ -1,8 +1,17 @@
 // Holder presentation page: counts down the code's lifetime and fetches a fresh code halfway
-// through it, so the QR on screen is always current and an old screenshot is worthless.
+// through it (for the same choice: its refresh URL carries the service item the code
+// authorises), so the QR on screen is always current and an old screenshot is worthless.
 // Same-origin file: the page's Content-Security-Policy allows no inline script.
 (function () {
   "use strict";
+  // The holder's choice of what the code does (show only, or one service item): a new choice
+  // makes a new code at once. The refresh URL the server wrote carries the current choice.
+  var choice = document.getElementById("service_item");
+  if (choice && choice.form) {
+    choice.addEventListener("change", function () {
+      choice.form.submit();
+    });
+  }
   var img = document.getElementById("qr");
   if (!img) {
     return;
