@@ -12,6 +12,8 @@ ratios compare like with like on a shared machine:
   (the product default), issuance over HTTP, PDF and QR verification in-process and over HTTP
   (one uvicorn worker each, SQLite) — each reported as a ratio to its baseline, HTTP rows with
   the server's own CPU time per request (``bench/web.py``);
+* the status list (``bench/status.py``): its size for 10^6 licences with 1 % revoked, and the
+  offline check of a printed code against it, as a ratio to raw ECDSA P-256 verification;
 * memory (``bench/memory.py``): RSS while issuing many licences in one process, the peak while a
   maximum-size upload is verified, in the service and over HTTP;
 * scale (``bench/scale.py``; ``--full``, or ``--pg`` with quick): PostgreSQL, ``elicence serve
@@ -35,6 +37,7 @@ from bench.domain import Captured, bb_issuance, build, capture_page, issue_reque
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.report import scale_lines, table, targets
 from bench.scale import pg_scale
+from bench.status import status_rates
 from bench.timing import Rate, timed, timed_together
 from bench.web import (
     PY,
@@ -120,6 +123,8 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
     fx = fixture(work)
     services = fx.services
     rates = in_process_rates(mode, fx)
+    status, out["status_list"] = status_rates(mode.seconds, mode.rounds, services, fx.qr, work)
+    rates += status
     rates += http_rates(
         mode, fx.data_dir, fx.qr, fx.lta_pdf, issue_request(services).department_code
     )

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.clock import china_today
 from core.errors import InvalidInput
+from licences.identifiers import LicenceIdentifier
 from licences.links import code_from_text, is_random_code
 from licences.payload import Claims, PayloadType, key_id
 from licences.qrkeys import ALG
@@ -211,11 +212,12 @@ def verify_offline(
 
 
 def _claims_json(claims: Claims) -> dict[str, Any]:
+    arcs = LicenceIdentifier.parse(claims.identifier)  # once: each property parses it again
     return {
         "type": claims.type.name.lower(),
         "identifier": claims.identifier,
-        "issuer_code": claims.issuer_code,
-        "version": claims.version,
+        "issuer_code": arcs.issuer_code,
+        "version": int(arcs.version),
         "valid_until": claims.valid_until.isoformat() if claims.valid_until else None,
         "issued_at": claims.issued_at.isoformat(),
         "expires_at": claims.expires_at.isoformat() if claims.expires_at else None,

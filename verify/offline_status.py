@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -108,14 +109,31 @@ class StatusList:
     def length(self) -> int:
         return len(self.raw) * 8 // STATUS_SIZE
 
-    def to_json(self) -> dict[str, Any]:
+    # Worded once per list, not once per code: a counter checks many codes against one list.
+    @cached_property
+    def as_of(self) -> str:
+        return beijing(self.valid_from)
+
+    @cached_property
+    def as_of_iso(self) -> str:
+        return beijing_iso(self.valid_from)
+
+    @cached_property
+    def until(self) -> str:
+        return beijing(self.valid_until)
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
         return {
             "url": self.url,
             "kid": self.kid,
             "entries": self.length,
-            "valid_from": beijing_iso(self.valid_from),
+            "valid_from": self.as_of_iso,
             "valid_until": beijing_iso(self.valid_until),
         }
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self._json)
 
 
 @dataclass(frozen=True)
@@ -308,12 +326,11 @@ def check_status(
         raise steps.fail(
             "status_list", reason, Indication.INDETERMINATE, SubIndication.TRY_LATER, reason
         )
-    as_of = beijing(status.valid_from)
-    steps.extra["status_as_of"] = beijing_iso(status.valid_from)
+    as_of = status.as_of
+    steps.extra["status_as_of"] = status.as_of_iso
     steps.ok(
         "status_list",
-        f"signed by credential key {status.kid}, valid until "
-        f"{beijing(status.valid_until)} Beijing time",
+        f"signed by credential key {status.kid}, valid until {status.until} Beijing time",
     )
     found = entry(status.raw, index)
     detail = f"entry {index}: {found.message}, as of {as_of} Beijing time (北京时间)"
