@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     font_cache_dir: Path | None = None
     presentation_ttl_seconds: int = 300  # lifetime of a holder's presentation QR code
     federation_refresh_seconds: int = 300  # recognised domains' lists are re-fetched this often
+    # The signed status list (licences/status_list.py): valid this long, and signed anew at least
+    # this often (and within a minute of any status change).
+    status_list_lifetime_hours: int = 48
+    status_list_refresh_hours: int = 24
     # Peers on loopback, link-local or private addresses (e.g. provinces on one private network,
     # or tests on 127.0.0.1) are refused unless this allows them (trust/federation_http.py).
     federation_allow_private_addresses: bool = False

@@ -10,6 +10,7 @@ from api.container.foundation import Foundation
 from api.edge.holder_session import HolderSessions, load_key
 from api.settings import Settings
 from licences.catalogue import Catalogue
+from licences.credential_desk import CredentialDesk
 from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import IssuanceService
@@ -20,6 +21,7 @@ from licences.presentation import PresentationService
 from licences.qrkeys import LicenceCodes
 from licences.setup import DomainSetup
 from licences.stamped import StampedCopies
+from licences.status_list import StatusListDesk
 from seals.desk import IssuingRights, SealDesk
 from trust.federation import Federation
 from trust.profiles import Endpoints
@@ -128,6 +130,19 @@ def build_licence_status(f: Foundation) -> LicenceStatusDesk:
     )
 
 
+def build_status_list(f: Foundation) -> StatusListDesk:
+    return StatusListDesk(
+        engine=f.engine,
+        keys=f.credential_keys,
+        clock=f.clock,
+        audit=f.audit,
+        endpoints=Endpoints(f.base_url),
+        issuer_name=f.settings.domain_name,
+        lifetime=timedelta(hours=f.settings.status_list_lifetime_hours),
+        refresh=timedelta(hours=f.settings.status_list_refresh_hours),
+    )
+
+
 def build_setup(f: Foundation, catalogue: Catalogue) -> DomainSetup:
     return DomainSetup(
         engine=f.engine,
@@ -168,6 +183,12 @@ def build_holder_desk(
         presentations=presentations,
         stamped=stamped,
         holders=holders,
+    )
+
+
+def build_credential_desk(f: Foundation) -> CredentialDesk:
+    return CredentialDesk(
+        engine=f.engine, audit=f.audit, clock=f.clock, keys=f.credential_keys, base_url=f.base_url
     )
 
 

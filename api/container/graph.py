@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from api.container.builders import (
+    build_credential_desk,
     build_federation,
     build_holder_desk,
     build_holder_sessions,
@@ -17,6 +18,7 @@ from api.container.builders import (
     build_seal_desk,
     build_setup,
     build_stamped,
+    build_status_list,
     build_verification,
 )
 from api.container.foundation import TrustServices, build_foundation, build_inspector
@@ -33,6 +35,7 @@ from keys.audit import AuditCheckpointer
 from keys.store import KeyStore
 from licences.catalogue import Catalogue
 from licences.catalogue_desk import CatalogueDesk
+from licences.credential_desk import CredentialDesk
 from licences.exchange_desk import ExchangeDesk
 from licences.grant_desk import GrantDesk
 from licences.holder_desk import HolderDesk
@@ -46,6 +49,8 @@ from licences.qrkeys import QrKeys
 from licences.setup import DomainSetup
 from licences.stamped import StampedCopies
 from licences.statistics import StatisticsDesk
+from licences.status_list import StatusListDesk
+from licences.use_codes import UseCodeDesk
 from licences.versions import Versions
 from seals.client_desk import ClientDesk
 from seals.custody import KeyCustody
@@ -87,6 +92,7 @@ class Services:
     grant_desk: GrantDesk  # the holder's grants (licences/grant_desk.py)
     presentation_desk: PresentationDesk  # holder links, codes minted by department or link
     usage_log: UsageLog  # pulls and verifications of a holder's licences (verify/holder_usage.py)
+    use_codes: UseCodeDesk  # holders' codes redeemed by departments (licences/use_codes.py)
     seal_desk: SealDesk  # departments and seals, for routes and commands (seals.desk)
     key_custody: KeyCustody  # key versions, their uses, seal key rotation (seals.custody)
     federation: Federation  # recognised trust domains (trust.federation)
@@ -99,6 +105,8 @@ class Services:
     licence_desk: LicenceDesk  # a department's licences, status changes, holder record
     exchange_desk: ExchangeDesk  # export and import in the exchange format
     statistics: StatisticsDesk  # a department's counts (licences.statistics)
+    status_list: StatusListDesk  # the signed status list /pki/status-list serves
+    credential_desk: CredentialDesk  # a licence as a Verifiable Credential (vc+jwt)
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
@@ -150,6 +158,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             engine=engine, audit=audit, clock=clock, presentations=presentations
         ),
         usage_log=UsageLog(engine=engine),
+        use_codes=UseCodeDesk(engine=engine, audit=audit, clock=clock, keys=f.qr_keys),
         seal_desk=build_seal_desk(f, catalogue),
         key_custody=KeyCustody(engine=engine, keystore=f.keystore, registry=f.seals),
         federation=federation,
@@ -164,6 +173,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
             engine=engine, catalogue=catalogue, clock=clock, verify_url=issuance.verify_url
         ),
         statistics=StatisticsDesk(engine=engine, seals=f.seals),
+        status_list=build_status_list(f),
+        credential_desk=build_credential_desk(f),
         oidc=oidc,
         dev_idp=dev_idp,
         stamped=stamped,

@@ -1,5 +1,6 @@
 """Public PKI endpoints for relying parties: CA certificates, CRLs, the OCSP responder
-(RFC 6960, POST and GET), the time-stamping authority (RFC 3161) and the signed trust list.
+(RFC 6960, POST and GET), the time-stamping authority (RFC 3161), the signed trust list and
+the signed status list (``licences.status_list``).
 
 Every OCSP response, timestamp and trust list is a key use; ``trust.pki_desk.PkiDesk`` makes
 each answer in a transaction that writes its audit entry, so these routes only shape the HTTP."""
@@ -17,10 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from api.edge.limits import PKI_BODY
 from api.edge.state import services_of
 from core.errors import TooLarge
+from licences.status_list import MEDIA_TYPE as STATUS_LIST_MEDIA_TYPE
+from licences.status_list import TTL_MS
 from trust.ocsp import unsuccessful
 from trust.pki_desk import PkiDesk
 
 router = APIRouter(prefix="/pki")
+STATUS_LIST_MAX_AGE = TTL_MS // 1000  # what the list's own ttl tells a verifier
 
 
 def _desk(request: Request) -> PkiDesk:
@@ -114,3 +118,32 @@ async def timestamp(request: Request) -> Response:
 def trust_list(request: Request) -> dict[str, Any]:
     """The domain's signed trust list; see docs/trust-list.md for the signature format."""
     return _desk(request).trust_list(_request_id(request))
+
+
+STATUS_LIST_TYPES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {STATUS_LIST_MEDIA_TYPE: {}}},
+    304: {"description": "the list named by If-None-Match is still the current one"},
+}
+
+
+@router.get("/status-list", response_class=Response, responses=STATUS_LIST_TYPES)
+def status_list(request: Request) -> Response:
+    """The domain's signed status list (docs/status-list.md): a compact JWS, re-signed within a
+    minute of a status change and at least daily. Verifiers poll it; the ETag (its sequence)
+    lets an unchanged list cost them a 304."""
+    published = services_of(request).status_list.current(_request_id(request))
+    headers = {"ETag": published.etag, "Cache-Control": f"public, max-age={STATUS_LIST_MAX_AGE}"}
+    if _matches(request.headers.get("if-none-match"), published.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(published.token, media_type=STATUS_LIST_MEDIA_TYPE, headers=headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: weak comparison of each listed tag, or ``*``."""
+    if not if_none_match:
+        return False
+    for tag in if_none_match.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == etag:
+            return True
+    return False
