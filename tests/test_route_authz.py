@@ -40,6 +40,7 @@ PUBLIC = {
     ("GET", "/api/v1/departments/{code}"),
 }
 PUBLIC_PREFIXES = ("/pki/",)
+PULL_WRITES = ("/api/v1/presentations:redeem",)  # writes whose scope is licences:pull
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -184,14 +185,20 @@ def test_every_write_route_checks_its_scope(
     with transaction(services.engine) as session:
         _, key = create_client(session, services.audit, services.clock, department_code=objects["department_code"],
                                name="pull-only", actor="test", scopes=("licences:pull",))
+        _, issue_only = create_client(session, services.audit, services.clock, department_code=objects["department_code"],
+                                      name="issue-only", actor="test", scopes=("licences:issue",))
     headers = {"Authorization": f"Bearer {key}"}
+    # A write that needs the pull scope itself (a holder's use authorisation code redeemed) is
+    # tried with a client that lacks it.
+    lacking = {path: {"Authorization": f"Bearer {issue_only}"} for path in PULL_WRITES}
     # (the holder's own writes take a session, not a key: see the holder tests below)
     walked = [(m, p) for m, p in routes(domain)
               if not is_public(m, p) and m != "GET" and not is_holder(p)]
     checked = []
     for method, path in walked:
         response, ran = walker.request(method, path, fill(path, objects),
-                                       json=body_for(domain, method, path, objects), headers=headers)
+                                       json=body_for(domain, method, path, objects),
+                                       headers=lacking.get(path, headers))
         assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
         if ran:
             checked.append((method, path))
