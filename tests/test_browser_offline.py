@@ -383,3 +383,21 @@ def test_online_the_server_stays_the_verifier(server: tuple[str, Domain], page: 
     assert page.get_attribute("#status", "data-indication") == "PASSED"
     assert page.locator("#licence").is_visible() and page.locator("#seal").is_visible()
     assert page.locator("#offline-result").is_hidden()
+
+
+def test_a_phone_that_only_scanned_a_code_installs_nothing(
+    server: tuple[str, Domain], page: Any
+) -> None:
+    """A citizen's phone opening a printed code online gets the server's answer and nothing
+    else: no worker, no assets, no lists downloaded for later."""
+    _, domain = server
+    url = domain.issue()["links"]["verify"]
+    before = len(REACHED)
+    page.goto(url)
+    page.locator('#offline-ready[data-ready="not-installed"]').wait_for(state="attached")
+    assert page.get_attribute("#status", "data-indication") == "PASSED"
+    assert page.evaluate(
+        "async () => (await navigator.serviceWorker.getRegistration()) === undefined"
+    )
+    fetched = set(REACHED[before:])
+    assert not fetched & {"/verify-sw.js", "/pki/trust-list", "/pki/status-list"}, fetched

@@ -11,6 +11,10 @@ import { beijingTime, Indication, readiness, verifyOffline } from './verifier.js
 const TRUST_LIST = '/pki/trust-list'
 const STATUS_LIST = '/pki/status-list'
 const CODE_PATH = /^\/v\/[A-Za-z0-9]+\/?$/i
+// The trust list changes rarely (its QR keys even more) and costs the server a transaction, so
+// an online visit refetches it only when the cached copy is this old; the status list is
+// revalidated on every visit (its ETag makes an unchanged list a 304).
+const TRUST_LIST_REFRESH_MS = 10 * 60 * 1000
 const STYLE = {
   [Indication.PASSED]: ['ok', '有效', 'Valid'],
   [Indication.FAILED]: ['bad', '无效', 'Not valid'],
@@ -31,12 +35,23 @@ const $ = (id) => document.getElementById(id)
 
 /** A cached list's text: through the service worker (network first, cache fallback), else
  * straight from the cache (a page the worker does not control yet); null when there is none. */
-async function listText (path) {
+async function listText (path, mode = 'no-store') {
   try {
-    const response = await fetch(path, { cache: 'no-store' })
+    const response = await fetch(path, { cache: mode })
     if (response.ok) return await response.text()
   } catch {} // offline and not controlled: read the cache below
   return cachedText(path)
+}
+
+/** How old the cached copy is, by the server's Date header; Infinity when there is none. */
+async function age (path) {
+  try {
+    const response = await caches.match(path)
+    const date = response ? Date.parse(response.headers.get('date') || '') : NaN
+    return Number.isNaN(date) ? Infinity : Date.now() - date
+  } catch {
+    return Infinity
+  }
 }
 
 async function cachedText (path) {
@@ -145,12 +160,19 @@ async function prepare () {
     return
   }
   try {
+    if ($('status') && !(await navigator.serviceWorker.getRegistration())) {
+      // A result page on a device that never opened /verify (a citizen's phone that scanned
+      // a code): nothing is installed there, and it downloads nothing more.
+      $('offline-ready').dataset.ready = 'not-installed'
+      return
+    }
     await navigator.serviceWorker.register('/verify-sw.js', { scope: '/' })
     await navigator.serviceWorker.ready
     await controlled()
     if (navigator.onLine !== false) {
       // Through the worker, network first: the cache now holds the lists as they are.
-      await Promise.all([listText(TRUST_LIST), listText(STATUS_LIST)])
+      const trust = (await age(TRUST_LIST)) > TRUST_LIST_REFRESH_MS ? listText(TRUST_LIST) : null
+      await Promise.all([trust, listText(STATUS_LIST, 'no-cache')])
     }
   } catch {} // no worker (a private window may refuse it): describe what the cache holds
   await describe()
