@@ -5,8 +5,9 @@ check offline once the list is loaded.
   ``licences.status_index``'s rule — uniformly random over a list of
   ``licences.bitstring.list_length`` entries, kept at most a quarter full — so the revoked
   entries are scattered as in production, the worst case for GZIP. Built with
-  ``licences.bitstring.build`` / ``encode`` and signed by the domain's credential key as the
-  publisher signs it: the GZIP bytes (the target), ``encodedList`` and the whole JWS.
+  ``licences.bitstring.build`` / ``encode``, wrapped and signed by the domain's credential key as
+  the publisher does (``licences.status_list.credential``): the GZIP bytes (the target),
+  ``encodedList`` and the whole JWS.
 * **Time**: ``verify.offline.verify_offline`` over N codes signed by the domain's QR key (indexes
   into that list, ~1 % revoked), the trust list anchored and the status list loaded once, one
   code a call; in turns with raw ECDSA P-256 verification (``cryptography``, the same curve),
@@ -30,9 +31,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.timing import Rate, timed_together
-from licences.bitstring import MULTIBASE_BASE64URL, EntryStatus, build, encode, list_length
+from licences.bitstring import MULTIBASE_BASE64URL, EntryStatus, build, list_length
 from licences.payload import decode
+from licences.status_list import LIFETIME, TYP, credential
 from trust.jose import b64url_decode
+from trust.profiles import Endpoints
 from trust.trustlist import fingerprint, pin_from_text
 from verify.offline import TrustedKeys, load_qr_keys, verify_offline
 from verify.offline_status import StatusList, load_status_list
@@ -67,33 +70,20 @@ def scatter(licences: int = LICENCES, share: float = REVOKED_SHARE) -> Scatter:
 
 
 def status_list_jws(services: Any, raw: bytes) -> str:
-    """``raw`` as the publisher signs it (docs/status-list.md), valid for two days from now."""
-    base = services.settings.public_base_url.rstrip("/")
-    now = services.clock.now()
-    body = {
-        "@context": ["https://www.w3.org/ns/credentials/v2"],
-        "id": f"{base}/pki/status-list",
-        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
-        "issuer": {"id": base, "name": services.settings.domain_name},
-        "validFrom": _iso(now - timedelta(minutes=5)),
-        "validUntil": _iso(now + timedelta(days=2)),
-        "credentialSubject": {
-            "id": f"{base}/pki/status-list#list",
-            "type": "BitstringStatusList",
-            "statusPurpose": "message",
-            "encodedList": encode(raw),
-            "ttl": 60000,
-        },
-    }
+    """``raw`` signed as the publisher signs it (``licences.status_list.credential``, the domain's
+    credential key), valid from five minutes ago."""
+    body = credential(
+        endpoints=Endpoints(services.settings.public_base_url.rstrip("/")),
+        issuer_name=services.settings.domain_name,
+        raw=raw,
+        valid_from=services.clock.now() - timedelta(minutes=5),
+        lifetime=LIFETIME,
+    )
     payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     token: str = services.credential_keys.sign(
-        {"typ": "vc+jwt", "cty": "vc"}, payload, purpose="bench", listener=None
+        {"typ": TYP, "cty": "vc"}, payload, purpose="bench", listener=None
     )
     return token
-
-
-def _iso(moment: Any) -> str:
-    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def sizes(spread: Scatter, token: str) -> dict[str, Any]:
