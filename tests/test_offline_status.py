@@ -23,6 +23,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from typer.testing import CliRunner
 
 from api.cli.main import app
@@ -31,8 +32,8 @@ from core.db import transaction
 from licences.bitstring import MAX_ENTRIES, MIN_ENTRIES, EntryStatus
 from licences.payload import Claims, decode
 from tests.domain import Domain, build_domain, demo_domain, make_settings
-from tests.status_lists import bits, credential, signed_by, signed_by_domain
-from trust.jose import b64url, b64url_decode, jwk_of
+from tests.status_lists import HEADER, bits, credential, signed_by, signed_by_domain
+from trust.jose import b64url, b64url_decode, jwk_of, sign_compact
 from trust.trustlist import MEDIA_TYPE, sign_document
 from verify.offline import load_qr_keys, verify_offline
 from verify.offline_status import load_status_list
@@ -310,6 +311,30 @@ def test_a_list_of_another_format_is_refused(
     outcome = counter.check(counter.genuine(header=header, **changes))
     refused(outcome, reason)
     assert "not a status list of this format" in outcome.report.message
+
+
+@pytest.mark.parametrize("payload", [b"[" * 100_000, b"\xff\xfe", b"null", b"[]", b"{}"])
+def test_a_signed_payload_that_is_no_credential_is_refused(
+    counter: Counter, payload: bytes
+) -> None:
+    """Signed by the genuine key (a document of another kind): refused, never a traceback."""
+    token = counter.domain.services.credential_keys.sign(
+        HEADER, payload, purpose="test", listener=None
+    )
+    refused(counter.check(token), "not a status list of this format")
+
+
+def test_a_kid_as_long_as_the_file_is_named_in_one_short_line(counter: Counter) -> None:
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    token = sign_compact(
+        HEADER,
+        b"{}",
+        "k" * 100_000,
+        lambda digest: attacker.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256()))),
+    )
+    outcome = counter.check(token)
+    refused(outcome, "not in the pinned trust list")
+    assert len(outcome.line) < 400
 
 
 def test_a_gzip_bomb_is_refused_before_it_is_inflated(counter: Counter) -> None:

@@ -199,13 +199,13 @@ def load_status_list(data: bytes | str, source: StatusSource) -> StatusList | Re
         header, payload = verify_compact(token, lookup, typ=TYP)
     except JwsError as exc:
         if asked and asked[0] not in source.keys:
-            return Refused(SubIndication.NO_CHAIN_FOUND, f"{UNKNOWN_KEY} ({asked[0]})")
+            return Refused(SubIndication.NO_CHAIN_FOUND, f"{UNKNOWN_KEY} ({asked[0][:64]})")
         if asked:
             return Refused(SubIndication.NO_CHAIN_FOUND, f"{BROKEN}: {exc}")
         return _malformed(str(exc))
     try:
         return _credential(header, payload, source)
-    except (BitstringError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (BitstringError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         return _malformed(str(exc)[:200])
     except _Foreign as exc:
         return Refused(SubIndication.NO_CHAIN_FOUND, str(exc))
