@@ -54,6 +54,7 @@ def clones(model: Licence, count: int, tag: str) -> list[dict[str, Any]]:
             issued_at=(EARLIER if index % 2 else LATER) + timedelta(seconds=index),
             previous=None,
             superseded_by=None,
+            status_index=None,  # each status index belongs to one licence (ux_licence_status_index)
         )
         rows.append(row)
     return rows
