@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from threading import Lock
 from typing import Any
 
-from sqlalchemy import Index, literal_column, text
+from sqlalchemy import Index, literal_column
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -63,17 +63,11 @@ CONTEXT = "https://www.w3.org/ns/credentials/v2"
 ACTOR = "public:status-list"
 PURPOSE = "status-list"
 
-# The licences a list names: every row whose status is not "valid", in index order. A partial
-# index, so its size follows the revoked, suspended and superseded licences, not the table
-# (revision 0017). Queries must say ``status != 'valid'`` with the literal for the planners
-# (SQLite's above all) to see that the index covers them.
-_NOT_VALID = "status != 'valid'"
-LISTED = Index(
-    "ix_licence_status_listed",
-    Licence.__table__.c.status_index,  # type: ignore[attr-defined]
-    Licence.__table__.c.status,  # type: ignore[attr-defined]
-    sqlite_where=text(_NOT_VALID),
-    postgresql_where=text(_NOT_VALID),
+# The licences a list names, read through the partial index declared on the licence table.
+LISTED: Index = next(
+    index
+    for index in Licence.__table__.indexes  # type: ignore[attr-defined]
+    if index.name == "ix_licence_status_listed"
 )
 
 

@@ -31,6 +31,7 @@ from core.clock import CHINA, FixedClock, china_today
 from core.db import transaction
 from licences.bitstring import MAX_ENTRIES, MIN_ENTRIES, EntryStatus
 from licences.payload import Claims, decode
+from licences.stamped import StampRequest
 from tests.domain import Domain, build_domain, demo_domain, make_settings
 from tests.status_lists import HEADER, bits, credential, signed_by, signed_by_domain
 from trust.jose import b64url, b64url_decode, jwk_of, sign_compact
@@ -499,3 +500,27 @@ def test_a_presentation_code_keeps_its_own_answer(counter: Counter) -> None:
         outcome = counter.check(status, text=shown.url)
         assert outcome.code == 0 and outcome.line.startswith("PASSED"), outcome.line
         assert "status_as_of" not in outcome.report.extra
+
+
+def test_a_stamped_copys_code_answers_by_its_licences_entry(counter: Counter) -> None:
+    """A purpose-stamped copy carries its licence's index: the copy fails offline once the
+    licence is revoked, and is not taken for the licence itself."""
+    holder = counter.domain.department()["sample_request"]["holder"]
+    assert counter.domain.services.stamped is not None
+    copy = counter.domain.services.stamped.create(
+        StampRequest(
+            identifier=counter.claims.identifier,
+            id_type=holder["id_type"],
+            id_number=holder["id"],
+            actor="holder:offline-copy",
+            purpose="公积金提取",
+        )
+    )
+    clear = counter.check(counter.genuine(), text=copy.verify_code)
+    assert clear.code == 0 and clear.line.startswith("PASSED"), clear.line
+    assert clear.answer["extra"]["claims"]["type"] == "copy"
+    assert clear.answer["extra"]["claims"]["status_index"] == counter.index
+    revoked = counter.check(
+        counter.genuine([(counter.index, EntryStatus.REVOKED)]), text=copy.verify_code
+    )
+    assert revoked.code == 1 and revoked.line.startswith("FAILED / REVOKED: "), revoked.line
