@@ -61,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/vulture
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core keys trust seals licences verify api bench migrations
+	$(BIN)/mypy core keys trust seals licences verify supervision api bench migrations
 
 bench: $(STAMP)
 	$(BIN)/python -m bench --full

@@ -180,10 +180,22 @@ def _written(values: dict[str, Any]) -> AuditEntry:
     return AuditEntry.model_construct(**values)
 
 
+Observer = Callable[[Session, AuditEntry], object]  # what it returns is ignored
+
+
 class AuditLog:
+    """``observers`` see every entry once it is written, in the same transaction: what they
+    write (an outbox event, an alert) lands with the action or not at all, and no caller can
+    skip them, since every audited action passes here. An observer may append entries of its
+    own; they are observed in turn."""
+
     def __init__(self, clock: Clock, checkpointer: Checkpointer | None = None) -> None:
         self._clock = clock
         self.checkpointer = checkpointer
+        self.observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        self.observers.append(observer)
 
     def append(
         self,
@@ -254,6 +266,9 @@ class AuditLog:
         if self.checkpointer is not None:
             for entry in entries:
                 self.checkpointer(session, entry)
+        for entry in entries:
+            for observer in self.observers:
+                observer(session, entry)
         return entries
 
 

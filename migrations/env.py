@@ -19,6 +19,8 @@ import licences.status_list_records
 import licences.use_code_records  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
+import supervision.alert_records
+import supervision.outbox  # noqa: F401
 import trust.crl
 import trust.models
 import trust.trustlist  # noqa: F401

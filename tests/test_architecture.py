@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["core", "keys", "trust", "seals", "licences", "verify", "migrations", "api"]
+LAYERS = ["core", "keys", "trust", "seals", "licences", "verify", "supervision", "migrations", "api"]
 EDGE_ONLY = {"fastapi", "typer", "starlette", "uvicorn", "jinja2", "prometheus_client", "authlib"}
 
 
@@ -74,7 +74,7 @@ def test_dates_follow_the_one_china_date_rule() -> None:
         assert DATE_SHORTCUTS.search(bad), bad
     assert not DATE_SHORTCUTS.search("china_today(self._clock.now())")
     problems = []
-    for package in ("api", "core", "keys", "trust", "seals", "licences", "verify"):
+    for package in ("api", "core", "keys", "trust", "seals", "licences", "verify", "supervision"):
         for path in (ROOT / package).rglob("*.py"):
             if path == ROOT / "core" / "clock.py":
                 continue

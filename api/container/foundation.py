@@ -22,6 +22,7 @@ from licences.issuance import Fonts
 from licences.qrkeys import QrKeys
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
+from supervision.events import licence_event
 from trust.audit_anchor import CheckpointTsa
 from trust.authority import DomainIdentity, TrustDomain
 from trust.jose import CredentialKeys
@@ -73,6 +74,7 @@ def build_foundation(settings: Settings, clock: Clock) -> Foundation:
     keystore = build_keystore(settings)
     checkpoints = AuditCheckpointer(keystore, clock, every=settings.audit_checkpoint_every)
     audit = AuditLog(clock, checkpointer=checkpoints)
+    audit.observe(licence_event)  # every audited status change is an outbox event
     base_url = settings.public_base_url.rstrip("/")
     trust = TrustDomain(
         keystore=keystore,

@@ -9,6 +9,7 @@ a printed licence is at best INDETERMINATE offline; expiry is measured by the da
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from verify.offline import (
     load_qr_keys,
     verify_offline,
 )
+from verify.offline_status import StatusSource
 from verify.report import Indication, Report, SubIndication
 
 IDENT = "1.2.156.3005.2.1135010000360001XN001.1135010000360001XN.A1.001.L"
@@ -40,6 +42,15 @@ GENUINE = "证照真实有效 / the licence is genuine and valid"
 TRY_LATER = (
     "签名真实，但离线无法确认证照当前状态，请联网核验 / genuine signature, but the current status "
     "cannot be confirmed offline; verify online"
+)
+NO_STATUS_LIST = (
+    "未提供状态列表，离线无法确认证照当前状态，请下载状态列表（--status-list）或联网核验 / no "
+    "status list: the current status cannot be confirmed offline; pass --status-list or verify "
+    "online"
+)
+PRINTED_BEFORE_LISTS = (
+    "此二维码印制于状态列表启用之前，离线无法确认当前状态，请联网核验 / this code was printed "
+    "before status lists; verify online"
 )
 EXPIRED = "证照已过期 / the licence has expired"
 UNKNOWN = "无法识别该二维码 / the code is not known to this service"
@@ -102,6 +113,7 @@ def test_a_signed_list_anchored_to_the_pin_gives_its_keys(pki: Pki, tmp_path: Pa
     assert keys == TrustedKeys(
         {pki.kid: keys.keys[pki.kid]}, NOW + timedelta(days=7), signed=True, refusal=None,
         signer=pki.pin, signer_valid=(START, END),
+        status=StatusSource({}, None, "https://offline.example"),  # names no status list
     )
     assert keys.keys[pki.kid].public_numbers() == pki.qr_key.public_key().public_numbers()
 
@@ -249,7 +261,7 @@ def test_a_presentation_within_its_window_passes_offline(pki: Pki, trusted: Trus
             "claims": {"type": "presentation", "identifier": IDENT, "issuer_code": ISSUER,
                        "version": 1, "valid_until": "2029-05-19",
                        "issued_at": "2026-03-14T01:59:00+00:00",
-                       "expires_at": "2026-03-14T02:04:00+00:00"},
+                       "expires_at": "2026-03-14T02:04:00+00:00", "status_index": None},
             "offline": True,
         },
     }
@@ -264,24 +276,35 @@ def test_an_expired_presentation_fails_offline(pki: Pki, trusted: TrustedKeys) -
     assert report.extra["offline"] is True and "claims" not in report.extra
 
 
-def test_a_printed_licence_within_its_dates_is_indeterminate_offline(
+def test_a_printed_licence_within_its_dates_is_indeterminate_without_a_status_list(
     pki: Pki, trusted: TrustedKeys
 ) -> None:
-    code = qr_sign(pki.qr_key, licence_claims())
+    code = qr_sign(pki.qr_key, replace(licence_claims(), status_index=42))
     report = verify_offline(code, trusted, NOW)
     assert (report.indication, report.sub_indication, report.message) == (
-        Indication.INDETERMINATE, SubIndication.TRY_LATER, TRY_LATER)
+        Indication.INDETERMINATE, SubIndication.TRY_LATER, NO_STATUS_LIST)
     assert checks(report) == [
         *signed(pki, code, "证照码 / licence"),
         ("validity", "passed", "within its validity dates"),
-        ("status", "failed", "offline: revocation and suspension need the repository"),
+        ("status", "failed", "no status list"),
     ]
     assert report.extra == {
         "method": "qr-payload", "identifier": IDENT, "offline": True,
         "claims": {"type": "licence", "identifier": IDENT, "issuer_code": ISSUER, "version": 1,
                    "valid_until": "2029-05-19", "issued_at": "2024-05-20T01:30:00+00:00",
-                   "expires_at": None},
+                   "expires_at": None, "status_index": 42},
     }
+
+
+def test_a_code_printed_before_status_lists_is_indeterminate_offline(
+    pki: Pki, trusted: TrustedKeys
+) -> None:
+    code = qr_sign(pki.qr_key, licence_claims())
+    report = verify_offline(code, trusted, NOW)
+    assert (report.indication, report.sub_indication, report.message) == (
+        Indication.INDETERMINATE, SubIndication.TRY_LATER, PRINTED_BEFORE_LISTS)
+    assert checks(report)[-1] == ("status", "failed", "no status index")
+    assert report.extra["claims"]["status_index"] is None
 
 
 def test_a_printed_licence_without_an_end_date_is_indeterminate(

@@ -1,0 +1,124 @@
+"""Alerts (预警) as stored: raised by a rule in the transaction of what triggered it, shown to
+the supervision offices over the department concerned, acknowledged with a comment.
+
+An alert stays one row while it is open: the same rule firing again for the same subject counts
+up (``occurrences``, ``last_seen_at``) instead of filling the supervisor's queue, so a burst of
+forged verifications is one alert that says how many. Once acknowledged, the next firing opens a
+new alert. Raising writes the row, an ``alert.raise`` audit entry and an ``alert.raised`` event
+together; nothing a department does deletes or closes one (only a supervisor acknowledges).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from core.audit import AuditLog
+from supervision.outbox import emit
+
+RAISE = "alert.raise"
+ACKNOWLEDGE = "alert.acknowledge"
+RAISED_EVENT = "alert.raised"
+RULE_ACTOR = "system:alerts"
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_open_subject", "rule", "subject", "acknowledged_at"),)
+
+    id: str = Field(primary_key=True, max_length=20)
+    rule: str = Field(max_length=48, index=True)
+    severity: str = Field(max_length=16)
+    department_code: str | None = Field(default=None, max_length=18, index=True)
+    subject: str = Field(max_length=128)  # a licence identifier, a seal code, a keyed source
+    summary: str = Field(max_length=512)  # zh-CN first, English alongside
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    raised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_seen_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    occurrences: int = 1
+    acknowledged_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    acknowledged_by: str | None = Field(default=None, max_length=128)
+    comment: str | None = Field(default=None, max_length=1024)
+
+
+def open_alert(session: Session, rule: str, subject: str) -> Alert | None:
+    return session.exec(
+        select(Alert).where(
+            Alert.rule == rule, Alert.subject == subject, col(Alert.acknowledged_at).is_(None)
+        )
+    ).first()
+
+
+def raise_alert(
+    session: Session,
+    audit: AuditLog,
+    *,
+    rule: str,
+    severity: Severity,
+    subject: str,
+    summary: str,
+    at: datetime,
+    department_code: str | None,
+    detail: dict[str, Any] | None = None,
+) -> Alert:
+    """Raises (or counts up) the open alert of ``rule`` for ``subject``, in ``session``."""
+    alert = open_alert(session, rule, subject)
+    if alert is not None:
+        alert.occurrences += 1
+        alert.last_seen_at = at
+        alert.detail = {**alert.detail, **(detail or {})}
+        session.add(alert)
+        session.flush()
+        return alert
+    alert = Alert(
+        id="alt_" + secrets.token_hex(8),
+        rule=rule,
+        severity=severity.value,
+        department_code=department_code,
+        subject=subject[:128],
+        summary=summary[:512],
+        detail=detail or {},
+        raised_at=at,
+        last_seen_at=at,
+    )
+    session.add(alert)
+    session.flush()
+    entry = audit.append(
+        session,
+        actor=RULE_ACTOR,
+        action=RAISE,
+        object_type="alert",
+        object_id=alert.id,
+        detail={"rule": rule, "subject": alert.subject, "department": department_code},
+    )
+    emit(
+        session,
+        kind=RAISED_EVENT,
+        at=at,
+        data={
+            "alert": {
+                "id": alert.id,
+                "rule": rule,
+                "severity": severity.value,
+                "department_code": department_code,
+                "subject": alert.subject,
+                "summary": alert.summary,
+            }
+        },
+        department_code=department_code,
+        audit_seq=entry.seq,
+    )
+    return alert
