@@ -8,11 +8,9 @@ the label stays verifiable, so a rotation does not invalidate licences already p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from threading import Lock
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -21,15 +19,14 @@ from sqlalchemy.engine import Engine
 
 from core.audit import AuditLog
 from core.db import transaction
-from core.errors import Conflict, Unavailable
 from keys.audit import KeyUseRecorder
-from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore, KeyUseListener
+from keys.store import KeyRef, KeyStore, KeyUseListener
+from keys.versions import P256Versions
 from licences.payload import Claims, PayloadType, key_id, record_digest, sign
 from licences.repository import LicenceRecord
 
 LABEL = "qr-signing"
 ALG = "ES256"
-RELIST_SECONDS = 300.0  # a version rotated in by another process is picked up this soon
 
 
 @dataclass(frozen=True)
@@ -47,65 +44,25 @@ class PublishedKey:
 
 class QrKeys:
     def __init__(self, keystore: KeyStore) -> None:
-        self._store = keystore
-        self._lock = Lock()
-        self._keys: list[PublishedKey] | None = None
-        self._listed_at = 0.0
+        self._versions = P256Versions(
+            keystore, LABEL, lambda public, ref: PublishedKey(key_id(public), public, ref), "QR "
+        )
 
     def ensure(self) -> bool:
         """Create the key if the store has none; True when it was created now."""
-        if self._store.exists(LABEL):
-            return False
-        try:
-            self._store.create(LABEL, KeyAlgorithm.EC_P256)
-        except Conflict:  # another process created it first
-            return False
-        finally:
-            self._keys = None
-        return True
+        return self._versions.ensure()
 
     def published(self, *, refresh: bool = False) -> list[PublishedKey]:
         """Every version of the QR key, newest first."""
-        with self._lock:
-            stale = time.monotonic() - self._listed_at > RELIST_SECONDS
-            if self._keys is None or refresh or stale:
-                found = []
-                refs = self._store.versions(LABEL) if self._store.exists(LABEL) else []
-                for ref in reversed(refs):  # newest first: that one signs
-                    public = self._store.public_key(ref)
-                    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
-                        public.curve, ec.SECP256R1
-                    ):
-                        raise Unavailable(f"QR 签名密钥须为 P-256 / {ref} is not a P-256 key")
-                    found.append(PublishedKey(key_id(public), public, ref))
-                self._keys = found
-                self._listed_at = time.monotonic()
-            return list(self._keys)
+        return self._versions.published(refresh=refresh)
 
     def public_key(self, kid: bytes) -> ec.EllipticCurvePublicKey | None:
         """The key named by ``kid``; the store is listed again once before giving up, so a key
         rotated in by another process is found."""
-        for refresh in (False, True):
-            for key in self.published(refresh=refresh):
-                if key.kid == kid:
-                    return key.public_key
-        return None
+        return self._versions.public_key(kid)
 
     def sign(self, claims: Claims, *, purpose: str, listener: KeyUseListener | None) -> str:
-        keys = self.published()
-        if not keys:
-            self.ensure()
-            keys = self.published(refresh=True)
-        key = keys[0]
-        ref = key.ref
-        assert ref is not None
-
-        def sign_digest(digest: bytes) -> bytes:
-            signature = self._store.sign_digest(ref, digest, HashAlgorithm.SHA256)
-            if listener is not None:
-                listener.key_used(ref, purpose)
-            return signature
-
+        key, sign_digest = self._versions.signer(purpose, listener)
         return sign(claims, key.kid, sign_digest)
 
     def to_json(self) -> dict[str, Any]:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from threading import Lock
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -31,12 +29,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from core.errors import Conflict, Unavailable
-from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore, KeyUseListener
+from keys.store import KeyRef, KeyStore, KeyUseListener
+from keys.versions import P256Versions
 
 LABEL = "credential-signing"
 ALG = "ES256"
-RELIST_SECONDS = 300.0  # a version rotated in by another process is picked up this soon
 MAX_TOKEN = 4 * 1024 * 1024  # characters of a compact JWS a verifier reads at most
 
 
@@ -158,47 +155,21 @@ def verify_compact(
 
 class CredentialKeys:
     def __init__(self, keystore: KeyStore) -> None:
-        self._store = keystore
-        self._lock = Lock()
-        self._keys: list[CredentialKey] | None = None
-        self._listed_at = 0.0
+        self._versions = P256Versions(
+            keystore, LABEL, lambda public, ref: CredentialKey(jwk_of(public)["kid"], public, ref),
+            "凭证",
+        )
 
     def ensure(self) -> bool:
         """Create the key if the store has none; True when it was created now."""
-        if self._store.exists(LABEL):
-            return False
-        try:
-            self._store.create(LABEL, KeyAlgorithm.EC_P256)
-        except Conflict:  # another process created it first
-            return False
-        finally:
-            self._keys = None
-        return True
+        return self._versions.ensure()
 
     def published(self, *, refresh: bool = False) -> list[CredentialKey]:
         """Every version of the credential key, newest first."""
-        with self._lock:
-            stale = time.monotonic() - self._listed_at > RELIST_SECONDS
-            if self._keys is None or refresh or stale:
-                found = []
-                refs = self._store.versions(LABEL) if self._store.exists(LABEL) else []
-                for ref in reversed(refs):  # newest first: that one signs
-                    public = self._store.public_key(ref)
-                    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
-                        public.curve, ec.SECP256R1
-                    ):
-                        raise Unavailable(f"凭证签名密钥须为 P-256 / {ref} is not a P-256 key")
-                    found.append(CredentialKey(jwk_of(public)["kid"], public, ref))
-                self._keys = found
-                self._listed_at = time.monotonic()
-            return list(self._keys)
+        return self._versions.published(refresh=refresh)
 
     def public_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
-        for refresh in (False, True):
-            for key in self.published(refresh=refresh):
-                if key.kid == kid:
-                    return key.public_key
-        return None
+        return self._versions.public_key(kid)
 
     def sign(
         self,
@@ -209,20 +180,7 @@ class CredentialKeys:
         listener: KeyUseListener | None,
     ) -> str:
         """A compact JWS by the newest version; the key use is reported to ``listener``."""
-        keys = self.published()
-        if not keys:
-            self.ensure()
-            keys = self.published(refresh=True)
-        key = keys[0]
-        ref = key.ref
-        assert ref is not None
-
-        def sign_digest(digest: bytes) -> bytes:
-            signature = self._store.sign_digest(ref, digest, HashAlgorithm.SHA256)
-            if listener is not None:
-                listener.key_used(ref, purpose)
-            return signature
-
+        key, sign_digest = self._versions.signer(purpose, listener)
         return sign_compact(header, payload, key.kid, sign_digest)
 
     def to_json(self) -> dict[str, Any]:
