@@ -78,3 +78,4 @@ licence_type_name  # unused variable (verify/holder_usage.py:48)
 what_label  # unused variable (verify/holder_usage.py:56)
 channel_label  # unused variable (verify/holder_usage.py:58)
 method_label  # unused variable (verify/holder_usage.py:60)
+supervision  # unused import (migrations/env.py:22): imported for its tables
