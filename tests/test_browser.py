@@ -7,9 +7,6 @@ code can be made to expire without waiting. Screenshots go to ``tests/artifacts/
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +17,7 @@ import pytest
 from core.clock import FixedClock
 from tests.conftest import make_settings
 from tests.domain import Domain, build_domain
+from tests.holder_login import ServerThread, free_port
 from tests.tools import require, require_module
 
 pytestmark = pytest.mark.browser  # Chromium through Playwright
@@ -39,12 +37,6 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "i
 TTL = 300
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def clock() -> FixedClock:
     return FixedClock(datetime.now(UTC).replace(microsecond=0))
@@ -55,35 +47,17 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, clock: FixedClock
 ) -> Iterator[tuple[str, Domain]]:
     require("chromium")  # first: in strict mode a missing browser fails, not skips
-    import uvicorn
-
     from api.app import create_app
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(
         tmp_path_factory.mktemp("browser") / "data", presentation_ttl_seconds=TTL
     )
     settings.public_base_url = base  # printed in the QR codes: this server
     domain = build_domain(settings, clock=clock)
-    config = uvicorn.Config(
-        create_app(services=domain.services),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield base, domain
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with ServerThread(create_app(services=domain.services), port):
+        yield base, domain
 
 
 def _fontconfig(directory: Path) -> dict[str, str]:

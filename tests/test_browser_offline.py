@@ -11,9 +11,6 @@ types it. What is checked is what the clerk sees: the verdict element's visible 
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,6 +22,7 @@ from core.clock import FixedClock, china_today
 from licences.payload import decode
 from tests.conftest import make_settings
 from tests.domain import Domain, build_domain
+from tests.holder_login import ServerThread, free_port
 from tests.offline_vectors import NOW, Case, vectors
 from tests.test_browser import ARTIFACTS, CHROMIUM_ARGS, _fontconfig
 from tests.tools import require, require_module
@@ -67,35 +65,15 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, clock: FixedClock
 ) -> Iterator[tuple[str, Domain]]:
     require("chromium")
-    import uvicorn
-
     from api.app import create_app
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = make_settings(tmp_path_factory.mktemp("offline") / "data")
     settings.public_base_url = base
     domain = build_domain(settings, clock=clock)
-    config = uvicorn.Config(
-        _recording(create_app(services=domain.services)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield base, domain
-    uv.should_exit = True
-    thread.join(timeout=10)
+    with ServerThread(_recording(create_app(services=domain.services)), port):
+        yield base, domain
 
 
 @pytest.fixture(scope="module")
