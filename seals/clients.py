@@ -24,7 +24,14 @@ HOLDER_SCOPES = (
     "holders:correct:legal_person",
     "holders:correct:other_organisation",
 )
-ALL_SCOPES = (*DEPARTMENT_SCOPES, *HOLDER_SCOPES, "admin")
+# A supervision office (电子监察) reads figures, the audit trail and alerts of the departments
+# under its division, and writes nothing: its client holds this scope and no other.
+SUPERVISE = "supervise"
+ALL_SCOPES = (*DEPARTMENT_SCOPES, *HOLDER_SCOPES, "admin", SUPERVISE)
+SUPERVISE_ALONE = (
+    "监察权限 supervise 须单独授予，不能与其他权限同时持有 / the supervise scope is exclusive: a "
+    "supervision office's client holds no other scope"
+)
 
 
 class ApiClient(SQLModel, table=True):
@@ -61,6 +68,8 @@ def create_client(
     unknown = set(scopes) - set(ALL_SCOPES)
     if unknown or not scopes:
         raise InvalidInput(f"未知的权限范围 / unknown scopes {sorted(unknown)}", field="scopes")
+    if SUPERVISE in scopes and set(scopes) != {SUPERVISE}:
+        raise InvalidInput(SUPERVISE_ALONE, field="scopes")
     client_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     key = f"{PREFIX}{client_id}_{secret}"

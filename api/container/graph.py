@@ -56,6 +56,9 @@ from seals.client_desk import ClientDesk
 from seals.custody import KeyCustody
 from seals.desk import SealDesk
 from seals.registry import SealRegistry
+from supervision.audit_search import AuditSearch
+from supervision.figures import FiguresDesk
+from supervision.supervisor_desk import SupervisorDesk
 from trust.audit_desk import AuditDesk
 from trust.authority import TrustDomain
 from trust.federation import Federation
@@ -107,6 +110,9 @@ class Services:
     statistics: StatisticsDesk  # a department's counts (licences.statistics)
     status_list: StatusListDesk  # the signed status list /pki/status-list serves
     credential_desk: CredentialDesk  # a licence as a Verifiable Credential (vc+jwt)
+    figures: FiguresDesk  # a supervision office's monthly figures (supervision.figures)
+    audit_search: AuditSearch  # the audit chain searched by a supervision office
+    supervisors: SupervisorDesk  # supervisors' sign-in and per-request check
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
@@ -175,6 +181,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         statistics=StatisticsDesk(engine=engine, seals=f.seals),
         status_list=build_status_list(f),
         credential_desk=build_credential_desk(f),
+        figures=FiguresDesk(engine=engine, clock=clock),
+        audit_search=AuditSearch(engine=engine),
+        supervisors=SupervisorDesk(engine=engine, audit=audit),
         oidc=oidc,
         dev_idp=dev_idp,
         stamped=stamped,

@@ -15,6 +15,12 @@ from fastapi import Request
 from api.edge.state import services_of
 from api.edge.tokens import looks_like_jwt
 from core.errors import Forbidden, Unauthenticated
+from seals.clients import SUPERVISE
+
+SUPERVISOR_READS_ONLY = (
+    "监察凭证只能读取监察接口，不能调用部门接口 / a supervision office's credentials read the "
+    "supervision routes only, never the departments' API"
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class DepartmentPrincipal:
         return f"department:{self.department_code}/client:{self.client_id}"
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        # "admin" stands for every department scope, never for a supervision office's.
+        return scope in self.scopes or ("admin" in self.scopes and scope != SUPERVISE)
 
 
 def _principal(request: Request) -> DepartmentPrincipal:
@@ -58,6 +65,8 @@ def require(scope: str | None) -> Callable[[Request], DepartmentPrincipal]:
 
     def dependency(request: Request) -> DepartmentPrincipal:
         principal = _principal(request)
+        if SUPERVISE in principal.scopes and scope != SUPERVISE:
+            raise Forbidden(SUPERVISOR_READS_ONLY)
         if scope is not None and not principal.allows(scope):
             raise Forbidden(f"凭证缺少权限范围 {scope} / the credentials lack scope {scope}")
         return principal
