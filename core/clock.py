@@ -30,6 +30,15 @@ def china_today(now: datetime) -> date:
     return now.astimezone(CHINA).date()
 
 
+def china_time(now: datetime) -> datetime:
+    """The instant ``now`` as a wall clock in China reads it (hour, weekday): working hours are
+    China's, whatever zone the host or the test runner is in. Dates still go through
+    :func:`china_today`."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("china_time needs an aware datetime")
+    return now.astimezone(CHINA)
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
