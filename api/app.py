@@ -27,6 +27,7 @@ from api.http import (
     presentations,
     registry,
     seals,
+    supervision_alerts,
 )
 from api.pages import (
     grants,
@@ -97,6 +98,7 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     app.include_router(seals.router)
     app.include_router(registry.router)
     app.include_router(registry.departments)
+    app.include_router(supervision_alerts.router)  # supervision offices' alerts
     app.include_router(statistics.router)
     app.include_router(grants.router)  # the holder's grants and usage log
     app.include_router(signin.router)  # holder sign-in (OpenID Connect)

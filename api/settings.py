@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     # Demo mode (`make run`): serves the development identity provider (api/dev_idp/provider.py) at
     # /dev-idp, which signs in the demo data's holders. Never on in production: 404 otherwise.
     demo_mode: bool = False
+    # Early warning (supervision/alerts.py): what each alert rule fires at, passed in by the
+    # container. K failed verifications of one licence, or from one source, within W minutes.
+    alert_licence_failures: int = Field(default=5, ge=1)
+    alert_source_failures: int = Field(default=10, ge=1)
+    alert_failure_window_minutes: int = Field(default=10, ge=1)
+    # A department's last hour above k x its hourly mean of 28 days, and above the floor.
+    alert_burst_factor: float = Field(default=5.0, gt=0)
+    alert_burst_floor: int = Field(default=50, ge=0)
+    # Working hours in China time, [start, end); weekends are off-hours unless they work.
+    alert_work_start_hour: int = Field(default=9, ge=0, le=23)
+    alert_work_end_hour: int = Field(default=18, ge=1, le=24)
+    alert_work_weekends: bool = False
+    # Licences sealed this long before their seal's suspension or revocation are listed.
+    alert_seal_race_minutes: int = Field(default=60, ge=1)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'elicence.db').resolve()}"

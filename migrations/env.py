@@ -20,6 +20,7 @@ import licences.use_code_records  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
 import supervision.alert_records
+import supervision.failures
 import supervision.outbox  # noqa: F401
 import trust.crl
 import trust.models

@@ -9,14 +9,29 @@ from sqlalchemy.engine import Engine
 
 from core.audit import AuditLog, Pending
 from core.db import reading
+from licences.links import code_from_text, is_random_code
+from licences.payload import PayloadError, decode
 from verify import log
 from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
 from verify.foreign import applies as foreign_applies
 from verify.isolation import Inspector
 from verify.pdf import PdfVerifier
-from verify.report import Check, CheckResult, Report
+from verify.report import Check, CheckResult, Indication, Report
 from verify.structure import Inspection
+
+
+def claimed_by(text: str) -> str | None:
+    """The identifier an unverified code *claims* (its signature did not hold, or its key is
+    not ours): not believed for the report, but recorded so that forgeries naming a real
+    licence reach that licence's supervisors (``supervision.rules_verify``)."""
+    code = code_from_text(text)
+    if code is None or is_random_code(code):
+        return None
+    try:
+        return decode(code).claims.identifier
+    except PayloadError:
+        return None
 
 
 class VerificationService:
@@ -42,8 +57,16 @@ class VerificationService:
         return self._pdf.max_bytes
 
     def verify_pdf(
-        self, data: bytes, *, channel: str, actor: str, request_id: str | None = None
+        self,
+        data: bytes,
+        *,
+        channel: str,
+        actor: str,
+        request_id: str | None = None,
+        source: str | None = None,
     ) -> Report:
+        """``source``: the keyed source the edge computed from the client's address
+        (``supervision.sources``), recorded for the repeated-failure alerts; never the address."""
         report = self._check_pdf(data, channel)
         if self._foreign is not None and foreign_applies(report):
             report = self._foreign.verify_pdf(data, report, channel) or report
@@ -52,7 +75,7 @@ class VerificationService:
             if report.licence
             else "sha256:" + hashlib.sha256(data).hexdigest()
         )
-        self._record(report, subject, actor, request_id, "pdf")
+        self._record(report, subject, actor, request_id, "pdf", source, None)
         return report
 
     def _check_pdf(self, data: bytes, channel: str) -> Report:
@@ -83,7 +106,13 @@ class VerificationService:
             return self._pdf.decide(session, prepared, found, channel)
 
     def verify_code(
-        self, text: str, *, channel: str, actor: str, request_id: str | None = None
+        self,
+        text: str,
+        *,
+        channel: str,
+        actor: str,
+        request_id: str | None = None,
+        source: str | None = None,
     ) -> Report:
         with reading(self._engine) as session:
             report = self._code.verify(session, text, channel)
@@ -93,13 +122,31 @@ class VerificationService:
         # presentation): the holder should see that someone scanned an old screenshot.
         named = report.licence.identifier if report.licence else report.extra.get("identifier")
         subject = str(named) if named else "unknown-code"
-        self._record(report, subject, actor, request_id, str(report.extra.get("method", "qr")))
+        method = str(report.extra.get("method", "qr"))
+        claimed = None if named or report.indication is Indication.PASSED else claimed_by(text)
+        self._record(report, subject, actor, request_id, method, source, claimed)
         return report
 
     def _record(
-        self, report: Report, subject: str, actor: str, request_id: str | None, method: str
+        self,
+        report: Report,
+        subject: str,
+        actor: str,
+        request_id: str | None,
+        method: str,
+        source: str | None,
+        claimed: str | None,
     ) -> None:
         sub_indication = report.sub_indication.value if report.sub_indication else None
+        detail: dict[str, str | None] = {
+            "channel": report.channel,
+            "method": method,
+            "sub_indication": sub_indication,
+        }
+        if source is not None:
+            detail["source"] = source[:32]
+        if claimed is not None:
+            detail["claimed"] = claimed[:96]
         # Written with group commit: concurrent verifications share one transaction.
         log.recorder(self._engine, self._audit).record(
             log.Verification(
@@ -116,11 +163,7 @@ class VerificationService:
                     object_id=subject[:128],
                     outcome=report.indication.value,
                     request_id=request_id,
-                    detail={
-                        "channel": report.channel,
-                        "method": method,
-                        "sub_indication": sub_indication,
-                    },
+                    detail=detail,
                 ),
             )
         )

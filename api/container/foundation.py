@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from api.container.alerting import alert_thresholds
 from api.ops.secrets import build_keystore, private_directory
 from api.settings import Settings
 from core.audit import AuditLog
@@ -22,6 +23,7 @@ from licences.issuance import Fonts
 from licences.qrkeys import QrKeys
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
+from supervision.alerts import AlertRules
 from supervision.events import licence_event
 from trust.audit_anchor import CheckpointTsa
 from trust.authority import DomainIdentity, TrustDomain
@@ -75,6 +77,7 @@ def build_foundation(settings: Settings, clock: Clock) -> Foundation:
     checkpoints = AuditCheckpointer(keystore, clock, every=settings.audit_checkpoint_every)
     audit = AuditLog(clock, checkpointer=checkpoints)
     audit.observe(licence_event)  # every audited status change is an outbox event
+    audit.observe(AlertRules(audit, alert_thresholds(settings)))  # early warning, same transaction
     base_url = settings.public_base_url.rstrip("/")
     trust = TrustDomain(
         keystore=keystore,

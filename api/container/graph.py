@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from api.container.alerting import build_source_keyer
 from api.container.builders import (
     build_credential_desk,
     build_federation,
@@ -56,8 +57,10 @@ from seals.client_desk import ClientDesk
 from seals.custody import KeyCustody
 from seals.desk import SealDesk
 from seals.registry import SealRegistry
+from supervision.alert_desk import AlertDesk
 from supervision.audit_search import AuditSearch
 from supervision.figures import FiguresDesk
+from supervision.sources import SourceKeyer
 from supervision.supervisor_desk import SupervisorDesk
 from trust.audit_desk import AuditDesk
 from trust.authority import TrustDomain
@@ -110,6 +113,8 @@ class Services:
     statistics: StatisticsDesk  # a department's counts (licences.statistics)
     status_list: StatusListDesk  # the signed status list /pki/status-list serves
     credential_desk: CredentialDesk  # a licence as a Verifiable Credential (vc+jwt)
+    alert_desk: AlertDesk  # a supervision office's alerts and their acknowledgement
+    sources: SourceKeyer  # a verification's keyed source, from the client address
     figures: FiguresDesk  # a supervision office's monthly figures (supervision.figures)
     audit_search: AuditSearch  # the audit chain searched by a supervision office
     supervisors: SupervisorDesk  # supervisors' sign-in and per-request check
@@ -181,6 +186,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         statistics=StatisticsDesk(engine=engine, seals=f.seals),
         status_list=build_status_list(f),
         credential_desk=build_credential_desk(f),
+        alert_desk=AlertDesk(engine=engine, audit=audit, clock=clock),
+        sources=build_source_keyer(settings),
         figures=FiguresDesk(engine=engine, clock=clock),
         audit_search=AuditSearch(engine=engine),
         supervisors=SupervisorDesk(engine=engine, audit=audit),

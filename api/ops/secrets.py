@@ -49,6 +49,26 @@ def keystore_passphrase(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def domain_secret(settings: Settings, name: str) -> bytes:
+    """``secrets/<name>`` in the data directory: 32 random bytes (hex), made on first use and
+    kept, so what it keys (verification sources) stays comparable across restarts."""
+    path = settings.data_dir / "secrets" / name
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: read theirs
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    if path.stat().st_mode & 0o077:
+        raise Unavailable(
+            f"密钥文件权限过宽 / {path} is readable by others; fix with: chmod 600 {path}"
+        )
+    return bytes.fromhex(path.read_text().strip())
+
+
 def secret(value: SecretStr | None, path: Path | None, what: str) -> str:
     """A secret from its variable, else from an owner-only file (re-read at each start, so a
     token sink kept fresh by an agent works); empty when neither is set."""

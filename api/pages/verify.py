@@ -52,6 +52,13 @@ async def _read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+def source_of(request: Request) -> str | None:
+    """The keyed source of the request's client address (``supervision.sources``): recorded with
+    the verification for the repeated-failure alerts; the address itself is never kept."""
+    client = request.scope.get("client")
+    return services_of(request).sources.source_of(client[0] if client else None)
+
+
 @router.post("/api/v1/verify")
 async def verify_api(request: Request) -> JSONResponse:
     """Multipart upload (field ``file``) of a PDF, or JSON ``{"qr": "..."}``."""
@@ -72,6 +79,7 @@ async def verify_api(request: Request) -> JSONResponse:
             channel="api-upload",
             actor=PUBLIC,
             request_id=rid,
+            source=source_of(request),
         )
     elif content_type.startswith("application/json"):
         try:
@@ -82,7 +90,12 @@ async def verify_api(request: Request) -> JSONResponse:
         if not isinstance(qr, str) or not qr.strip() or len(qr) > 2048:
             raise InvalidInput("须提供 qr 字段 / field 'qr' (string) is required", field="qr")
         report = await run_in_threadpool(
-            services.verification.verify_code, qr, channel="api-qr", actor=PUBLIC, request_id=rid
+            services.verification.verify_code,
+            qr,
+            channel="api-qr",
+            actor=PUBLIC,
+            request_id=rid,
+            source=source_of(request),
         )
     else:
         raise InvalidInput(
@@ -120,7 +133,11 @@ PAGE_OR_REPORT = {
 def verify_page(code: str, request: Request) -> Response:
     services = services_of(request)
     report = services.verification.verify_code(
-        code[:2048], channel="qr-page", actor=PUBLIC, request_id=request.state.request_id
+        code[:2048],
+        channel="qr-page",
+        actor=PUBLIC,
+        request_id=request.state.request_id,
+        source=source_of(request),
     )
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(report.to_json())
@@ -159,6 +176,7 @@ async def _upload_form(request: Request) -> HTMLResponse:
             channel="page-upload",
             actor=PUBLIC,
             request_id=rid,
+            source=source_of(request),
         )
     else:
         qr = form.get("qr")
@@ -170,5 +188,6 @@ async def _upload_form(request: Request) -> HTMLResponse:
             channel="page-scan",
             actor=PUBLIC,
             request_id=rid,
+            source=source_of(request),
         )
     return _page(request, report)
