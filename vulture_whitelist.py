@@ -79,3 +79,8 @@ what_label  # unused variable (verify/holder_usage.py:56)
 channel_label  # unused variable (verify/holder_usage.py:58)
 method_label  # unused variable (verify/holder_usage.py:60)
 supervision  # unused import (migrations/env.py:22): imported for its tables
+full_label  # unused variable (api/pages/supervise_charts.py:26): read by _supervise_chart.html
+value_x  # unused variable (api/pages/supervise_charts.py:27): read by _supervise_chart.html
+value_y  # unused variable (api/pages/supervise_charts.py:28): read by _supervise_chart.html
+label_y  # unused variable (api/pages/supervise_charts.py:39): read by _supervise_chart.html
+office_name  # unused variable (supervision/supervisor_desk.py:37): read by supervise_base.html

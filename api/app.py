@@ -27,6 +27,7 @@ from api.http import (
     presentations,
     registry,
     seals,
+    supervision,
     supervision_alerts,
 )
 from api.pages import (
@@ -38,6 +39,9 @@ from api.pages import (
     present,
     signin,
     statistics,
+    supervise,
+    supervise_alerts,
+    supervise_audit,
     verify,
 )
 from api.settings import Settings
@@ -100,6 +104,10 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     app.include_router(registry.departments)
     app.include_router(supervision_alerts.router)  # supervision offices' alerts
     app.include_router(statistics.router)
+    app.include_router(supervision.router)  # the supervision offices' JSON API (read-only)
+    app.include_router(supervise.router)  # the supervisor's desk: sign-in, dashboard, CSV
+    app.include_router(supervise_alerts.router)
+    app.include_router(supervise_audit.router)
     app.include_router(grants.router)  # the holder's grants and usage log
     app.include_router(signin.router)  # holder sign-in (OpenID Connect)
     app.include_router(holder.router)  # /me: the holder's licences and copies

@@ -20,7 +20,7 @@ from core.db import reading, transaction
 from licences.catalogue import Catalogue
 from licences.models import Licence, LicenceType
 from licences.repository import document
-from seals.clients import create_client
+from seals.clients import DEPARTMENT_SCOPES, create_client
 from seals.models import Department, SealType
 from seals.registry import SealRegistry
 from trust.authority import TrustDomain
@@ -28,13 +28,15 @@ from trust.authority import TrustDomain
 
 @dataclass(frozen=True)
 class DepartmentSeed:
-    """A department to create, with a licence seal for ``licence_types`` and one API client."""
+    """A department to create, with a licence seal for ``licence_types`` (none when it issues
+    nothing, as a supervision office) and one API client holding ``client_scopes``."""
 
     code: str
     name: str
     division_code: str
     level: str
     licence_types: tuple[str, ...]
+    client_scopes: tuple[str, ...] = DEPARTMENT_SCOPES
 
 
 class DomainSetup:
@@ -79,8 +81,8 @@ class DomainSetup:
         client_name: str,
     ) -> dict[str, str]:
         """Creates the departments, then each one's licence seal and API client, then the
-        catalogue entries, in one transaction. Returns each department's API key, which is
-        stored nowhere else."""
+        catalogue entries, in one transaction. Returns each department's API key under its
+        code (stored nowhere else) and its client's id under ``<code>:client``."""
         keys: dict[str, str] = {}
         with transaction(self._engine) as session:
             for spec in departments:
@@ -94,21 +96,24 @@ class DomainSetup:
                 )
             session.flush()
             for spec in departments:
-                self._seals.create_seal(
-                    session,
-                    actor=actor,
-                    department_code=spec.code,
-                    seal_type=SealType.LICENCE,
-                    licence_types=list(spec.licence_types),
-                )
-                _, keys[spec.code] = create_client(
+                if spec.licence_types:
+                    self._seals.create_seal(
+                        session,
+                        actor=actor,
+                        department_code=spec.code,
+                        seal_type=SealType.LICENCE,
+                        licence_types=list(spec.licence_types),
+                    )
+                client, keys[spec.code] = create_client(
                     session,
                     self._audit,
                     self._clock,
                     department_code=spec.code,
                     name=client_name,
                     actor=actor,
+                    scopes=spec.client_scopes,
                 )
+                keys[f"{spec.code}:client"] = client.id
             for entry in licence_types:
                 self._catalogue.add(session, actor=actor, entry=entry)
         return keys

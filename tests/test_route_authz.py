@@ -324,3 +324,48 @@ def test_another_holders_objects_are_out_of_reach(domain: Domain, holder_objects
     sample = domain.department(0)["sample_request"]
     owner, _ = holder_client(domain, sample["holder"]["id_type"], sample["holder"]["id"], "authz-holder")
     assert owner.get("/api/v1/holder/grants").json()["items"][0]["status"] == "active"
+
+
+# Supervision offices: a client holding ``supervise`` (and, by rule, nothing else) reads the
+# supervision routes and nothing of the departments' API — not even a read — and writes nothing.
+SUPERVISION_PREFIX = "/api/v1/supervision/"
+# An office may subscribe to its own alert events (supervision.subscriptions): its own rows,
+# nothing of a department's.
+OWN_SUBSCRIPTIONS = "/api/v1/subscriptions"
+
+
+def is_supervision(path: str) -> bool:
+    return path.startswith(SUPERVISION_PREFIX)
+
+
+def test_a_supervision_client_is_refused_everywhere_but_supervision(
+    domain: Domain, walker: Walker, objects: dict[str, str]
+) -> None:
+    office = domain.credentials["supervision_offices"][0]
+    headers = {"Authorization": f"Bearer {office['api_key']}"}
+    walked = [(m, p) for m, p in routes(domain)
+              if not is_public(m, p) and not is_supervision(p) and not p.startswith(OWN_SUBSCRIPTIONS)]
+    checked = []
+    for method, path in walked:
+        response, ran = walker.request(method, path, fill(path, objects),
+                                       json=body_for(domain, method, path, objects), headers=headers)
+        assert response.status_code == 403, (method, path, response.status_code, response.text[:200])
+        assert response.headers["content-type"].startswith("application/problem+json")
+        if ran or is_holder(path):  # holder routes refuse a Bearer credential at the edge
+            checked.append((method, path))
+    assert checked == walked
+    assert len([m for m, _ in checked if m != "GET"]) >= 15
+    # ...and it reaches every supervision route, while a department's credentials do not.
+    supervision = [(m, p) for m, p in routes(domain) if is_supervision(p)]
+    assert ("GET", "/api/v1/supervision/figures") in supervision
+    assert ("GET", "/api/v1/supervision/audit") in supervision
+    for method, path in supervision:
+        url, body = fill(path, objects), body_for(domain, method, path, objects)
+        response, ran = walker.request(method, path, url, json={"comment": "x"} if body else None,
+                                       headers=headers)
+        assert ran and response.status_code not in (401, 403), (method, path, response.text[:200])
+        response, _ = walker.request(method, path, url, json=body, headers=domain.auth(0))
+        assert response.status_code == 403, (method, path, response.status_code)
+    # Nothing it tried changed the licence.
+    mine = domain.client.get(f"/api/v1/licences/{objects['identifier']}", headers=domain.auth(0)).json()
+    assert mine["status"] == "valid"

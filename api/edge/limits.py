@@ -21,7 +21,15 @@ from api.edge.holder_session import COOKIE, NOT_FOR_DEPARTMENTS, SIGN_IN_FIRST
 from api.settings import Settings
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-PUBLIC_PREFIXES = ("/api/v1/verify", "/v/", "/V/", "/verify", "/h/", "/pki/licence-status/")
+PUBLIC_PREFIXES = (
+    "/api/v1/verify",
+    "/v/",
+    "/V/",
+    "/verify",
+    "/h/",
+    "/pki/licence-status/",
+    "/supervise/sign-in",  # a guessed API key costs a guess from the address's public budget
+)
 KIB = 1024
 PKI_BODY = 16 * KIB  # an RFC 3161 TimeStampReq or RFC 6960 OCSPRequest is a few hundred bytes
 FORM_BODY = 64 * KIB  # a page's form: a handful of short fields

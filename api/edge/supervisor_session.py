@@ -95,11 +95,6 @@ def _open(request: Request) -> Supervisor:
     return supervisor
 
 
-def current_supervisor(request: Request) -> Supervisor:
-    """FastAPI dependency for a supervision page's GET: the signed-in supervisor, or 401."""
-    return _open(request)
-
-
 def optional_supervisor(request: Request) -> Supervisor | None:
     """For pages that send a visitor who is not signed in to the sign-in form; the reason is
     kept in ``request.state.supervisor_problem``."""

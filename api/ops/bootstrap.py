@@ -20,6 +20,7 @@ from core.errors import Conflict
 from licences.models import LicenceType
 from licences.setup import DepartmentSeed
 from migrations.runner import upgrade
+from seals.clients import SUPERVISE
 
 OPERATOR = "operator:init"
 
@@ -76,6 +77,16 @@ def _demo(services: Services, result: InitResult) -> None:
                 licence_types=tuple(demo.licence_types_of(spec["code"])),
             )
             for spec in demo.DEPARTMENTS
+        ]
+        + [
+            DepartmentSeed(
+                code=demo.SUPERVISION_OFFICE["code"],
+                name=demo.SUPERVISION_OFFICE["name"],
+                division_code=demo.SUPERVISION_OFFICE["division"],
+                level=demo.SUPERVISION_OFFICE["level"],
+                licence_types=(),
+                client_scopes=(SUPERVISE,),
+            )
         ],
         [LicenceType(holder_id_type="", **entry) for entry in demo.LICENCE_TYPES],
         actor=OPERATOR,
@@ -103,6 +114,18 @@ def _credentials(services: Services, keys: dict[str, str], today: date) -> dict[
                 "sample_request": demo.sample_request(spec["code"], today),
             }
             for spec in demo.DEPARTMENTS
+        ],
+        # A supervision office signs in at /supervise/sign-in with its client id and key.
+        "supervision_offices": [
+            {
+                "code": office["code"],
+                "name": office["name"],
+                "division": office["division"],
+                "client_id": keys[f"{office['code']}:client"],
+                "api_key": keys[office["code"]],
+                "sign_in": services.settings.public_base_url.rstrip("/") + "/supervise/sign-in",
+            }
+            for office in (demo.SUPERVISION_OFFICE,)
         ],
     }
 

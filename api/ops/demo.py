@@ -25,6 +25,14 @@ HEALTH = {
     "level": "municipal",
 }
 DEPARTMENTS = [MARKET, HEALTH]
+# The municipal supervision office (电子监察) over the demo departments' division: a department
+# row that issues nothing; its one client holds the supervise scope alone.
+SUPERVISION_OFFICE = {
+    "code": "11350100003600037L",
+    "name": "示范市政务服务电子监察中心",
+    "division": "350100",
+    "level": "municipal",
+}
 
 
 def _string(title: str, max_length: int) -> dict[str, Any]:
