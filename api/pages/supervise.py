@@ -27,7 +27,7 @@ from api.edge.supervisor_session import (
     set_cookie,
 )
 from api.pages.supervise_charts import dashboard_charts
-from api.pages.supervise_common import NO_STORE, SIGN_IN, alert_desk, page, to_sign_in
+from api.pages.supervise_common import NO_STORE, SIGN_IN, page, to_sign_in
 from api.pages.supervise_csv import csv_response
 from core.errors import Unauthenticated
 from supervision.figures import MEASURES
@@ -131,7 +131,7 @@ def dashboard(
     by_month = figures.by_month()
     by_department = figures.by_department(this_month)
     monthly, departmental = dashboard_charts(by_month, by_department)
-    alerts = alert_desk(services).alerts_for(
+    alerts = services.alert_desk.alerts_for(
         supervisor.office_code, state="open", rule=None, limit=20, before=None
     )
     context = {

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.edge.state import services_of
 from api.edge.supervisor_session import form_supervisor, optional_supervisor, renew
-from api.pages.supervise_common import NO_STORE, alert_desk, page, problem_page, to_sign_in
+from api.pages.supervise_common import NO_STORE, page, problem_page, to_sign_in
 from core.errors import ElicenceError
 from supervision.supervisor_desk import Supervisor
 
@@ -28,7 +28,7 @@ def alerts_page(
 ) -> Response:
     if supervisor is None:
         return to_sign_in(request)
-    alerts = alert_desk(services_of(request)).alerts_for(
+    alerts = services_of(request).alert_desk.alerts_for(
         supervisor.office_code, state=state, rule=None, limit=50, before=before
     )
     context = {
@@ -51,7 +51,7 @@ async def acknowledge(
     comment = form.get("comment")
     back = form.get("next")
     try:
-        alert_desk(services_of(request)).acknowledge(
+        services_of(request).alert_desk.acknowledge(
             supervisor.office_code,
             alert_id,
             comment if isinstance(comment, str) else "",

@@ -14,7 +14,7 @@ from api.edge.state import services_of
 from api.edge.supervisor_session import SIGN_IN_FIRST, optional_supervisor, renew
 from api.pages.supervise_common import page, problem_page, to_sign_in
 from api.pages.supervise_csv import csv_response
-from core.clock import CHINA
+from core.clock import china_time
 from core.errors import ElicenceError, Unauthenticated
 from supervision.audit_search import MAX_LIMIT, AuditQuery
 from supervision.supervisor_desk import Supervisor
@@ -78,7 +78,6 @@ def audit_page(
         "params": params,
         "echo": query.echo(),
         "departments": services.audit_search.department_names(supervisor.office_code),
-        "china": CHINA,
     }
     return page(request, "supervise_audit.html", supervisor, context, nav="audit")
 
@@ -106,7 +105,7 @@ def audit_csv(
         rows.extend(
             [
                 e.seq,
-                e.at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
+                china_time(e.at).strftime("%Y-%m-%d %H:%M:%S"),
                 e.actor,
                 e.action,
                 e.object_type,

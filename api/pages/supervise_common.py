@@ -1,18 +1,17 @@
 """What every supervision page shares: the page response (no-store, the session renewed), the
-redirect to sign-in, a refusal shown as a page, and the alert desk as the pages use it."""
+redirect to sign-in, and a refusal shown as a page."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.container import Services
 from api.edge.errors import STATUS
 from api.edge.supervisor_session import csrf_of, renew
 from api.pages.verify import templates
-from core.errors import ElicenceError, Unavailable
+from core.errors import ElicenceError
 from supervision.supervisor_desk import Supervisor
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -48,28 +47,3 @@ def problem_page(request: Request, supervisor: Supervisor, exc: ElicenceError) -
     """A refusal a supervisor's browser shows as a page, with the status its kind maps to."""
     context = {"message": exc.message}
     return page(request, "supervise_problem.html", supervisor, context, status=STATUS[exc.kind])
-
-
-class AlertDeskLike(Protocol):
-    """What the pages call of ``supervision.alert_desk.AlertDesk``."""
-
-    def alerts_for(
-        self,
-        office_department_code: str,
-        *,
-        state: Literal["open", "all"],
-        rule: str | None,
-        limit: int,
-        before: str | None,
-    ) -> list[Any]: ...
-
-    def acknowledge(
-        self, office_department_code: str, alert_id: str, comment: str, actor: str
-    ) -> Any: ...
-
-
-def alert_desk(services: Services) -> AlertDeskLike:
-    desk: AlertDeskLike | None = getattr(services, "alert_desk", None)
-    if desk is None:
-        raise Unavailable("预警服务未配置 / the alert desk is not configured")
-    return desk
