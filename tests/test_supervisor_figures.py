@@ -8,12 +8,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from api.ops import demo
 from core.clock import FixedClock
-from tests.domain import Domain, demo_domain
+from tests.conftest import make_settings
+from tests.domain import Domain, build_domain, demo_domain
 from tests.supervision_fixtures import (
     Office,
     add_department,
@@ -31,11 +34,31 @@ COUNTY_A = ("11350102003600020X", "示范市鼓楼区市场监督管理局", "35
 COUNTY_B = ("11350103003600021Y", "示范市台江区市场监督管理局", "350103", "county")
 
 
-@pytest.fixture(scope="module")
-def counted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Domain, dict[str, Counter[str]]]:
+def on_postgresql(url: str, tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
+    """A demo domain in a schema of its own (others run tests on the same server)."""
+    schema = "t_supervisor"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    scoped = f"{url}?options={quote(f'-csearch_path={schema}')}"
+    settings = make_settings(tmp_path_factory.mktemp("supfig-pg") / "data", database_url=scoped)
+    return build_domain(settings, clock=clock)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def counted(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Domain, dict[str, Counter[str]]]:
     """The demo domain with this test's own actions; returns what it did per month."""
     clock = FixedClock(FEBRUARY)
-    domain = demo_domain(tmp_path_factory, "supfig", clock=clock)
+    if request.param == "sqlite":
+        domain = demo_domain(tmp_path_factory, "supfig", clock=clock)
+    else:
+        domain = on_postgresql(request.getfixturevalue("postgres_url"), tmp_path_factory, clock)
     did: dict[str, Counter[str]] = {"2026-02": Counter(), "2026-03": Counter()}
     market = domain.department(0)["code"]
     seeded = sum(1 for s in demo.SAMPLE_LICENCES if s["department"] == market)
