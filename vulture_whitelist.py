@@ -84,3 +84,6 @@ value_x  # unused variable (api/pages/supervise_charts.py:27): read by _supervis
 value_y  # unused variable (api/pages/supervise_charts.py:28): read by _supervise_chart.html
 label_y  # unused variable (api/pages/supervise_charts.py:39): read by _supervise_chart.html
 office_name  # unused variable (supervision/supervisor_desk.py:37): read by supervise_base.html
+protocol_version  # unused variable (tests/event_receiver.py:43)
+_.do_POST  # unused method (tests/event_receiver.py:48)
+_.daemon_threads  # unused attribute (tests/event_receiver.py:85)

@@ -27,6 +27,7 @@ from api.http import (
     presentations,
     registry,
     seals,
+    subscriptions,
     supervision,
     supervision_alerts,
 )
@@ -94,6 +95,7 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     app.include_router(licences.router)
     app.include_router(credentials.router)  # /api/v1/licences/{identifier}/credential
     app.include_router(presentations.router)  # presentation codes redeemed by departments
+    app.include_router(subscriptions.router)  # departments' event subscriptions
     app.include_router(lifecycle.router)
     app.include_router(exchange.router)
     app.include_router(catalogue.router)

@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     # Demo mode (`make run`): serves the development identity provider (api/dev_idp/provider.py) at
     # /dev-idp, which signs in the demo data's holders. Never on in production: 404 otherwise.
     demo_mode: bool = False
+    # Signed event delivery (supervision/delivery.py, run by `elicence worker`): each post's
+    # connect and read timeout, tries before a dead letter, the retry backoff's base and cap, and
+    # how long a worker's claim on a delivery lasts (always more than two timeouts).
+    events_timeout_seconds: float = 5.0
+    events_max_attempts: int = 8
+    events_backoff_base_seconds: float = 10.0
+    events_backoff_cap_seconds: float = 3600.0
+    events_lease_seconds: float = 30.0
+    # Tests and the demo only: subscriptions may then post to http://127.0.0.1:<port>.
+    events_allow_http_loopback: bool = False
     # Early warning (supervision/alerts.py): what each alert rule fires at, passed in by the
     # container. K failed verifications of one licence, or from one source, within W minutes.
     alert_licence_failures: int = Field(default=5, ge=1)

@@ -20,8 +20,10 @@ import licences.use_code_records  # noqa: F401
 import seals.clients
 import seals.models  # noqa: F401
 import supervision.alert_records
+import supervision.delivery_records
 import supervision.failures
-import supervision.outbox  # noqa: F401
+import supervision.outbox
+import supervision.subscriptions  # noqa: F401
 import trust.crl
 import trust.models
 import trust.trustlist  # noqa: F401

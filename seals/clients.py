@@ -16,7 +16,13 @@ from core.errors import InvalidInput, NotFound, Unauthenticated
 
 PREFIX = "elk_"
 # What a department's client may do; "admin" is never granted by default.
-DEPARTMENT_SCOPES = ("licences:issue", "licences:manage", "catalogue:write", "licences:pull")
+DEPARTMENT_SCOPES = (
+    "licences:issue",
+    "licences:manage",
+    "catalogue:write",
+    "licences:pull",
+    "events:subscribe",  # signed events at the department's endpoint (supervision.subscriptions)
+)
 # Correcting holders' registered names, per holder category: only for the registry that is
 # authoritative for that kind of holder, and never granted by default (licences.holders).
 HOLDER_SCOPES = (
@@ -27,7 +33,9 @@ HOLDER_SCOPES = (
 # A supervision office (电子监察) reads figures, the audit trail and alerts of the departments
 # under its division, and writes nothing: its client holds this scope and no other.
 SUPERVISE = "supervise"
-ALL_SCOPES = (*DEPARTMENT_SCOPES, *HOLDER_SCOPES, "admin", SUPERVISE)
+# The platform's message service receives expiry reminders (topic ``reminders``); never default.
+REMINDERS = "events:reminders"
+ALL_SCOPES = (*DEPARTMENT_SCOPES, *HOLDER_SCOPES, "admin", SUPERVISE, REMINDERS)
 SUPERVISE_ALONE = (
     "监察权限 supervise 须单独授予，不能与其他权限同时持有 / the supervise scope is exclusive: a "
     "supervision office's client holds no other scope"

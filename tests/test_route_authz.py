@@ -41,6 +41,8 @@ PUBLIC = {
 }
 PUBLIC_PREFIXES = ("/pki/",)
 PULL_WRITES = ("/api/v1/presentations:redeem",)  # writes whose scope is licences:pull
+# A subscription of department 0 at a public address, so routes under it reach a real row.
+SUBSCRIPTION_BODY = {"url": "https://93.184.216.34/events", "topics": ["issued"]}
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -56,8 +58,11 @@ def objects(domain: Domain) -> dict[str, str]:
         seal = session.get(Seal, _seal_code(domain))
         assert seal is not None
     sample = domain.department(0)["sample_request"]
+    subscription = domain.client.post("/api/v1/subscriptions", json=SUBSCRIPTION_BODY, headers=domain.auth(0))
+    assert subscription.status_code == 201, subscription.text
     return {
         "identifier": issued["identifier"],
+        "subscription_id": subscription.json()["id"],
         "seal": seal.code,
         "type": sample["licence_type"],
         "id_type": sample["holder"]["id_type"],
@@ -133,6 +138,8 @@ def fill(path: str, objects: dict[str, str]) -> str:
 def body_for(domain: Domain, method: str, path: str, objects: dict[str, str]) -> Any:
     if method in ("GET", "DELETE"):
         return None
+    if path == "/api/v1/subscriptions":
+        return SUBSCRIPTION_BODY
     if path.endswith("/amend"):
         return {"fields": {}, "reason": "x"}
     if "/seals/" in path and path.endswith("/revoke"):

@@ -22,6 +22,7 @@ from api.cli.ops import export as export_audit
 from api.cli.registry import departments_app
 from api.cli.seals import seals_app
 from api.cli.trust import trust_app
+from api.cli.worker import worker_command
 from core.errors import ElicenceError, ErrorKind
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ app.command("export")(export_licences)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 app.command("import")(import_licences)
+app.command("worker")(worker_command)
 audit_app.command("export")(export_audit)
 audit_app.command("verify")(verify_chain_command)
 audit_app.command("checkpoint")(export_checkpoint_command)

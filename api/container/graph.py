@@ -22,6 +22,7 @@ from api.container.builders import (
     build_status_list,
     build_verification,
 )
+from api.container.events import build_subscription_desk
 from api.container.foundation import TrustServices, build_foundation, build_inspector
 from api.container.sign_in import build_sign_in
 from api.dev_idp.provider import DevIdentityProvider
@@ -61,6 +62,7 @@ from supervision.alert_desk import AlertDesk
 from supervision.audit_search import AuditSearch
 from supervision.figures import FiguresDesk
 from supervision.sources import SourceKeyer
+from supervision.subscriptions import SubscriptionDesk
 from supervision.supervisor_desk import SupervisorDesk
 from trust.audit_desk import AuditDesk
 from trust.authority import TrustDomain
@@ -117,6 +119,7 @@ class Services:
     sources: SourceKeyer  # a verification's keyed source, from the client address
     figures: FiguresDesk  # a supervision office's monthly figures (supervision.figures)
     audit_search: AuditSearch  # the audit chain searched by a supervision office
+    subscriptions: SubscriptionDesk  # departments' event subscriptions (supervision.subscriptions)
     supervisors: SupervisorDesk  # supervisors' sign-in and per-request check
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
@@ -190,6 +193,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         sources=build_source_keyer(settings),
         figures=FiguresDesk(engine=engine, clock=clock),
         audit_search=AuditSearch(engine=engine),
+        subscriptions=build_subscription_desk(settings, engine, audit, clock),
         supervisors=SupervisorDesk(engine=engine, audit=audit),
         oidc=oidc,
         dev_idp=dev_idp,
