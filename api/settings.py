@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     # Demo mode (`make run`): serves the development identity provider (api/dev_idp/provider.py) at
     # /dev-idp, which signs in the demo data's holders. Never on in production: 404 otherwise.
     demo_mode: bool = False
+    # The daily expiry scan (supervision/expiry.py), in days: reminders before a licence's last
+    # day (a default, and per licence type code as JSON, e.g. {"<type code>": 60}), the overdue
+    # notice after it, how far back a scan after downtime looks, and the per-department alert.
+    expiry_reminder_days: int = 30
+    expiry_reminder_days_by_type: dict[str, int] = {}
+    expiry_overdue_days: int = 30
+    expiry_catch_up_days: int = 31
+    expiry_alert_days: int = 30
+    expiry_alert_threshold: int = 50
     # Signed event delivery (supervision/delivery.py, run by `elicence worker`): each post's
     # connect and read timeout, tries before a dead letter, the retry backoff's base and cap, and
     # how long a worker's claim on a delivery lasts (always more than two timeouts).

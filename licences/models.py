@@ -167,6 +167,8 @@ class Licence(SQLModel, table=True):
             sqlite_where=text(NOT_VALID),
             postgresql_where=text(NOT_VALID),
         ),
+        # The expiry scan's windows of days (supervision.expiry, revision 0022).
+        Index("ix_licence_valid_until", "valid_until"),
     )
 
     identifier: str = Field(primary_key=True, max_length=96)

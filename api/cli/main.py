@@ -13,6 +13,7 @@ from api.cli.archive import archive_app
 from api.cli.backup import backup_command, restore_command
 from api.cli.catalogue import catalogue_app
 from api.cli.context import OPERATOR, DataDir, die, open_services, option_date
+from api.cli.expiry import expiry_app
 from api.cli.federation import federation_app
 from api.cli.holders import holders_app
 from api.cli.keys import keys_app
@@ -41,6 +42,7 @@ app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(federation_app, name="federation")
 app.add_typer(holders_app, name="holders")
 app.add_typer(trust_app, name="trust")
+app.add_typer(expiry_app, name="expiry")
 app.command("export")(export_licences)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)

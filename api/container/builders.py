@@ -23,6 +23,8 @@ from licences.setup import DomainSetup
 from licences.stamped import StampedCopies
 from licences.status_list import StatusListDesk
 from seals.desk import IssuingRights, SealDesk
+from supervision.expiry import ExpiryScan
+from supervision.expiry_policy import ExpiryPolicy
 from trust.federation import Federation
 from trust.profiles import Endpoints
 from verify.code import CodeVerifier
@@ -203,3 +205,17 @@ def build_licence_desk(
         lifecycle=lifecycle,
         holders=holders,
     )
+
+
+def build_expiry(f: Foundation) -> ExpiryScan:
+    """The expiry scan and its windows; a bad window stops the service at start, naming it."""
+    s = f.settings
+    policy = ExpiryPolicy(
+        reminder_days=s.expiry_reminder_days,
+        reminder_days_by_type=dict(s.expiry_reminder_days_by_type),
+        overdue_days=s.expiry_overdue_days,
+        catch_up_days=s.expiry_catch_up_days,
+        alert_days=s.expiry_alert_days,
+        alert_threshold=s.expiry_alert_threshold,
+    )
+    return ExpiryScan(engine=f.engine, audit=f.audit, policy=policy)

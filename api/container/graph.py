@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from api.container.alerting import build_source_keyer
 from api.container.builders import (
     build_credential_desk,
+    build_expiry,
     build_federation,
     build_holder_desk,
     build_holder_sessions,
@@ -60,6 +61,7 @@ from seals.desk import SealDesk
 from seals.registry import SealRegistry
 from supervision.alert_desk import AlertDesk
 from supervision.audit_search import AuditSearch
+from supervision.expiry import ExpiryScan
 from supervision.figures import FiguresDesk
 from supervision.sources import SourceKeyer
 from supervision.subscriptions import SubscriptionDesk
@@ -115,6 +117,7 @@ class Services:
     statistics: StatisticsDesk  # a department's counts (licences.statistics)
     status_list: StatusListDesk  # the signed status list /pki/status-list serves
     credential_desk: CredentialDesk  # a licence as a Verifiable Credential (vc+jwt)
+    expiry: ExpiryScan  # the daily expiry scan: events, reminders, alerts (supervision.expiry)
     alert_desk: AlertDesk  # a supervision office's alerts and their acknowledgement
     sources: SourceKeyer  # a verification's keyed source, from the client address
     figures: FiguresDesk  # a supervision office's monthly figures (supervision.figures)
@@ -189,6 +192,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         statistics=StatisticsDesk(engine=engine, seals=f.seals),
         status_list=build_status_list(f),
         credential_desk=build_credential_desk(f),
+        expiry=build_expiry(f),
         alert_desk=AlertDesk(engine=engine, audit=audit, clock=clock),
         sources=build_source_keyer(settings),
         figures=FiguresDesk(engine=engine, clock=clock),

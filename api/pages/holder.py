@@ -92,7 +92,8 @@ def my_page(
     services = services_of(request)
     desk, key = services.holder_desk, holder_key(holder)
     now = services.clock.now()
-    items = [licence_json(r, now) for r in desk.licences(key)]
+    policy = services.expiry.policy
+    items = [licence_json(r, now, expiry=policy) for r in desk.licences(key)]
     links = [link_json(link) for link in desk.links(key)]
     context = {"licences": items, "links": links, "notice": NOTICES.get(done or "")}
     return _render(request, holder, "holder_licences.html", context)
@@ -127,7 +128,9 @@ def _detail(
     except ElicenceError as exc:
         return _refused(request, holder, exc)
     context = {
-        "licence": licence_json(found.record, services.clock.now(), detail=True),
+        "licence": licence_json(
+            found.record, services.clock.now(), detail=True, expiry=services.expiry.policy
+        ),
         "copies": [copy_json(c, desk) for c in found.copies],
         "error": error,
         "form": form or {},

@@ -72,7 +72,8 @@ def licences(request: Request, holder: Holder) -> JSONResponse:
     """本人的全部证照（含历史版本），新的在前 / every licence of mine, newest first."""
     services = services_of(request)
     records = services.holder_desk.licences(holder_key(holder))
-    body = [licence_json(r, services.clock.now()) for r in records]
+    now, policy = services.clock.now(), services.expiry.policy
+    body = [licence_json(r, now, expiry=policy) for r in records]
     return JSONResponse({"licences": body}, headers=NO_STORE)
 
 
@@ -81,7 +82,9 @@ def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
     services = services_of(request)
     desk = services.holder_desk
     found = desk.licence(holder_key(holder), identifier)
-    body = licence_json(found.record, services.clock.now(), detail=True)
+    body = licence_json(
+        found.record, services.clock.now(), detail=True, expiry=services.expiry.policy
+    )
     body["stamped_copies"] = [copy_json(c, desk) for c in found.copies]
     return JSONResponse(body, headers=NO_STORE)
 

@@ -24,6 +24,7 @@ from licences.presentation import Presentation
 from licences.qr import qr_svg_data_uri
 from licences.repository import LicenceRecord, effective_status
 from licences.stamped_records import StampedCopy
+from supervision.expiry_policy import ExpiryNotice, ExpiryPolicy, expiry_notice
 
 
 def holder_key(holder: HolderPrincipal) -> HolderKey:
@@ -31,9 +32,19 @@ def holder_key(holder: HolderPrincipal) -> HolderKey:
     return HolderKey(id_type=holder.id_type, id_number=holder.id_number, actor=holder.actor)
 
 
-def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) -> dict[str, Any]:
+def licence_json(
+    record: LicenceRecord,
+    now: datetime,
+    *,
+    detail: bool = False,
+    expiry: ExpiryPolicy | None = None,
+) -> dict[str, Any]:
+    """``expiry``: with the platform's reminder policy, ``expiry_notice`` says whether the
+    licence is within its reminder window or expired, from today's China date (never from
+    whether the daily scan has run)."""
     licence = record.licence
-    status = effective_status(licence, china_today(now))
+    today = china_today(now)
+    status = effective_status(licence, today)
     base = f"/api/v1/holder/licences/{licence.identifier}"
     body: dict[str, Any] = {
         "identifier": licence.identifier,
@@ -59,6 +70,14 @@ def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) 
             "page": f"/me/licences/{licence.identifier}",
         },
     }
+    if expiry is not None:
+        notice = expiry_notice(
+            stored_status=licence.status,
+            valid_until=licence.valid_until,
+            today=today,
+            reminder_days=expiry.reminder_days_for(licence.type_code),
+        )
+        body["expiry_notice"] = None if notice is None else notice_json(notice)
     if detail:
         body["fields"] = [
             {"label": label, "value": value}
@@ -66,6 +85,15 @@ def licence_json(record: LicenceRecord, now: datetime, *, detail: bool = False) 
         ]
         body["service_items"] = list(record.licence_type.service_items)
     return body
+
+
+def notice_json(notice: ExpiryNotice) -> dict[str, Any]:
+    return {
+        "kind": notice.kind,
+        "days_left": notice.days_left,
+        "valid_until": notice.valid_until.isoformat(),
+        "text": notice.text,
+    }
 
 
 def copy_json(copy: StampedCopy, desk: HolderDesk) -> dict[str, Any]:
