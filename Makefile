@@ -20,8 +20,13 @@ run: $(STAMP)
 	  $(BIN)/elicence init --demo --data-dir $(DATA_DIR)
 	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 	  $(BIN)/python -m api.ops.demo_urls --data-dir $(DATA_DIR)
-	# Demo mode: holders sign in at the development identity provider mounted at /dev-idp.
-	ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+	# Demo mode: holders sign in at the development identity provider mounted at /dev-idp. The
+	# event delivery worker runs beside the server and is stopped with it; the demo lets
+	# subscriptions post to http://127.0.0.1:<port> (never in production).
+	export ELICENCE_PUBLIC_BASE_URL=$${ELICENCE_PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+	  ELICENCE_EVENTS_ALLOW_HTTP_LOOPBACK=$${ELICENCE_EVENTS_ALLOW_HTTP_LOOPBACK:-1}; \
+	  $(BIN)/elicence worker --data-dir $(DATA_DIR) & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	  ELICENCE_DEMO_MODE=$${ELICENCE_DEMO_MODE:-1} \
 	  $(BIN)/elicence serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
