@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import String, cast, literal, or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -158,7 +158,13 @@ def search(session: Session, office: Office, query: AuditQuery) -> AuditPage:
     if query.holder_id:
         holders = select(Holder.id).where(Holder.id_number == query.holder_id.strip().upper())
         licences = select(Licence.identifier).where(col(Licence.holder_id).in_(holders))
-        statement = statement.where(col(AuditEntry.object_id).in_(licences))
+        # and the holder's own record (a registered name corrected: ``holder:<row id>``)
+        records = select(literal("holder:") + cast(col(Holder.id), String)).where(
+            Holder.id_number == query.holder_id.strip().upper()
+        )
+        statement = statement.where(
+            or_(col(AuditEntry.object_id).in_(licences), col(AuditEntry.object_id).in_(records))
+        )
     if query.date_from:
         statement = statement.where(col(AuditEntry.at) >= _china_instant(query.date_from))
     if query.date_to:

@@ -429,3 +429,54 @@ def test_a_visitor_is_sent_to_sign_in(domain: Domain) -> None:
         assert response.status_code == 303 and response.headers["location"] == "/supervise/sign-in"
         assert response.headers["cache-control"] == "no-store"
     assert client.get("/supervise/audit.csv").status_code == 401
+
+
+def test_a_holders_own_record_entries_are_found_and_masked(domain: Domain) -> None:
+    from licences.models import Holder
+
+    with reading(domain.services.engine) as session:
+        row = session.exec(select(Holder).where(Holder.id_number == PHYSICIAN_ID)).one()
+    services = domain.services
+    with transaction(services.engine) as session:
+        services.audit.append(session, actor=f"department:{domain.department(1)['code']}/client:r",
+                              action="holder.rename", object_type="holder",
+                              object_id=f"holder:{row.id}", detail={"from": PHYSICIAN_NAME, "to": "陈建国"})
+    found = domain.client.get("/api/v1/supervision/audit",
+                              params={"holder": PHYSICIAN_ID, "action": "holder.rename"},
+                              headers=demo_office(domain).bearer)
+    items = found.json()["items"]
+    assert [(e["object_id"], e["detail"]) for e in items] == [
+        (f"holder:{row.id}", {"from": "陈*华", "to": "陈*国"})]
+
+
+def test_sign_in_is_rate_limited_per_address(tmp_path_factory: pytest.TempPathFactory) -> None:
+    limited = demo_domain(tmp_path_factory, "suprate", clock=FixedClock(START),
+                          public_rate_limit="3/minute")
+    office = demo_office(limited)
+    client = browser(limited)
+    form = client.get("/supervise/sign-in")  # the first hit of the address's window
+    answers = []
+    for n in range(3):
+        token = _CSRF.search(form.text)
+        assert token is not None
+        form = client.post("/supervise/sign-in", data={"csrf": token.group(1), "client_id": office.client_id,
+                                                       "api_key": f"elk_{office.client_id}_guess{n}"})
+        answers.append(form.status_code)
+    assert answers == [401, 401, 429]
+    refused = client.post("/supervise/sign-in", data={"csrf": token.group(1), "client_id": office.client_id,
+                                                      "api_key": office.api_key})
+    assert refused.status_code == 429 and "retry-after" in refused.headers  # even the right key waits
+
+
+def test_a_province_chart_draws_its_twenty_largest_departments() -> None:
+    from api.pages.supervise_charts import dashboard_charts
+
+    departments = [{"department_code": f"D{n:02d}", "department_name": f"示范省部门{n:02d}",
+                    "issued": n, "verified": 0, "reused": 0, "revoked": 0} for n in range(25)]
+    months = [{"month": "2026-02", "issued": 300, "verified": 0, "reused": 0, "revoked": 0}]
+    monthly, by_department = dashboard_charts(months, departments)
+    issued = by_department[0]
+    assert len(issued.bars) == 20 and "top 20" in issued.title
+    assert sorted(bar.value for bar in issued.bars) == list(range(5, 25))
+    assert issued.bars[0].label == "24" and "示范省部门24 D24" == issued.bars[0].full_label
+    assert monthly[0].bars[0].height == 110 and monthly[0].bars[0].label == "02"

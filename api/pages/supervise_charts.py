@@ -13,6 +13,7 @@ WIDTH = 320
 PLOT_TOP = 18  # room for the value labels over the tallest bar
 PLOT_HEIGHT = 110
 LABEL_ROOM = 28
+TOP = 20  # departments drawn per chart; the table beside it lists them all
 
 
 @dataclass(frozen=True)
@@ -89,19 +90,19 @@ def dashboard_charts(
     ]
     names = [d["department_name"] for d in by_department]
     common = _shared_start(names)
-    departmental = [
-        column_chart(
-            key,
-            f"{title} · 按部门（本月）/ by department (this month)",
-            [
-                (
-                    d["department_name"][common:][:4] or d["department_name"][:4],
-                    f"{d['department_name']} {d['department_code']}",
-                    int(d[key]),
-                )
-                for d in by_department
-            ],
-        )
-        for key, title in shown
-    ]
+    departmental = []
+    for key, title in shown:
+        points = [
+            (
+                d["department_name"][common:][:4] or d["department_name"][:4],
+                f"{d['department_name']} {d['department_code']}",
+                int(d[key]),
+            )
+            for d in by_department
+        ]
+        heading = f"{title} · 按部门（本月）/ by department (this month)"
+        if len(points) > TOP:  # a province's hundreds of departments: the largest, in the chart
+            points = sorted(points, key=lambda p: -p[2])[:TOP]
+            heading += f" · 前{TOP}个 / top {TOP}"
+        departmental.append(column_chart(key, heading, points))
     return monthly, departmental
