@@ -231,8 +231,9 @@ class ExpiryScan:
                 .order_by(col(Licence.issuer_code))
             ).all()
             subjects = {code: f"{code}:{today.isoformat()}" for code, _ in over}
-            if not any(counts.values()) and not subjects and actor == ACTOR:
-                return 0
+            due = set(subjects.values()) - _alerted(session, list(subjects.values()))
+            if not any(counts.values()) and not due and actor == ACTOR:
+                return 0  # a periodic run after the day's work: it leaves no trace
             self._audit.append(
                 session,
                 actor=actor,
@@ -241,13 +242,7 @@ class ExpiryScan:
                 object_id=today.isoformat(),
                 detail={**counts, "as_of": today.isoformat()},
             )
-            seen = set(
-                session.exec(
-                    select(Alert.subject).where(
-                        Alert.rule == ALERT_RULE, col(Alert.subject).in_(list(subjects.values()))
-                    )
-                ).all()
-            )
+            seen = _alerted(session, list(subjects.values()))  # again, under the chain's lock
             for code, count in over:
                 if subjects[code] in seen:
                     continue
@@ -267,6 +262,14 @@ class ExpiryScan:
                 )
                 raised += 1
         return raised
+
+
+def _alerted(session: Session, subjects: list[str]) -> set[str]:
+    """The subjects among ``subjects`` that have had their alert (open or acknowledged)."""
+    if not subjects:
+        return set()
+    query = select(Alert.subject).where(Alert.rule == ALERT_RULE, col(Alert.subject).in_(subjects))
+    return set(session.exec(query).all())
 
 
 def _data(

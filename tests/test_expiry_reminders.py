@@ -30,7 +30,7 @@ from core.errors import InvalidInput
 from licences.identifiers import LicenceIdentifier
 from licences.models import Licence
 from supervision.alert_records import Alert
-from supervision.expiry import ALERT_RULE, REMIND, ExpiryScan
+from supervision.expiry import ALERT_RULE, REMIND, SCAN, ExpiryScan
 from supervision.expiry_policy import ExpiryPolicy, expiry_notice
 from supervision.outbox import OutboxEvent
 from tests.domain import Domain, demo_domain
@@ -74,6 +74,11 @@ def of_kind(domain: Domain, identifier: str, kind: str) -> list[OutboxEvent]:
             OutboxEvent.licence == identifier, OutboxEvent.kind == kind
         )
         return list(session.exec(query).all())
+
+
+def scan_entries(domain: Domain) -> int:
+    with reading(domain.services.engine) as session:
+        return len(session.exec(select(AuditEntry).where(AuditEntry.action == SCAN)).all())
 
 
 def scanner(domain: Domain, **policy: Any) -> ExpiryScan:
@@ -199,8 +204,10 @@ def test_the_alert_fires_once_a_day_per_department_above_the_threshold(
     assert ours == theirs + 3
     alerting = scanner(domain, alert_threshold=theirs + 1)
     once = alerting.scan(clock.now())
+    runs = scan_entries(domain)
     again = alerting.scan(clock.now())
     assert (once.alerts, again.alerts) == (1, 0)
+    assert scan_entries(domain) == runs  # a periodic run with nothing to do leaves no trace
     subject = f"{domain.department(1)['code']}:{first.isoformat()}"
     with reading(domain.services.engine) as session:
         alerts = session.exec(select(Alert).where(Alert.rule == ALERT_RULE)).all()
