@@ -14,7 +14,10 @@ it at the same moment:
   renewed: notices for the platform's message service (topic ``reminders``), which must reach
   the holder. So these two carry the holder's ID type and number — the minimum to address a
   citizen or company through the unified message platform — and never the holder's name or
-  the licence's fields.
+  the licence's fields. They carry no routing key either (the outbox row's ``licence``,
+  ``department_code`` and ``type_code`` are empty; the licence is named in the data only): no
+  subscription that selects by department, licence type or pulled licence can match one, so
+  only a route made for these kinds (topic ``reminders``) delivers them.
 * the alert ``expiring_without_renewal`` per department and China day, when more of its
   licences than the threshold expire within ``alert_days`` still unrenewed.
 
@@ -187,6 +190,7 @@ class ExpiryScan:
         events: list[tuple[OutboxEvent, Pending]] = []
         for identifier, until, issuer, type_code, id_type, id_number in rows:
             data = _data(kind, identifier, until, issuer, type_code, today)
+            routed = not kind.to_holder
             if kind.to_holder:
                 data["holder"] = {"id_type": id_type, "id_number": id_number}
             event = emit(
@@ -194,9 +198,9 @@ class ExpiryScan:
                 kind=kind.event,
                 at=now,
                 data=data,
-                licence=identifier,
-                department_code=issuer,
-                type_code=type_code,
+                licence=identifier if routed else None,
+                department_code=issuer if routed else None,
+                type_code=type_code if routed else None,
                 dedupe=kind.prefix + identifier + kind.suffix,
             )
             if event is None:

@@ -69,11 +69,12 @@ def field_values(domain: Domain) -> list[str]:
 
 
 def of_kind(domain: Domain, identifier: str, kind: str) -> list[OutboxEvent]:
+    """The events of ``kind`` about the licence, found by the licence named in their data:
+    a holder's notice has no routing key (no ``licence`` column) that a subscription could
+    match."""
     with reading(domain.services.engine) as session:
-        query = select(OutboxEvent).where(
-            OutboxEvent.licence == identifier, OutboxEvent.kind == kind
-        )
-        return list(session.exec(query).all())
+        found = session.exec(select(OutboxEvent).where(OutboxEvent.kind == kind)).all()
+    return [e for e in found if e.data["licence"]["identifier"] == identifier]
 
 
 def scan_entries(domain: Domain) -> int:
@@ -109,6 +110,8 @@ def test_a_reminder_names_the_holder_by_id_only_never_by_name_or_fields(
     assert HOLDER["name"] not in raw and "赵" not in raw
     assert field_values(domain) and not any(value in raw for value in field_values(domain))
     assert event.dedupe == f"expiring:{identifier}:30"
+    # No routing key a department's subscription (issued, type:<code>, pulled) could match.
+    assert (event.licence, event.department_code, event.type_code) == (None, None, None)
     with reading(domain.services.engine) as session:
         [entry] = session.exec(
             select(AuditEntry).where(
@@ -163,6 +166,7 @@ def test_an_overdue_notice_once_for_an_unrenewed_licence_and_none_for_a_renewed_
     assert notice.data["holder"] == {"id_type": "001", "id_number": HOLDER["id"]}
     assert notice.data["days_overdue"] == 15 and notice.data["topic"] == "reminders"
     assert HOLDER["name"] not in json.dumps(notice.data, ensure_ascii=False)
+    assert (notice.licence, notice.department_code, notice.type_code) == (None, None, None)
     assert of_kind(domain, renewed, "licence.overdue") == []
 
 
