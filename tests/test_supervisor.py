@@ -480,3 +480,33 @@ def test_a_province_chart_draws_its_twenty_largest_departments() -> None:
     assert sorted(bar.value for bar in issued.bars) == list(range(5, 25))
     assert issued.bars[0].label == "24" and "示范省部门24 D24" == issued.bars[0].full_label
     assert monthly[0].bars[0].height == 110 and monthly[0].bars[0].label == "02"
+
+
+def test_a_supervision_client_writes_nothing(domain: Domain) -> None:
+    from api.edge.auth import SUPERVISOR_READS_ONLY
+    from seals.models import Seal
+
+    office = demo_office(domain)
+    issued = domain.issue(0)
+    identifier = issued["identifier"]
+    sample = domain.department(0)["sample_request"]
+    with reading(domain.services.engine) as session:
+        seal = session.exec(select(Seal).where(Seal.department_code == domain.department(0)["code"])).first()
+        assert seal is not None
+    attempts = [
+        ("POST", "/api/v1/licences", sample),
+        ("POST", f"/api/v1/licences/{identifier}/revoke", {"reason": "x"}),
+        ("POST", f"/api/v1/licences/{identifier}/suspend", {"reason": "x"}),
+        ("POST", f"/api/v1/catalogue/licence-types/{sample['licence_type']}/withdraw", {"reason": "x"}),
+        ("DELETE", f"/api/v1/catalogue/licence-types/{sample['licence_type']}", None),
+        ("POST", f"/api/v1/seals/{seal.code}/revoke", {"reason": "keyCompromise"}),
+        ("GET", f"/api/v1/licences/{identifier}", None),
+    ]
+    for method, path, body in attempts:
+        response = domain.client.request(method, path, json=body, headers=office.bearer)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["detail"] == SUPERVISOR_READS_ONLY
+    mine = domain.client.get(f"/api/v1/licences/{identifier}", headers=domain.auth(0)).json()
+    assert mine["status"] == "valid"
+    entry = domain.client.get(f"/api/v1/catalogue/licence-types/{sample['licence_type']}").json()
+    assert entry["status"] == "active"
