@@ -71,12 +71,15 @@ class AlertRules:
     def __init__(self, audit: AuditLog, thresholds: Thresholds) -> None:
         self._audit = audit
         self._thresholds = thresholds
+        self._baselines = rules_issuance.Baselines()
 
     def __call__(self, session: Session, entry: AuditEntry) -> None:
         action = entry.action
         if action == rules_verify.VERIFY:
             rules_verify.on_verification(session, self._audit, self._thresholds, entry)
         elif action == rules_issuance.ISSUE:
-            rules_issuance.on_issuance(session, self._audit, self._thresholds, entry)
+            rules_issuance.on_issuance(
+                session, self._audit, self._thresholds, self._baselines, entry
+            )
         elif action in rules_issuance.SEAL_STOPS:
             rules_issuance.on_seal_stopped(session, self._audit, self._thresholds, entry)

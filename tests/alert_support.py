@@ -61,7 +61,7 @@ def alert_domain(
     """The demo domain on SQLite, or on PostgreSQL in schema ``t_<name>``."""
     if request.param == "sqlite":
         settings = make_settings(factory.mktemp(name) / "data", **THRESHOLDS)
-        return build_domain(settings, clock=clock)  # type: ignore[arg-type]
+        return build_domain(settings, clock=clock)
     url: str = request.getfixturevalue("postgres_url")
     schema = f"t_{name.replace('-', '_')}"
     admin = create_engine(url)
@@ -71,7 +71,7 @@ def alert_domain(
     admin.dispose()
     url = f"{url}?options={quote(f'-csearch_path={schema}')}"
     settings = make_settings(factory.mktemp(name + "-pg") / "data", database_url=url, **THRESHOLDS)
-    return build_domain(settings, clock=clock)  # type: ignore[arg-type]
+    return build_domain(settings, clock=clock)
 
 
 def forged(domain: Domain, issued: dict[str, Any]) -> str:

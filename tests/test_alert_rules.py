@@ -34,6 +34,7 @@ from core.db import reading, transaction
 from licences.models import Licence
 from migrations.runner import alembic_config
 from supervision.alerts import AlertRules
+from supervision.rules_issuance import Baselines
 from tests.alert_support import (
     FUJIAN,
     START,
@@ -331,6 +332,21 @@ def test_a_passed_verification_costs_no_statement_for_the_rules(site: Site) -> N
     with statements(services.engine) as failing:
         verify(domain.client, forged(domain, domain.issue()))
     assert [s for s in failing if "failed_verification" in s]
+
+
+def test_the_baseline_is_counted_once_per_department_every_ten_minutes(site: Site) -> None:
+    engine, now = site.domain.services.engine, site.clock.now()
+    code = site.domain.department()["code"]
+    baselines = Baselines()
+    with reading(engine) as session:
+        with statements(engine) as first:
+            mean = baselines.mean(session, code, now)
+        with statements(engine) as again:
+            assert baselines.mean(session, code, now + timedelta(minutes=9, seconds=59)) == mean
+        with statements(engine) as later:
+            baselines.mean(session, code, now + timedelta(minutes=10))
+    assert (len(first), len(again), len(later)) == (1, 0, 1)
+    assert "licence" in first[0] and "issuer_code" in first[0]
 
 
 def test_the_audit_chain_verifies_after_the_alerts(site: Site) -> None:
