@@ -14,6 +14,8 @@ ratios compare like with like on a shared machine:
   the server's own CPU time per request (``bench/web.py``);
 * the status list (``bench/status.py``): its size for 10^6 licences with 1 % revoked, and the
   offline check of a printed code against it, as a ratio to raw ECDSA P-256 verification;
+* signed event delivery (``bench/events.py``): events per second from a worker to a loopback
+  receiver, as a ratio to bare HTTP POSTs to it, and the commit-to-receipt latency;
 * memory (``bench/memory.py``): RSS while issuing many licences in one process, the peak while a
   maximum-size upload is verified, in the service and over HTTP;
 * scale (``bench/scale.py``; ``--full``, or ``--pg`` with quick): PostgreSQL, ``elicence serve
@@ -34,6 +36,7 @@ from typing import Any
 
 from bench.baselines import raw_ecdsa, raw_sealer, raw_validator
 from bench.domain import Captured, bb_issuance, build, capture_page, issue_request, seal_ref
+from bench.events import EVENTS, event_rates
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.report import scale_lines, table, targets
 from bench.scale import pg_scale
@@ -125,7 +128,9 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
     # First, while this process is what a counter's verifier is: no verification pool threads
     # (the PDF rows start them) to take the GIL from the offline check every 5 ms.
     status, out["status_list"] = status_rates(mode.seconds, mode.rounds, services, fx.qr, work)
-    rates = in_process_rates(mode, fx) + status
+    # Signed event delivery to a loopback receiver, against bare POSTs to it (bench/events.py).
+    events, out["events"] = event_rates(mode.seconds, services, EVENTS[mode.name])
+    rates = in_process_rates(mode, fx) + status + events
     rates += http_rates(
         mode, fx.data_dir, fx.qr, fx.lta_pdf, issue_request(services).department_code
     )

@@ -33,8 +33,9 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel, col, select
 
 from core.audit import AuditLog
 from core.clock import Clock
@@ -69,7 +70,7 @@ class DeliveryPolicy:
     backoff_cap_seconds: float = 3600.0
     lease_seconds: float = 30.0
     max_response_bytes: int = 64 * 1024
-    batch: int = 32
+    batch: int = 64
     concurrency: int = 4
 
     def backoff(self, attempts: int, rng: random.Random) -> timedelta:
@@ -158,15 +159,26 @@ class DeliveryWorker:
         if not ids:
             return tally
         jobs = self._prepare(ids)
-        for job, outcome in zip(jobs, self._pool.map(self._post, jobs), strict=True):
-            tally.add(self._record(job, outcome))
+        outcomes = list(self._pool.map(self._post, jobs))
+        with transaction(self.engine) as session:  # one commit for the batch's outcomes
+            now = self.clock.now()
+            found = session.exec(select(Delivery).where(col(Delivery.id).in_(ids))).all()
+            held = {row.id: row for row in found}
+            for job, outcome in zip(jobs, outcomes, strict=True):
+                tally.add(self._record(session, held.get(job.delivery_id), job, outcome, now))
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if not outcome.ok:
+                _log.info(
+                    "event %s to %s (host %s) failed: %s",
+                    job.event_id, job.subscription_id, urlsplit(job.url).hostname, outcome.error,
+                )
         return tally
 
     def _prepare(self, ids: list[int]) -> list[_Job]:
         """The claimed deliveries, each with its token: signed now if this is its first try
         (outside the write transaction), then stored with the key use's audit entry."""
         with reading(self.engine) as session:
-            rows = [(d, _subscription(session, d), _event(session, d)) for d in _rows(session, ids)]
+            rows = _loaded(session, ids)
         signed: dict[int, str] = {}
         recorder = KeyUseRecorder()
         for delivery, sub, event in rows:
@@ -175,11 +187,13 @@ class DeliveryWorker:
                 signed[delivery.id] = sign_event(self.keys, event, sub.id, self.issuer, recorder)
         if signed:
             with transaction(self.engine) as session:
-                for delivery_id, token in signed.items():
-                    row = session.get(Delivery, delivery_id)
-                    if row is not None and row.token is None:
-                        row.token = token
-                        session.add(row)
+                table = SQLModel.metadata.tables[Delivery.__tablename__]  # Core: executemany
+                session.connection().execute(
+                    update(table)
+                    .where(table.c.id == bindparam("key"), table.c.token.is_(None))
+                    .values(token=bindparam("signed")),
+                    [{"key": k, "signed": v} for k, v in signed.items()],
+                )
                 recorder.flush(self.audit, session, ACTOR)
         jobs = []
         for delivery, sub, _ in rows:
@@ -220,44 +234,38 @@ class DeliveryWorker:
         except httpx.HTTPError as exc:
             return Outcome(None, f"{type(exc).__name__}: {str(exc)[:160]}")
 
-    def _record(self, job: _Job, outcome: Outcome) -> Tally:
+    def _record(
+        self, session: Session, row: Delivery | None, job: _Job, outcome: Outcome, now: datetime
+    ) -> Tally:
         tally = Tally()
-        now = self.clock.now()
-        with transaction(self.engine) as session:
-            row = session.get(Delivery, job.delivery_id)
-            if row is None or row.state != PENDING or row.claimed_by != self.worker_id:
-                return tally  # the lease was lost and another worker owns it now
-            row.attempts += 1
-            row.last_status, row.last_error = outcome.status, outcome.error
-            row.claimed_until, row.claimed_by = None, None
-            if outcome.ok:
-                row.state, row.delivered_at = DELIVERED, now
-                tally.delivered = 1
-            elif outcome.status == 410:
-                row.state = DEAD
-                self._disable(session, job.subscription_id, now)
-                tally.disabled = 1
-            elif row.attempts >= self.policy.max_attempts:
-                row.state = DEAD
-                tally.dead = 1
-                self.audit.append(
-                    session,
-                    actor=ACTOR,
-                    action="event.dead_letter",
-                    object_type="event_subscription",
-                    object_id=job.subscription_id,
-                    detail={"event_id": job.event_id, "attempts": row.attempts,
-                            "last_status": outcome.status, "last_error": outcome.error},
-                )
-            else:
-                row.next_attempt_at = now + self.policy.backoff(row.attempts, self.rng)
-                tally.failed = 1
-            session.add(row)
-        if not outcome.ok:
-            _log.info(
-                "event %s to %s (host %s) failed: %s",
-                job.event_id, job.subscription_id, urlsplit(job.url).hostname, outcome.error,
+        if row is None or row.state != PENDING or row.claimed_by != self.worker_id:
+            return tally  # the lease was lost and another worker owns it now
+        row.attempts += 1
+        row.last_status, row.last_error = outcome.status, outcome.error
+        row.claimed_until, row.claimed_by = None, None
+        if outcome.ok:
+            row.state, row.delivered_at = DELIVERED, now
+            tally.delivered = 1
+        elif outcome.status == 410:
+            row.state = DEAD
+            self._disable(session, job.subscription_id, now)
+            tally.disabled = 1
+        elif row.attempts >= self.policy.max_attempts:
+            row.state = DEAD
+            tally.dead = 1
+            self.audit.append(
+                session,
+                actor=ACTOR,
+                action="event.dead_letter",
+                object_type="event_subscription",
+                object_id=job.subscription_id,
+                detail={"event_id": job.event_id, "attempts": row.attempts,
+                        "last_status": outcome.status, "last_error": outcome.error},
             )
+        else:
+            row.next_attempt_at = now + self.policy.backoff(row.attempts, self.rng)
+            tally.failed = 1
+        session.add(row)
         return tally
 
     def _disable(self, session: Session, subscription_id: str, now: datetime) -> None:
@@ -324,19 +332,21 @@ class DeliveryWorker:
                 stop.wait(interval)
 
 
-def _rows(session: Session, ids: list[int]) -> list[Delivery]:
-    rows = [session.get(Delivery, i) for i in ids]
-    return [r for r in rows if r is not None]
-
-
-def _subscription(session: Session, delivery: Delivery) -> Subscription:
-    sub = session.get(Subscription, delivery.subscription_id)
-    assert sub is not None  # a foreign key
-    return sub
-
-
-def _event(session: Session, delivery: Delivery) -> OutboxEvent:
-    event = session.get(OutboxEvent, delivery.outbox_id)
-    assert event is not None  # a foreign key
-    return event
-
+def _loaded(session: Session, ids: list[int]) -> list[tuple[Delivery, Subscription, OutboxEvent]]:
+    """The claimed deliveries with their subscription and event, in three reads."""
+    rows = session.exec(
+        select(Delivery).where(col(Delivery.id).in_(ids)).order_by(col(Delivery.outbox_id))
+    ).all()
+    subs = {
+        s.id: s
+        for s in session.exec(
+            select(Subscription).where(col(Subscription.id).in_({r.subscription_id for r in rows}))
+        ).all()
+    }
+    events = {
+        e.id: e
+        for e in session.exec(
+            select(OutboxEvent).where(col(OutboxEvent.id).in_({r.outbox_id for r in rows}))
+        ).all()
+    }
+    return [(r, subs[r.subscription_id], events[r.outbox_id]) for r in rows]

@@ -44,7 +44,9 @@ STATES = (PENDING, DELIVERED, DEAD, CANCELLED)
 CURSOR = "fanout"
 GAP_WAIT = 60.0  # seconds a gap in the outbox ids is waited for before it is stepped over
 FANOUT_BATCH = 500
-REMINDER_KINDS = ("licence.expiring",)
+# Notices for the platform's message service: they carry the holder's ID (supervision.expiry), so
+# only the reminders topic takes them.
+REMINDER_KINDS = ("licence.expiring", "licence.overdue")
 ALERT_KINDS = ("alert.raised",)
 
 
@@ -150,7 +152,7 @@ def _matches(
         if subject is None:  # an alert of no department: the national level only
             return office == divisions.NATIONAL
         return divisions.covers(office, subject)
-    if event.kind.startswith(REMINDER_KINDS):
+    if event.kind in REMINDER_KINDS:
         held = audience.privileged.get(sub.client_id, frozenset())
         return "reminders" in topics and (REMINDERS in held or "admin" in held)
     if event.licence is None:
@@ -240,21 +242,26 @@ def claim(session: Session, now: datetime, until: datetime, worker: str, limit: 
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Delivery)
-    claimed: list[int] = []
-    for delivery_id in session.exec(query).all():
-        assert delivery_id is not None
-        taken = session.exec(
-            update(Delivery)
-            .where(
-                col(Delivery.id) == delivery_id,
-                col(Delivery.state) == PENDING,
-                or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
-            )
-            .values(claimed_until=until, claimed_by=worker)
+    candidates = [i for i in session.exec(query).all() if i is not None]
+    if not candidates:
+        return []
+    session.exec(
+        update(Delivery)
+        .where(
+            col(Delivery.id).in_(candidates),
+            col(Delivery.state) == PENDING,
+            or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
         )
-        if taken.rowcount == 1:
-            claimed.append(delivery_id)
-    return claimed
+        .values(claimed_until=until, claimed_by=worker)
+    )
+    taken = session.exec(
+        select(Delivery.id).where(
+            col(Delivery.id).in_(candidates),
+            col(Delivery.claimed_by) == worker,
+            col(Delivery.claimed_until) == until,
+        )
+    ).all()
+    return sorted(i for i in taken if i is not None)
 
 
 def next_lease_end(session: Session) -> datetime | None:

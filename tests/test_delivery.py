@@ -32,7 +32,7 @@ from supervision.delivery import DeliveryPolicy, DeliveryWorker
 from supervision.delivery_records import Delivery
 from supervision.endpoints import EndpointRule
 from supervision.event_token import TYP, read_event
-from supervision.outbox import OutboxEvent
+from supervision.outbox import OutboxEvent, emit
 from tests.domain import Domain, demo_domain
 from tests.event_receiver import Post, Receiver
 from tests.tools import require_module
@@ -389,3 +389,33 @@ def test_a_name_rebound_to_loopback_after_subscribing_is_never_connected_to(
     assert row.attempts == 1 and row.last_status is None
     assert "address refused" in (row.last_error or "") and "127.0.0.1" in (row.last_error or "")
     assert receiver.behaviour.posts == []  # nothing reached the loopback receiver
+
+
+def test_a_reminder_naming_the_holder_goes_to_the_message_service_only(
+    domain: Domain, receiver: Receiver
+) -> None:
+    services = domain.services
+    with transaction(services.engine) as session:
+        _, key = create_client(session, services.audit, services.clock,
+                               department_code=domain.department(1)["code"], name="messages",
+                               actor="test", scopes=("events:reminders",))
+    food = domain.department(0)["sample_request"]["licence_type"]
+    messages = subscribe(domain, receiver.url + "/messages", ["reminders"],
+                         headers={"Authorization": f"Bearer {key}"})
+    issuer = subscribe(domain, receiver.url + "/issuer", ["issued", "pulled", f"type:{food}"])
+    identifier = domain.issue()["identifier"]
+    with transaction(services.engine) as session:
+        for kind in ("licence.expiring", "licence.overdue"):
+            emit(session, kind=kind, at=services.clock.now(), dedupe=f"test:{kind}:{identifier}",
+                 data={"licence": {"identifier": identifier},
+                       "holder": {"id_type": "111", "id_number": "350103199001010011"}})
+    w = worker(domain)
+    try:
+        until(lambda: len(receiver.accepted()) >= 3, w)
+        w.drain()
+    finally:
+        w.close()
+    assert [d.kind for d in deliveries(domain, messages)] == ["licence.expiring", "licence.overdue"]
+    assert [d.kind for d in deliveries(domain, issuer)] == ["licence.issued"]  # never the notices
+    end(domain, issuer)
+    domain.client.delete(f"/api/v1/subscriptions/{messages}", headers={"Authorization": f"Bearer {key}"})
