@@ -171,10 +171,11 @@ def test_nothing_a_department_does_closes_an_alert(domain: Domain) -> None:
     (alert,) = alerts(domain, "verify_not_valid", first["identifier"])
     # everything the department may do to the licence, its type and its credentials
     assert domain.client.post(f"{path}/resume", json={}, headers=auth).status_code == 200
-    assert (
-        domain.client.post(f"{path}/revoke", json={"reason": "吊销"}, headers=auth).status_code
-        == 200
-    )
+    again = domain.client.post(f"{path}/reissue", json={"reason": "遗失补发"}, headers=auth)
+    assert again.status_code == 201, again.text
+    newer = f"/api/v1/licences/{again.json()['identifier']}"
+    revoked = domain.client.post(f"{newer}/revoke", json={"reason": "吊销"}, headers=auth)
+    assert revoked.status_code == 200, revoked.text
     domain.issue()
     type_code = domain.department()["sample_request"]["licence_type"]
     assert domain.client.delete(
@@ -186,9 +187,11 @@ def test_nothing_a_department_does_closes_an_alert(domain: Domain) -> None:
     services.clients.rotate(client_id, actor="department")
     after = [a for a in alerts(domain) if a.id == alert.id]
     assert [(a.acknowledged_at, a.occurrences) for a in after] == [(None, 1)]
-    # and no route but the supervision offices' touches alerts at all
+    # and no route but the supervision offices' (their API and their pages) touches alerts
     paths = domain.client.app.openapi()["paths"]  # type: ignore[attr-defined]
-    assert all(p.startswith("/api/v1/supervision/") for p in paths if "alert" in p)
+    offices_only = ("/api/v1/supervision/", "/supervise/")
+    assert all(p.startswith(offices_only) for p in paths if "alert" in p)
+    assert "/api/v1/supervision/alerts/{alert_id}/acknowledge" in paths
 
 
 def test_acknowledged_once_then_409_and_of_two_at_once_one_wins(
