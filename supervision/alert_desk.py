@@ -163,8 +163,10 @@ class AlertDesk:
             if rule is not None:
                 query = query.where(Alert.rule == rule)
             if before is not None:
-                cursor = session.exec(
-                    select(Alert.raised_at).where(Alert.id == before[:20])
+                cursor = session.exec(  # only an alert the office sees: nothing to probe
+                    select(Alert.raised_at)
+                    .join(Department, col(Alert.department_code) == Department.code, isouter=True)
+                    .where(Alert.id == before[:20], self._covered(start))
                 ).first()
                 if cursor is None:
                     raise InvalidInput(

@@ -271,3 +271,17 @@ def test_listing_filters_and_pages(
     for bad in ({"state": "closed"}, {"limit": 0}, {"limit": 201}):
         response = domain.client.get(ALERTS, params=bad, headers=bearer(fujian))
         assert response.status_code == 422 and response.headers["content-type"].startswith(PROBLEM)
+
+
+def test_a_page_cursor_of_another_divisions_alert_is_no_cursor(
+    domain: Domain, offices: dict[str, dict[str, str]], raised: dict[str, str]
+) -> None:
+    guangdong = bearer(offices["guangdong"])
+    hidden = domain.client.get(ALERTS, params={"before": raised["department"]}, headers=guangdong)
+    missing = domain.client.get(
+        ALERTS, params={"before": "alt_0000000000000000"}, headers=guangdong
+    )
+    assert (hidden.status_code, missing.status_code) == (422, 422)
+    assert hidden.json()["detail"] == missing.json()["detail"]
+    seen = domain.client.get(ALERTS, params={"before": raised["none"]}, headers=guangdong)
+    assert seen.status_code == 200
