@@ -187,3 +187,18 @@ def test_on_postgresql_two_workers_deliver_everything_in_order_per_licence(
                 w.kill()
         receiver.close()
         domain.services.close()
+
+
+def test_the_worker_command_refuses_a_bad_interval_and_an_empty_directory(tmp_path: Path) -> None:
+    for args, named in (
+        (["--interval", "0"], "--interval must be greater than 0"),
+        (["--once"], "is not initialised"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", ENTRY, "worker", "--data-dir", str(tmp_path / "none"), *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "ELICENCE_KEY_PASSPHRASE": "x"},
+        )
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("elicence: ") and named in lines[0], done.stderr

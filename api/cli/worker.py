@@ -1,7 +1,7 @@
 """``elicence worker``: the process that delivers signed events (and runs periodic tasks).
 
 It is a process of its own, beside ``elicence serve``: a slow or hostile receiver holds up only
-this process, never issuance. ``--once`` fans out what is new, sends every due delivery (waiting
+this process, never issuance. ``--once`` runs the periodic tasks once, fans out what is new, sends every due delivery (waiting
 for the lease of one a stopped worker held), prints the counts and exits; without it the loop
 runs until SIGTERM or SIGINT, finishing the delivery in hand. On PostgreSQL several workers may
 run at once (deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease); on SQLite run
@@ -24,11 +24,10 @@ if TYPE_CHECKING:
 
 
 def periodic_tasks(services: Services) -> list[Callable[[], object]]:
-    """The hook for tasks the worker calls besides delivery (at start and every five minutes):
-    the daily expiry scan is to be added here as ``services.expiry.scan``; each task must be
-    safe to run again (a scan's events are deduplicated)."""
-    del services
-    return []
+    """The tasks the worker calls besides delivery, at start and every five minutes: the daily
+    expiry scan (``services.expiry``, audited as ``system:expiry``), which writes each day's
+    events once however often it runs. Add further periodic tasks here."""
+    return [lambda: services.expiry.scan(services.clock.now())]
 
 
 def worker_command(
@@ -50,6 +49,8 @@ def worker_command(
     delivery = delivery_worker_for(services)
     try:
         if once:
+            for task in periodic_tasks(services):
+                task()
             tally = delivery.drain(wait_for_leases=True)
             typer.echo(
                 f"fanned out {tally.fanned}, delivered {tally.delivered}, failed {tally.failed}, "
