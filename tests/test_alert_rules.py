@@ -29,8 +29,10 @@ from sqlalchemy import create_engine, event, insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, func, select
 
+from api.container.alerting import alert_thresholds
 from core.audit import AuditEntry, verify_chain
 from core.db import reading, transaction
+from core.errors import InvalidInput
 from licences.models import Licence
 from migrations.runner import alembic_config
 from supervision.alerts import AlertRules
@@ -45,7 +47,7 @@ from tests.alert_support import (
     from_address,
     office,
 )
-from tests.domain import Domain
+from tests.domain import Domain, make_settings
 
 ATTACKER = "198.51.100.7"
 TABLE = "failed_verification"
@@ -383,3 +385,10 @@ def test_revision_0020_creates_the_table_the_model_describes(migration_url: str)
         "ix_failed_verification_identifier": ["identifier", "at"],
     }
     engine.dispose()
+
+
+def test_working_hours_that_end_before_they_start_are_refused(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", alert_work_start_hour=18, alert_work_end_hour=9)
+    with pytest.raises(InvalidInput, match="ELICENCE_ALERT_WORK_START_HOUR \\(18\\)"):
+        alert_thresholds(settings)
+    assert alert_thresholds(make_settings(tmp_path / "ok")).work_end_hour == 18

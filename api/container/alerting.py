@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from api.ops.secrets import domain_secret
 from api.settings import Settings
+from core.errors import InvalidInput
 from supervision.alerts import Thresholds
 from supervision.sources import SourceKeyer
 
@@ -12,6 +13,15 @@ SOURCE_KEY = "verification-source-key"
 
 
 def alert_thresholds(settings: Settings) -> Thresholds:
+    """The rules' thresholds; working hours that end before they start are refused at start
+    (every issuance would be off-hours), naming both settings."""
+    if settings.alert_work_start_hour >= settings.alert_work_end_hour:
+        raise InvalidInput(
+            "工作时间须先开始后结束 / ELICENCE_ALERT_WORK_START_HOUR"
+            f" ({settings.alert_work_start_hour}) must be before ELICENCE_ALERT_WORK_END_HOUR"
+            f" ({settings.alert_work_end_hour})",
+            field="alert_work_start_hour",
+        )
     return Thresholds(
         licence_failures=settings.alert_licence_failures,
         source_failures=settings.alert_source_failures,
