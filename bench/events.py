@@ -207,3 +207,34 @@ def _paced(
     return latencies, time.perf_counter() - start
 
 EVENTS = {"smoke": 20, "quick": 500, "full": 2000}  # events in the throughput row, per mode
+
+
+def main() -> None:
+    """``python -m bench.events [EVENTS]``: these rows alone, on a fresh demo domain."""
+    import json
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bench.domain import build
+
+    events = int(sys.argv[1]) if len(sys.argv) > 1 else EVENTS["quick"]
+    with tempfile.TemporaryDirectory(prefix="elicence-bench-events-") as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir(mode=0o700)
+        services = build(data_dir)
+        try:
+            rates, summary = event_rates(3.0, services, events)
+        finally:
+            services.close()
+    rows = [r.as_dict() for r in rates]
+    bare = rows[0]["per_second"]
+    for row in rows:
+        if row["baseline"]:
+            row["ratio"] = round(row["per_second"] / bare, 3)
+        print(json.dumps(row, ensure_ascii=False))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
