@@ -9,10 +9,15 @@ batch transaction of its audit entry, so a PASSED verification writes and reads 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Column, DateTime, Index, distinct, func
+from sqlalchemy import Column, DateTime, Index, delete, distinct, func
 from sqlmodel import Field, Session, SQLModel, col, select
+
+# Rows are needed only for the rules' windows (minutes): older ones are deleted now and then,
+# by the failure whose audit entry's number is a multiple of PRUNE_EVERY.
+RETAIN = timedelta(days=1)
+PRUNE_EVERY = 1000
 
 
 class FailedVerification(SQLModel, table=True):
@@ -71,3 +76,11 @@ def tally_for_source(
     total, named, distinct_named, first = session.exec(query).one()
     one = first if total and named == total and distinct_named == 1 else None
     return int(total), one
+
+
+def prune(session: Session, before: datetime) -> int:
+    """Deletes the failures older than ``before``; how many."""
+    result = session.connection().execute(
+        delete(FailedVerification).where(col(FailedVerification.at) < before)
+    )
+    return int(result.rowcount)

@@ -77,6 +77,9 @@ def on_verification(
     # using a real licence's number is exactly what the licence rule is for.
     identifier = named or _claimed_local(session, detail.get("claimed"))
     failures.record(session, at=at, source=source, identifier=identifier, audit_seq=entry.seq)
+    if entry.seq % failures.PRUNE_EVERY == 0:
+        kept = max(failures.RETAIN, timedelta(minutes=thresholds.failure_window_minutes))
+        failures.prune(session, at - kept)
     since = at - timedelta(minutes=thresholds.failure_window_minutes)
     window = thresholds.failure_window_minutes
     if identifier is not None:

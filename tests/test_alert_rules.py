@@ -35,7 +35,9 @@ from core.db import reading, transaction
 from core.errors import InvalidInput
 from licences.models import Licence
 from migrations.runner import alembic_config
+from supervision import failures
 from supervision.alerts import AlertRules
+from supervision.failures import FailedVerification
 from supervision.rules_issuance import Baselines
 from tests.alert_support import (
     FUJIAN,
@@ -349,6 +351,33 @@ def test_the_baseline_is_counted_once_per_department_every_ten_minutes(site: Sit
             baselines.mean(session, code, now + timedelta(minutes=10))
     assert (len(first), len(again), len(later)) == (1, 0, 1)
     assert "licence" in first[0] and "issuer_code" in first[0]
+
+
+def test_old_failures_are_pruned_by_every_thousandth_entry(site: Site) -> None:
+    services = site.domain.services
+    (rules,) = [o for o in services.audit.observers if isinstance(o, AlertRules)]
+    now = site.clock.now()
+
+    def failure(seq: int) -> AuditEntry:
+        return AuditEntry(
+            seq=seq, at=now, actor="public", action="licence.verify", object_type="licence",
+            object_id="unknown-code", outcome="FAILED", prev_hash="0" * 64, hash="0" * 64,
+            detail={"sub_indication": "UNKNOWN_CODE", "source": "src_" + "9" * 24},
+        )  # fmt: skip
+
+    with transaction(services.engine) as session:
+        for age in (timedelta(days=1, seconds=1), timedelta(hours=23)):
+            failures.record(session, at=now - age, source="src_old", identifier=None, audit_seq=1)
+        rules(session, failure(10**9 + 1))  # not a multiple of 1,000: nothing pruned
+        assert _failures_from(session, "src_old") == 2
+        rules(session, failure(10**9))
+        assert _failures_from(session, "src_old") == 1  # the one older than a day is gone
+        session.rollback()
+
+
+def _failures_from(session: Any, source: str) -> int:
+    query = select(func.count()).where(FailedVerification.source == source)
+    return int(session.exec(query).one())
 
 
 def test_the_audit_chain_verifies_after_the_alerts(site: Site) -> None:
