@@ -29,16 +29,17 @@ from sqlalchemy import create_engine, event, insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, func, select
 
-from api.container.alerting import alert_thresholds
+from api.container.alerting import SOURCE_KEY, alert_thresholds, build_source_keyer
 from core.audit import AuditEntry, verify_chain
 from core.db import reading, transaction
-from core.errors import InvalidInput
+from core.errors import InvalidInput, Unavailable
 from licences.models import Licence
 from migrations.runner import alembic_config
 from supervision import failures
 from supervision.alerts import AlertRules
 from supervision.failures import FailedVerification
 from supervision.rules_issuance import Baselines
+from supervision.sources import SourceKeyer
 from tests.alert_support import (
     FUJIAN,
     START,
@@ -421,3 +422,20 @@ def test_working_hours_that_end_before_they_start_are_refused(tmp_path: Path) ->
     with pytest.raises(InvalidInput, match="ELICENCE_ALERT_WORK_START_HOUR \\(18\\)"):
         alert_thresholds(settings)
     assert alert_thresholds(make_settings(tmp_path / "ok")).work_end_hour == 18
+
+
+def test_the_source_key_is_owner_only_and_kept_across_restarts(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    first = build_source_keyer(settings).source_of("203.0.113.9")
+    assert first == build_source_keyer(settings).source_of("203.0.113.9")  # a restart
+    elsewhere = build_source_keyer(make_settings(tmp_path / "other")).source_of("203.0.113.9")
+    assert first is not None and elsewhere is not None and first != elsewhere
+    assert len(first) == len("src_") + 24 and "203.0.113.9" not in first
+    path = settings.data_dir / "secrets" / SOURCE_KEY
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    with pytest.raises(Unavailable, match=f"chmod 600 {path}"):
+        build_source_keyer(settings)
+    with pytest.raises(ValueError, match="32 bytes"):
+        SourceKeyer(b"too short")
+    assert SourceKeyer(b"k" * 32).source_of(None) is None
