@@ -61,6 +61,13 @@ RULES: dict[str, Rule] = {
             "印章停用前集中用印",
             "licences sealed just before the seal was suspended or revoked",
         ),
+        # Raised by the daily expiry scan (supervision.expiry), not by an audit entry; named
+        # here so that offices read and filter every alert by the same table.
+        Rule(
+            "expiring_without_renewal",
+            "大量证照即将到期未延续",
+            "many licences expiring without renewal",
+        ),
     )
 }
 

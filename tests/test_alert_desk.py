@@ -22,6 +22,8 @@ from core.audit import AuditEntry, verify_chain
 from core.db import reading, transaction
 from seals.clients import create_client
 from supervision.alert_desk import AlertDesk
+from supervision.alerts import RULES
+from supervision.expiry import ALERT_RULE as EXPIRY_RULE
 from tests.alert_support import (
     FUJIAN,
     GUANGDONG,
@@ -266,6 +268,9 @@ def test_listing_filters_and_pages(
     assert [a["id"] for a in page["items"]] == [a["id"] for a in every[:2]]
     rest = listed(domain, fujian, state="all", before=page["next_before"], limit=200)
     assert [a["id"] for a in rest] == [a["id"] for a in every[2:]]
+    for rule in RULES:  # every rule the offices may see can be asked for, the scan's too
+        assert domain.client.get(ALERTS, params={"rule": rule}, headers=bearer(fujian)).is_success
+    assert EXPIRY_RULE in RULES
     unknown = domain.client.get(ALERTS, params={"rule": "no_such_rule"}, headers=bearer(fujian))
     assert unknown.status_code == 422 and "no_such_rule" in unknown.json()["detail"]
     for bad in ({"state": "closed"}, {"limit": 0}, {"limit": 201}):
