@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import JSON, Column, DateTime
 from sqlalchemy.engine import Engine
@@ -193,7 +194,7 @@ class SubscriptionDesk:
                 action="subscription.create",
                 object_type="event_subscription",
                 object_id=row.id,
-                detail={"url": url, "topics": kept},
+                detail={"url": without_query(url), "topics": kept},
                 request_id=request_id,
             )
             return SubscriptionView.of(row)
@@ -271,6 +272,12 @@ class SubscriptionDesk:
                 request_id=request_id,
             )
             return view
+
+
+def without_query(url: str) -> str:
+    """The URL as the audit trail keeps it: a query may carry the receiver's own secret."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
 
 
 def own(session: Session, department_code: str, subscription_id: str) -> Subscription:

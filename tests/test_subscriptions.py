@@ -10,6 +10,7 @@ stored. Then the behaviour: the limit per department, the listing, and the audit
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,15 @@ def test_the_models_match_revision_0019(tmp_path: Path) -> None:
     mine = [d for d in diff if any(t in repr(d) for t in ("event_subscription", "event_delivery"))]
     assert mine == [], mine
     assert [tuple(row) for row in cursor] == [("fanout", 0)]
+
+
+def test_the_audit_trail_keeps_the_url_without_its_query(domain: Domain) -> None:
+    """A receiver may authenticate us by a secret in its URL's query: the owner sees it, the
+    audit trail (read by supervisors) does not."""
+    url = "https://93.184.216.34/hook?token=s3cr3t-of-the-receiver"
+    made = subscribe(domain, url, ["issued"]).json()
+    assert made["url"] == url
+    [entry] = [e for e in audited(domain, "subscription.create") if e.object_id == made["id"]]
+    assert entry.detail["url"] == "https://93.184.216.34/hook?…"
+    assert "s3cr3t" not in json.dumps(entry.detail, ensure_ascii=False)
+    assert domain.client.delete(f"/api/v1/subscriptions/{made['id']}", headers=domain.auth()).status_code == 204
