@@ -71,9 +71,9 @@ def on_verification(
             _not_valid(session, audit, entry, named, str(sub))
         if entry.outcome != "FAILED" or sub in NOT_FORGERY:
             return  # a genuine licence, not valid or not confirmed: no forgery
-    elif entry.outcome != "FAILED" and entry.object_id != UNKNOWN_CODE:
-        return  # e.g. an INDETERMINATE upload of a document this domain never issued
-    # A forged code names no licence in the report, but what it claims is recorded: a forger
+    # Whatever named no licence and did not pass counts for its source: an unknown code, a
+    # tampered or unsigned file, a hostile one refused by the worker's limits. A forged code
+    # names no licence in the report, but what it claims is recorded: a forger
     # using a real licence's number is exactly what the licence rule is for.
     identifier = named or _claimed_local(session, detail.get("claimed"))
     failures.record(session, at=at, source=source, identifier=identifier, audit_seq=entry.seq)

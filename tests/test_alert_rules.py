@@ -174,6 +174,33 @@ def test_forged_codes_from_one_address_raise_one_alert_with_the_count(site: Site
     assert forgeries.detail["count"] == 6
 
 
+def test_tampered_and_unreadable_files_from_one_address_count_for_the_source(site: Site) -> None:
+    domain = site.domain
+    genuine = domain.pdf(domain.issue())
+    tampered = genuine.replace(b"/Producer", b"/Producex", 1)
+    assert tampered != genuine
+    unreadable = b"%PDF-1.7\n% not a document\n%%EOF\n"
+    uploader = from_address(domain, "198.51.100.50")
+    source = domain.services.sources.source_of("198.51.100.50")
+    answers = []
+    for number, data in enumerate((tampered, unreadable, tampered, unreadable)):
+        response = uploader.post(
+            "/api/v1/verify", files={"file": ("licence.pdf", data, "application/pdf")}
+        )
+        assert response.status_code == 200, response.text
+        answers.append((response.json()["indication"], response.json()["sub_indication"]))
+        if number < 3:
+            assert alerts(domain, "repeated_failures_source", source) == []
+    assert answers[0] == ("FAILED", "HASH_FAILURE")
+    assert answers[1][0] == "INDETERMINATE"
+    (alert,) = alerts(domain, "repeated_failures_source", source)
+    assert (alert.detail["count"], alert.detail["licence"], alert.department_code) == (
+        4,
+        None,
+        None,
+    )
+
+
 def test_forgeries_of_one_licence_from_many_addresses_raise_the_licence_rule(site: Site) -> None:
     domain = site.domain
     issued = domain.issue()
