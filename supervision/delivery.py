@@ -2,7 +2,8 @@
 
 It runs as a process of its own (``elicence worker``), so a slow or hostile receiver holds up
 nothing but its own deliveries: issuance never waits on it. Each post is bounded — connect and
-read timeouts, a total time, at most 64 KiB of the answer read (counted on the wire, before any
+read timeouts, a total time over every read and write of the post (a receiver dripping one
+byte per timeout gets nowhere), at most 64 KiB of the answer read (counted on the wire, before any
 decoding), no redirect followed, environment proxies ignored, the address checked again as it
 is connected to (``supervision.endpoints``).
 
@@ -51,7 +52,7 @@ from supervision.delivery_records import (
     fan_out,
     next_lease_end,
 )
-from supervision.endpoints import EndpointRule, EndpointTransport
+from supervision.endpoints import EndpointRule, EndpointTransport, total_deadline
 from supervision.event_token import MEDIA_TYPE, sign_event
 from supervision.outbox import OutboxEvent
 from supervision.subscriptions import Subscription
@@ -204,7 +205,6 @@ class DeliveryWorker:
 
     def _post(self, job: _Job) -> Outcome:
         limit = self.policy.max_response_bytes
-        deadline = time.monotonic() + 2 * self.policy.timeout_seconds
         headers = {
             "Content-Type": MEDIA_TYPE,
             "Idempotency-Key": job.event_id,
@@ -212,7 +212,7 @@ class DeliveryWorker:
             "X-Elicence-Subscription": job.subscription_id,
         }
         try:
-            with self._client.stream(
+            with total_deadline(2 * self.policy.timeout_seconds), self._client.stream(
                 "POST", job.url, content=job.token.encode("ascii"), headers=headers
             ) as response:
                 status = response.status_code
@@ -226,8 +226,6 @@ class DeliveryWorker:
                     size += len(chunk)
                     if size > limit:
                         return Outcome(status, f"answer larger than {limit} bytes")
-                    if time.monotonic() > deadline:
-                        return Outcome(status, "answer too slow")
                 return Outcome(status, None)
         except httpx.TimeoutException:
             return Outcome(None, "timeout")

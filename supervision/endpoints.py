@@ -19,8 +19,13 @@ For tests and the demo only, ``ELICENCE_EVENTS_ALLOW_HTTP_LOOPBACK=1`` admits
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
@@ -114,6 +119,60 @@ class EndpointRule:
             return False
 
 
+_deadline = threading.local()  # when the post in hand on this thread must be over (monotonic)
+
+
+@contextmanager
+def total_deadline(seconds: float) -> Iterator[None]:
+    """Every read and write of the connection this thread uses ends by ``seconds`` from now:
+    the per-read timeout alone lets a receiver that drips one byte per timeout hold a post (and
+    its lease) for hours."""
+    _deadline.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _deadline.at = None
+
+
+def _remaining(timeout: float | None) -> float | None:
+    at: float | None = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the post took longer than its total deadline")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write is bounded by this thread's total deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _remaining(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class _CheckedBackend(httpcore.SyncBackend):
     """Connects only to addresses the rule allows, resolved for this very connection."""
 
@@ -136,7 +195,11 @@ class _CheckedBackend(httpcore.SyncBackend):
         failure: httpcore.ConnectError | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                return _DeadlineStream(
+                    super().connect_tcp(
+                        address, port, _remaining(timeout), local_address, socket_options
+                    )
+                )
             except httpcore.ConnectError as exc:
                 failure = exc
         raise failure or httpcore.ConnectError(f"no address for {host}")

@@ -26,7 +26,7 @@ class Post:
 @dataclass
 class Behaviour:
     refuse_first: int = 0  # this many posts are answered 503 first
-    mode: str = "ok"  # ok | gone | huge | silent
+    mode: str = "ok"  # ok | gone | huge | silent | drip
     hold: threading.Event | None = None  # when set: answers wait until it is set
     posts: list[Post] = field(default_factory=list)
     seen: threading.Event = field(default_factory=threading.Event)  # a post was read
@@ -66,6 +66,12 @@ class Receiver:
                     b.release.wait(30)
                     return
                 try:
+                    if b.mode == "drip":  # a header byte every 0.2 s, never done
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                        while not b.release.wait(0.2):
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                        return
                     if b.mode == "huge":
                         self.send_response(200)
                         self.send_header("Content-Length", str(100 * 2**20))
