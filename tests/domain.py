@@ -136,6 +136,13 @@ RUNTIME_SETTINGS = frozenset(
         "oidc_client_secret",
         "holder_session_minutes",
         "demo_mode",
+        # event delivery: read by the worker and the subscription desk, never by init
+        "events_timeout_seconds",
+        "events_max_attempts",
+        "events_backoff_base_seconds",
+        "events_backoff_cap_seconds",
+        "events_lease_seconds",
+        "events_allow_http_loopback",
     }
 )
 # The present's template is built as at a minute before this module was imported (before any

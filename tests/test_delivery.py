@@ -483,3 +483,41 @@ def test_the_worked_example_in_the_docs_verifies_a_delivered_event(
     assert event["kind"] == "licence.issued" and seen == {event["event_id"]}
     with pytest.raises(ValueError, match="not meant for this subscription"):
         namespace["receive"](body, "sub_another", set())
+
+
+def test_a_worker_whose_lease_ran_out_does_not_overwrite_the_new_owners_outcome(
+    domain: Domain, receiver: Receiver
+) -> None:
+    """Worker A's post hangs past its lease; worker B claims the delivery and sends it (the same
+    event id and bytes); A's late answer is not recorded over B's."""
+    hold = threading.Event()
+    receiver.behaviour.hold = hold
+    sid = subscribe(domain, receiver.url, ["issued"])
+    domain.issue()
+    short = DeliveryPolicy(timeout_seconds=10.0, lease_seconds=0.3, backoff_base_seconds=0.01)
+    a, b = worker(domain, short), worker(domain, short)
+    outcome: list[Any] = []
+    runner = threading.Thread(target=lambda: outcome.append(a.step()))
+    try:
+        runner.start()
+        assert receiver.behaviour.seen.wait(10)
+        time.sleep(0.4)  # past A's lease (setting up the race, not a timing assertion)
+        second = threading.Thread(target=b.step)
+        second.start()
+        end_at = time.monotonic() + 10
+        while len(receiver.behaviour.posts) < 2:
+            assert time.monotonic() < end_at
+            time.sleep(0.01)
+        hold.set()
+        second.join(10)
+        runner.join(10)
+    finally:
+        hold.set()
+        a.close()
+        b.close()
+    end(domain, sid)
+    [first, again] = receiver.behaviour.posts
+    assert first.event_id == again.event_id and first.body == again.body
+    [row] = deliveries(domain, sid)
+    assert (row.state, row.attempts) == ("delivered", 1)  # B's outcome, once
+    assert outcome[0].delivered == 0  # A's answer came too late to count
