@@ -521,3 +521,35 @@ def test_a_worker_whose_lease_ran_out_does_not_overwrite_the_new_owners_outcome(
     [row] = deliveries(domain, sid)
     assert (row.state, row.attempts) == ("delivered", 1)  # B's outcome, once
     assert outcome[0].delivered == 0  # A's answer came too late to count
+
+
+def test_the_backoff_doubles_to_its_cap_with_jitter_and_a_failed_delivery_waits_for_it(
+    domain: Domain, receiver: Receiver
+) -> None:
+    import random
+    from datetime import timedelta
+
+    policy = DeliveryPolicy(backoff_base_seconds=10.0, backoff_cap_seconds=300.0)
+    rng = random.Random(7)
+    for attempts, full in [(1, 10), (2, 20), (3, 40), (5, 160), (6, 300), (12, 300)]:
+        for _ in range(50):
+            delay = policy.backoff(attempts, rng)
+            assert timedelta(seconds=full / 2) <= delay < timedelta(seconds=full), (attempts, delay)
+    spread = {policy.backoff(3, rng) for _ in range(20)}
+    assert len(spread) > 10  # jittered: receivers are not hit in lockstep
+
+    receiver.behaviour.refuse_first = 1
+    sid = subscribe(domain, receiver.url, ["issued"])
+    domain.issue()
+    w = worker(domain, DeliveryPolicy(timeout_seconds=2.0, backoff_base_seconds=60.0))
+    try:
+        first = w.step()
+        again = w.step()  # the retry is not due for 30-60 s: nothing is posted
+    finally:
+        w.close()
+    end(domain, sid)
+    assert (first.failed, again.failed, again.delivered) == (1, 0, 0)
+    assert len(receiver.behaviour.posts) == 1
+    [row] = deliveries(domain, sid)
+    assert row.last_status == 503 and row.attempts == 1
+    assert row.next_attempt_at >= row.created_at + timedelta(seconds=30)
