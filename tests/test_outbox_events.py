@@ -90,6 +90,7 @@ def test_an_amendment_retires_the_old_version_with_its_successor(domain: Domain)
     assert response.status_code == 201, response.text
     successor = response.json()["identifier"]
     [issued_event, amended] = events_of(domain, issued["identifier"])
+    assert issued_event.kind == "licence.issued"
     assert amended.kind == "licence.amended"
     assert amended.data["status"] == {"from": "valid", "to": "superseded"}
     assert amended.data["successor"] == successor
