@@ -31,6 +31,10 @@ THRESHOLDS: dict[str, Any] = {
     "alert_burst_factor": 2.0,
     "alert_burst_floor": 3,
     "alert_seal_race_minutes": 30,
+    # the service's own working hours (the other test domains have none off: tests/domain.py)
+    "alert_work_start_hour": 9,
+    "alert_work_end_hour": 18,
+    "alert_work_weekends": False,
     "audit_checkpoint_every": 100_000,  # no checkpoint inside a counted statement run
 }
 FUJIAN = ("113500000000000001", "福建省电子监察室", "350000", "provincial")

@@ -73,16 +73,27 @@ class Domain:
         return response.json()  # type: ignore[no-any-return]
 
 
+# Every hour of every day is a working hour for the test domains, so what the suite writes (the
+# off-hours alert's audit entry and event) does not depend on the hour it runs at; the tests of
+# that rule set the working hours they test.
+ALWAYS_WORKING: dict[str, Any] = {
+    "alert_work_start_hour": 0,
+    "alert_work_end_hour": 24,
+    "alert_work_weekends": True,
+}
+
+
 def make_settings(data_dir: Path, database_url: str | None = None, **extra: Any) -> Settings:
     """Test settings: a private data directory, a passphrase of its own name, the public URL
-    the tests expect, and a public rate limit no test reaches unless it sets one."""
+    the tests expect, a public rate limit no test reaches unless it sets one, and no
+    off-hours (``ALWAYS_WORKING``)."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         key_passphrase="test-passphrase-" + data_dir.name,  # type: ignore[arg-type]
         public_base_url="https://licence.example.gov.cn",
-        **{"public_rate_limit": "100000/minute", **extra},
+        **{"public_rate_limit": "100000/minute", **ALWAYS_WORKING, **extra},
     )
 
 

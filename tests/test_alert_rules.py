@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, func, select
 
 from api.container.alerting import SOURCE_KEY, alert_thresholds, build_source_keyer
+from api.settings import Settings
 from core.audit import AuditEntry, verify_chain
 from core.db import reading, transaction
 from core.errors import InvalidInput, Unavailable
@@ -448,7 +449,9 @@ def test_working_hours_that_end_before_they_start_are_refused(tmp_path: Path) ->
     settings = make_settings(tmp_path / "data", alert_work_start_hour=18, alert_work_end_hour=9)
     with pytest.raises(InvalidInput, match="ELICENCE_ALERT_WORK_START_HOUR \\(18\\)"):
         alert_thresholds(settings)
-    assert alert_thresholds(make_settings(tmp_path / "ok")).work_end_hour == 18
+    service_default = Settings(data_dir=tmp_path / "ok")  # the service's, not the tests' hours
+    assert (service_default.alert_work_start_hour, service_default.alert_work_end_hour) == (9, 18)
+    assert alert_thresholds(service_default).work_end_hour == 18
 
 
 def test_the_source_key_is_owner_only_and_kept_across_restarts(tmp_path: Path) -> None:
