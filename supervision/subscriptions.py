@@ -34,6 +34,7 @@ from core.audit import AuditLog
 from core.clock import Clock
 from core.db import reading, transaction
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from licences.catalogue_rules import issuers
 from licences.identifiers import validate_licence_type_code
 from licences.models import LicenceType
 from seals.clients import REMINDERS, SUPERVISE
@@ -94,8 +95,15 @@ class SubscriptionView:
         )
 
 
-def check_topics(session: Session, topics: list[str], scopes: frozenset[str]) -> list[str]:
-    """The topics, each known and allowed to a client holding ``scopes``, duplicates dropped."""
+def check_topics(
+    session: Session, topics: list[str], scopes: frozenset[str], department_code: str
+) -> list[str]:
+    """The topics, each known and allowed to a client holding ``scopes``, duplicates dropped.
+
+    A type's events name every licence of that type, whoever issued it, so ``type:<code>`` is
+    for the departments answerable for the type — its defining authority and its issuers —
+    and not a way for any department to watch another's issuance; a relying department hears
+    of the licences it pulled (``pulled``)."""
     if not topics:
         raise InvalidInput("须至少订阅一个主题 / name at least one topic", field="topics")
     if len(topics) > MAX_TOPICS:
@@ -106,10 +114,18 @@ def check_topics(session: Session, topics: list[str], scopes: frozenset[str]) ->
     for topic in topics:
         if topic.startswith(TYPE_PREFIX):
             code = validate_licence_type_code(topic[len(TYPE_PREFIX) :], field="topics")
-            if session.get(LicenceType, code) is None:
+            entry = session.get(LicenceType, code)
+            if entry is None:
                 raise InvalidInput(
                     f"证照类型 {code} 不在目录中 / licence type {code} is not in the catalogue",
                     field="topics",
+                )
+            if department_code != entry.authority_code and department_code not in issuers(entry):
+                raise Forbidden(
+                    f"只有证照类型 {code} 的定义机构和签发部门可以订阅其全部事件 / only the "
+                    f"defining authority and the issuers of licence type {code} may subscribe "
+                    "to all its events",
+                    extra={"topic": TYPE_PREFIX + code},
                 )
             topic, needed = TYPE_PREFIX + code, SUBSCRIBE
         elif topic in TOPIC_SCOPES:
@@ -161,7 +177,7 @@ class SubscriptionDesk:
     ) -> SubscriptionView:
         url = self._rule.check_url(url)  # resolves the host: outside the transaction
         with transaction(self._engine) as session:
-            kept = check_topics(session, topics, scopes)
+            kept = check_topics(session, topics, scopes, department_code)
             live = session.exec(
                 select(func.count())
                 .select_from(Subscription)
