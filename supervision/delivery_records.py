@@ -141,6 +141,8 @@ def _matches(
     assert event.id is not None
     if event.id <= sub.starts_after:  # it happened before the subscription was made
         return False
+    if sub.client_id not in audience.privileged:
+        return False  # its client was revoked: what a stolen key set up stops with the key
     topics = set(sub.topics)
     if event.kind in ALERT_KINDS:
         if "alerts" not in topics or SUPERVISE not in audience.privileged.get(sub.client_id, ()):

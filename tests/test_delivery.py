@@ -562,3 +562,26 @@ def test_the_backoff_doubles_to_its_cap_with_jitter_and_a_failed_delivery_waits_
     [row] = deliveries(domain, sid)
     assert row.last_status == 503 and row.attempts == 1
     assert row.next_attempt_at >= row.created_at + timedelta(seconds=30)
+
+
+def test_a_revoked_clients_subscription_hears_nothing_more(
+    domain: Domain, receiver: Receiver
+) -> None:
+    """A key that leaked set up a receiver of its own: revoking the key stops its deliveries."""
+    services = domain.services
+    with transaction(services.engine) as session:
+        client, key = create_client(session, services.audit, services.clock,
+                                    department_code=domain.department(0)["code"], name="leaked",
+                                    actor="test")
+    sid = subscribe(domain, receiver.url, ["issued"], headers={"Authorization": f"Bearer {key}"})
+    domain.issue()
+    w = worker(domain)
+    try:
+        until(lambda: len(receiver.accepted()) >= 1, w)
+        services.clients.revoke(client.id, actor="test")
+        domain.issue()
+        w.drain()
+    finally:
+        w.close()
+    assert [d.kind for d in deliveries(domain, sid)] == ["licence.issued"]
+    assert len(receiver.accepted()) == 1
