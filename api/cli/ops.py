@@ -23,7 +23,9 @@ def create(
         typer.Option(
             "--scope",
             help="权限范围，可重复；缺省为部门常用范围 / a scope, repeatable (default: the "
-            "department scopes); holders:correct:<category> only for the registry of that category",
+            "department scopes); holders:correct:<category> only for the registry of that "
+            "category; supervise alone, for a supervision office; events:reminders for the "
+            "message service",
         ),
     ] = None,
     data_dir: DataDir = None,
