@@ -112,7 +112,8 @@ def event_rates(seconds: float, services: Any, events: int) -> tuple[list[Rate],
     with _receiver() as receiver:
         desk = SubscriptionDesk(engine=services.engine, audit=services.audit,
                                 clock=services.clock, rule=rule)
-        sub = desk.create(department_code=department, client_id="bench", actor="bench",
+        client_id = _client(services, department)  # a subscription lives with its client
+        sub = desk.create(department_code=department, client_id=client_id, actor="bench",
                           scopes=frozenset({"events:subscribe"}), url=receiver.url,
                           topics=["issued"])
         bare = _bare_posts(receiver.url, seconds, policy.concurrency)
@@ -125,7 +126,12 @@ def event_rates(seconds: float, services: Any, events: int) -> tuple[list[Rate],
                 receiver.arrived.clear()  # the baseline's posts
             committed = _emit(services, department, events, 0)
             start = time.perf_counter()
+            give_up = start + 120.0
             while receiver.count() < events:
+                if time.perf_counter() > give_up:
+                    raise RuntimeError(
+                        f"{receiver.count()} of {events} events arrived in 120 s: delivery stalled"
+                    )
                 worker.step()
             elapsed = time.perf_counter() - start
             bulk = [receiver.arrived[e] - committed[e] for e in committed]
@@ -143,6 +149,17 @@ def event_rates(seconds: float, services: Any, events: int) -> tuple[list[Rate],
     summary = {"events": events, "concurrency": policy.concurrency,
                "deliver_per_second": round(events / elapsed, 1)}
     return rates, summary
+
+
+def _client(services: Any, department: str) -> str:
+    from core.db import transaction
+    from seals.clients import create_client
+
+    with transaction(services.engine) as session:
+        client, _ = create_client(session, services.audit, services.clock,
+                                  department_code=department, name="bench-events", actor="bench",
+                                  scopes=("events:subscribe",))
+    return client.id
 
 
 def _department(services: Any) -> str:
