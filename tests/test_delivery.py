@@ -389,7 +389,11 @@ def test_a_name_rebound_to_loopback_after_subscribing_is_never_connected_to(
     from supervision.subscriptions import SubscriptionDesk
 
     desk = SubscriptionDesk(engine=services.engine, audit=services.audit, clock=services.clock, rule=rule)
-    view = desk.create(department_code=domain.department(0)["code"], client_id="c", actor="test",
+    with transaction(services.engine) as session:
+        client, _ = create_client(session, services.audit, services.clock,
+                                  department_code=domain.department(0)["code"], name="hooks",
+                                  actor="test")
+    view = desk.create(department_code=domain.department(0)["code"], client_id=client.id, actor="test",
                        scopes=frozenset({"events:subscribe"}), topics=["issued"],
                        url=f"https://hooks.example.gov.cn:{port}/events")
     domain.issue()
