@@ -12,6 +12,7 @@ New versions follow the catalogue entry as it is now and record that version of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -43,6 +44,9 @@ class VersionRequest:
     valid_until: date | None = None  # renew
     idempotency_key: str | None = None
     request_id: str | None = None
+    # Run in the transaction that stores the new version, after the old one is retired: what
+    # must hold or fall with the amendment (an objection answered by it, ``licences.objections``).
+    also: Callable[[Session, Licence], None] | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -92,6 +96,8 @@ class Versions:
                 request_id=request.request_id,
                 successor=successor.identifier,
             )
+            if request.also is not None:
+                request.also(session, successor)
 
         return self._issuance.store(
             self._issuance.render_and_seal(draft),
