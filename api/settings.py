@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     verify_max_depth: int = 64
     font_cache_dir: Path | None = None
     presentation_ttl_seconds: int = 300  # lifetime of a holder's presentation QR code
+    kiosk_reset_seconds: int = Field(default=30, ge=5, le=600)  # /verify?kiosk=1 clears its result
     federation_refresh_seconds: int = 300  # recognised domains' lists are re-fetched this often
     # The signed status list (licences/status_list.py): valid this long, and signed anew at least
     # this often (and within a minute of any status change).
