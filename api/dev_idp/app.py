@@ -65,7 +65,7 @@ def _security_headers(app: FastAPI, provider: DevIdentityProvider) -> None:
         origins = {_origin(u) for c in provider.clients for u in c.redirect_uris}
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; form-action 'self' "
+            "default-src 'none'; img-src data:; style-src 'self'; form-action 'self' "
             + " ".join(sorted(origins))
             + "; frame-ancestors 'none'; base-uri 'none'",
         )
