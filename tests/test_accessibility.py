@@ -96,6 +96,15 @@ def assert_accessible(page: Any, name: str) -> None:
     page.problems.clear()
 
 
+def assert_error_tied(page: Any, field: str, error_id: str) -> None:
+    """A form that came back with an error says so at the field: a screen reader reading the
+    field reads the error with it (aria-describedby), and the field is marked invalid."""
+    element = page.locator(field)
+    assert element.get_attribute("aria-invalid") == "true", field
+    assert error_id in (element.get_attribute("aria-describedby") or "").split(), field
+    assert page.locator(f"#{error_id}").inner_text().strip() != "", error_id
+
+
 # --- The check itself -------------------------------------------------------------------------
 
 
@@ -207,6 +216,7 @@ def test_the_holder_pages_signed_in(site: HolderSite, browser: Any) -> None:
         with page.expect_navigation():
             page.click("#make-copy")
         assert page.locator("#error").count() == 1
+        assert_error_tied(page, "#purpose", "error")
         assert_accessible(page, "holder licence page with a form error")
 
         page.goto(site.base_url + first + "/present")
@@ -215,6 +225,16 @@ def test_the_holder_pages_signed_in(site: HolderSite, browser: Any) -> None:
         for path in ("/me/grants", "/me/usage"):
             page.goto(site.base_url + path)
             assert_accessible(page, path)
+
+        page.goto(f"{site.base_url}/me/grants")  # a grant to a department that does not exist
+        page.fill("#department", "91350100NOSUCHDEPT")
+        page.fill("#business_number", "BJ-2026-0001")
+        page.fill("#valid_until", str(page.locator("#valid_until").get_attribute("min")))
+        with page.expect_navigation():
+            page.click("#grant")
+        for field in ("#target", "#department", "#business_number", "#valid_until"):
+            assert_error_tied(page, field, "error")
+        assert_accessible(page, "/me/grants with a form error")
     finally:
         page.context.close()
 
@@ -233,6 +253,8 @@ def test_the_supervisor_pages(site: HolderSite, browser: Any) -> None:
         page.fill("#api_key", "wrong-key")
         with page.expect_navigation():
             page.click("#sign-in")
+        for field in ("#client_id", "#api_key"):  # not saying which was wrong
+            assert_error_tied(page, field, "sign-in-error")
         assert_accessible(page, "supervisor sign-in refused")
 
         page.fill("#client_id", office["client_id"])
