@@ -14,12 +14,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.edge.state import services_of
+from api.pages import page_modes
 from core.errors import ElicenceError, InvalidInput, TooLarge
 from verify.log import METHODS
 from verify.report import Indication, Report
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+router.include_router(page_modes.router)  # /text-size: the large-text switch of every page
+templates = Jinja2Templates(
+    directory=str(Path(__file__).parent / "templates"), context_processors=[page_modes.page_modes]
+)
 PUBLIC = "public"
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -105,10 +109,33 @@ async def verify_api(request: Request) -> JSONResponse:
     return JSONResponse(report.to_json())
 
 
+def _is_kiosk(value: object) -> bool:
+    return value == "1"
+
+
 def _page(
-    request: Request, report: Report | None, status_code: int = 200, error: str | None = None
+    request: Request,
+    report: Report | None,
+    status_code: int = 200,
+    error: str | None = None,
+    *,
+    kiosk: bool = False,
+    scanned: str | None = None,
 ) -> HTMLResponse:
-    context: dict[str, Any] = {"report": report, "error": error}
+    """The page. Only ``/verify`` without a result focuses the scanner field (a phone opening a
+    licence's QR must land on the verdict, not scroll down to a form); the kiosk always does, and
+    prints its result with the licence's own verification URL as a QR code."""
+    context: dict[str, Any] = {
+        "report": report,
+        "error": error,
+        "kiosk": kiosk,
+        "autofocus": kiosk or (report is None and error is None),
+    }
+    if kiosk:
+        settings = services_of(request).settings
+        context["reset_seconds"] = settings.kiosk_reset_seconds
+        if report is not None and report.licence is not None:
+            context["kiosk_qr"] = page_modes.kiosk_qr(settings.public_base_url, scanned)
     if report is not None:
         context["style"], context["status_zh"], context["status_en"] = STATUS_STYLE[
             report.indication
@@ -145,23 +172,26 @@ def verify_page(code: str, request: Request) -> Response:
 
 
 @router.get("/verify", response_class=HTMLResponse)
-def upload_page(request: Request) -> HTMLResponse:
-    return _page(request, None)
+def upload_page(request: Request, kiosk: str | None = None) -> HTMLResponse:
+    """The counter's page; ``?kiosk=1`` is the self-service terminal (自助终端)."""
+    return _page(request, None, kiosk=_is_kiosk(kiosk))
 
 
 @router.post("/verify", response_class=HTMLResponse)
 async def upload_form(request: Request) -> HTMLResponse:
     """The clerk's form: a PDF upload, or the text a USB QR scanner typed (the whole URL, then
     Enter). A mistake is shown on the page, in words, not as a JSON problem."""
+    kiosk = _is_kiosk(request.query_params.get("kiosk"))
     try:
-        return await _upload_form(request)
+        return await _upload_form(request, kiosk)
     except ElicenceError as exc:
         if exc.kind.value not in ("invalid", "too-large"):
             raise
-        return _page(request, None, 413 if exc.kind.value == "too-large" else 422, exc.message)
+        status = 413 if exc.kind.value == "too-large" else 422
+        return _page(request, None, status, exc.message, kiosk=kiosk)
 
 
-async def _upload_form(request: Request) -> HTMLResponse:
+async def _upload_form(request: Request, kiosk: bool) -> HTMLResponse:
     services = services_of(request)
     form = await request.form(
         max_files=1, max_fields=3, max_part_size=services.settings.max_upload_bytes
@@ -190,4 +220,5 @@ async def _upload_form(request: Request) -> HTMLResponse:
             request_id=rid,
             source=source_of(request),
         )
-    return _page(request, report)
+        return _page(request, report, kiosk=kiosk, scanned=qr[:2048])
+    return _page(request, report, kiosk=kiosk)
