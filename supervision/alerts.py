@@ -68,6 +68,12 @@ RULES: dict[str, Rule] = {
             "大量证照即将到期未延续",
             "many licences expiring without renewal",
         ),
+        # Raised by the worker's periodic objection watch (supervision.objection_watch).
+        Rule(
+            "objection_overdue",
+            "错录申诉超期未处理",
+            "holders' objections left unanswered too long",
+        ),
     )
 }
 

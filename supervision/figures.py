@@ -11,7 +11,10 @@ revoked, cancelled and suspended.
   licences (``licence_grant.created_at``) — is its own column, since a grant is a promise of
   reuse and a pull under it would otherwise count twice;
 * **revoked**, **cancelled**, **suspended** — the status changes (``licence.revoke`` /
-  ``licence.cancel`` / ``licence.suspend`` audit entries with outcome ``ok``).
+  ``licence.cancel`` / ``licence.suspend`` audit entries with outcome ``ok``);
+* **objections_open** — holders' objections (错录申诉, ``licences.objections``) raised in the
+  month and still unanswered; **objections_answered** — objections the department answered in
+  the month (amended or rejected), so an office sees who leaves holders waiting.
 
 Each figure is one ``GROUP BY`` (month, issuing department) over a join with the department
 table filtered by the office's division prefix, so a province office's answer costs the same
@@ -37,6 +40,7 @@ from core.db import reading
 from core.errors import Forbidden, NotFound
 from licences.grants import LicenceGrant
 from licences.models import Licence
+from licences.objection_records import LicenceObjection, ObjectionState
 from licences.pulls import LicencePull
 from licences.statistics import ChinaMonth
 from seals.models import Department
@@ -54,6 +58,8 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("revoked", "吊销", "revoked"),
     ("cancelled", "注销", "cancelled"),
     ("suspended", "暂停", "suspended"),
+    ("objections_open", "申诉待处理", "objections open"),
+    ("objections_answered", "申诉已处理", "objections answered"),
 )
 KEYS = tuple(key for key, _, _ in MEASURES)
 STATUS_ACTIONS = {
@@ -237,9 +243,50 @@ def _counts(
             .group_by(month, issuer),
         ),
     )
+    _objection_counts(session, issuers, since, add)
     for counts in found.values():
         counts["reused"] = counts.get("pulled_under_grant", 0) + counts.get("codes_redeemed", 0)
     return found
+
+
+def _objection_counts(
+    session: Session,
+    issuers: ColumnElement[bool],
+    since: datetime,
+    add: Any,
+) -> None:
+    """Objections still open by the month they were raised, and answered by the month they
+    were answered; ``issuer_code`` is on the objection row, so no join with the licence."""
+    issuer = col(LicenceObjection.issuer_code)
+    on_issuer = col(Department.code) == issuer
+    month = ChinaMonth(col(LicenceObjection.raised_at))
+    add(
+        "objections_open",
+        _rows(
+            session,
+            select(month, issuer, func.count())
+            .select_from(LicenceObjection)
+            .join(Department, on_issuer)
+            .where(
+                issuers,
+                LicenceObjection.state == ObjectionState.OPEN.value,
+                col(LicenceObjection.raised_at) >= since,
+            )
+            .group_by(month, issuer),
+        ),
+    )
+    month = ChinaMonth(col(LicenceObjection.answered_at))
+    add(
+        "objections_answered",
+        _rows(
+            session,
+            select(month, issuer, func.count())
+            .select_from(LicenceObjection)
+            .join(Department, on_issuer)
+            .where(issuers, col(LicenceObjection.answered_at) >= since)
+            .group_by(month, issuer),
+        ),
+    )
 
 
 def _status_rows(
