@@ -87,3 +87,5 @@ office_name  # unused variable (supervision/supervisor_desk.py:37): read by supe
 protocol_version  # unused variable (tests/event_receiver.py:43)
 _.do_POST  # unused method (tests/event_receiver.py:48)
 _.daemon_threads  # unused attribute (tests/event_receiver.py:85)
+raised_by  # unused variable (licences/objection_records.py:53): kept for the record, written once
+answered_by  # unused variable (licences/objection_records.py:57): written by the answer's update

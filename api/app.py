@@ -23,6 +23,7 @@ from api.http import (
     licences,
     lifecycle,
     oauth,
+    objections,
     pki,
     presentations,
     registry,
@@ -36,6 +37,7 @@ from api.pages import (
     holder,
     holder_api,
     holder_credential,
+    holder_objections,
     offline,
     present,
     signin,
@@ -115,6 +117,9 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     app.include_router(holder.router)  # /me: the holder's licences and copies
     app.include_router(holder_credential.router)  # /me: a licence as a Verifiable Credential
     app.include_router(holder_api.router)  # /api/v1/holder/...
+    app.include_router(holder_objections.router)  # /me/objections: the holder's objections
+    app.include_router(holder_objections.api_router)  # /api/v1/holder/objections
+    app.include_router(objections.router)  # departments' objection queue and answers
     if services.dev_idp is not None:  # demo mode only; otherwise /dev-idp is a 404
         app.mount("/dev-idp", create_dev_idp_app(services.dev_idp))
     app.mount(

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     expiry_catch_up_days: int = 31
     expiry_alert_days: int = 30
     expiry_alert_threshold: int = 50
+    # Objections (licences/objections.py): one left open longer than this many days raises the
+    # supervisor's alert objection_overdue (supervision/objection_watch.py), 1 to 365.
+    objection_overdue_days: int = 15
     # Signed event delivery (supervision/delivery.py, run by `elicence worker`): each post's
     # connect and read timeout, tries before a dead letter, the retry backoff's base and cap, and
     # how long a worker's claim on a delivery lasts (always more than two timeouts).

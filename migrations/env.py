@@ -12,6 +12,7 @@ import licences.digests
 import licences.grants
 import licences.holder_links
 import licences.models
+import licences.objection_records
 import licences.presentation
 import licences.pulls
 import licences.stamped_records

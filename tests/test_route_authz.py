@@ -140,6 +140,8 @@ def body_for(domain: Domain, method: str, path: str, objects: dict[str, str]) ->
         return None
     if path == "/api/v1/subscriptions":
         return SUBSCRIPTION_BODY
+    if path == "/api/v1/objections/{objection_id}/amend":
+        return {"value": "x"}
     if path.endswith("/amend"):
         return {"fields": {}, "reason": "x"}
     if "/seals/" in path and path.endswith("/revoke"):

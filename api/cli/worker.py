@@ -27,7 +27,10 @@ def periodic_tasks(services: Services) -> list[Callable[[], object]]:
     """The tasks the worker calls besides delivery, at start and every five minutes: the daily
     expiry scan (``services.expiry``, audited as ``system:expiry``), which writes each day's
     events once however often it runs. Add further periodic tasks here."""
-    return [lambda: services.expiry.scan(services.clock.now())]
+    return [
+        lambda: services.expiry.scan(services.clock.now()),
+        lambda: services.objection_watch.scan(services.clock.now()),  # objection_overdue
+    ]
 
 
 def worker_command(

@@ -46,6 +46,7 @@ from licences.holders import Holders
 from licences.issuance import IssuanceService
 from licences.licence_desk import LicenceDesk
 from licences.lifecycle import Lifecycle
+from licences.objections import ObjectionDesk
 from licences.presentation import PresentationService
 from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import QrKeys
@@ -63,6 +64,7 @@ from supervision.alert_desk import AlertDesk
 from supervision.audit_search import AuditSearch
 from supervision.expiry import ExpiryScan
 from supervision.figures import FiguresDesk
+from supervision.objection_watch import ObjectionWatch
 from supervision.sources import SourceKeyer
 from supervision.subscriptions import SubscriptionDesk
 from supervision.supervisor_desk import SupervisorDesk
@@ -124,6 +126,8 @@ class Services:
     audit_search: AuditSearch  # the audit chain searched by a supervision office
     subscriptions: SubscriptionDesk  # departments' event subscriptions (supervision.subscriptions)
     supervisors: SupervisorDesk  # supervisors' sign-in and per-request check
+    objections: ObjectionDesk  # holders' objections, departments' answers (licences.objections)
+    objection_watch: ObjectionWatch  # the overdue objections alert (supervision.objection_watch)
     oidc: OidcClient | None = None  # holder sign-in (api/pages/oidc.py); None: not configured
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
@@ -199,6 +203,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         audit_search=AuditSearch(engine=engine),
         subscriptions=build_subscription_desk(settings, engine, audit, clock),
         supervisors=SupervisorDesk(engine=engine, audit=audit),
+        objections=ObjectionDesk(
+            engine=engine,
+            audit=audit,
+            clock=clock,
+            versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
+        ),
+        objection_watch=ObjectionWatch(
+            engine=engine, audit=audit, clock=clock, overdue_days=settings.objection_overdue_days
+        ),
         oidc=oidc,
         dev_idp=dev_idp,
         stamped=stamped,

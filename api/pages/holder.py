@@ -132,6 +132,7 @@ def _detail(
             found.record, services.clock.now(), detail=True, expiry=services.expiry.policy
         ),
         "copies": [copy_json(c, desk) for c in found.copies],
+        "objections": services.objections.of_holder(holder_key(holder), identifier),
         "error": error,
         "form": form or {},
         "new_copy": new_copy,
