@@ -17,6 +17,7 @@ from api.edge.middleware import Edge
 from api.edge.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
 from api.http import (
     catalogue,
+    convert,
     credentials,
     exchange,
     federation,
@@ -100,6 +101,7 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     app.include_router(subscriptions.router)  # departments' event subscriptions
     app.include_router(lifecycle.router)
     app.include_router(exchange.router)
+    app.include_router(convert.router)  # existing licences converted (licences/legacy.py)
     app.include_router(catalogue.router)
     app.include_router(pki.router)
     app.include_router(federation.router)  # /pki/licence-status, /api/v1/federation

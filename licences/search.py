@@ -26,6 +26,7 @@ from licences.identifiers import (
     validate_holder_id,
     validate_licence_type_code,
 )
+from licences.legacy_records import LegacyLicence
 from licences.models import Holder, Licence, LicenceStatus
 
 DEFAULT_LIMIT = 50
@@ -41,6 +42,7 @@ class LicenceQuery:
     status: str | None = None
     issued_from: date | None = None  # inclusive, a date in China
     issued_to: date | None = None  # inclusive
+    original_number: str | None = None  # 原证照编号 of a converted licence (licences.legacy)
     cursor: str | None = None
     limit: int = DEFAULT_LIMIT
 
@@ -102,6 +104,11 @@ def search(session: Session, query: LicenceQuery, now: datetime) -> Page:
         statement = statement.where(Licence.type_code == code)
     if query.status:
         statement = statement.where(_status_clause(query.status, china_today(now)))
+    if query.original_number:
+        converted = select(LegacyLicence.identifier).where(
+            LegacyLicence.original_number == query.original_number.strip()
+        )
+        statement = statement.where(col(Licence.identifier).in_(converted))
     if query.issued_from:
         statement = statement.where(col(Licence.issued_at) >= _day_start(query.issued_from))
     if query.issued_to:

@@ -11,6 +11,7 @@ import licences.archive
 import licences.digests
 import licences.grants
 import licences.holder_links
+import licences.legacy_records
 import licences.models
 import licences.objection_records
 import licences.presentation

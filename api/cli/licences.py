@@ -94,6 +94,9 @@ def export_licences(
     holder_id: Annotated[str | None, typer.Option("--holder-id")] = None,
     issued_from: Annotated[str | None, typer.Option("--issued-from")] = None,
     issued_to: Annotated[str | None, typer.Option("--issued-to")] = None,
+    original_number: Annotated[
+        str | None, typer.Option("--original-number", help="原证照编号 / a converted licence's")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="写入文件 / write to a file")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -113,6 +116,7 @@ def export_licences(
                 status=status,
                 issued_from=option_date(issued_from, "--issued-from"),
                 issued_to=option_date(issued_to, "--issued-to"),
+                original_number=original_number,
             )
         )
     text = json.dumps(document, ensure_ascii=False, indent=2)
@@ -131,11 +135,26 @@ def import_licences(
     department: Annotated[
         str | None, typer.Option("--department", help="只导入该部门颁发的 / only this issuer's")
     ] = None,
+    legacy: Annotated[
+        bool,
+        typer.Option(
+            "--legacy",
+            help="存量证照转换：NDJSON 或 .csv，见 docs/legacy-conversion.md / convert the "
+            "department's existing licences from its earlier system",
+        ),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """导入其他系统的证照，由本库签发、盖章 / import records from another system: each is
-    issued, rendered and sealed by this repository. Importing the same file again replays."""
+    issued, rendered and sealed by this repository. Importing the same file again replays.
+    With --legacy, convert a department's existing licences (api/cli/legacy.py)."""
     from licences import exchange
+
+    if legacy:
+        from api.cli.legacy import convert_legacy
+
+        convert_legacy(file, department, data_dir)
+        return
 
     try:
         document = json.loads(file.read_text(encoding="utf-8"))

@@ -14,6 +14,7 @@ from licences.credential_desk import CredentialDesk
 from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import IssuanceService
+from licences.legacy_desk import LegacyConversion
 from licences.licence_desk import LicenceDesk
 from licences.lifecycle import Lifecycle
 from licences.local_types import local_type_name
@@ -41,6 +42,21 @@ def build_issuance(f: Foundation, catalogue: Catalogue) -> IssuanceService:
         catalogue=catalogue,
         seals=f.seals,
         audit=f.audit,
+        clock=f.clock,
+        fonts=f.fonts,
+        public_base_url=f.base_url,
+        qr_codes=LicenceCodes(keys=f.qr_keys, engine=f.engine, audit=f.audit),
+        long_term=f.trust_services.long_term,
+    )
+
+
+def build_legacy(f: Foundation, catalogue: Catalogue, lifecycle: Lifecycle) -> LegacyConversion:
+    return LegacyConversion(
+        engine=f.engine,
+        catalogue=catalogue,
+        seals=f.seals,
+        audit=f.audit,
+        lifecycle=lifecycle,
         clock=f.clock,
         fonts=f.fonts,
         public_base_url=f.base_url,

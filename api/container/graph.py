@@ -14,6 +14,7 @@ from api.container.builders import (
     build_holder_desk,
     build_holder_sessions,
     build_issuance,
+    build_legacy,
     build_licence_desk,
     build_licence_status,
     build_presentations,
@@ -44,6 +45,7 @@ from licences.grant_desk import GrantDesk
 from licences.holder_desk import HolderDesk
 from licences.holders import Holders
 from licences.issuance import IssuanceService
+from licences.legacy_desk import LegacyConversion
 from licences.licence_desk import LicenceDesk
 from licences.lifecycle import Lifecycle
 from licences.objections import ObjectionDesk
@@ -116,6 +118,7 @@ class Services:
     catalogue_desk: CatalogueDesk  # the catalogue for routes and commands (licences.catalogue_desk)
     licence_desk: LicenceDesk  # a department's licences, status changes, holder record
     exchange_desk: ExchangeDesk  # export and import in the exchange format
+    legacy: LegacyConversion  # existing licences converted (licences/legacy_desk.py)
     statistics: StatisticsDesk  # a department's counts (licences.statistics)
     status_list: StatusListDesk  # the signed status list /pki/status-list serves
     credential_desk: CredentialDesk  # a licence as a Verifiable Credential (vc+jwt)
@@ -193,6 +196,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         exchange_desk=ExchangeDesk(
             engine=engine, catalogue=catalogue, clock=clock, verify_url=issuance.verify_url
         ),
+        legacy=build_legacy(f, catalogue, lifecycle),
         statistics=StatisticsDesk(engine=engine, seals=f.seals),
         status_list=build_status_list(f),
         credential_desk=build_credential_desk(f),

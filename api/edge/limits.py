@@ -112,8 +112,8 @@ def body_table(settings: Settings) -> tuple[tuple[re.Pattern[str], BodyRule], ..
             (r"/pki/(tsa|ocsp)", BodyRule(PKI_BODY, PKI_BODY, json_scanned=False)),
             # a PDF upload (multipart) or a scanned code as JSON
             (r"/(api/v1/)?verify", BodyRule(upload + MULTIPART_OVERHEAD, json)),
-            # up to 1,000 licences in one request
-            (r"/api/v1/licences:(batch|import)", BodyRule(upload, upload)),
+            # up to 1,000 licences in one request (convert: NDJSON or CSV, licences/legacy.py)
+            (r"/api/v1/licences:(batch|import|convert)", BodyRule(upload, upload)),
             (r"/api/v1/seals/[^/]+/image", BodyRule(upload, json)),
             (r"/(me|dev-idp|oauth)/.*", BodyRule(FORM_BODY, FORM_BODY)),
             (r".*", BodyRule(json, json)),

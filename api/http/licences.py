@@ -199,6 +199,9 @@ def licence_query(
     ] = None,
     issued_from: Annotated[date | None, Query(description="发证日期起（含）")] = None,
     issued_to: Annotated[date | None, Query(description="发证日期止（含）")] = None,
+    original_number: Annotated[
+        str | None, Query(max_length=64, description="原证照编号（存量证照转换）")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> LicenceQuery:
@@ -212,6 +215,7 @@ def licence_query(
         status=status,
         issued_from=issued_from,
         issued_to=issued_to,
+        original_number=original_number,
         cursor=cursor,
         limit=limit,
     )
