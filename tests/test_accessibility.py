@@ -76,6 +76,22 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     return list(result["violations"])
 
 
+UNMARKED_ENGLISH = r"""() => {
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const parent = node.parentElement;
+    if (/[\u3000-\u9fff\uff00-\uffef]/.test(text)) continue;  // Chinese, or mixed
+    if ((text.match(/[A-Za-z]{2,}/g) || []).length < 3) continue;  // a code, a number, a name
+    if (!parent || parent.closest('script, style, .mono, [hidden]')) continue;
+    const lang = (parent.closest('[lang]') || document.documentElement).getAttribute('lang');
+    if (!lang.startsWith('en')) found.push(parent.tagName + ': ' + text.slice(0, 60));
+  }
+  return found;
+}"""
+
+
 def describe(violations: list[dict[str, Any]]) -> str:
     lines = []
     for v in violations:
@@ -91,6 +107,9 @@ def assert_accessible(page: Any, name: str) -> None:
     page.wait_for_load_state("load")
     violations = axe_violations(page)
     assert violations == [], f"{name} ({page.url}): WCAG 2.1 AA violations\n{describe(violations)}"
+    # WCAG 3.1.2: a zh-CN page reads its English-only parts with an English voice.
+    unmarked = page.evaluate(UNMARKED_ENGLISH)
+    assert unmarked == [], f'{name}: English text not marked lang="en": {unmarked}'
     blocked = [p for p in page.problems if "Content Security Policy" in p or "404" in p]
     assert blocked == [], f"{name}: blocked or missing resources: {blocked}"
     page.problems.clear()
@@ -162,6 +181,35 @@ def test_the_verify_page_empty_and_with_each_result(site: HolderSite, browser: A
         assert_accessible(page, "/verify upload INDETERMINATE")
     finally:
         page.context.close()
+
+
+def test_the_large_text_and_kiosk_modes(site: HolderSite, browser: Any) -> None:
+    """Large text (适老化) and the self-service kiosk are the same pages shown differently: the
+    same rules hold for them, result and all."""
+    issued = _issue(site)
+    code = issued["links"]["verify"].rsplit("/", 1)[1]
+    page = new_page(browser)
+    try:
+        page.goto(f"{site.base_url}/verify?text=large")
+        assert page.evaluate("document.documentElement.classList.contains('large-text')")
+        assert_accessible(page, "/verify large text")
+        page.goto(f"{site.base_url}/V/{code}?text=large")
+        assert page.locator("#status").get_attribute("data-indication") == "PASSED"
+        assert_accessible(page, "/V/<code> large text")
+    finally:
+        page.context.close()
+    kiosk = new_page(browser, DESK)
+    try:
+        kiosk.goto(f"{site.base_url}/verify?kiosk=1")
+        assert kiosk.locator("body.kiosk").count() == 1
+        assert_accessible(kiosk, "kiosk")
+        kiosk.fill("#qr", issued["links"]["verify"])
+        with kiosk.expect_navigation():
+            kiosk.keyboard.press("Enter")
+        assert kiosk.locator("#status").get_attribute("data-indication") == "PASSED"
+        assert_accessible(kiosk, "kiosk result")
+    finally:
+        kiosk.context.close()
 
 
 def test_statistics_and_a_holder_links_present_page(site: HolderSite, browser: Any) -> None:
