@@ -89,3 +89,4 @@ _.do_POST  # unused method (tests/event_receiver.py:48)
 _.daemon_threads  # unused attribute (tests/event_receiver.py:85)
 raised_by  # unused variable (licences/objection_records.py:53): kept for the record, written once
 answered_by  # unused variable (licences/objection_records.py:57): written by the answer's update
+media_type  # unused variable (licences/models.py:241): the stored photo's type, for its readers

@@ -16,8 +16,10 @@ from typing import Any
 from core.clock import china_today
 from licences.catalogue_rules import field_layout
 from licences.identifiers import LicenceIdentifier
+from licences.layout import Layout, layout_of
 from licences.links import new_verify_code
 from licences.models import HolderCategory, Licence, LicenceType
+from licences.photos import Photo
 from licences.qrkeys import LicenceCodes
 from licences.render import LicenceView
 from licences.validity import chinese_date
@@ -40,6 +42,12 @@ class Draft:
     context: SealContext
     previous: str | None = None
     status_index: int | None = None  # its entry in the status list (licences.status_index)
+    photo: Photo | None = None  # the holder's photo, re-encoded (licences.photos)
+
+    @property
+    def layout(self) -> Layout | None:
+        """The type's page template, None for the default page (``licences.layout``)."""
+        return layout_of(self.entry.layout, self.entry.field_schema["properties"])
 
 
 def page_view(draft: Draft, issued_at: datetime, url: str) -> LicenceView:
@@ -83,6 +91,7 @@ def verification_code(qr_codes: LicenceCodes | None, draft: Draft, issued_at: da
         issued_at=issued_at,
         actor=f"department:{draft.department_code}",
         status_index=draft.status_index,
+        photo_sha256=draft.photo.sha256 if draft.photo else None,
     )
 
 

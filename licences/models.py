@@ -123,6 +123,8 @@ class LicenceType(SQLModel, table=True):
     withdrawn_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    # The page template (照面版式, ``licences.layout``); None prints today's default page.
+    layout: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class LicenceTypeVersion(SQLModel, table=True):
@@ -226,3 +228,17 @@ class IdempotencyRecord(SQLModel, table=True):
     request_sha256: str = Field(max_length=64)
     identifier: str = Field(max_length=96)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LicencePhoto(SQLModel, table=True):
+    """The holder's photo printed on a licence, once per licence and apart from its row: the
+    re-encoded image (no metadata), whose SHA-256 joins the licence's record digest
+    (``licences.payload.record_digest``), so a photo swapped here fails verification."""
+
+    __tablename__ = "licence_photo"
+
+    identifier: str = Field(primary_key=True, foreign_key="licence.identifier", max_length=96)
+    media_type: str = Field(max_length=16)
+    width: int
+    height: int
+    image: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -153,12 +153,16 @@ def record_digest(
     fields: Mapping[str, Any],
     valid_from: date,
     valid_until: date | None,
+    photo_sha256: str | None = None,
 ) -> bytes:
     """SHA-256 (first 16 bytes) of the canonical licence record: what the QR vouches for.
 
     Only data fixed for the life of a licence version goes in (a change makes a new version); the
-    holder's name is left out because it is kept once per holder and may be corrected.
+    holder's name is left out because it is kept once per holder and may be corrected. The
+    holder's photo (``licences.photos``) joins as its SHA-256 only when the licence has one, so
+    every licence without a photo keeps the digest its printed code already carries.
     """
+    photo = [{"photo": photo_sha256}] if photo_sha256 is not None else []
     canonical = json.dumps(
         [
             "elicence-record-1",
@@ -170,6 +174,7 @@ def record_digest(
             dict(fields),
             valid_from.isoformat(),
             valid_until.isoformat() if valid_until else None,
+            *photo,
         ],
         sort_keys=True,
         ensure_ascii=False,

@@ -82,6 +82,7 @@ def digest_of(record: LicenceRecord) -> bytes:
         fields=licence.fields,
         valid_from=licence.valid_from,
         valid_until=licence.valid_until,
+        photo_sha256=record.photo_sha256,
     )
 
 
@@ -113,6 +114,7 @@ class LicenceCodes:
         actor: str,
         request_id: str | None = None,
         status_index: int | None = None,
+        photo_sha256: str | None = None,
     ) -> str:
         claims = Claims(
             type=PayloadType.LICENCE,
@@ -126,6 +128,7 @@ class LicenceCodes:
                 fields=fields,
                 valid_from=valid_from,
                 valid_until=valid_until,
+                photo_sha256=photo_sha256,
             ),
             valid_until=valid_until,
             issued_at=issued_at,

@@ -22,6 +22,7 @@ from core.clock import china_today as china_today
 from core.errors import NotFound
 from licences.digests import SupersededDigest
 from licences.models import Holder, Licence, LicenceDocument, LicenceStatus, LicenceType
+from licences.photos import stored_digest
 from licences.stamped_records import StampedCopy
 from seals.models import Department, Seal
 
@@ -35,6 +36,7 @@ class LicenceRecord:
     seal: Seal
     purpose: str | None = None  # a stamped copy's printed purpose: 仅供办理……使用
     stamped_copy: str | None = None  # the copy's id
+    photo_sha256: str | None = None  # of the holder's photo as stored now (licences.photos)
 
 
 def effective_status(licence: Licence, today: date) -> LicenceStatus:
@@ -123,6 +125,7 @@ def full_record(session: Session, licence: Licence) -> LicenceRecord:
         raise NotFound(f"证照记录不完整 / licence {licence.identifier} is incomplete")
     licence_type, holder, issuer, seal = row
     holder = holder_as_issued(licence, holder)
+    photo = stored_digest(session, licence.identifier)
     if inspect(licence).transient:  # a stamped copy's view of its licence
         copy = session.exec(
             select(StampedCopy.id, StampedCopy.stamp_text).where(
@@ -130,8 +133,10 @@ def full_record(session: Session, licence: Licence) -> LicenceRecord:
             )
         ).first()
         if copy is not None:
-            return LicenceRecord(licence, licence_type, holder, issuer, seal, copy[1], copy[0])
-    return LicenceRecord(licence, licence_type, holder, issuer, seal)
+            return LicenceRecord(
+                licence, licence_type, holder, issuer, seal, copy[1], copy[0], photo
+            )
+    return LicenceRecord(licence, licence_type, holder, issuer, seal, photo_sha256=photo)
 
 
 def holder_licence(

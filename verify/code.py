@@ -16,6 +16,7 @@ FAILED for its signature, never reported as expired or unknown.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -37,6 +38,7 @@ from licences.payload import (
     decode,
     verify_signature,
 )
+from licences.photos import stored_digest
 from licences.qrkeys import QrKeys, digest_of
 from licences.repository import (
     LicenceRecord,
@@ -185,7 +187,8 @@ def _record_by_identifier(session: Session, identifier: str) -> LicenceRecord | 
         parts.append(_detached(model, keys, naive, row[at : at + len(keys)]))
         at += len(keys)
     parts[2] = holder_as_issued(parts[0], parts[2])  # the name the licence was issued under
-    return LicenceRecord(*parts)
+    record = LicenceRecord(*parts)
+    return replace(record, photo_sha256=stored_digest(session, identifier))
 
 
 class CodeVerifier:

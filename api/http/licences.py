@@ -109,6 +109,7 @@ def issue_request(
         actor=principal.actor,
         request_id=request.state.request_id,
         scope=scope,
+        photo=body.photo,
     )
 
 

@@ -24,6 +24,13 @@ class IssueBody(BaseModel):
     fields: dict[str, Any]
     valid_from: date | None = None
     valid_until: date | None = None
+    photo: str | None = Field(
+        default=None,
+        max_length=700_000,
+        description="持证人照片，base64 JPEG/PNG，至多 512 KiB、2000×2000 像素，至少 200×250；"
+        "仅用于版式有照片位置的类型 / the holder's photo, base64 JPEG or PNG, at most 512 KiB "
+        "and 2000×2000 px, at least 200×250; only for a type whose layout has a photo slot",
+    )
 
 
 class Links(BaseModel):

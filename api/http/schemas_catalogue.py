@@ -50,6 +50,11 @@ class LicenceTypeUpdate(BaseModel):
         description="可签发部门；空表示仅定义机构 / the departments that may issue it; empty: "
         "the defining authority alone",
     )
+    layout: dict[str, Any] | None = Field(
+        default=None,
+        description="照面版式（毫米，见 docs/layouts.md）；缺省为标准版式 / the page template in "
+        "mm (docs/layouts.md); none: the default page",
+    )
 
 
 class LicenceTypeIn(LicenceTypeUpdate):
@@ -76,6 +81,7 @@ class LicenceTypeOut(BaseModel):
     service_item_fields: dict[str, list[str]] = {}
     issuer_codes: list[str]
     field_schema: dict[str, Any]
+    layout: dict[str, Any] | None = None
     version: int
     status: str
     updated_at: datetime | None = None
