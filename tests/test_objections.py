@@ -447,3 +447,41 @@ def test_revision_0026_creates_the_table_the_model_describes(migration_url: str)
     }
     assert uniques == [["open_key"]]
     engine.dispose()
+
+
+def test_a_rejection_that_lands_first_undoes_the_amendment_racing_it(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The amendment checks the objection is open, then seals a new version; a rejection
+    committed in between must win: the objection is closed by a conditional update in the new
+    version's own transaction, so the version is rolled back with it (409) and the licence stays
+    as it was."""
+    domain = demo_domain(tmp_path_factory, "objection-race", FixedClock(START))
+    services = domain.services
+    chen = HolderKey(id_type="111", id_number=CHEN, actor="holder:test-chen")
+    index = next(i for i, d in enumerate(domain.credentials["departments"]) if d["code"] == HEALTH)
+    licence = domain.issue(index)["identifier"]
+    desk = services.objections
+    objection = desk.raise_objection(
+        chen, licence, field="workplace", comment="地点错", proposed="新院", request_id=None
+    )
+    versions = services.objections._versions
+    sealed = versions.new_version
+
+    def rejected_meanwhile(request: Any) -> Any:
+        desk.reject(HEALTH, objection.id, reason="无误", actor="department:b", request_id=None)
+        return sealed(request)
+
+    monkeypatch.setattr(versions, "new_version", rejected_meanwhile)
+    with pytest.raises(Conflict) as lost:
+        desk.amend(HEALTH, objection.id, value=None, actor="department:a", request_id=None)
+    assert lost.value.extra == {"current_state": "answered"}
+    now = desk.one(HEALTH, objection.id)
+    assert (now.state, now.amended_identifier) == ("rejected", None)
+    answer = domain.client.get(f"/api/v1/licences/{licence}", headers=domain.auth(index)).json()
+    assert answer["status"] == "valid" and answer["fields"]["workplace"] != "新院"
+    with Session(services.engine) as session:
+        versions_of = session.exec(
+            select(col(AuditEntry.action)).where(AuditEntry.action == "licence.amend")
+        ).all()
+    assert versions_of == []
