@@ -270,6 +270,22 @@ def test_the_holder_pages_signed_in(site: HolderSite, browser: Any) -> None:
         page.goto(site.base_url + first + "/present")
         assert_accessible(page, "holder present page")
 
+        page.goto(site.base_url + first + "/objections")
+        assert_accessible(page, "holder objection form")
+        page.fill("#comment", "姓名有误\u202e")  # a bidi override: refused, the form comes back
+        with page.expect_navigation():
+            page.click("#send-objection")
+        for field in ("#field", "#comment", "#proposed"):
+            assert_error_tied(page, field, "error")
+        assert_accessible(page, "holder objection form with an error")
+        page.fill("#comment", "出生日期录入有误 / the date of birth was entered wrongly")
+        with page.expect_navigation():
+            page.click("#send-objection")
+        assert page.locator("#notice").count() == 1
+        assert_accessible(page, "holder objection sent")
+        page.goto(f"{site.base_url}/me/objections")
+        assert_accessible(page, "/me/objections")
+
         for path in ("/me/grants", "/me/usage"):
             page.goto(site.base_url + path)
             assert_accessible(page, path)
@@ -283,6 +299,13 @@ def test_the_holder_pages_signed_in(site: HolderSite, browser: Any) -> None:
         for field in ("#target", "#department", "#business_number", "#valid_until"):
             assert_error_tied(page, field, "error")
         assert_accessible(page, "/me/grants with a form error")
+
+        other = site.credentials["departments"][0]["code"]  # market: not the issuer
+        page.fill("#department", other)
+        with page.expect_navigation():
+            page.click("#grant")
+        assert page.locator("li.grant").count() >= 1, page.locator("main").inner_text()[:400]
+        assert_accessible(page, "/me/grants with a grant")
     finally:
         page.context.close()
 
