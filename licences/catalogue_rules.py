@@ -16,14 +16,27 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from core.errors import InvalidInput
-from licences.identifiers import validate_licence_type_code, validate_uscc
-from licences.layout import check_layout
+from licences.id_documents import PERSON_ID_TYPES
+from licences.identifiers import (
+    ID_TYPE_RESIDENT,
+    ID_TYPE_USCC,
+    validate_licence_type_code,
+    validate_uscc,
+)
 from licences.models import HolderCategory, LicenceType, ValidityRule
 
 ID_TYPE_FOR_CATEGORY = {
-    HolderCategory.NATURAL_PERSON.value: "111",
-    HolderCategory.LEGAL_PERSON.value: "001",
-    HolderCategory.OTHER_ORGANISATION.value: "001",
+    HolderCategory.NATURAL_PERSON.value: ID_TYPE_RESIDENT,
+    HolderCategory.LEGAL_PERSON.value: ID_TYPE_USCC,
+    HolderCategory.OTHER_ORGANISATION.value: ID_TYPE_USCC,
+}
+# The ID types a licence type of each holder category accepts (``holder_id_type`` above is the
+# default, the one a batch row or exchange record without a type means): a person may hold any
+# of the identity documents of licences/id_documents.py, an organisation only its credit code.
+ID_TYPES_FOR_CATEGORY = {
+    HolderCategory.NATURAL_PERSON.value: tuple(sorted(PERSON_ID_TYPES)),
+    HolderCategory.LEGAL_PERSON.value: (ID_TYPE_USCC,),
+    HolderCategory.OTHER_ORGANISATION.value: (ID_TYPE_USCC,),
 }
 LEVELS = ("national", "provincial", "municipal", "county")
 # What a version of an entry is; migrations/versions/0002 writes the same keys for old entries.
@@ -43,7 +56,6 @@ DEFINITION_FIELDS = (
     "service_item_fields",
     "issuing_level",
     "validity_rule",
-    "layout",  # the page template (licences.layout); versions before it read as None
 )
 # Fields a PUT may change; code and defining authority are the entry's identity.
 EDITABLE = tuple(
@@ -87,7 +99,7 @@ def check_field_schema(schema: dict[str, Any]) -> None:
 
 def definition(entry: LicenceType) -> dict[str, Any]:
     """The content of one version of an entry, as kept in the history."""
-    return {name: getattr(entry, name, None) for name in DEFINITION_FIELDS}
+    return {name: getattr(entry, name) for name in DEFINITION_FIELDS}
 
 
 def normalise(entry: LicenceType) -> LicenceType:
@@ -129,7 +141,6 @@ def normalise(entry: LicenceType) -> LicenceType:
         )
     check_field_schema(entry.field_schema)
     entry.service_item_fields = check_service_item_fields(entry)
-    entry.layout = check_layout(entry.layout, entry.field_schema["properties"])
     return entry
 
 

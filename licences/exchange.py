@@ -20,13 +20,14 @@ from sqlmodel import Session
 from core.errors import ElicenceError, Forbidden, InvalidInput
 from licences import batch
 from licences.catalogue import Catalogue
-from licences.identifiers import ID_TYPE_RESIDENT, ID_TYPE_USCC, validate_uscc
+from licences.id_documents import DOCUMENTS
+from licences.identifiers import validate_uscc
 from licences.issuance import IssuedLicence, IssueRequest
 from licences.models import Licence, LicenceStatus, LicenceType
 from licences.repository import LicenceRecord, china_today, effective_status, full_record
 
 FORMAT = "elicence-exchange/1"
-ID_TYPE_NAMES = {ID_TYPE_RESIDENT: "居民身份证", ID_TYPE_USCC: "统一社会信用代码"}
+ID_TYPE_NAMES = {code: document.zh for code, document in DOCUMENTS.items()}
 # Our field names (as errors name them) in the national vocabulary, for import errors.
 NATIONAL_NAMES = {
     "licence_type": "证照类型代码",

@@ -24,11 +24,10 @@ from sqlmodel import Session, select
 
 from core.audit import AuditLog
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from licences.identifiers import validate_holder_id
+from licences.id_documents import is_person_id_type, validate_holder_id
 from licences.masking import mask_name
 from licences.models import Holder, HolderCategory, Licence, LicenceType
 
-PERSON_ID_TYPE = "111"  # 居民身份证
 CORRECT_SCOPE = "holders:correct:"  # + the holder category, e.g. holders:correct:natural_person
 
 MAX_NAME = 128
@@ -38,7 +37,9 @@ ScopeCheck = Callable[[str], bool] | None
 
 
 def check_name(name: str, *, field: str = "holder.name") -> str:
-    """A holder's name as it will be printed and stored: trimmed, bounded, no control characters."""
+    """A holder's name as it will be printed and stored: trimmed, bounded, no control characters.
+    Any script is accepted: a foreign holder's passport name in Latin letters ("JOHN SMITH") and
+    a name with a middle dot ("买买提·艾力") are names as the documents print them."""
     text = name.strip() if isinstance(name, str) else ""
     if not text or len(text) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise InvalidInput(
@@ -88,7 +89,7 @@ def categories_of(session: Session, holder: Holder) -> set[str]:
             .distinct()
         ).all()
     )
-    if holder.id_type == PERSON_ID_TYPE:
+    if is_person_id_type(holder.id_type):
         found.add(HolderCategory.NATURAL_PERSON.value)
     return found
 
@@ -149,7 +150,7 @@ class Holders:
         if holder.name == new_name:
             return holder
         old_name = holder.name
-        is_person = holder.id_type == PERSON_ID_TYPE
+        is_person = is_person_id_type(holder.id_type)
         holder.name = new_name
         session.add(holder)
         session.flush()
@@ -196,7 +197,7 @@ class Holders:
     ) -> None:
         if holder is not None:
             needed = sorted(categories_of(session, holder))
-        elif id_type == PERSON_ID_TYPE:
+        elif is_person_id_type(id_type):
             needed = [HolderCategory.NATURAL_PERSON.value]
         else:  # unknown organisation: refused like a known one, so its absence is not revealed
             needed = [HolderCategory.LEGAL_PERSON.value]

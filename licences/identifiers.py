@@ -153,7 +153,7 @@ def make_uscc(body17: str) -> str:
 # --- GB 11643 resident identity number -----------------------------------------------------------
 
 
-def _resident_check(body17: str) -> str:
+def resident_check(body17: str) -> str:
     total = sum(int(c) * w for c, w in zip(body17, RESIDENT_ID_WEIGHTS, strict=True))
     return RESIDENT_ID_CHECK[total % 11]
 
@@ -182,7 +182,7 @@ def validate_resident_id(
         raise fail(
             f"出生日期 {born_text} 早于 1900 年", f"date of birth {born_text} is before 1900"
         )
-    if _resident_check(number[:17]) != number[17]:
+    if resident_check(number[:17]) != number[17]:
         raise fail("校验码错误 (GB 11643)", "has a wrong check character (GB 11643)")
     return number
 
@@ -193,18 +193,7 @@ def make_resident_id(body17: str) -> str:
     body = _text(body17, fail)
     if len(body) != 17 or _bad_position(body, DIGITS):
         raise fail("应为 17 位数字", "is 17 digits")
-    return validate_resident_id(body + _resident_check(body))
-
-
-def validate_holder_id(id_type: str, value: str) -> str:
-    """Validate a holder's ID number by its type code and return the normalised number."""
-    if id_type == ID_TYPE_RESIDENT:
-        return validate_resident_id(value, field="holder.id")
-    if id_type == ID_TYPE_USCC:
-        return validate_uscc(value, field="holder.id")
-    raise _failer("holder.id_type", "证件类型", "id_type")(
-        f" {id_type!r} 未知（支持 111、001）", f"{id_type!r} is unknown (111 resident ID, 001 USCC)"
-    )
+    return validate_resident_id(body + resident_check(body))
 
 
 # --- GB/T 36904 licence identifier ---------------------------------------------------------------

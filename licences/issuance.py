@@ -31,11 +31,11 @@ from core.errors import Conflict, InvalidInput
 from keys.audit import KeyUseRecorder
 from licences import holders, idempotency, status_index
 from licences.catalogue import Catalogue
-from licences.catalogue_rules import validate_fields
+from licences.catalogue_rules import ID_TYPES_FOR_CATEGORY, validate_fields
+from licences.id_documents import validate_holder_id
 from licences.idempotency import IdempotencyKey
-from licences.identifiers import LicenceIdentifier, random_serial, validate_holder_id
+from licences.identifiers import LicenceIdentifier, random_serial
 from licences.issued_page import Draft, licence_row, page_view, verification_code
-from licences.layout_page import check_page_fits, render_page
 from licences.links import verify_url
 from licences.models import (
     Holder,
@@ -43,8 +43,8 @@ from licences.models import (
     LicenceDocument,
     LicenceType,
 )
-from licences.photos import Photo, decode_photo, store_photo
 from licences.qrkeys import LicenceCodes
+from licences.render import check_fits, render_licence
 from licences.validity import validity_dates
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
@@ -69,20 +69,16 @@ class IssueRequest:
     actor: str = "system"
     request_id: str | None = None
     scope: str = "issue"  # the route the Idempotency-Key belongs to ("issue", "batch#3", ...)
-    photo: str | None = None  # the holder's photo, base64 JPEG or PNG (licences.photos)
 
     def body(self) -> dict[str, Any]:
         """What the caller asked for: the part of the request an Idempotency-Key is bound to."""
-        body = {
+        return {
             "licence_type": self.licence_type,
             "holder": [self.holder_id_type, self.holder_id, self.holder_name],
             "fields": self.fields,
             "valid_from": self.valid_from,
             "valid_until": self.valid_until,
         }
-        if self.photo is not None:  # absent: the fingerprint of a request before photos
-            body["photo"] = hashlib.sha256(self.photo.encode()).hexdigest()
-        return body
 
     def fingerprint(self) -> str:
         return idempotency.fingerprint(self.body())
@@ -108,7 +104,6 @@ class Sealed:
     recorder: KeyUseRecorder
     holder: tuple[str, str, str]  # id type, number, name: found or captured when stored
     qr_version: int
-    photo: Photo | None = None
 
 
 @dataclass
@@ -204,12 +199,10 @@ class IssuanceService:
             context=context,
             previous=previous,
             status_index=status_index.allocate(session),
-            photo=self._photo(entry, request.photo),
         )
         # A page that cannot hold the fields is refused here, before the QR code is signed.
-        check_page_fits(
+        check_fits(
             page_view(draft, self._clock.now(), self.verify_url("")),
-            draft.layout,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
         )
@@ -223,26 +216,14 @@ class IssuanceService:
         return validity_dates(entry, valid_from, valid_until, today)
 
     @staticmethod
-    def _photo(entry: LicenceType, photo: str | None) -> Photo | None:
-        """The request's photo, checked; a type whose page has no photo slot takes none."""
-        if photo is None:
-            return None
-        layout = entry.layout or {}
-        if not any(e.get("kind") == "photo" for e in layout.get("elements", ())):
-            raise InvalidInput(
-                f"证照类型 {entry.code} 的版式没有照片位置 / the layout of type {entry.code} has "
-                "no photo slot",
-                field="photo",
-            )
-        return decode_photo(photo)
-
-    @staticmethod
     def _check_holder(entry: LicenceType, request: IssueRequest) -> tuple[str, str]:
-        if request.holder_id_type != entry.holder_id_type:
+        accepted = ID_TYPES_FOR_CATEGORY.get(entry.holder_category, (entry.holder_id_type,))
+        if request.holder_id_type not in accepted:
             raise InvalidInput(
-                f"此类证照的持证主体证件类型应为 {entry.holder_id_type} / holder id_type must be "
-                f"{entry.holder_id_type} for this licence type",
+                f"此类证照的持证主体证件类型应为 {'、'.join(accepted)} 之一 / holder id_type must "
+                f"be one of {', '.join(accepted)} for this licence type",
                 field="holder.id_type",
+                extra={"accepted_id_types": list(accepted)},
             )
         name = holders.check_name(request.holder_name)
         return validate_holder_id(request.holder_id_type, request.holder_id), name
@@ -253,12 +234,10 @@ class IssuanceService:
         """Render the page from the draft and seal exactly those bytes."""
         issued_at = self._clock.now()
         code = verification_code(self._qr_codes, draft, issued_at)
-        rendered = render_page(
+        rendered = render_licence(
             page_view(draft, issued_at, self.verify_url(code)),
-            draft.layout,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
-            photo=draft.photo.jpeg if draft.photo else None,
         )
         sealed, recorder = seal_rendered(
             engine=self._engine,
@@ -273,7 +252,7 @@ class IssuanceService:
             draft, issued_at=issued_at, code=code, sha256=hashlib.sha256(sealed).hexdigest()
         )
         holder = (draft.holder_id_type, draft.holder_id, draft.holder_name)
-        return Sealed(licence, sealed, recorder, holder, rendered.qr_version, draft.photo)
+        return Sealed(licence, sealed, recorder, holder, rendered.qr_version)
 
     # --- 3. store -----------------------------------------------------------------------------
 
@@ -331,8 +310,6 @@ class IssuanceService:
         if hook is not None:
             hook(session, licence)
         session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed.pdf))
-        if sealed.photo is not None:
-            store_photo(session, licence.identifier, sealed.photo)
         idempotency.remember(session, key, licence.identifier, licence.issued_at)
         sealed.recorder.flush(self._audit, session, actor, request_id)
         self._audit.append(
@@ -347,7 +324,6 @@ class IssuanceService:
                 "type_version": licence.type_version,
                 "seal": licence.seal_code,
                 "sha256": licence.sha256,
-                **({"photo_sha256": sealed.photo.sha256} if sealed.photo else {}),
                 **detail,
             },
         )

@@ -26,7 +26,7 @@ from core.clock import Clock, china_today
 from core.db import newest_first, transaction
 from licences.catalogue_rules import fields_for_service_item
 from licences.grant_match import PullRefused, live_grant
-from licences.masking import mask_id, mask_name
+from licences.masking import mask_holder_id, mask_name
 from licences.models import HolderCategory
 from licences.repository import (
     LicenceRecord,
@@ -87,7 +87,7 @@ def masked_holder(record: LicenceRecord) -> dict[str, str]:
     is_person = record.licence_type.holder_category == HolderCategory.NATURAL_PERSON.value
     return {
         "id_type": record.holder.id_type,
-        "id": mask_id(record.holder.id_number, is_person),
+        "id": mask_holder_id(record.holder.id_type, record.holder.id_number, is_person),
         "name": mask_name(record.holder.name, is_person),
     }
 

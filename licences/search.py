@@ -20,13 +20,8 @@ from sqlmodel import Session, col, select
 from core.clock import CHINA, china_today
 from core.db import as_utc
 from core.errors import InvalidInput
-from licences.identifiers import (
-    ID_TYPE_RESIDENT,
-    ID_TYPE_USCC,
-    validate_holder_id,
-    validate_licence_type_code,
-)
-from licences.legacy_records import LegacyLicence
+from licences.id_documents import identify, validate_holder_id
+from licences.identifiers import validate_licence_type_code
 from licences.models import Holder, Licence, LicenceStatus
 
 DEFAULT_LIMIT = 50
@@ -42,7 +37,6 @@ class LicenceQuery:
     status: str | None = None
     issued_from: date | None = None  # inclusive, a date in China
     issued_to: date | None = None  # inclusive
-    original_number: str | None = None  # 原证照编号 of a converted licence (licences.legacy)
     cursor: str | None = None
     limit: int = DEFAULT_LIMIT
 
@@ -76,16 +70,7 @@ def holder_number(holder_id: str, holder_id_type: str | None) -> str:
     number is refused with the rule it breaks rather than found nowhere."""
     if holder_id_type is not None:
         return validate_holder_id(holder_id_type, holder_id)
-    body = holder_id.strip().upper()
-    if body[:17].isascii() and body[:17].isdigit():
-        try:
-            return validate_holder_id(ID_TYPE_RESIDENT, body)
-        except InvalidInput as first:
-            try:  # 18 digits can also be a credit code
-                return validate_holder_id(ID_TYPE_USCC, body)
-            except InvalidInput:
-                raise first from None
-    return validate_holder_id(ID_TYPE_USCC, body)
+    return identify(holder_id.strip().upper())[1]
 
 
 def search(session: Session, query: LicenceQuery, now: datetime) -> Page:
@@ -104,11 +89,6 @@ def search(session: Session, query: LicenceQuery, now: datetime) -> Page:
         statement = statement.where(Licence.type_code == code)
     if query.status:
         statement = statement.where(_status_clause(query.status, china_today(now)))
-    if query.original_number:
-        converted = select(LegacyLicence.identifier).where(
-            LegacyLicence.original_number == query.original_number.strip()
-        )
-        statement = statement.where(col(Licence.identifier).in_(converted))
     if query.issued_from:
         statement = statement.where(col(Licence.issued_at) >= _day_start(query.issued_from))
     if query.issued_to:

@@ -28,7 +28,8 @@ from core.audit import AuditEntry
 from core.clock import CHINA
 from core.db import reading
 from core.errors import InvalidInput
-from licences.masking import mask_id, mask_name
+from licences.id_documents import identify
+from licences.masking import mask_id, mask_name, mask_typed_id
 from licences.models import Holder, Licence
 from seals.clients import ApiClient
 from seals.models import Department, Seal
@@ -63,7 +64,7 @@ class AuditQuery:
             "department": self.department,
             "action": self.action,
             "licence": self.licence,
-            "holder": mask_text(self.holder_id) if self.holder_id else None,
+            "holder": mask_typed_id(self.holder_id) if self.holder_id else None,
             "from": self.date_from.isoformat() if self.date_from else None,
             "to": self.date_to.isoformat() if self.date_to else None,
         }
@@ -156,11 +157,13 @@ def search(session: Session, office: Office, query: AuditQuery) -> AuditPage:
     if query.licence:
         statement = statement.where(AuditEntry.object_id == query.licence)
     if query.holder_id:
-        holders = select(Holder.id).where(Holder.id_number == query.holder_id.strip().upper())
+        # Any holder document's number, in its stored spelling (a typo is refused by its rule).
+        number = identify(query.holder_id.strip())[1]
+        holders = select(Holder.id).where(Holder.id_number == number)
         licences = select(Licence.identifier).where(col(Licence.holder_id).in_(holders))
         # and the holder's own record (a registered name corrected: ``holder:<row id>``)
         records = select(literal("holder:") + cast(col(Holder.id), String)).where(
-            Holder.id_number == query.holder_id.strip().upper()
+            Holder.id_number == number
         )
         statement = statement.where(
             or_(col(AuditEntry.object_id).in_(licences), col(AuditEntry.object_id).in_(records))

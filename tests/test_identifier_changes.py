@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import InvalidInput
+from licences.id_documents import validate_holder_id
 from licences.identifiers import (
     LicenceIdentifier,
     make_resident_id,
     make_uscc,
-    validate_holder_id,
     validate_resident_id,
     validate_uscc,
 )

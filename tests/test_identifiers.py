@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import Conflict, InvalidInput
+from licences.id_documents import validate_holder_id
 from licences.identifiers import (
     ALNUM36,
     PREFIX,
@@ -24,7 +25,6 @@ from licences.identifiers import (
     mod37_36_valid,
     organisation_code_check,
     random_serial,
-    validate_holder_id,
     validate_licence_type_code,
     validate_resident_id,
     validate_uscc,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from licences.masking import mask_id, mask_name
+from licences.masking import mask_holder_id, mask_name
 from licences.models import HolderCategory
 from licences.repository import LicenceRecord, effective_status
 from seals.models import SealType
@@ -22,7 +22,7 @@ def licence_summary(record: LicenceRecord, today: date) -> LicenceSummary:
         issuer_code=record.issuer.code,
         issuer_name=record.issuer.name,
         holder_name=mask_name(record.holder.name, is_person),
-        holder_id=mask_id(record.holder.id_number, is_person),
+        holder_id=mask_holder_id(record.holder.id_type, record.holder.id_number, is_person),
         valid_from=licence.valid_from.isoformat(),
         valid_until=licence.valid_until.isoformat() if licence.valid_until else None,
         status=status.value,

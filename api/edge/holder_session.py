@@ -31,7 +31,7 @@ from fastapi import Request, Response
 
 from api.edge.state import services_of
 from core.errors import Forbidden, Unauthenticated, Unavailable
-from licences.identifiers import ID_TYPE_RESIDENT
+from licences.id_documents import is_person_id_type
 from licences.masking import mask_name
 
 COOKIE = "elicence_holder"
@@ -231,7 +231,7 @@ def optional_holder(request: Request) -> HolderPrincipal | None:
 def page_context(request: Request, principal: HolderPrincipal, *, nav: str) -> dict[str, Any]:
     """What ``holder_base.html`` needs: the holder's masked name (the header is seen over the
     shoulder), the session's CSRF token for POST forms, and the current navigation entry."""
-    is_person = principal.id_type == ID_TYPE_RESIDENT
+    is_person = is_person_id_type(principal.id_type)
     return {
         "holder": {
             "masked_name": mask_name(principal.name, is_person),

@@ -15,7 +15,7 @@ client library this service does not carry.
 ``sub``    the platform's stable subject for the person or organisation
 ``name``   the registered name (as on the licences)
 ``id_type`` GB/T 36903 holder ID type: ``111`` resident ID (GB 11643), ``001`` USCC
-``id_number`` the ID number, checked with ``licences.identifiers.validate_holder_id``
+``id_number`` the ID number, checked with ``licences.id_documents.validate_holder_id``
 ========== =========================================================================
 
 Between ``/me/login`` and ``/me/callback`` the ``state``, ``nonce`` and PKCE verifier are kept in
@@ -46,7 +46,7 @@ from api.edge.holder_session import HolderPrincipal
 from core.clock import Clock
 from core.errors import InvalidInput
 from licences.holders import check_name
-from licences.identifiers import validate_holder_id
+from licences.id_documents import validate_holder_id
 
 TRANSACTION_COOKIE = "elicence_oidc"
 LOGIN = "oidc-login"  # purpose label of the transaction cookie's MAC
