@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from core.db import transaction
+from supervision.alert_records import Severity, raise_alert
 from tests.holder_login import CHEN, HolderSite, start_site, subject_of
 from tests.test_browser import CHROMIUM_ARGS, _fontconfig
 from tests.tools import require, require_module
@@ -29,6 +31,9 @@ pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+# Beyond the WCAG tags, axe's structure rules for what a screen-reader user navigates by
+# (1.3.1 and 2.4.6 in practice): headings in order, one main landmark, all content in landmarks.
+STRUCTURE = ["heading-order", "landmark-one-main", "region", "page-has-heading-one"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
 DESK = {"viewport": {"width": 1280, "height": 900}}
 
@@ -73,7 +78,12 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
         " resultTypes: ['violations']})",
         WCAG_21_AA,
     )
-    return list(result["violations"])
+    structure = page.evaluate(
+        "async (rules) => await axe.run(document, {runOnly: {type: 'rule', values: rules},"
+        " resultTypes: ['violations']})",
+        STRUCTURE,
+    )
+    return list(result["violations"]) + list(structure["violations"])
 
 
 UNMARKED_ENGLISH = r"""() => {
@@ -315,6 +325,18 @@ def test_the_holder_pages_signed_in(site: HolderSite, browser: Any) -> None:
 
 def test_the_supervisor_pages(site: HolderSite, browser: Any) -> None:
     office = site.credentials["supervision_offices"][0]
+    services = site.services
+    with transaction(services.engine) as session:  # an open alert, with its acknowledge button
+        raise_alert(
+            session,
+            services.audit,
+            rule="verify_not_valid",
+            severity=Severity.WARNING,
+            subject="a11y-check",
+            summary="核验了已吊销的证照 / a revoked licence was verified",
+            at=services.clock.now(),
+            department_code=site.credentials["departments"][0]["code"],
+        )
     page = new_page(browser, DESK)
     try:
         page.goto(f"{site.base_url}/supervise/sign-in")
@@ -333,9 +355,11 @@ def test_the_supervisor_pages(site: HolderSite, browser: Any) -> None:
         page.click("#sign-in")
         page.wait_for_url(f"{site.base_url}/supervise")
         assert_accessible(page, "supervisor dashboard")
+        assert page.locator("text=a11y-check").count() + page.locator("[id^=alert-]").count() >= 1
         for path in ("/supervise/alerts", "/supervise/audit"):
             page.goto(site.base_url + path)
             assert_accessible(page, path)
+        assert page.locator("table, ul, ol").count() >= 1  # the audit page listed entries
     finally:
         page.context.close()
 
