@@ -23,6 +23,7 @@ from licences.identifiers import (
     validate_licence_type_code,
     validate_uscc,
 )
+from licences.layout import check_layout
 from licences.models import HolderCategory, LicenceType, ValidityRule
 
 ID_TYPE_FOR_CATEGORY = {
@@ -56,6 +57,7 @@ DEFINITION_FIELDS = (
     "service_item_fields",
     "issuing_level",
     "validity_rule",
+    "layout",  # the page template (licences.layout); versions before it read as None
 )
 # Fields a PUT may change; code and defining authority are the entry's identity.
 EDITABLE = tuple(
@@ -99,7 +101,7 @@ def check_field_schema(schema: dict[str, Any]) -> None:
 
 def definition(entry: LicenceType) -> dict[str, Any]:
     """The content of one version of an entry, as kept in the history."""
-    return {name: getattr(entry, name) for name in DEFINITION_FIELDS}
+    return {name: getattr(entry, name, None) for name in DEFINITION_FIELDS}
 
 
 def normalise(entry: LicenceType) -> LicenceType:
@@ -141,6 +143,7 @@ def normalise(entry: LicenceType) -> LicenceType:
         )
     check_field_schema(entry.field_schema)
     entry.service_item_fields = check_service_item_fields(entry)
+    entry.layout = check_layout(entry.layout, entry.field_schema["properties"])
     return entry
 
 

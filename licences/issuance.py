@@ -36,6 +36,7 @@ from licences.id_documents import validate_holder_id
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier, random_serial
 from licences.issued_page import Draft, licence_row, page_view, verification_code
+from licences.layout_page import check_page_fits, render_page
 from licences.links import verify_url
 from licences.models import (
     Holder,
@@ -43,8 +44,8 @@ from licences.models import (
     LicenceDocument,
     LicenceType,
 )
+from licences.photos import Photo, decode_photo, store_photo
 from licences.qrkeys import LicenceCodes
-from licences.render import check_fits, render_licence
 from licences.validity import validity_dates
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
@@ -69,16 +70,20 @@ class IssueRequest:
     actor: str = "system"
     request_id: str | None = None
     scope: str = "issue"  # the route the Idempotency-Key belongs to ("issue", "batch#3", ...)
+    photo: str | None = None  # the holder's photo, base64 JPEG or PNG (licences.photos)
 
     def body(self) -> dict[str, Any]:
         """What the caller asked for: the part of the request an Idempotency-Key is bound to."""
-        return {
+        body = {
             "licence_type": self.licence_type,
             "holder": [self.holder_id_type, self.holder_id, self.holder_name],
             "fields": self.fields,
             "valid_from": self.valid_from,
             "valid_until": self.valid_until,
         }
+        if self.photo is not None:  # absent: the fingerprint of a request before photos
+            body["photo"] = hashlib.sha256(self.photo.encode()).hexdigest()
+        return body
 
     def fingerprint(self) -> str:
         return idempotency.fingerprint(self.body())
@@ -104,6 +109,7 @@ class Sealed:
     recorder: KeyUseRecorder
     holder: tuple[str, str, str]  # id type, number, name: found or captured when stored
     qr_version: int
+    photo: Photo | None = None
 
 
 @dataclass
@@ -199,10 +205,12 @@ class IssuanceService:
             context=context,
             previous=previous,
             status_index=status_index.allocate(session),
+            photo=self._photo(entry, request.photo),
         )
         # A page that cannot hold the fields is refused here, before the QR code is signed.
-        check_fits(
+        check_page_fits(
             page_view(draft, self._clock.now(), self.verify_url("")),
+            draft.layout,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
         )
@@ -214,6 +222,20 @@ class IssuanceService:
         """The validity dates by the type's rule (``licences.validity``), today in China."""
         today = china_today(self._clock.now())
         return validity_dates(entry, valid_from, valid_until, today)
+
+    @staticmethod
+    def _photo(entry: LicenceType, photo: str | None) -> Photo | None:
+        """The request's photo, checked; a type whose page has no photo slot takes none."""
+        if photo is None:
+            return None
+        layout = entry.layout or {}
+        if not any(e.get("kind") == "photo" for e in layout.get("elements", ())):
+            raise InvalidInput(
+                f"证照类型 {entry.code} 的版式没有照片位置 / the layout of type {entry.code} has "
+                "no photo slot",
+                field="photo",
+            )
+        return decode_photo(photo)
 
     @staticmethod
     def _check_holder(entry: LicenceType, request: IssueRequest) -> tuple[str, str]:
@@ -234,10 +256,12 @@ class IssuanceService:
         """Render the page from the draft and seal exactly those bytes."""
         issued_at = self._clock.now()
         code = verification_code(self._qr_codes, draft, issued_at)
-        rendered = render_licence(
+        rendered = render_page(
             page_view(draft, issued_at, self.verify_url(code)),
+            draft.layout,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
+            photo=draft.photo.jpeg if draft.photo else None,
         )
         sealed, recorder = seal_rendered(
             engine=self._engine,
@@ -252,7 +276,7 @@ class IssuanceService:
             draft, issued_at=issued_at, code=code, sha256=hashlib.sha256(sealed).hexdigest()
         )
         holder = (draft.holder_id_type, draft.holder_id, draft.holder_name)
-        return Sealed(licence, sealed, recorder, holder, rendered.qr_version)
+        return Sealed(licence, sealed, recorder, holder, rendered.qr_version, draft.photo)
 
     # --- 3. store -----------------------------------------------------------------------------
 
@@ -310,6 +334,8 @@ class IssuanceService:
         if hook is not None:
             hook(session, licence)
         session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed.pdf))
+        if sealed.photo is not None:
+            store_photo(session, licence.identifier, sealed.photo)
         idempotency.remember(session, key, licence.identifier, licence.issued_at)
         sealed.recorder.flush(self._audit, session, actor, request_id)
         self._audit.append(
@@ -324,6 +350,7 @@ class IssuanceService:
                 "type_version": licence.type_version,
                 "seal": licence.seal_code,
                 "sha256": licence.sha256,
+                **({"photo_sha256": sealed.photo.sha256} if sealed.photo else {}),
                 **detail,
             },
         )

@@ -22,6 +22,7 @@ from core.db import as_utc
 from core.errors import InvalidInput
 from licences.id_documents import identify, validate_holder_id
 from licences.identifiers import validate_licence_type_code
+from licences.legacy_records import LegacyLicence
 from licences.models import Holder, Licence, LicenceStatus
 
 DEFAULT_LIMIT = 50
@@ -37,6 +38,7 @@ class LicenceQuery:
     status: str | None = None
     issued_from: date | None = None  # inclusive, a date in China
     issued_to: date | None = None  # inclusive
+    original_number: str | None = None  # 原证照编号 of a converted licence (licences.legacy)
     cursor: str | None = None
     limit: int = DEFAULT_LIMIT
 
@@ -89,6 +91,11 @@ def search(session: Session, query: LicenceQuery, now: datetime) -> Page:
         statement = statement.where(Licence.type_code == code)
     if query.status:
         statement = statement.where(_status_clause(query.status, china_today(now)))
+    if query.original_number:
+        converted = select(LegacyLicence.identifier).where(
+            LegacyLicence.original_number == query.original_number.strip()
+        )
+        statement = statement.where(col(Licence.identifier).in_(converted))
     if query.issued_from:
         statement = statement.where(col(Licence.issued_at) >= _day_start(query.issued_from))
     if query.issued_to:
