@@ -28,6 +28,7 @@ from licences import idempotency
 from licences.catalogue import Catalogue
 from licences.idempotency import IdempotencyKey
 from licences.models import LicenceType, LicenceTypeVersion
+from licences.specimen import Specimens
 from seals.models import Department
 
 # What a definition file may name: everything of an entry except what the catalogue keeps itself.
@@ -65,10 +66,13 @@ class Declared:
 
 
 class CatalogueDesk:
-    def __init__(self, *, engine: Engine, catalogue: Catalogue, clock: Clock) -> None:
+    def __init__(
+        self, *, engine: Engine, catalogue: Catalogue, clock: Clock, specimens: Specimens
+    ) -> None:
         self._engine = engine
         self._catalogue = catalogue
         self._clock = clock
+        self._specimens = specimens
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -100,6 +104,12 @@ class CatalogueDesk:
             old = self._catalogue.version(session, entry.code, version)
             old.status = entry.status
             return old
+
+    def specimen(self, code: str, version: int | None = None) -> tuple[LicenceType, bytes]:
+        """The specimen (样本) PDF of a type as it is now or at ``version``: never sealed, its
+        QR code says SPECIMEN (``licences.specimen``); rendered once per version."""
+        entry = self.read(code, version)
+        return entry, self._specimens.pdf(entry)
 
     def history(self, code: str) -> list[LicenceTypeVersion]:
         """Every version of an entry, oldest first."""

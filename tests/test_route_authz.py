@@ -29,6 +29,7 @@ PUBLIC = {
     ("GET", "/api/v1/catalogue/licence-types"),
     ("GET", "/api/v1/catalogue/licence-types/{code}"),
     ("GET", "/api/v1/catalogue/licence-types/{code}/versions"),
+    ("GET", "/api/v1/catalogue/licence-types/{code}/specimen"),  # a watermarked, unsealed page
     ("POST", "/api/v1/verify"),
     ("GET", "/v/{code}"),
     ("GET", "/verify"),

@@ -53,6 +53,7 @@ from licences.presentation import PresentationService
 from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import QrKeys
 from licences.setup import DomainSetup
+from licences.specimen import Specimens
 from licences.stamped import StampedCopies
 from licences.statistics import StatisticsDesk
 from licences.status_list import StatusListDesk
@@ -191,7 +192,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         licence_status=build_licence_status(f),
         setup=build_setup(f, catalogue),
         readiness=Readiness({"database": database_probe(engine), "keystore": f.keystore.list}),
-        catalogue_desk=CatalogueDesk(engine=engine, catalogue=catalogue, clock=clock),
+        catalogue_desk=CatalogueDesk(
+            engine=engine,
+            catalogue=catalogue,
+            clock=clock,
+            specimens=Specimens(regular_font=f.fonts.regular, bold_font=f.fonts.bold),
+        ),
         licence_desk=build_licence_desk(f, catalogue, lifecycle, holders),
         exchange_desk=ExchangeDesk(
             engine=engine, catalogue=catalogue, clock=clock, verify_url=issuance.verify_url

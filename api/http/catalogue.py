@@ -92,6 +92,30 @@ def type_versions(code: str, request: Request) -> list[TypeVersionOut]:
     ]
 
 
+@router.get(
+    "/licence-types/{code}/specimen",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def type_specimen(
+    code: str,
+    request: Request,
+    version: Annotated[int | None, Query(ge=1, description="某一历史版本")] = None,
+) -> Response:
+    """样本：按该版本版式以示例值排版，满页"样本 SPECIMEN"水印，不盖章，二维码仅为 SPECIMEN /
+    a specimen page of the type (or a version of it) with sample values, watermarked, never
+    sealed; its QR code says SPECIMEN."""
+    entry, data = services_of(request).catalogue_desk.specimen(code, version)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="{entry.code}-v{entry.version}-specimen.pdf"',
+            "Cache-Control": "public, max-age=300",
+        },
+    )
+
+
 @router.put("/licence-types/{code}", response_model=LicenceTypeOut)
 def update_type(
     code: str,
