@@ -16,14 +16,26 @@ not as a page script, so a CSP the pages need to relax for axe would show up as 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.app import create_app
+from api.container import Services, build_services
+from api.ops.bootstrap import initialise
 from core.db import transaction
 from supervision.alert_records import Severity, raise_alert
-from tests.holder_login import CHEN, HolderSite, start_site, subject_of
+from tests.holder_login import (
+    CHEN,
+    HolderSite,
+    ServerThread,
+    free_port,
+    site_settings,
+    start_site,
+    subject_of,
+)
 from tests.test_browser import CHROMIUM_ARGS, _fontconfig
 from tests.tools import require, require_module
 
@@ -316,6 +328,36 @@ def test_the_holder_pages_signed_in(site: HolderSite, browser: Any) -> None:
             page.click("#grant")
         assert page.locator("li.grant").count() >= 1, page.locator("main").inner_text()[:400]
         assert_accessible(page, "/me/grants with a grant")
+    finally:
+        page.context.close()
+
+
+def test_the_demo_modes_own_sign_in_page(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """In demo mode (``make run``) the development provider is mounted at /dev-idp of the
+    service itself, under the service's own headers: its page is judged there too."""
+    data_dir = tmp_path_factory.mktemp("a11y-demo") / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def build() -> Services:  # off this thread: Playwright's event loop runs on it
+        built = build_services(site_settings(data_dir, base, None, demo_mode=True))
+        initialise(built, with_demo=True)
+        return built
+
+    with ThreadPoolExecutor(1) as pool:
+        services = pool.submit(build).result()
+    page = new_page(browser)
+    try:
+        with ServerThread(create_app(services=services), port):
+            page.goto(f"{base}/me/login")
+            page.wait_for_url(f"{base}/dev-idp/authorize**")
+            assert page.locator("#demo-notice").is_visible()
+            assert_accessible(page, "/dev-idp/authorize (demo mode)")
+            with page.expect_navigation(url=f"{base}/me"):
+                page.click(f"button[data-subject='{subject_of(CHEN)}']")
+            assert_accessible(page, "/me (demo mode)")
     finally:
         page.context.close()
 
