@@ -36,7 +36,7 @@ from licences.objection_records import LicenceObjection
 from supervision.alert_records import Alert
 from tests.domain import demo_domain
 from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, start_site
-from tests.test_alert_rules import alembic_config
+from migrations.runner import alembic_config
 
 HEALTH = demo.HEALTH["code"]
 MARKET = demo.MARKET["code"]
