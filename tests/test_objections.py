@@ -33,10 +33,10 @@ from core.clock import FixedClock
 from core.errors import Conflict, InvalidInput, NotFound
 from licences.grants import HolderKey
 from licences.objection_records import LicenceObjection
+from migrations.runner import alembic_config
 from supervision.alert_records import Alert
 from tests.domain import demo_domain
 from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, start_site
-from migrations.runner import alembic_config
 
 HEALTH = demo.HEALTH["code"]
 MARKET = demo.MARKET["code"]
