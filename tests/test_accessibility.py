@@ -180,6 +180,11 @@ def test_the_verify_page_empty_and_with_each_result(site: HolderSite, browser: A
     try:
         page.goto(f"{site.base_url}/verify")
         assert_accessible(page, "/verify")
+        with page.expect_navigation():  # nothing scanned, nothing uploaded: Enter
+            page.press("#qr", "Enter")
+        for field in ("#qr", "#file"):
+            assert_error_tied(page, field, "error")
+        assert_accessible(page, "/verify with an error")
 
         page.goto(url)
         assert page.locator("#status").get_attribute("data-indication") == "PASSED"
