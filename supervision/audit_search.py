@@ -39,6 +39,13 @@ from supervision.figures import Office, check_department, office_of
 MAX_LIMIT = 200
 # A resident ID (GB 11643: 18 characters, or the old 15 digits) wherever it appears in text.
 _RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+# Numbers of the other documents a person may hold (licences/id_documents.py): passports, Chinese
+# (E/G) or foreign (country:number), 港澳 permits, the old permanent residence card. A 台湾
+# permit's 8 digits are not looked for in free text: they cannot be told from other numbers.
+_OTHER_DOCUMENT = re.compile(
+    r"(?<![0-9A-Za-z:])([EG][0-9]{8}|E[A-Z][0-9]{7}|[HM][0-9]{8}(?:[0-9]{2})?"
+    r"|[A-Z]{3}:[0-9A-Z]{5,20}|[A-Z]{3}[0-9]{12})(?![0-9A-Za-z])"
+)
 # Detail members that hold a person's name; masked whatever the entry (an organisation's name
 # masked too costs a supervisor little and never leaks a person's).
 _NAME_KEYS = frozenset({"holder_name", "holder", "legal_representative", "name_of_holder"})
@@ -89,8 +96,11 @@ class AuditPage:
 
 
 def mask_text(text: str) -> str:
-    """Every resident ID number in ``text`` masked to its region and last four characters."""
-    return _RESIDENT_ID.sub(lambda m: mask_id(m.group(1), True), text)
+    """Every resident ID number in ``text`` masked to its region and last four characters (the
+    residence permit and 2023 permanent residence card share its form), and every number of a
+    passport, 港澳 permit or old permanent residence card by the rule of its document."""
+    text = _RESIDENT_ID.sub(lambda m: mask_id(m.group(1), True), text)
+    return _OTHER_DOCUMENT.sub(lambda m: mask_typed_id(m.group(1)), text)
 
 
 def mask_detail(value: Any, *, key: str = "", holder_entry: bool = False) -> Any:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from core.clock import FixedClock, china_today
+from core.db import transaction
 from core.errors import InvalidInput
 from licences.catalogue_rules import ID_TYPES_FOR_CATEGORY
 from licences.holders import check_name
@@ -416,3 +417,29 @@ def test_a_batch_takes_each_document_and_refuses_a_bad_check_item_by_item(domain
     assert "外国人永久居留身份证" in results[-1]["error"]["detail"]
     for id_type, number in numbers.items():
         assert holder_rows(domain, id_type, validate_holder_id(id_type, number)) == 1
+
+
+def test_other_documents_numbers_in_an_audit_note_are_masked_for_the_supervisor(
+    domain: Domain,
+) -> None:
+    """A careless department writes a passport and a permit number into a note: the supervisor's
+    search shows them masked by their documents' rules."""
+    number, masked = fresh("414")
+    issued = issue_to(domain, "414", number, "JOHN SMITH")
+    with transaction(domain.services.engine) as session:
+        domain.services.audit.append(
+            session,
+            actor=f"department:{domain.department(1)['code']}/client:x",
+            action="licence.note",
+            object_type="licence",
+            object_id=issued["identifier"],
+            detail={"note": f"护照 {number} 与通行证 H12345678、E12345678 已核对"},
+        )
+    response = domain.client.get(
+        "/api/v1/supervision/audit",
+        params={"holder": number, "action": "licence.note"},
+        headers=demo_office(domain).bearer,
+    )
+    assert response.status_code == 200, response.text
+    (entry,) = response.json()["items"]
+    assert entry["detail"]["note"] == f"护照 {masked} 与通行证 H*****678、E*****678 已核对"
