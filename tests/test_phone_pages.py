@@ -98,6 +98,12 @@ def close(page: Any) -> None:
 
 def licence_url(site: HolderSite) -> tuple[str, str]:
     """陈建华's licence: its identifier and the verification URL printed in its QR code."""
+    identifier, url, _ = issued_licence(site)
+    return identifier, url
+
+
+def issued_licence(site: HolderSite) -> tuple[str, str, int]:
+    """陈建华's licence: identifier, printed verification URL, index of the issuing department."""
     from contextlib import closing
 
     from tests.holder_login import sign_in
@@ -110,7 +116,7 @@ def licence_url(site: HolderSite) -> tuple[str, str]:
                 f"/api/v1/licences/{mine['identifier']}", headers=site.auth(index)
             )
             assert answer.status_code == 200, answer.text
-            return str(mine["identifier"]), str(answer.json()["links"]["verify"])
+            return str(mine["identifier"]), str(answer.json()["links"]["verify"]), index
     raise AssertionError("no demo department issued 陈建华's licence")
 
 
@@ -206,6 +212,26 @@ def test_the_holders_pages_fit_and_every_action_can_be_tapped(
         for path in ("/me/grants", "/me/usage"):
             page.goto(site.base_url + path)
             assert_fits(page, size, path)
+    finally:
+        close(page)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_presentation_link_page_fits(site: HolderSite, browser: Any, size: str) -> None:
+    """The page a holder opens from the link the department sent (/h/<token>), without signing
+    in: its QR and countdown fit, in normal and in large text."""
+    identifier, _, index = issued_licence(site)
+    link = site.client.post(
+        f"/api/v1/licences/{identifier}/holder-links", headers=site.auth(index)
+    ).json()["url"]
+    page = new_page(browser, size)
+    try:
+        page.goto(site.base_url + "/h/" + link.split("/h/", 1)[1])
+        assert page.locator("#present img, #present canvas, #present svg").first.is_visible()
+        assert_fits(page, size, "/h/<token>")
+        page.click("#text-toggle")
+        page.wait_for_function("document.documentElement.classList.contains('large-text')")
+        assert_fits(page, size, "/h/<token> in large text")
     finally:
         close(page)
 
