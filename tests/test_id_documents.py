@@ -6,12 +6,16 @@ and verified for a holder of each, granted, searched for and found in the superv
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
+from api.edge.holder_session import COOKIE
 from core.clock import FixedClock, china_today
 from core.db import transaction
 from core.errors import InvalidInput
@@ -20,6 +24,7 @@ from licences.holders import check_name
 from licences.id_documents import identify, validate_holder_id
 from licences.masking import mask_holder_id, mask_name, mask_typed_id
 from tests.domain import Domain, demo_domain
+from tests.holder_login import HolderSite, authorize_page, start_site
 from tests.repo_domains import issue, physician_body, verify_qr
 from tests.supervision_fixtures import demo_office, holder_client
 
@@ -443,3 +448,53 @@ def test_other_documents_numbers_in_an_audit_note_are_masked_for_the_supervisor(
     assert response.status_code == 200, response.text
     (entry,) = response.json()["items"]
     assert entry["detail"]["note"] == f"护照 {masked} 与通行证 H*****678、E*****678 已核对"
+
+
+# --- holder sign-in through OpenID Connect: the provider's claims carry the new types ------------
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HolderSite]:
+    with start_site(tmp_path_factory.mktemp("id-documents-site") / "data") as built:
+        yield built
+
+
+def sign_in_as(site: HolderSite, holder: dict[str, str]) -> tuple[httpx.Client, httpx.Response]:
+    """The whole flow for a holder the provider is given for this test."""
+    site.idp.holders = (*site.idp.holders, holder)
+    client = httpx.Client(base_url=site.base_url, timeout=60, follow_redirects=True)
+    try:
+        _, form = authorize_page(client)
+        assert holder["subject"] in form.subjects
+        return client, client.post(form.action, data={**form.hidden, "holder": holder["subject"]})
+    finally:
+        site.idp.holders = site.idp.holders[:-1]
+
+
+def test_a_passport_holder_signs_in_and_sees_their_licence(site: HolderSite) -> None:
+    number = f"usa:p{secrets.randbelow(10**8):08d}"  # as a provider may spell it
+    stored = number.upper()
+    today = china_today(site.services.clock.now())
+    body = dict(site.credentials["departments"][1]["sample_request"])
+    body |= {
+        "holder": {"id_type": "414", "id": stored, "name": "JOHN SMITH"},
+        "valid_from": today.isoformat(),
+    }
+    issued = site.client.post("/api/v1/licences", json=body, headers=site.auth(1))
+    assert issued.status_code == 201, issued.text
+    holder = {"subject": "demo-passport", "id_type": "414", "id": number, "name": "JOHN SMITH"}
+    client, answer = sign_in_as(site, holder)
+    with closing(client):
+        assert answer.status_code == 200 and answer.url.path == "/me", answer.text[:300]
+        assert 'id="holder-name" title="已登录 / signed in">J*** S****<' in answer.text
+        mine = client.get("/api/v1/holder/licences").json()["licences"]
+        assert [item["identifier"] for item in mine] == [issued.json()["identifier"]]
+
+
+def test_a_sign_in_whose_permit_number_breaks_its_rule_is_refused(site: HolderSite) -> None:
+    broken = wrong_check(fresh("560")[0])
+    holder = {"subject": "demo-bad-permit", "id_type": "560", "id": broken, "name": "陈大文"}
+    client, answer = sign_in_as(site, holder)
+    with closing(client):
+        assert answer.status_code == 403 and 'data-reason="identity"' in answer.text
+        assert COOKIE not in client.cookies
