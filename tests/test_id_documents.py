@@ -215,7 +215,12 @@ def test_latin_and_middle_dot_names_are_accepted_and_masked() -> None:
 
 def test_the_catalogue_says_which_types_each_holder_category_accepts() -> None:
     assert set(ID_TYPES_FOR_CATEGORY["natural_person"]) == {
-        "111", "414", "511", "516", "553", "560"
+        "111",
+        "414",
+        "511",
+        "516",
+        "553",
+        "560",
     }
     assert ID_TYPES_FOR_CATEGORY["legal_person"] == ("001",)
     assert ID_TYPES_FOR_CATEGORY["other_organisation"] == ("001",)
@@ -299,8 +304,10 @@ def test_a_hostile_department_cannot_issue_on_a_bad_or_foreign_document(domain: 
     assert refused["field"] == "holder.id" and "港澳台居民居住证" in refused["detail"]
     assert "MOD 11-2" in refused["detail"]
     # a credit code for a person's licence, a passport for a company's: refused by category
-    body = physician_body(domain, holder={"id_type": "001", "id": "91350100M000100Y43",
-                                          "name": "示范餐饮管理有限公司"})
+    body = physician_body(
+        domain,
+        holder={"id_type": "001", "id": "91350100M000100Y43", "name": "示范餐饮管理有限公司"},
+    )
     refused = problem(
         domain.client.post("/api/v1/licences", json=body, headers=domain.auth(1)), 422
     )
