@@ -28,7 +28,7 @@ from datetime import date
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from core.audit import AuditLog
 from core.clock import Clock, china_today
@@ -38,7 +38,8 @@ from keys.audit import KeyUseRecorder
 from licences import holders, status_index
 from licences.catalogue import Catalogue
 from licences.catalogue_rules import validate_fields
-from licences.identifiers import LicenceIdentifier, random_serial, validate_holder_id
+from licences.id_documents import validate_holder_id
+from licences.identifiers import LicenceIdentifier, random_serial
 from licences.issuance import Fonts
 from licences.issued_page import Draft, licence_row, page_view, verification_code
 from licences.legacy import LegacyRecord, Outcome, Row, RowReport, note_overlay, validity
@@ -58,6 +59,7 @@ TRANSITION = {
     LicenceStatus.CANCELLED: Transition.CANCEL,
     LicenceStatus.SUSPENDED: Transition.SUSPEND,
 }
+CHUNK = 500  # rows looked up together when a file is converted (or run again)
 DEFAULT_REASON = "存量证照转换，沿用原系统状态 / converted with the status of the earlier system"
 
 
@@ -94,11 +96,43 @@ class LegacyConversion:
     def convert_all(
         self, rows: Iterable[Row], *, department_code: str, actor: str, request_id: str | None
     ) -> Iterator[RowReport]:
-        """A report per row, in order, as each is done (a caller may stream them)."""
+        """A report per row, in order, as each is done (a caller may stream them). Rows are
+        taken ``CHUNK`` at a time and the ones converted before are found with one query per
+        chunk, so running a file again costs a look-up, not a transaction, per row."""
+        chunk: list[Row] = []
         for row in rows:
-            yield self.convert_row(
-                row, department_code=department_code, actor=actor, request_id=request_id
+            chunk.append(row)
+            if len(chunk) == CHUNK:
+                yield from self._chunk(chunk, department_code, actor, request_id)
+                chunk = []
+        yield from self._chunk(chunk, department_code, actor, request_id)
+
+    def _chunk(
+        self, rows: list[Row], department_code: str, actor: str, request_id: str | None
+    ) -> Iterator[RowReport]:
+        numbers = {row.record.original_number for row in rows if row.record is not None}
+        with reading(self._engine) as session:
+            known = {
+                (old.type_code, old.original_number): old
+                for old in session.exec(
+                    select(LegacyLicence)
+                    .where(LegacyLicence.department_code == department_code)
+                    .where(col(LegacyLicence.original_number).in_(numbers))
+                )
+            }
+        for row in rows:
+            record = row.record
+            old = (
+                None if record is None else known.get((record.licence_type, record.original_number))
             )
+            if record is not None and old is not None and old.content_sha256 == record.digest():
+                yield RowReport(
+                    row.number, record.original_number, Outcome.UNCHANGED, old.identifier
+                )
+            else:
+                yield self.convert_row(
+                    row, department_code=department_code, actor=actor, request_id=request_id
+                )
 
     def convert_row(
         self, row: Row, *, department_code: str, actor: str, request_id: str | None
@@ -165,7 +199,7 @@ class LegacyConversion:
                 field="holder.id_type",
             )
         holder_name = holders.check_name(record.holder_name)
-        holder_id = validate_holder_id(id_type, record.holder_id)
+        holder_id = validate_holder_id(id_type, record.holder_id, china_today(self._clock.now()))
         valid_from, valid_until = validity(entry, record)
         context = self._seals.seal_for_issuance(session, department_code, entry.code)
         known = holders.find(session, id_type, holder_id)

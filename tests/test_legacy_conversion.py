@@ -361,3 +361,50 @@ def test_a_day_in_china_is_the_day_the_future_check_uses() -> None:
     )
     assert record.original_issue_date == TODAY
     assert CLOCK.now().date() == TODAY - timedelta(days=1)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_two_runs_of_one_file_at_once_convert_each_row_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A department that starts the same file twice (two operators, a retried job) gets one
+    licence per original number: the run that loses the race reports the row ``unchanged``."""
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import quote
+
+    from sqlalchemy import create_engine, text
+
+    from licences import legacy
+    from tests.domain import build_domain, make_settings
+
+    schema = "t_legacy"
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    url = f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
+    domain = build_domain(make_settings(tmp_path / "data", database_url=url))
+    desk = domain.services.legacy
+    records = [food(domain, f"SP-RACE-{n}") for n in range(4)]
+    text_body = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+    department = domain.department(0)["code"]
+
+    def run(_: int) -> list[legacy.RowReport]:
+        rows = legacy.read(text_body, csv_format=False, today=desk.today())
+        return list(
+            desk.convert_all(rows, department_code=department, actor="test", request_id=None)
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(run, range(2))
+    for a, b in zip(first, second, strict=True):
+        assert {a.outcome, b.outcome} <= {legacy.Outcome.CONVERTED, legacy.Outcome.UNCHANGED}
+        assert [a.outcome, b.outcome].count(legacy.Outcome.CONVERTED) == 1, (a, b)
+        assert a.identifier == b.identifier
+    with reading(domain.services.engine) as session:
+        numbers = session.exec(
+            select(LegacyLicence.original_number).order_by(col(LegacyLicence.original_number))
+        ).all()
+    assert list(numbers) == [f"SP-RACE-{n}" for n in range(4)]
+    domain.services.close()
