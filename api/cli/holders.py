@@ -19,7 +19,7 @@ holders_app = typer.Typer(help="持证主体 / holders", no_args_is_help=True)
 
 @holders_app.command("rename")
 def rename(
-    id_type: Annotated[str, typer.Argument(help="证件类型，如 111、001 / ID type")],
+    id_type: Annotated[str, typer.Argument(help="证件类型，如 111、001、414 / ID type")],
     id_number: Annotated[str, typer.Argument(help="证件号码 / ID number")],
     name: Annotated[str, typer.Option("--name", help="更正后的登记名称 / the corrected name")],
     data_dir: DataDir = None,

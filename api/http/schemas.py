@@ -11,9 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field
 class HolderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id_type: str = Field(
-        pattern=r"^\d{3}$", description="111 居民身份证 / resident ID; 001 统一社会信用代码"
+        pattern=r"^\d{3}$",
+        description=(
+            "111 居民身份证 / resident ID; 001 统一社会信用代码 / credit code; 414 护照 / passport; "
+            "516 港澳居民来往内地通行证; 511 台湾居民来往大陆通行证; 560 港澳台居民居住证; "
+            "553 外国人永久居留身份证 (docs/identity-documents.md)"
+        ),
     )
-    id: str = Field(min_length=1, max_length=32)
+    id: str = Field(
+        min_length=1,
+        max_length=32,
+        description="证件号码；外国护照写作 国家代码:号码 / ID number; another country's passport "
+        "is written ISO-3166-alpha-3:number, e.g. USA:X12345678",
+    )
     name: str = Field(min_length=1, max_length=128)
 
 
