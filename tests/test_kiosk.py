@@ -17,7 +17,14 @@ from pydantic import ValidationError
 
 from api.settings import Settings
 from tests.holder_login import HolderSite
-from tests.test_phone_pages import browser, close, licence_url, new_page, site  # noqa: F401
+from tests.test_phone_pages import (  # noqa: F401
+    browser,
+    close,
+    issued_licence,
+    licence_url,
+    new_page,
+    site,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -177,3 +184,22 @@ def test_the_kiosk_clears_a_result_after_the_set_seconds(
         assert page.locator("body").get_attribute("class") == "kiosk"  # still a kiosk
     finally:
         close(page)
+
+
+def test_a_kiosk_scan_is_logged_as_the_kiosk_for_the_issuing_department(
+    site: HolderSite,  # noqa: F811
+) -> None:
+    """Supervisors and the issuing department can tell a kiosk's checks from a clerk's."""
+    identifier, url, index = issued_licence(site)
+    assert site.client.post("/verify?kiosk=1", data={"qr": url}).status_code == 200
+    assert site.client.post("/verify", data={"qr": url}).status_code == 200
+    answer = site.client.get(
+        f"/api/v1/licences/{identifier}/verifications", headers=site.auth(index)
+    )
+    assert answer.status_code == 200, answer.text
+    entries = answer.json()["verifications"]
+    assert [(e["channel"], e["indication"]) for e in entries[:2]] == [
+        ("page-scan", "PASSED"),
+        ("kiosk-scan", "PASSED"),
+    ]
+    assert entries[1]["channel_label"] == "自助终端扫码 / self-service kiosk scan"

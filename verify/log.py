@@ -31,6 +31,7 @@ MAX_HISTORY = 500
 CHANNELS: dict[str, str] = {
     "qr-page": "手机扫码打开核验页 / phone scan of the QR code",
     "page-scan": "柜台扫码枪 / counter QR scanner",
+    "kiosk-scan": "自助终端扫码 / self-service kiosk scan",
     "page-upload": "核验页上传文件 / file upload on the verification page",
     "api-qr": "核验接口（二维码） / verification API, QR text",
     "api-upload": "核验接口（文件） / verification API, file",

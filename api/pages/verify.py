@@ -215,7 +215,7 @@ async def _upload_form(request: Request, kiosk: bool) -> HTMLResponse:
         report = await run_in_threadpool(
             services.verification.verify_code,
             qr[:2048],
-            channel="page-scan",
+            channel="kiosk-scan" if kiosk else "page-scan",
             actor=PUBLIC,
             request_id=rid,
             source=source_of(request),
