@@ -505,3 +505,31 @@ def test_a_sign_in_whose_permit_number_breaks_its_rule_is_refused(site: HolderSi
     with closing(client):
         assert answer.status_code == 403 and 'data-reason="identity"' in answer.text
         assert COOKIE not in client.cookies
+
+
+def test_the_exchange_format_carries_the_document_type_both_ways(domain: Domain) -> None:
+    number, _ = fresh("414")
+    issued = issue_to(domain, "414", number, "JOHN SMITH")
+    exported = domain.client.get(
+        f"/api/v1/licences/{issued['identifier']}/export", headers=domain.auth(1)
+    )
+    assert exported.status_code == 200, exported.text
+    record = exported.json()
+    assert record["持证主体代码类型"] == "414" and record["持证主体代码类型名称"] == "护照"
+    assert record["持证主体代码"] == number.upper()
+    # another system's records of a permit holder: one good, one with a wrong check character
+    permit = fresh("516")[0]
+    imported = {k: v for k, v in record.items() if k != "证照标识"}
+    imported |= {"持证主体代码类型": "516", "持证主体代码": permit, "持证主体": "陈大文"}
+    bad = imported | {"持证主体代码类型": "553", "持证主体代码": wrong_check(fresh("553")[0])}
+    response = domain.client.post(
+        "/api/v1/licences:import",
+        json=[imported, bad],
+        headers={**domain.auth(1), "Idempotency-Key": "id-documents-import"},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 422], results
+    assert results[1]["error"]["field"] == "持证主体代码"  # named as the record names it
+    assert "外国人永久居留身份证" in results[1]["error"]["detail"]
+    assert holder_rows(domain, "516", permit) == 1
