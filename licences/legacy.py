@@ -326,14 +326,16 @@ def note_overlay(original_number: str, issued: date, converted: date) -> Overlay
     lines = note_lines(original_number, issued, converted)
 
     def draw(canvas: Canvas, regular: str, bold: str) -> None:
-        width = PAGE_W - 48 * MM
+        # A type's page template may have a page size of its own (licences.layout).
+        page_w = float(getattr(canvas, "_pagesize", (PAGE_W, 0))[0])
+        width = page_w - 48 * MM
         for text, baseline, font, size in zip(
             lines, NOTE_BASELINES, (bold, regular), (8.0, 6.5), strict=True
         ):
             size = min(size, width / max(text_width(text, font, 1), 1))
             canvas.setFont(font, size)
             canvas.setFillColor(GREY)
-            canvas.drawCentredString(PAGE_W / 2, baseline, text)
+            canvas.drawCentredString(page_w / 2, baseline, text)
 
     return draw
 

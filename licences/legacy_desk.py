@@ -37,18 +37,18 @@ from core.errors import ElicenceError, ErrorKind, Forbidden, InvalidInput
 from keys.audit import KeyUseRecorder
 from licences import holders, status_index
 from licences.catalogue import Catalogue
-from licences.catalogue_rules import validate_fields
+from licences.catalogue_rules import ID_TYPES_FOR_CATEGORY, validate_fields
 from licences.id_documents import validate_holder_id
 from licences.identifiers import LicenceIdentifier, random_serial
 from licences.issuance import Fonts
 from licences.issued_page import Draft, licence_row, page_view, verification_code
+from licences.layout_page import check_page_fits, render_page
 from licences.legacy import LegacyRecord, Outcome, Row, RowReport, note_overlay, validity
 from licences.legacy_records import LegacyLicence
 from licences.lifecycle import Lifecycle, Transition
 from licences.links import verify_url
 from licences.models import Holder, Licence, LicenceDocument, LicenceStatus
 from licences.qrkeys import LicenceCodes
-from licences.render import check_fits, render_licence
 from licences.validity import chinese_date
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
@@ -192,10 +192,11 @@ class LegacyConversion:
             raise Forbidden(error.message, field="licence_type", extra=error.extra) from None
         fields = validate_fields(entry, record.fields)
         id_type = record.holder_id_type or entry.holder_id_type
-        if id_type != entry.holder_id_type:
+        accepted = ID_TYPES_FOR_CATEGORY.get(entry.holder_category, (entry.holder_id_type,))
+        if id_type not in accepted:
             raise InvalidInput(
-                f"此类证照的持证主体证件类型应为 {entry.holder_id_type} / holder id_type must be "
-                f"{entry.holder_id_type} for this licence type",
+                f"此类证照的持证主体证件类型应为 {'、'.join(accepted)} 之一 / holder id_type must "
+                f"be one of {', '.join(accepted)} for this licence type",
                 field="holder.id_type",
             )
         holder_name = holders.check_name(record.holder_name)
@@ -223,8 +224,9 @@ class LegacyConversion:
             context=context,
             status_index=status_index.allocate(session),
         )
-        check_fits(
+        check_page_fits(
             page_view(draft, self._clock.now(), verify_url(self._base_url, "")),
+            draft.layout,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
         )
@@ -246,8 +248,9 @@ class LegacyConversion:
             page_view(draft, now, verify_url(self._base_url, code)),
             issue_date=chinese_date(record.original_issue_date),
         )
-        rendered = render_licence(
+        rendered = render_page(
             view,
+            draft.layout,
             regular_font=self._fonts.regular,
             bold_font=self._fonts.bold,
             overlay=note_overlay(
