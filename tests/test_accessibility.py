@@ -114,6 +114,23 @@ UNMARKED_ENGLISH = r"""() => {
 }"""
 
 
+# "中文 / English" in one text node: the English half read with a Chinese voice. The public
+# verification page (citizens, clerks, the kiosk) marks every such half.
+UNMARKED_HALF = r"""() => {
+  const found = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const parent = node.parentElement;
+    if (!/[\u3000-\u9fff\uff00-\uffef][^/]*\/\s*[A-Za-z]{2,}/.test(text)) continue;
+    if (!parent || parent.closest('script, style, .mono, [hidden], [lang^=en]')) continue;
+    found.push(parent.tagName + ': ' + text.slice(0, 60));
+  }
+  return found;
+}"""
+PUBLIC_PAGES = ("/verify", "/V/", "/v/")
+
+
 def describe(violations: list[dict[str, Any]]) -> str:
     lines = []
     for v in violations:
@@ -132,6 +149,9 @@ def assert_accessible(page: Any, name: str) -> None:
     # WCAG 3.1.2: a zh-CN page reads its English-only parts with an English voice.
     unmarked = page.evaluate(UNMARKED_ENGLISH)
     assert unmarked == [], f'{name}: English text not marked lang="en": {unmarked}'
+    if page.url.split("//", 1)[1].partition("/")[2].startswith(tuple(p[1:] for p in PUBLIC_PAGES)):
+        halves = page.evaluate(UNMARKED_HALF)
+        assert halves == [], f'{name}: English halves not marked lang="en": {halves}'
     blocked = [p for p in page.problems if "Content Security Policy" in p or "404" in p]
     assert blocked == [], f"{name}: blocked or missing resources: {blocked}"
     page.problems.clear()
@@ -474,3 +494,17 @@ def test_keyboard_reaches_every_action_in_order_and_enter_verifies(
         assert tab_through(page) == expected
     finally:
         page.context.close()
+
+
+def test_the_bilingual_filter_marks_english_and_never_makes_markup() -> None:
+    """A message can carry request text (a file name, a code): both halves stay text."""
+    from api.pages.bilingual import bilingual
+
+    assert str(bilingual("证照真实有效 / the licence is valid")) == (
+        '证照真实有效 / <span lang="en">the licence is valid</span>'
+    )
+    hostile = str(bilingual("<img src=x onerror=alert(1)> / </span><script>x</script>"))
+    assert "<img" not in hostile and "<script>" not in hostile and "</span><" not in hostile
+    assert hostile.count('<span lang="en">') == 1
+    assert str(bilingual("only one language")) == "only one language"
+    assert str(bilingual("a/b / ")) == "a/b / "  # nothing after the separator: left whole

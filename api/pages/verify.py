@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from api.edge.state import services_of
 from api.pages import page_modes
+from api.pages.bilingual import bilingual
 from core.errors import ElicenceError, InvalidInput, TooLarge
 from verify.log import METHODS
 from verify.report import Indication, Report
@@ -37,6 +38,7 @@ def beijing(value: datetime | str | None) -> str:
 
 
 templates.env.filters["beijing"] = beijing
+templates.env.filters["bilingual"] = bilingual
 
 STATUS_STYLE = {
     Indication.PASSED: ("ok", "有效", "Valid"),

@@ -63,6 +63,20 @@ async function cachedText (path) {
   }
 }
 
+// "中文 / English": the English half in a span marked lang="en", so a screen reader on this
+// zh-CN page reads it with an English voice (WCAG 3.1.2). Still text nodes only.
+function bilingual (element, text) {
+  const at = text.lastIndexOf(' / ')
+  if (at < 0) {
+    element.textContent = text
+    return
+  }
+  const english = document.createElement('span')
+  english.lang = 'en'
+  english.textContent = text.slice(at + 3)
+  element.replaceChildren(text.slice(0, at + 3), english)
+}
+
 function row (list, term, value, mono = false) {
   const dt = document.createElement('dt')
   const dd = document.createElement('dd')
@@ -81,11 +95,11 @@ function showVerdict (indication, sub, message, when) {
   box.dataset.subIndication = sub || ''
   $('offline-verdict').textContent = zh
   $('offline-verdict-en').textContent = en
-  $('offline-reason').textContent = message
-  $('offline-when').textContent = when
+  bilingual($('offline-reason'), message)
+  bilingual($('offline-when'), when)
   $('offline-claims').hidden = true
   $('offline-result').hidden = false
-  $('footer').textContent = NOTICES.source
+  bilingual($('footer'), NOTICES.source)
   document.title = `${zh} / ${en} — 电子证照离线核验 / Offline licence verification`
 }
 
@@ -149,14 +163,14 @@ async function describe () {
   line.dataset.asOf = state.asOf ? state.asOf.toISOString() : ''
   line.className = state.ready ? 'offline-ready ready' : 'offline-ready not-ready'
   const prefix = navigator.onLine === false ? `${NOTICES.offline}。` : ''
-  line.textContent = state.ready
+  bilingual(line, state.ready
     ? `${prefix}离线核验已就绪，状态截至 ${beijingTime(state.asOf)}（北京时间） / ready to verify offline, status as of ${beijingTime(state.asOf)} Beijing time`
-    : `${prefix}离线核验未就绪：${state.message}`
+    : `${prefix}离线核验未就绪：${state.message}`)
 }
 
 async function prepare () {
   if (!('serviceWorker' in navigator) || !('caches' in window)) {
-    $('offline-ready').textContent = NOTICES.unsupported
+    bilingual($('offline-ready'), NOTICES.unsupported)
     return
   }
   try {
