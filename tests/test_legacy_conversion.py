@@ -408,3 +408,20 @@ def test_on_postgresql_two_runs_of_one_file_at_once_convert_each_row_once(
         ).all()
     assert list(numbers) == [f"SP-RACE-{n}" for n in range(4)]
     domain.services.close()
+
+
+@pytest.mark.slow
+def test_the_conversion_bench_runs_its_smoke_path() -> None:
+    """``python -m bench.legacy --smoke`` goes through every measured path (no timing asserted):
+    sealed conversion, the re-run, reading, and the bookkeeping of rows converted before."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.legacy", "--smoke"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (figures["rows"], figures["sealed_rows"]) == (200, 3)
+    assert figures["bookkeeping_rows_per_s"] > 0 and figures["peak_mib"] > 0
