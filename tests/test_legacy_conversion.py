@@ -24,6 +24,7 @@ from core.db import reading
 from licences.identifiers import LicenceIdentifier
 from licences.legacy_records import LegacyLicence
 from licences.models import Licence
+from licences.status_list import listed_entries
 from supervision.outbox import OutboxEvent
 from tests.domain import Domain, demo_domain
 from tests.repo_domains import new_company
@@ -246,6 +247,12 @@ def test_a_converted_licence_keeps_its_status_for_verifiers_and_subscribers(
             .order_by(col(OutboxEvent.id))
         ).all()
     assert list(kinds) == ["licence.issued", event]
+    with reading(domain.services.engine) as session:
+        licence = session.get(Licence, row["identifier"])
+        assert licence is not None and licence.status_index is not None
+        listed = dict(listed_entries(session))
+    # the status list's entry: 1 revoked or cancelled, 2 suspended (docs/status-list.md)
+    assert int(listed[licence.status_index]) == (2 if sub_indication == "SUSPENDED" else 1)
 
 
 def test_an_expired_licence_is_converted_with_its_dates_and_verifies_expired(
