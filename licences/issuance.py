@@ -36,6 +36,7 @@ from licences.id_documents import validate_holder_id
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier, random_serial
 from licences.issued_page import Draft, licence_row, page_view, verification_code
+from licences.layout import has_photo_slot
 from licences.layout_page import check_page_fits, render_page
 from licences.links import verify_url
 from licences.models import (
@@ -228,8 +229,7 @@ class IssuanceService:
         """The request's photo, checked; a type whose page has no photo slot takes none."""
         if photo is None:
             return None
-        layout = entry.layout or {}
-        if not any(e.get("kind") == "photo" for e in layout.get("elements", ())):
+        if not has_photo_slot(entry.layout):
             raise InvalidInput(
                 f"证照类型 {entry.code} 的版式没有照片位置 / the layout of type {entry.code} has "
                 "no photo slot",

@@ -234,3 +234,8 @@ def check_layout(raw: Any, properties: dict[str, Any]) -> dict[str, Any] | None:
 def layout_of(raw: dict[str, Any] | None, properties: dict[str, Any]) -> Layout | None:
     """The stored layout of a type, parsed for rendering; None for the default page."""
     return None if raw is None else parse_layout(raw, properties)
+
+
+def has_photo_slot(raw: dict[str, Any] | None) -> bool:
+    """Whether a stored (checked) layout prints a photo; the default page has none."""
+    return raw is not None and any(e.get("kind") == "photo" for e in raw.get("elements", ()))

@@ -149,9 +149,11 @@ class _Page:
         if image is not None:
             # Pixels at 300 dpi of the slot, embedded Flate-compressed: a JPEG (DCT) stream is
             # one the verifier's structure check cannot decode and would refuse the page.
+            size = (round((x2 - x1) / 72 * 300), round((y2 - y1) / 72 * 300))
             with Image.open(io.BytesIO(image)) as decoded:
+                decoded.draft("RGB", size)  # a JPEG decodes straight to about that size
                 pixels = decoded.convert("RGB")
-            pixels.thumbnail((round((x2 - x1) / 72 * 300), round((y2 - y1) / 72 * 300)))
+            pixels.thumbnail(size)
             reader = ImageReader(pixels)
             iw, ih = reader.getSize()
             scale = min((x2 - x1) / iw, (y2 - y1) / ih)
@@ -209,6 +211,7 @@ def render_layout(
 ) -> RenderedLicence:
     """Render ``view`` on one page of ``layout``; InvalidInput naming a value that cannot fit."""
     regular, bold = font_name(regular_font), font_name(bold_font)
+    rl_config.useA85 = 0  # binary streams: the photo's pixels are not ASCII85-encoded
     out = io.BytesIO()
     size = (layout.width * MM, layout.height * MM)
     c = Canvas(

@@ -29,6 +29,7 @@ MAX_BYTES = 512 * 1024
 MAX_SIDE = 2000
 MIN_W, MIN_H = 200, 250
 FIELD = "photo"
+KEPT = (960, 1280)  # an 80 mm slot (layout.PHOTO_MAX) at 300 dpi is 945 pixels
 _FORMATS = ("JPEG", "PNG")
 _MODES = frozenset({"L", "RGB", "RGBA", "LA", "P"})  # greyscale or RGB, with alpha or a palette
 
@@ -97,9 +98,10 @@ def _checked(image: Image.Image) -> Photo:
         rgba = image.convert("RGBA")
         clean = Image.new("RGB", image.size, "white")
         clean.paste(rgba, mask=rgba.getchannel("A"))
+    clean.thumbnail(KEPT)  # more pixels than any slot prints at 300 dpi are not kept
     out = io.BytesIO()
     clean.save(out, format="JPEG", quality=90, optimize=True)  # no exif, icc or comment
-    return Photo(out.getvalue(), width, height)
+    return Photo(out.getvalue(), *clean.size)
 
 
 def store_photo(session: Session, identifier: str, photo: Photo) -> None:
@@ -125,3 +127,10 @@ def stored_digest(session: Session, identifier: str) -> str | None:
     database no longer matches the digest the licence's QR code carries."""
     image = stored_photo(session, identifier)
     return None if image is None else hashlib.sha256(image).hexdigest()
+
+
+def carried_photo(session: Session, identifier: str) -> str | None:
+    """The photo of licence ``identifier`` as a request carries it (base64), for its next
+    version (amended, renewed, reissued): the holder does not send it again."""
+    image = stored_photo(session, identifier)
+    return None if image is None else base64.b64encode(image).decode()

@@ -70,7 +70,7 @@ def _watermark(c: Canvas, regular: str, bold: str) -> None:
     """The words across the page's diagonal, translucent, over every element."""
     del regular
     width, height = c._pagesize
-    size = 0.8 * hypot(width, height) / max(1.0, text_width(WATERMARK, bold, 1))
+    size = 0.6 * hypot(width, height) / max(1.0, text_width(WATERMARK, bold, 1))
     c.saveState()
     c.setFillColor(Color(0.75, 0.1, 0.1, alpha=0.28))
     c.setFont(bold, size)

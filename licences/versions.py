@@ -26,8 +26,10 @@ from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier
 from licences.issuance import IssuanceService, IssuedLicence, IssueRequest
 from licences.issued_page import Draft
+from licences.layout import has_photo_slot
 from licences.lifecycle import ALLOWED, Lifecycle, Transition, check_reason, parse_identifier
 from licences.models import Holder, Licence, LicenceType, ValidityRule
+from licences.photos import carried_photo
 from licences.repository import licence_by_identifier
 from licences.validity import add_years
 
@@ -130,6 +132,8 @@ class Versions:
                 fields=fields,
                 valid_from=valid_from,
                 valid_until=valid_until,
+                # the holder's photo carries over while the type's page still has its slot
+                photo=carried_photo(session, identifier) if has_photo_slot(entry.layout) else None,
             ),
             identifier=LicenceIdentifier.parse(identifier).next_version(),
             previous=identifier,

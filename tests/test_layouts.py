@@ -210,3 +210,37 @@ def test_types_without_a_template_print_the_default_page(domain: Domain, tmp_pat
         [require("pdfinfo"), str(pdf)], check=True, capture_output=True, text=True
     ).stdout
     assert "595.276 x 841.89 pts (A4)" in info
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_demo_templated_licences_with_photos_render_and_verify(
+    domain: Domain, index: int, tmp_path: Path
+) -> None:
+    """The demo's two templated types each have a licence with a drawn placeholder photo:
+    sealed (pdfsig, qpdf), PASSED as a PDF and by its QR code, the photo in its slot."""
+    from sqlalchemy import text
+
+    from api.ops import demo
+
+    kind = (demo.OPERATOR_CERTIFICATE, demo.HEALTH_CERTIFICATE)[index]
+    with domain.services.engine.connect() as conn:
+        identifier, code = conn.execute(
+            text("SELECT identifier, verify_code FROM licence WHERE type_code = :t"),
+            {"t": kind["code"]},
+        ).one()
+        photos = conn.execute(
+            text("SELECT count(*) FROM licence_photo WHERE identifier = :i"), {"i": identifier}
+        ).scalar_one()
+    assert photos == 1
+    pdf = tmp_path / "demo.pdf"
+    pdf.write_bytes(domain.pdf({"identifier": identifier}, index))
+    subprocess.run([require("qpdf"), "--check", str(pdf)], check=True, capture_output=True)
+    sig = subprocess.run([require("pdfsig"), str(pdf)], capture_output=True, text=True).stdout
+    assert "Signature #1" in sig and kind["authority_name"] in sig
+    images = subprocess.run(
+        [require("pdfimages"), "-list", str(pdf)], check=True, capture_output=True, text=True
+    ).stdout
+    assert len([line for line in images.splitlines()[2:] if " image " in line]) >= 1
+    assert domain.verify_pdf(pdf.read_bytes())["indication"] == "PASSED"
+    report = domain.client.post("/api/v1/verify", json={"qr": code}).json()
+    assert report["indication"] == "PASSED", report

@@ -221,3 +221,25 @@ def test_revision_0023_matches_the_models(tmp_path: Path) -> None:
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(licence_photo)"))}
     assert columns == {"identifier", "media_type", "width", "height", "image"}
     engine.dispose()
+
+
+def test_an_amended_licence_keeps_its_holder_photo_and_verifies(
+    domain: Domain, type_code: str
+) -> None:
+    first = issue(domain, type_code, face())
+    assert first.status_code == 201, first.text
+    old = first.json()["identifier"]
+    amended = domain.client.post(
+        f"/api/v1/licences/{old}/amend",
+        json={"fields": {"post": "餐饮服务（面点师）"}, "reason": "岗位变更"},
+        headers=domain.auth(1),
+    )
+    assert amended.status_code == 201, amended.text
+    new = amended.json()
+    with domain.services.engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM licence_photo WHERE identifier = :i"),
+            {"i": new["identifier"]},
+        ).scalar_one()
+    assert count == 1
+    assert _verify(domain, new["links"]["verify"]) == ("PASSED", None)

@@ -10,6 +10,8 @@ import hashlib
 from datetime import date
 from typing import Any
 
+from api.ops.demo_faces import placeholder_face_b64
+from api.ops.demo_layouts import HEALTH_CERT_LAYOUT, OPERATOR_CERT_LAYOUT
 from licences.issuance import IssueRequest
 
 MARKET = {
@@ -96,7 +98,55 @@ PHYSICIAN_LICENCE: dict[str, Any] = {
     },
 }
 
-LICENCE_TYPES = [FOOD_LICENCE, PHYSICIAN_LICENCE]
+# Two types with page templates of their own and a slot for the holder's photo
+# (api.ops.demo_layouts); each has one demo licence with a drawn placeholder photo.
+HEALTH_CERTIFICATE: dict[str, Any] = {
+    "code": HEALTH["code"] + "002",
+    "name": "从业人员健康证明",
+    "name_en": "Food Handler Health Certificate",
+    "authority_code": HEALTH["code"],
+    "authority_name": HEALTH["name"],
+    "authority_level": "municipal",
+    "holder_category": "natural_person",
+    "validity_years": 1,
+    "issuer_codes": [HEALTH["code"]],
+    "field_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["post", "exam_org", "exam_date"],
+        "properties": {
+            "post": _string("从业岗位", 32),
+            "exam_org": _string("体检机构", 64),
+            "exam_date": _string("体检日期", 16),
+        },
+    },
+    "layout": HEALTH_CERT_LAYOUT,
+}
+
+OPERATOR_CERTIFICATE: dict[str, Any] = {
+    "code": MARKET["code"] + "002",
+    "name": "特种设备作业人员证",
+    "name_en": "Special Equipment Operator Certificate",
+    "authority_code": MARKET["code"],
+    "authority_name": MARKET["name"],
+    "authority_level": "municipal",
+    "holder_category": "natural_person",
+    "validity_years": 4,
+    "issuer_codes": [MARKET["code"]],
+    "field_schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["category", "item", "employer"],
+        "properties": {
+            "category": _string("作业类别", 32),
+            "item": _string("作业项目", 64),
+            "employer": _string("用人单位", 128),
+        },
+    },
+    "layout": OPERATOR_CERT_LAYOUT,
+}
+
+LICENCE_TYPES = [FOOD_LICENCE, PHYSICIAN_LICENCE, HEALTH_CERTIFICATE, OPERATOR_CERTIFICATE]
 
 SAMPLE_LICENCES: list[dict[str, Any]] = [
     {
@@ -132,6 +182,28 @@ SAMPLE_LICENCES: list[dict[str, Any]] = [
         "holder": {"id_type": "111", "id": "350103199007150024", "name": "王丽萍"},
         "fields": {"category": "口腔", "scope": "口腔专业", "workplace": "示范市口腔医院"},
     },
+    {
+        "department": HEALTH["code"],
+        "licence_type": HEALTH_CERTIFICATE["code"],
+        "holder": {"id_type": "111", "id": "35010419920518001X", "name": "刘思远"},
+        "fields": {
+            "post": "餐饮服务（厨师）",
+            "exam_org": "示范市疾病预防控制中心",
+            "exam_date": "2026年3月2日",
+        },
+        "photo": "刘思远",  # the seed of the drawn placeholder (api.ops.demo_faces)
+    },
+    {
+        "department": MARKET["code"],
+        "licence_type": OPERATOR_CERTIFICATE["code"],
+        "holder": {"id_type": "111", "id": "350105198811230023", "name": "郑雅琴"},
+        "fields": {
+            "category": "特种设备作业",
+            "item": "叉车司机（N1）",
+            "employer": "示范市港务物流有限公司",
+        },
+        "photo": "郑雅琴",
+    },
 ]
 
 
@@ -166,6 +238,7 @@ def issue_request(sample: dict[str, Any], valid_from: date, actor: str) -> Issue
         fields=sample["fields"],
         valid_from=valid_from,
         actor=actor,
+        photo=placeholder_face_b64(sample["photo"]) if "photo" in sample else None,
     )
 
 
