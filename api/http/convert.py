@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.edge.auth import DepartmentPrincipal, require
 from api.edge.state import services_of
@@ -40,14 +41,21 @@ def _is_csv(request: Request) -> bool:
 
 
 @router.post("/licences:convert")
-def convert(
-    request: Request,
-    principal: Issuer,
-    body: Annotated[bytes, Body(media_type="application/x-ndjson")],
-) -> dict[str, Any]:
-    """转换本部门存量证照：每行一条原系统记录，逐行报告 / convert this department's licences
-    from its earlier system: one report per row (converted, unchanged, conflict, refused)."""
+async def convert(request: Request, principal: Issuer) -> dict[str, Any]:
+    """转换本部门存量证照：请求体为 NDJSON（application/x-ndjson，每行一条原系统记录）或 CSV
+    （text/csv），逐行报告 / convert this department's licences from its earlier system: the
+    body is NDJSON or CSV (docs/legacy-conversion.md); one report per row (converted,
+    unchanged, conflict, refused).
+
+    The body is read raw (the edge has bounded it), so the schema declares none."""
     csv_format = _is_csv(request)
+    body = await request.body()
+    return await run_in_threadpool(_convert, request, principal, body, csv_format)
+
+
+def _convert(
+    request: Request, principal: DepartmentPrincipal, body: bytes, csv_format: bool
+) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
