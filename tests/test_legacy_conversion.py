@@ -35,11 +35,12 @@ CLOCK = FixedClock(datetime(2026, 12, 5, 23, 30, tzinfo=UTC))
 TODAY = date(2026, 12, 6)  # the China date of CLOCK, written out
 ELICENCE = [sys.executable, "-c", "from api.cli.main import main; main()"]
 NDJSON = {"Content-Type": "application/x-ndjson"}
+UPLOAD = 128 * 1024  # the module domain's body limit for this route
 
 
 @pytest.fixture(scope="module")
 def domain(tmp_path_factory: pytest.TempPathFactory) -> Domain:
-    built = demo_domain(tmp_path_factory, "legacy", clock=CLOCK)
+    built = demo_domain(tmp_path_factory, "legacy", clock=CLOCK, max_upload_bytes=UPLOAD)
     assert china_today(built.services.clock.now()) == TODAY
     return built
 
@@ -165,6 +166,23 @@ def test_without_the_issue_scope_or_with_another_body_type_nothing_is_read(
     )
     assert response.status_code == 422
     assert response.json()["field"] == "content-type"
+
+
+def test_a_body_over_the_limit_or_over_1000_rows_is_refused_whole(domain: Domain) -> None:
+    before = counts(domain)
+    line = json.dumps(food(domain, "SP-HUGE"), ensure_ascii=False).encode() + b"\n"
+    huge = line * (UPLOAD // len(line) + 1)
+    response = domain.client.post(
+        "/api/v1/licences:convert", content=huge, headers={**domain.auth(), **NDJSON}
+    )
+    assert response.status_code == 413, response.text
+    many = b"{}\n" * 1001
+    response = domain.client.post(
+        "/api/v1/licences:convert", content=many, headers={**domain.auth(), **NDJSON}
+    )
+    assert response.status_code == 413, response.text
+    assert "1001" in response.json()["detail"]
+    assert counts(domain) == before
 
 
 # --- conversion -----------------------------------------------------------------------------
