@@ -33,6 +33,7 @@ from licences.render import GREY, MM, PAGE_W, Overlay, text_width
 from licences.validity import add_years, chinese_date
 
 MAX_ORIGINAL_NUMBER = 64
+MAX_REASON = 256  # as a status change's reason (licences.lifecycle)
 FIELD_PREFIX = "field."
 CSV_COLUMNS = (
     "original_number",
@@ -213,6 +214,12 @@ def check(raw: Any, today: date) -> LegacyRecord:
             "状态为过期，但有效期未届满 / status is expired but valid_until has not passed",
             field="status",
         )
+    reason = _text(raw, "status_reason")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InvalidInput(
+            f"状态原因超过 {MAX_REASON} 字符 / status_reason is longer than {MAX_REASON} characters",
+            field="status_reason",
+        )
     fields = raw.get("fields", {})
     if not isinstance(fields, dict):
         raise InvalidInput("fields 须为对象 / fields must be an object", field="fields")
@@ -227,7 +234,7 @@ def check(raw: Any, today: date) -> LegacyRecord:
         valid_from=valid_from,
         valid_until=valid_until,
         status=status,
-        status_reason=_text(raw, "status_reason"),
+        status_reason=reason,
     )
 
 

@@ -114,6 +114,8 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"holder_id": "91350100M000100Y44"}, "holder.id", "invalid"),  # wrong check character
     ({"original_issue_date": "2021-02-30"}, "original_issue_date", "invalid"),
     ({"original_number": "X" * 65}, "original_number", "invalid"),
+    ({"status": "revoked", "status_reason": "原" * 257}, "status_reason", "invalid"),
+    ({"holder_name": "名\u0007"}, "holder_name", "invalid"),
     ({"fields": {"premises": "只有地址"}}, "fields", "invalid"),
 ]
 
