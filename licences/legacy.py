@@ -328,8 +328,8 @@ def note_overlay(original_number: str, issued: date, converted: date) -> Overlay
     (y 19-23 mm: below the QR caption at 26 mm, above "版本 Version" at 16.5 mm), shrunk to the
     content width when a long number needs it.
 
-    Helper note for the page layout: if the foot of ``licences.render`` moves, move these two
-    baselines with it (``NOTE_BASELINES``)."""
+    The page layout's owners: if the foot of ``licences.render`` (or a type's template from
+    ``licences.layout``) uses this band, move ``NOTE_BASELINES`` with it."""
     lines = note_lines(original_number, issued, converted)
 
     def draw(canvas: Canvas, regular: str, bold: str) -> None:
