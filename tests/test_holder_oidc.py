@@ -29,6 +29,7 @@ from api.edge.holder_session import COOKIE, HolderPrincipal, HolderSessions
 from api.ops.bootstrap import initialise
 from api.pages.oidc import SignInFailed
 from core.audit import AuditEntry
+from core.bilingual import bilingual
 from core.db import reading
 from licences.repository import document
 from tests.holder_login import (
@@ -410,7 +411,7 @@ def test_provider_down_and_the_development_provider_only_in_demo_mode(tmp_path: 
         assert metadata["code_challenge_methods_supported"] == ["S256"]
         with closing(httpx.Client(base_url=base, timeout=60, follow_redirects=True)) as browser:
             page, _ = authorize_page(browser)
-            assert DEMO_NOTICE in page.text
+            assert str(bilingual(DEMO_NOTICE)) in page.text  # its English half lang="en"
         with closing(sign_in(base, CHEN)) as holder:
             assert holder.get("/api/v1/holder/licences").json() == {"licences": []}
     off = build_services(site_settings(data_dir, base, None))

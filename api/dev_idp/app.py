@@ -25,10 +25,12 @@ from api.dev_idp.provider import (
     RedirectError,
     TokenError,
 )
+from core.bilingual import bilingual
 from licences.masking import mask_id
 
 _HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
+templates.env.filters["bilingual"] = bilingual  # the English half of a message, lang="en"
 _AUTHORIZE_PARAMS = (
     "client_id",
     "redirect_uri",

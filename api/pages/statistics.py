@@ -11,9 +11,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from api.edge.state import services_of
+from core.bilingual import bilingual
 
 router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+templates.env.filters["bilingual"] = bilingual  # the English half of a message, lang="en"
 
 
 @router.get("/api/v1/statistics/{department_code}")

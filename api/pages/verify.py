@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 
 from api.edge.state import services_of
 from api.pages import page_modes
-from api.pages.bilingual import bilingual
+from core.bilingual import bilingual
 from core.errors import ElicenceError, InvalidInput, TooLarge
 from verify.log import METHODS
 from verify.report import Indication, Report

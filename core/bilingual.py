@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-SEPARATOR = " / "
+SEPARATOR = "/ "  # "有效 / valid", and "按部门（本月）/ by department" after a full-width bracket
+PARTS = " · "  # "签发 / issued · 按月 / by month": each part has its own two halves
+
+
+def _one(part: str) -> Markup:
+    chinese, found, english = part.rpartition(SEPARATOR)
+    if not found or not english or not chinese:
+        return escape(part)
+    return Markup('{}{}<span lang="en">{}</span>').format(chinese, SEPARATOR, english)
 
 
 def bilingual(text: object) -> Markup:
-    """``中文 / English`` → ``中文 / <span lang="en">English</span>``; other text escaped as is.
-    The last separator splits, so a Chinese half that itself holds a slash stays whole."""
+    """``中文 / English`` → ``中文 / <span lang="en">English</span>``, for each ``·`` part; other
+    text escaped as is. The last separator of a part splits it, so a Chinese half that itself
+    holds a slash stays whole."""
     value = "" if text is None else str(text)
-    chinese, found, english = value.rpartition(SEPARATOR)
-    if not found or not english or not chinese:
-        return escape(value)
-    return Markup('{}{}<span lang="en">{}</span>').format(chinese, SEPARATOR, english)
+    return escape(PARTS).join(_one(part) for part in value.split(PARTS))
