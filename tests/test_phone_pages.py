@@ -229,6 +229,9 @@ def test_the_presentation_link_page_fits(site: HolderSite, browser: Any, size: s
         page.goto(site.base_url + "/h/" + link.split("/h/", 1)[1])
         assert page.locator("#present img, #present canvas, #present svg").first.is_visible()
         assert_fits(page, size, "/h/<token>")
+        secret = link.rsplit("/", 1)[1]
+        toggle = page.get_attribute("#text-toggle", "href") or ""
+        assert secret not in toggle and toggle.startswith("?text="), toggle  # never copied
         page.click("#text-toggle")
         page.wait_for_function("document.documentElement.classList.contains('large-text')")
         assert_fits(page, size, "/h/<token> in large text")

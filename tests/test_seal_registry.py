@@ -119,7 +119,9 @@ def test_department_codes_are_checked(domain: Domain) -> None:
 
 def test_demo_seal_is_authorised_for_its_departments_types(domain: Domain) -> None:
     seal = demo_seal(domain, 0)
-    assert seal["licence_types"] == [domain.department(0)["sample_request"]["licence_type"]]
+    own = domain.department(0)["sample_request"]["licence_type"]
+    # the demo department's types: its sample type and a second one with a page layout (…002)
+    assert seal["licence_types"] == [own, own[:-3] + "002"]
     assert seal["seal_type_label"] == "电子证照专用章" and seal["status_label"] == "有效"
     assert seal["width_mm"] == 42.0 and seal["key_ref"].endswith(":v1")
     other = domain.client.get(f"{MANAGE}/{seal['code']}", headers=domain.auth(1))
@@ -154,12 +156,15 @@ def test_issuing_needs_a_seal_authorised_for_the_type(domain: Domain) -> None:
     type_code = domain.department(1)["sample_request"]["licence_type"]
     path = f"{MANAGE}/{seal['code']}/authorisations/{type_code}"
     withdrawn = domain.client.delete(path, headers=domain.auth(1))
-    assert withdrawn.status_code == 200 and withdrawn.json()["licence_types"] == []
+    assert withdrawn.status_code == 200
+    kept = withdrawn.json()["licence_types"]
+    assert type_code not in kept and kept == [type_code[:-3] + "002"]  # its other demo type
     refused = try_issue(domain, 1)
     assert refused.status_code == 403, refused.text
     assert "未获授权" in refused.text or "authorised" in refused.text
     restored = domain.client.put(path, headers=domain.auth(1))
-    assert restored.status_code == 200 and restored.json()["licence_types"] == [type_code]
+    assert restored.status_code == 200
+    assert restored.json()["licence_types"] == [type_code, *kept]
     assert try_issue(domain, 1).status_code == 201
     assert {"seal.authorise", "seal.deauthorise"} <= set(actions(domain, seal["code"]))
     # another department cannot touch the seal's authorisations

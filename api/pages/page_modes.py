@@ -42,12 +42,16 @@ def large_text(request: Request) -> bool:
 def page_modes(request: Request) -> dict[str, Any]:
     """Context for every template: the text size and the link that switches it."""
     large = large_text(request)
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     target = NORMAL if large else LARGE
-    return {
-        "large_text": large,
-        "text_toggle": f"/text-size?size={target}&next={quote(here, safe='/')}",
-    }
+    path = request.url.path
+    if path.startswith("/h/"):
+        # A holder link's secret is its path: it is never copied into another URL (the page
+        # shows the size its query asks for, with no cookie).
+        toggle = f"?text={target}"
+    else:
+        # The path only: a query may carry what must not travel (a sign-in's code and state).
+        toggle = f"/text-size?size={target}&next={quote(path, safe='/')}"
+    return {"large_text": large, "text_toggle": toggle}
 
 
 def local_path(value: str | None) -> str:
