@@ -298,7 +298,20 @@ class IssuanceService:
                 if replay is not None:
                     sealed.recorder.flush(self._audit, session, actor, request_id)
                     return replay
-                self._write(session, sealed, key, actor, request_id, hook, detail or {})
+                write_issued(
+                    session,
+                    self._audit,
+                    sealed.licence,
+                    sealed.pdf,
+                    sealed.recorder,
+                    sealed.holder,
+                    photo=sealed.photo,
+                    key=key,
+                    actor=actor,
+                    request_id=request_id,
+                    hook=hook,
+                    detail=detail or {},
+                )
         except IntegrityError as exc:
             # A concurrent request with the same Idempotency-Key (or a concurrent new version of
             # the same licence, or a first issuance to the same new holder) won the race.
@@ -316,45 +329,6 @@ class IssuanceService:
             qr_version=sealed.qr_version,
         )
 
-    def _write(
-        self,
-        session: Session,
-        sealed: Sealed,
-        key: IdempotencyKey | None,
-        actor: str,
-        request_id: str | None,
-        hook: StoreHook | None,
-        detail: dict[str, Any],
-    ) -> None:
-        """The writes of ``store``, inside its transaction: holder, row, hook, bytes, key, audit."""
-        licence = sealed.licence
-        licence.holder_id = self._holder(session, *sealed.holder)
-        session.add(licence)
-        session.flush()
-        if hook is not None:
-            hook(session, licence)
-        session.add(LicenceDocument(identifier=licence.identifier, pdf=sealed.pdf))
-        if sealed.photo is not None:
-            store_photo(session, licence.identifier, sealed.photo)
-        idempotency.remember(session, key, licence.identifier, licence.issued_at)
-        sealed.recorder.flush(self._audit, session, actor, request_id)
-        self._audit.append(
-            session,
-            actor=actor,
-            action="licence.issue",
-            object_type="licence",
-            object_id=licence.identifier,
-            request_id=request_id,
-            detail={
-                "type": licence.type_code,
-                "type_version": licence.type_version,
-                "seal": licence.seal_code,
-                "sha256": licence.sha256,
-                **({"photo_sha256": sealed.photo.sha256} if sealed.photo else {}),
-                **detail,
-            },
-        )
-
     def replay(self, session: Session, key: IdempotencyKey | None) -> IssuedLicence | None:
         identifier = idempotency.replay(session, key)
         if identifier is None:
@@ -365,13 +339,60 @@ class IssuanceService:
             licence=licence, verify_url=self.verify_url(licence.verify_code), replayed=True
         )
 
-    @staticmethod
-    def _holder(session: Session, id_type: str, number: str, name: str) -> int:
-        """The holder's row, captured on first issuance and reused by every later one."""
-        holder = holders.find(session, id_type, number)
-        if holder is None:
-            holder = Holder(id_type=id_type, id_number=number, name=name)
-            session.add(holder)
-            session.flush()
-        assert holder.id is not None
-        return holder.id
+
+def write_issued(
+    session: Session,
+    audit: AuditLog,
+    licence: Licence,
+    pdf: bytes,
+    recorder: KeyUseRecorder,
+    holder: tuple[str, str, str],
+    *,
+    photo: Photo | None,
+    key: IdempotencyKey | None,
+    actor: str,
+    request_id: str | None,
+    hook: StoreHook | None,
+    detail: dict[str, Any],
+) -> None:
+    """The writes that store a sealed licence, inside the caller's transaction: the holder
+    (captured on first issuance, reused after), the row, ``hook``, the bytes, the photo, the
+    Idempotency-Key, the key uses and the ``licence.issue`` entry. Issuance and the conversion
+    of existing licences (``licences.legacy_desk``) both store through here."""
+    licence.holder_id = _holder_id(session, *holder)
+    session.add(licence)
+    session.flush()
+    if hook is not None:
+        hook(session, licence)
+    session.add(LicenceDocument(identifier=licence.identifier, pdf=pdf))
+    if photo is not None:
+        store_photo(session, licence.identifier, photo)
+    idempotency.remember(session, key, licence.identifier, licence.issued_at)
+    recorder.flush(audit, session, actor, request_id)
+    audit.append(
+        session,
+        actor=actor,
+        action="licence.issue",
+        object_type="licence",
+        object_id=licence.identifier,
+        request_id=request_id,
+        detail={
+            "type": licence.type_code,
+            "type_version": licence.type_version,
+            "seal": licence.seal_code,
+            "sha256": licence.sha256,
+            **({"photo_sha256": photo.sha256} if photo else {}),
+            **detail,
+        },
+    )
+
+
+def _holder_id(session: Session, id_type: str, number: str, name: str) -> int:
+    """The holder's row, captured on first issuance and reused by every later one."""
+    holder = holders.find(session, id_type, number)
+    if holder is None:
+        holder = Holder(id_type=id_type, id_number=number, name=name)
+        session.add(holder)
+        session.flush()
+    assert holder.id is not None
+    return holder.id

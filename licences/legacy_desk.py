@@ -40,14 +40,14 @@ from licences.catalogue import Catalogue
 from licences.catalogue_rules import ID_TYPES_FOR_CATEGORY, validate_fields
 from licences.id_documents import validate_holder_id
 from licences.identifiers import LicenceIdentifier, random_serial
-from licences.issuance import Fonts
+from licences.issuance import Fonts, write_issued
 from licences.issued_page import Draft, licence_row, page_view, verification_code
 from licences.layout_page import check_page_fits, render_page
 from licences.legacy import LegacyRecord, Outcome, Row, RowReport, note_overlay, validity
 from licences.legacy_records import LegacyLicence
 from licences.lifecycle import Lifecycle, Transition
 from licences.links import verify_url
-from licences.models import Holder, Licence, LicenceDocument, LicenceStatus
+from licences.models import Licence, LicenceStatus
 from licences.qrkeys import LicenceCodes
 from licences.validity import chinese_date
 from seals.ltv import LongTermSealing
@@ -296,31 +296,19 @@ class LegacyConversion:
         actor: str,
         request_id: str | None,
     ) -> None:
-        holder = holders.find(session, draft.holder_id_type, draft.holder_id)
-        if holder is None:
-            holder = Holder(
-                id_type=draft.holder_id_type, id_number=draft.holder_id, name=draft.holder_name
-            )
-            session.add(holder)
-            session.flush()
-        assert holder.id is not None
-        licence.holder_id = holder.id
-        session.add(licence)
-        session.flush()
-        session.add(LicenceDocument(identifier=licence.identifier, pdf=pdf))
-        recorder.flush(self._audit, session, actor, request_id)
-        self._audit.append(
+        write_issued(
             session,
+            self._audit,
+            licence,
+            pdf,
+            recorder,
+            (draft.holder_id_type, draft.holder_id, draft.holder_name),
+            photo=None,
+            key=None,
             actor=actor,
-            action="licence.issue",
-            object_type="licence",
-            object_id=licence.identifier,
             request_id=request_id,
+            hook=None,
             detail={
-                "type": licence.type_code,
-                "type_version": licence.type_version,
-                "seal": licence.seal_code,
-                "sha256": licence.sha256,
                 "converted_from": record.original_number,
                 "original_issue_date": record.original_issue_date.isoformat(),
                 "original_status": record.status.value,

@@ -29,7 +29,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from api.ops import demo
 from core.audit import AuditEntry
-from core.clock import FixedClock
+from core.clock import FixedClock, china_today
 from core.errors import Conflict, InvalidInput, NotFound
 from licences.grants import HolderKey
 from licences.objection_records import LicenceObjection
@@ -60,7 +60,7 @@ def auth(site: HolderSite, code: str) -> dict[str, str]:
 
 def issue_to_chen(site: HolderSite, **fields: str) -> str:
     """A fresh physician's licence for 陈建华, issued by the health commission."""
-    sample = demo.sample_request(HEALTH, datetime.now(UTC).date())
+    sample = demo.sample_request(HEALTH, china_today(datetime.now(UTC)))
     body = sample | {"fields": sample["fields"] | fields, "valid_from": None}
     answer = site.client.post("/api/v1/licences", json=body, headers=auth(site, HEALTH))
     assert answer.status_code == 201, answer.text
