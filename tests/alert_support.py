@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlmodel import col, select
 
 from core.clock import CHINA
@@ -20,6 +18,7 @@ from core.db import reading, transaction
 from licences.payload import decode, key_id, sign
 from seals.clients import create_client
 from supervision.alert_records import Alert
+from tests.conftest import fresh_schema
 from tests.domain import Domain, build_domain, make_settings
 
 # Wednesday 2 December 2026, 10:00 in China: inside working hours.
@@ -68,12 +67,7 @@ def alert_domain(
         return build_domain(settings, clock=clock)
     url: str = request.getfixturevalue("postgres_url")
     schema = f"t_{name.replace('-', '_')}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = f"{url}?options={quote(f'-csearch_path={schema}')}"
+    url = fresh_schema(url, schema)
     settings = make_settings(factory.mktemp(name + "-pg") / "data", database_url=url, **THRESHOLDS)
     return build_domain(settings, clock=clock)
 

@@ -16,7 +16,7 @@ import pytest
 from tests.domain import make_settings, use_template_root
 from tests.tools import STRICT, requiring
 
-__all__ = ["POSTGRES_ADMIN_URL", "STRICT", "make_settings", "reset_postgres_schema"]
+__all__ = ["POSTGRES_ADMIN_URL", "STRICT", "fresh_schema", "make_settings", "reset_postgres_schema"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ELICENCE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -67,6 +67,21 @@ def postgres_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with psycopg.connect(plain, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_schema(url: str, schema: str) -> str:
+    """``url`` working in an empty schema of its own name, made anew: a test file's tables never
+    meet another's on the one test database."""
+    from urllib.parse import quote
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{url}?options={quote(f'-csearch_path={schema}')}"
 
 
 def reset_postgres_schema(url: str) -> None:

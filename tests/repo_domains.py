@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from core.clock import china_today
 from licences.identifiers import (
@@ -20,7 +18,7 @@ from licences.identifiers import (
     make_uscc,
     organisation_code_check,
 )
-from tests.conftest import make_settings
+from tests.conftest import fresh_schema, make_settings
 from tests.domain import Domain, build_domain
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -33,12 +31,7 @@ def build(request: pytest.FixtureRequest, factory: pytest.TempPathFactory, name:
         return build_domain(make_settings(data_dir))
     base_url: str = request.getfixturevalue("postgres_url")
     schema = f"t_{name}"
-    engine = create_engine(base_url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    url = f"{base_url}?options={quote(f'-csearch_path={schema}')}"
+    url = fresh_schema(base_url, schema)
     return build_domain(make_settings(data_dir, database_url=url))
 
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, event, insert, inspect, text
+from sqlalchemy import create_engine, event, insert, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, col, func, select
 
@@ -51,6 +50,7 @@ from tests.alert_support import (
     from_address,
     office,
 )
+from tests.conftest import fresh_schema
 from tests.domain import Domain, make_settings
 
 ATTACKER = "198.51.100.7"
@@ -422,12 +422,7 @@ def migration_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.db'}"
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_alert_migration" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_alert_migration"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_alert_migration')}"
+    return fresh_schema(base, "t_alert_migration")
 
 
 def test_revision_0020_creates_the_table_the_model_describes(migration_url: str) -> None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect
 from sqlmodel import Session, SQLModel, col, select
 
 from core.audit import AuditEntry, verify_chain
@@ -30,6 +29,7 @@ from licences.models import Licence
 from supervision.expiry import ACTOR, EXPIRE, ExpiryScan
 from supervision.expiry_policy import ExpiryPolicy
 from supervision.outbox import OutboxEvent
+from tests.conftest import fresh_schema
 from tests.domain import Domain, build_domain, demo_domain, make_settings
 from tests.repo_domains import food_body, issue
 
@@ -283,12 +283,7 @@ def test_on_postgresql_two_scans_at_once_write_one_event_per_licence(
     """Rows are taken FOR UPDATE SKIP LOCKED: the two scans share the work, the outbox's
     unique key settles any overlap, and the audit chain stays whole."""
     schema = "t_expiry_scan"
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
+    url = fresh_schema(postgres_url, schema)
     clock = FixedClock(START)
     pg = build_domain(
         make_settings(tmp_path_factory.mktemp("expiry-pg") / "data", database_url=url),

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlmodel import SQLModel, select
 
 import trust.federation_store  # noqa: F401  (the tables compared below)
@@ -34,7 +33,7 @@ from core.db import reading, transaction
 from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from migrations.runner import alembic_config
 from seals.models import SealType
-from tests.conftest import make_settings
+from tests.conftest import fresh_schema, make_settings
 from tests.domain import Domain, build_domain
 from tests.repo_domains import BACKENDS
 from trust.federation_jws import sign_document
@@ -401,12 +400,7 @@ def migration_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.db'}"
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_federation" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_federation"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_federation')}"
+    return fresh_schema(base, "t_federation")
 
 
 def test_0009_and_0013_create_tables_matching_the_models(migration_url: str) -> None:

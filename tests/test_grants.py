@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlmodel import col, func, select
 
 from api.edge.holder_session import COOKIE, HolderPrincipal
@@ -25,7 +23,7 @@ from licences.grants import LicenceGrant, latest_end
 from licences.pulls import LicencePull
 from licences.repository import china_today
 from seals.clients import create_client
-from tests.conftest import make_settings
+from tests.conftest import fresh_schema, make_settings
 from tests.domain import Domain, build_domain
 from tests.repo_domains import BACKENDS, issue, new_company, new_person, physician_body
 
@@ -48,12 +46,7 @@ def domain(
     url = None
     if request.param == "postgres":
         base: str = request.getfixturevalue("postgres_url")
-        engine = create_engine(base)
-        with engine.begin() as conn:
-            conn.execute(text('DROP SCHEMA IF EXISTS "t_grants" CASCADE'))
-            conn.execute(text('CREATE SCHEMA "t_grants"'))
-        engine.dispose()
-        url = f"{base}?options={quote('-csearch_path=t_grants')}"
+        url = fresh_schema(base, "t_grants")
     built = build_domain(make_settings(data_dir, database_url=url), clock=clock)
     services = built.services
     with transaction(services.engine) as session:

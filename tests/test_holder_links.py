@@ -10,7 +10,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -28,6 +27,7 @@ from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import reading
 from migrations.runner import alembic_config
+from tests.conftest import fresh_schema
 from tests.domain import Domain, demo_domain
 from tests.repo_domains import BACKENDS, new_person
 
@@ -237,12 +237,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.db'}"
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_links" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_links"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_links')}"
+    return fresh_schema(base, "t_links")
 
 
 def test_revision_0012_fills_names_and_expiries_and_matches_the_models(

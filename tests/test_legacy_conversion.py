@@ -26,6 +26,7 @@ from licences.legacy_records import LegacyLicence
 from licences.models import Licence
 from licences.status_list import listed_entries
 from supervision.outbox import OutboxEvent
+from tests.conftest import fresh_schema
 from tests.domain import Domain, demo_domain
 from tests.repo_domains import new_company
 from tests.tools import require
@@ -397,20 +398,12 @@ def test_on_postgresql_two_runs_of_one_file_at_once_convert_each_row_once(
     """A department that starts the same file twice (two operators, a retried job) gets one
     licence per original number: the run that loses the race reports the row ``unchanged``."""
     from concurrent.futures import ThreadPoolExecutor
-    from urllib.parse import quote
-
-    from sqlalchemy import create_engine, text
 
     from licences import legacy
     from tests.domain import build_domain, make_settings
 
     schema = "t_legacy"
-    engine = create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    url = f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
+    url = fresh_schema(postgres_url, schema)
     domain = build_domain(make_settings(tmp_path / "data", database_url=url))
     desk = domain.services.legacy
     records = [food(domain, f"SP-RACE-{n}") for n in range(4)]

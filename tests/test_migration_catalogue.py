@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from alembic import command
@@ -18,6 +17,7 @@ from sqlmodel import SQLModel
 import licences.models  # noqa: F401  (the tables compared below)
 import seals.models  # noqa: F401
 from migrations.runner import alembic_config
+from tests.conftest import fresh_schema
 from tests.repo_domains import BACKENDS
 
 MINE = {"licence_type", "licence_type_version", "licence", "idempotency_record", "holder"}
@@ -29,12 +29,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.db'}"
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_migration" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_migration"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_migration')}"
+    return fresh_schema(base, "t_migration")
 
 
 def test_0002_upgrades_existing_rows_and_matches_the_models(url: str) -> None:

@@ -17,14 +17,13 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 from sqlmodel import Session, SQLModel, col, select
 
 from api.ops import demo
@@ -35,6 +34,7 @@ from licences.grants import HolderKey
 from licences.objection_records import LicenceObjection
 from migrations.runner import alembic_config
 from supervision.alert_records import Alert
+from tests.conftest import fresh_schema
 from tests.domain import demo_domain
 from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, start_site
 
@@ -419,12 +419,7 @@ def migration_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.db'}"
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_objections" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_objections"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_objections')}"
+    return fresh_schema(base, "t_objections")
 
 
 def test_revision_0026_creates_the_table_the_model_describes(migration_url: str) -> None:

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlmodel import SQLModel, func, select
 
 import licences.stamped_records  # noqa: F401  (the table compared below)
@@ -27,6 +27,7 @@ from core.audit import AuditEntry
 from core.db import reading
 from licences.stamped_records import StampedCopy
 from migrations.runner import alembic_config
+from tests.conftest import fresh_schema
 from tests.holder_login import CHEN, WANG, HolderSite, csrf_token, sign_in, start_site
 from tests.repo_domains import BACKENDS
 from tests.tools import require
@@ -245,12 +246,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'm.db'}"
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_stamped" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_stamped"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_stamped')}"
+    return fresh_schema(base, "t_stamped")
 
 
 def test_revision_0010_builds_the_table_the_model_describes(database_url: str) -> None:

@@ -22,14 +22,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
-from urllib.parse import quote
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric import ec
 from httpx import Response
-from sqlalchemy import create_engine, event, func, text
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -47,6 +46,7 @@ from licences.status_index import allocate
 from licences.status_list import LISTED, StatusListDesk, listed_entries
 from licences.status_list_records import StatusListRecord
 from migrations.runner import upgrade
+from tests.conftest import fresh_schema
 from tests.domain import Domain, build_domain, demo_domain, make_settings
 from tests.repo_domains import food_body, issue
 from trust.jose import public_key_of, verify_compact
@@ -524,12 +524,7 @@ def test_on_postgresql_a_change_is_published_and_one_of_two_signers_wins(
     planner can read the list from it; a revocation reaches the list after the window; of two
     processes storing the same sequence one loses on the primary key and serves the winner."""
     schema = "t_status_list"
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
+    url = fresh_schema(postgres_url, schema)
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     pg = build_domain(
         make_settings(tmp_path_factory.mktemp("status-list-pg") / "data", database_url=url),

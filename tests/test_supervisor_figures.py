@@ -8,14 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from api.ops import demo
 from core.clock import FixedClock
-from tests.conftest import make_settings
+from tests.conftest import fresh_schema, make_settings
 from tests.domain import Domain, build_domain, demo_domain
 from tests.supervision_fixtures import (
     Office,
@@ -37,12 +35,7 @@ COUNTY_B = ("11350103003600021Y", "示范市台江区市场监督管理局", "35
 def on_postgresql(url: str, tmp_path_factory: pytest.TempPathFactory, clock: FixedClock) -> Domain:
     """A demo domain in a schema of its own (others run tests on the same server)."""
     schema = "t_supervisor"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    scoped = f"{url}?options={quote(f'-csearch_path={schema}')}"
+    scoped = fresh_schema(url, schema)
     settings = make_settings(tmp_path_factory.mktemp("supfig-pg") / "data", database_url=scoped)
     return build_domain(settings, clock=clock)
 

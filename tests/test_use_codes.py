@@ -17,7 +17,6 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import cbor2
 import httpx
@@ -26,7 +25,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 from sqlmodel import Session, col, func, select
 
 from api.edge.holder_session import COOKIE, HolderPrincipal
@@ -37,7 +35,7 @@ from licences.payload import decode, key_id, sign
 from licences.pulls import LicencePull
 from licences.use_code_records import PresentationUse
 from seals.clients import create_client
-from tests.conftest import make_settings
+from tests.conftest import fresh_schema, make_settings
 from tests.domain import Domain, build_domain
 from tests.repo_domains import BACKENDS, issue, new_company, physician_body
 
@@ -62,12 +60,7 @@ def _database(request: pytest.FixtureRequest) -> str | None:
     if request.param != "postgres":
         return None
     base: str = request.getfixturevalue("postgres_url")
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text('DROP SCHEMA IF EXISTS "t_use_codes" CASCADE'))
-        conn.execute(text('CREATE SCHEMA "t_use_codes"'))
-    engine.dispose()
-    return f"{base}?options={quote('-csearch_path=t_use_codes')}"
+    return fresh_schema(base, "t_use_codes")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -15,15 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import col, select
 
 from core.db import reading
 from supervision.delivery_records import Delivery
 from supervision.outbox import OutboxEvent
+from tests.conftest import fresh_schema
 from tests.domain import Domain, build_domain, demo_domain, make_settings
 from tests.event_receiver import Behaviour, Post, Receiver
 from tests.test_delivery import _claims
@@ -145,12 +144,7 @@ def test_on_postgresql_two_workers_deliver_everything_in_order_per_licence(
     postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     schema = "t_helper_d_delivery"
-    admin = create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    url = f"{postgres_url}?options={quote(f'-csearch_path={schema}')}"
+    url = fresh_schema(postgres_url, schema)
     domain = build_domain(make_settings(tmp_path_factory.mktemp("delivery-pg") / "data",
                                         database_url=url, events_allow_http_loopback=True))
     receiver = Receiver(Behaviour(refuse_first=6))
