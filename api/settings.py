@@ -14,6 +14,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./var")
     database_url: str | None = None
+    # A PostgreSQL streaming replica: verification and search read there, every write goes to the
+    # primary, and a licence not yet replayed on the replica is read from the primary.
+    database_replica_url: str | None = None
+    # Redis, the shared state of a fleet of workers: rate windows, revoked holder sessions,
+    # single-use codes, the development identity provider's state. None: one node, in memory.
+    redis_url: str | None = None
     keystore: Literal["soft", "vault", "pkcs11"] = "soft"
     key_passphrase: SecretStr | None = None
     vault_addr: str | None = None
