@@ -32,7 +32,7 @@ from pkcs11.util.ec import (
     encode_named_curve_parameters,
 )
 
-from core.errors import Conflict, NotFound, Unavailable
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from keys.store import HashAlgorithm, KeyAlgorithm, KeyInfo, KeyRef, check_label
 
 # DER DigestInfo prefixes (RFC 8017, section 9.2, note 1): CKM_RSA_PKCS pads but does not hash.
@@ -47,6 +47,12 @@ _PRIVATE_TEMPLATE = {
     Attribute.SENSITIVE: True,
     Attribute.EXTRACTABLE: False,
 }
+# PKCS#11 (2.40 and 3.0) defines no SM2 mechanism and SoftHSM2 2.6 has none (its ECDSA on the
+# SM2 curve is not an SM2 signature): SM2 keys are refused here, not made wrongly.
+_NO_SM2 = (
+    "PKCS#11 令牌不支持 SM2，SM2 密钥请用软件密钥库 / "
+    "the PKCS#11 token has no SM2 mechanism; keep SM2 keys in the soft key store"
+)
 # Failures that mean the session is gone; the next call opens a new one.
 _SESSION_LOST = (
     p11.SessionHandleInvalid,
@@ -185,6 +191,8 @@ class Pkcs11KeyStore:
         ]
 
     def create(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> KeyRef:
+        if algorithm is KeyAlgorithm.SM2:
+            raise InvalidInput(_NO_SM2)
         if self.exists(label):
             raise Conflict(f"密钥已存在 / key {label} exists")
         return self._generate(KeyRef(self.name, label, 1), algorithm)
@@ -255,7 +263,14 @@ class Pkcs11KeyStore:
         public = self._public[ref] = self._run(read)
         return public
 
+    def public_key_der(self, ref: KeyRef) -> bytes:
+        return self.public_key(ref).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
+        if hash_algorithm is HashAlgorithm.SM3:
+            raise InvalidInput(_NO_SM2)
         algorithm = self.algorithm(ref)
 
         def sign(session: Any) -> bytes:

@@ -15,13 +15,17 @@ import stat
 from pathlib import Path
 from threading import Lock
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from core.errors import Conflict, NotFound, Unavailable
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
+from keys.sm2 import Sm2PrivateKey
 from keys.store import HashAlgorithm, KeyAlgorithm, KeyInfo, KeyRef, check_label
+
+_Private = PrivateKeyTypes | Sm2PrivateKey
 
 _HASHES: dict[HashAlgorithm, hashes.HashAlgorithm] = {
     HashAlgorithm.SHA256: hashes.SHA256(),
@@ -33,6 +37,15 @@ _SCRYPT_N = 2**15
 
 def hash_for(algorithm: HashAlgorithm) -> hashes.HashAlgorithm:
     return _HASHES[algorithm]
+
+
+def _read_private(pem: bytes, secret: bytes) -> _Private:
+    """An ECDSA/RSA key through ``cryptography``; an SM2 key (a curve it does not know) through
+    OpenSSL. Raises ``ValueError`` on a wrong passphrase."""
+    try:
+        return serialization.load_pem_private_key(pem, password=secret)
+    except UnsupportedAlgorithm:
+        return Sm2PrivateKey.from_encrypted_pem(pem, secret)
 
 
 def _check_private(path: Path) -> None:
@@ -55,7 +68,7 @@ class SoftKeyStore:
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _check_private(self._dir)
         self._lock = Lock()
-        self._cache: dict[KeyRef, PrivateKeyTypes] = {}
+        self._cache: dict[KeyRef, _Private] = {}
         self._secret = self._derive(passphrase)
 
     def _derive(self, passphrase: bytes) -> bytes:
@@ -108,15 +121,19 @@ class SoftKeyStore:
 
     def _generate(self, ref: KeyRef, algorithm: KeyAlgorithm) -> KeyRef:
         key: PrivateKeyTypes
-        if algorithm is KeyAlgorithm.EC_P256:
-            key = ec.generate_private_key(ec.SECP256R1())
+        if algorithm is KeyAlgorithm.SM2:
+            # The same encrypted PKCS#8 file, written by OpenSSL (cryptography has no SM2).
+            pem = Sm2PrivateKey.generate().to_encrypted_pem(self._secret)
         else:
-            key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._secret),
-        )
+            if algorithm is KeyAlgorithm.EC_P256:
+                key = ec.generate_private_key(ec.SECP256R1())
+            else:
+                key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(self._secret),
+            )
         try:
             # O_EXCL: of two concurrent rotations only one gets a given version number.
             self._write_private(self._path(ref), pem)
@@ -126,7 +143,7 @@ class SoftKeyStore:
             ) from None
         return ref
 
-    def _load(self, ref: KeyRef) -> PrivateKeyTypes:
+    def _load(self, ref: KeyRef) -> _Private:
         with self._lock:
             key = self._cache.get(ref)
             if key is not None:
@@ -135,8 +152,9 @@ class SoftKeyStore:
             if not path.exists():
                 raise NotFound(f"密钥不存在 / no key {ref}")
             _check_private(path)
+            pem = path.read_bytes()
             try:
-                key = serialization.load_pem_private_key(path.read_bytes(), password=self._secret)
+                key = _read_private(pem, self._secret)
             except ValueError as exc:
                 raise Unavailable(
                     "无法解密密钥，口令错误 / cannot unlock the key store: wrong passphrase",
@@ -146,10 +164,26 @@ class SoftKeyStore:
             return key
 
     def public_key(self, ref: KeyRef) -> PublicKeyTypes:
-        return self._load(ref).public_key()
+        key = self._load(ref)
+        if isinstance(key, Sm2PrivateKey):
+            raise InvalidInput(
+                f"SM2 密钥无 cryptography 公钥，请用 public_key_der / "
+                f"SM2 key {ref} has no cryptography public key; use public_key_der"
+            )
+        return key.public_key()
+
+    def public_key_der(self, ref: KeyRef) -> bytes:
+        key = self._load(ref)
+        if isinstance(key, Sm2PrivateKey):
+            return key.public_key().spki_der()
+        return key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def algorithm(self, ref: KeyRef) -> KeyAlgorithm:
         key = self._load(ref)
+        if isinstance(key, Sm2PrivateKey):
+            return KeyAlgorithm.SM2
         return (
             KeyAlgorithm.EC_P256
             if isinstance(key, ec.EllipticCurvePrivateKey)
@@ -158,6 +192,14 @@ class SoftKeyStore:
 
     def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
         key = self._load(ref)
+        if isinstance(key, Sm2PrivateKey) or hash_algorithm is HashAlgorithm.SM3:
+            # An SM2 key signs only SM3 digests, and an SM3 digest only with an SM2 key.
+            if not isinstance(key, Sm2PrivateKey) or hash_algorithm is not HashAlgorithm.SM3:
+                raise InvalidInput(
+                    f"SM2 只签 SM3 摘要 / SM2 keys sign SM3 digests only, and only SM2 keys do "
+                    f"({ref}, {hash_algorithm.value})"
+                )
+            return key.sign_digest(digest)
         prehashed = utils.Prehashed(hash_for(hash_algorithm))
         if isinstance(key, ec.EllipticCurvePrivateKey):
             return key.sign(digest, ec.ECDSA(prehashed))

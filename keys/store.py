@@ -18,12 +18,14 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 class KeyAlgorithm(str, Enum):
     EC_P256 = "ec-p256"
     RSA_3072 = "rsa-3072"
+    SM2 = "sm2"  # GB/T 32918; the soft store only (keys.sm2)
 
 
 class HashAlgorithm(str, Enum):
     SHA256 = "sha256"
     SHA384 = "sha384"
     SHA512 = "sha512"
+    SM3 = "sm3"  # GB/T 32905; an SM2 key signs e = SM3(Z || M) (keys.sm2.sign_message)
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,20 @@ class KeyStore(Protocol):
         """Create a new key; refuses a label that exists."""
         ...
 
-    def public_key(self, ref: KeyRef) -> PublicKeyTypes: ...
+    def public_key(self, ref: KeyRef) -> PublicKeyTypes:
+        """A ``cryptography`` public key; SM2 keys have none (``cryptography`` has no SM2):
+        raises ``InvalidInput`` for them, use :meth:`public_key_der`."""
+        ...
+
+    def public_key_der(self, ref: KeyRef) -> bytes:
+        """The SubjectPublicKeyInfo DER of any key, SM2 included."""
+        ...
 
     def algorithm(self, ref: KeyRef) -> KeyAlgorithm: ...
 
     def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
-        """Sign a prehashed digest. ECDSA signatures are DER; RSA is PKCS#1 v1.5."""
+        """Sign a prehashed digest. ECDSA signatures are DER; RSA is PKCS#1 v1.5; SM2 signs the
+        SM3 digest e = SM3(Z || M) (``HashAlgorithm.SM3``) and returns DER ``SEQUENCE {r, s}``."""
         ...
 
     def exists(self, label: str) -> bool: ...

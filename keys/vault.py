@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from hvac import exceptions as vault_errors
 
-from core.errors import Conflict, NotFound, Unavailable
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from keys.store import HashAlgorithm, KeyAlgorithm, KeyInfo, KeyRef, check_label
 
 _KEY_TYPES = {KeyAlgorithm.EC_P256: "ecdsa-p256", KeyAlgorithm.RSA_3072: "rsa-3072"}
@@ -36,6 +36,16 @@ _HASH_NAMES = {
     HashAlgorithm.SHA512: "sha2-512",
 }
 _T = TypeVar("_T")
+# OpenBao/Vault transit key types: aes*, chacha20-poly1305, ed25519, ecdsa-p256/p384/p521,
+# rsa-2048/3072/4096, hmac, managed_key (and ML-DSA/SLH-DSA in newer releases) — no SM2.
+_NO_SM2 = (
+    "Vault/OpenBao 转运引擎不支持 SM2，SM2 密钥请用软件密钥库 / "
+    "the Vault/OpenBao transit engine has no SM2 keys; keep SM2 keys in the soft key store"
+)
+
+
+def _refuse_sm2() -> NoReturn:
+    raise InvalidInput(_NO_SM2)
 
 
 class VaultKeyStore:
@@ -118,6 +128,8 @@ class VaultKeyStore:
         return True
 
     def create(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> KeyRef:
+        if algorithm is KeyAlgorithm.SM2:
+            _refuse_sm2()
         # Transit's create is an upsert; look first so an existing key is never "recreated".
         if self.exists(label):
             raise Conflict(f"密钥已存在 / key {label} exists")
@@ -190,7 +202,14 @@ class VaultKeyStore:
                 raise NotFound(f"密钥版本不存在 / no key version {ref}")
         return public
 
+    def public_key_der(self, ref: KeyRef) -> bytes:
+        return self.public_key(ref).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
     def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes:
+        if hash_algorithm is HashAlgorithm.SM3:
+            _refuse_sm2()
         options: dict[str, Any] = {}
         if self.algorithm(ref) is KeyAlgorithm.RSA_3072:
             options["signature_algorithm"] = "pkcs1v15"
