@@ -52,6 +52,16 @@ class Limits:
     max_depth: int = 64
     max_stream_bytes: int = 64 * 1024 * 1024  # decoded, all streams together
     workers: int = 2
+    # An OFD licence package (verify.ofd_package) is a dozen entries of a few hundred KiB.
+    max_zip_entries: int = 256
+    max_zip_entry_bytes: int = 16 * 1024 * 1024  # one entry, inflated
+    max_zip_total_bytes: int = 64 * 1024 * 1024  # all entries, inflated
+    max_zip_ratio: int = 100  # inflated : compressed, for entries past the floor below
+    zip_ratio_floor_bytes: int = 64 * 1024
+    max_zip_name_bytes: int = 255
+    max_xml_bytes: int = 4 * 1024 * 1024
+    max_xml_elements: int = 100_000  # per XML file
+    max_xml_depth: int = 32
 
 
 R = TypeVar("R")
@@ -220,6 +230,13 @@ class Inspector:
     def inspect(self, data: bytes) -> Inspection:
         """Structure inspection only."""
         return self._run(data, time.monotonic() + self.limits.wall_seconds, inspect_bytes)
+
+    def inspect_ofd(self, data: bytes) -> Inspection:
+        """An OFD package's hostile-input layer only (``verify.ofd_package``): the ZIP and its
+        XML files read under the limits."""
+        from verify.ofd_package import inspect_package
+
+        return self._run(data, time.monotonic() + self.limits.wall_seconds, inspect_package)
 
     def examine(
         self,
