@@ -36,7 +36,11 @@ from licences.repository import (
 )
 from licences.use_code_records import PresentationUse
 
-WHAT = {"record": "证照数据 / licence record", "pdf": "证照文件 / sealed PDF"}
+WHAT = {
+    "record": "证照数据 / licence record",
+    "pdf": "证照文件 / sealed PDF",
+    "ofd": "证照文件（OFD）/ sealed OFD",  # served by licences.ofd_desk after the pull
+}
 
 
 class LicencePull(SQLModel, table=True):
@@ -57,7 +61,7 @@ class LicencePull(SQLModel, table=True):
     client_id: str = Field(max_length=16)
     service_item: str = Field(max_length=64)
     business_number: str = Field(max_length=64)
-    what: str = Field(max_length=8)  # record | pdf
+    what: str = Field(max_length=8)  # record | pdf | ofd
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class PullRequest:
     actor: str
     service_item: str | None
     business_number: str | None
-    what: str  # record | pdf
+    what: str  # record | pdf | ofd
     request_id: str | None = None
 
 
@@ -159,7 +163,7 @@ class Pulls:
         )
         record = full_record(session, licence)
         needed, fields = minimised(record, grant.service_item)
-        if request.what == "pdf":
+        if request.what in ("pdf", "ofd"):  # a sealed document: the whole licence or nothing
             withheld = withheld_from(record, needed)
             if withheld:
                 raise pdf_refused(needed, withheld)
