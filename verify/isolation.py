@@ -38,6 +38,8 @@ from verify.report import Indication, SubIndication
 from verify.structure import Inspection, refuse, structure
 
 if TYPE_CHECKING:
+    from verify.ofd_chain import Sm2Anchors
+    from verify.ofd_examine import OfdFacts
     from verify.signature import Parsed, Revocation, SignatureFacts, TrustAnchors
 
 
@@ -237,6 +239,30 @@ class Inspector:
         from verify.ofd_package import inspect_package
 
         return self._run(data, time.monotonic() + self.limits.wall_seconds, inspect_package)
+
+    def examine_ofd(
+        self,
+        data: bytes,
+        anchors: TrustAnchors,
+        sm2: Sm2Anchors,
+        *,
+        moment: datetime,
+        revoked: Iterable[Revocation] = (),
+        tolerance: timedelta = timedelta(0),
+    ) -> Inspection | OfdFacts:
+        """An OFD upload's package, XML and seal (``verify.ofd_examine``) in one worker task,
+        under the same limits as a PDF: ``OfdFacts``, or the refusal."""
+        from verify.ofd_examine import examine_ofd
+
+        work = functools.partial(
+            examine_ofd,
+            anchors=anchors,
+            sm2=sm2,
+            moment=moment,
+            revoked=tuple(revoked),
+            tolerance=tolerance,
+        )
+        return self._run(data, time.monotonic() + self.limits.wall_seconds, work)
 
     def examine(
         self,
