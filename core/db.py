@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, create_engine
 from sqlmodel.sql.expression import SelectOfScalar
 
-from core.errors import Unavailable
+from core.errors import InvalidInput, Unavailable
 
 
 def private_sqlite_file(url: str) -> None:
@@ -64,6 +64,36 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def create_replica_engine(url: str | None) -> Engine | None:
+    """The engine of a PostgreSQL streaming replica, for reads that tolerate replication lag
+    (verification, search), or None when none is configured.
+
+    Every connection is read-only (``default_transaction_read_only``): a replica URL that points
+    at a primary by mistake still never takes a write. A replica that does not answer within two
+    seconds is given up for the primary by its callers (``verify.service``), so the connection
+    timeout is short."""
+    if not url:
+        return None
+    if not url.startswith("postgresql"):
+        raise InvalidInput(
+            "只读副本须为 PostgreSQL 流复制备库 / the read replica must be a PostgreSQL "
+            "streaming replica (postgresql+psycopg://...)",
+            field="database_replica_url",
+        )
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"connect_timeout": 2}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET default_transaction_read_only = on")
+        cursor.close()
+        dbapi_connection.commit()
+
+    return engine
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits at the end of the block, or rolls back entirely."""
@@ -79,6 +109,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
+    """A session for reads only: nothing is committed. ``engine`` may be a replica's."""
     try:
         with Session(engine, expire_on_commit=False) as session:
             yield session

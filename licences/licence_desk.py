@@ -21,7 +21,7 @@ from sqlmodel import Session
 from core.audit import AuditLog
 from core.clock import Clock, china_today
 from core.db import reading, transaction
-from core.errors import Forbidden
+from core.errors import Forbidden, Unavailable
 from licences import batch, idempotency
 from licences.catalogue import Catalogue
 from licences.holders import CorrectionRefused, Holders
@@ -92,8 +92,12 @@ class LicenceDesk:
         catalogue: Catalogue,
         lifecycle: Lifecycle,
         holders: Holders,
+        search_engine: Engine | None = None,
     ) -> None:
         self._engine = engine
+        # Search may read a streaming replica: a page a replication lag behind (milliseconds)
+        # is still a page; a licence read by its identifier comes from the primary.
+        self._search_engine = search_engine or engine
         self._clock = clock
         self._catalogue = catalogue
         self._lifecycle = lifecycle
@@ -104,7 +108,13 @@ class LicenceDesk:
 
     def find(self, query: LicenceQuery) -> Page:
         """A page of licences, newest first, cut by keyset (``licences.search``)."""
-        with reading(self._engine) as session:
+        try:
+            with reading(self._search_engine) as session:
+                return search(session, query, self._clock.now())
+        except Unavailable:
+            if self._search_engine is self._engine:
+                raise
+        with reading(self._engine) as session:  # the replica is down: the primary answers
             return search(session, query, self._clock.now())
 
     def licence(self, identifier: str) -> Licence:

@@ -17,6 +17,7 @@ from verify.foreign import ForeignVerifier
 from verify.foreign import applies as foreign_applies
 from verify.isolation import Inspector
 from verify.pdf import PdfVerifier
+from verify.reads import ReadRoute
 from verify.report import Check, CheckResult, Indication, Report
 from verify.structure import Inspection
 
@@ -44,9 +45,11 @@ class VerificationService:
         audit: AuditLog,
         inspector: Inspector | None = None,
         foreign: ForeignVerifier | None = None,
+        replica: Engine | None = None,
     ) -> None:
         self._foreign = foreign  # recognised domains: asked when no local chain is found
-        self._engine = engine
+        self._engine = engine  # the primary: every write, and what the replica lacks
+        self._reads = ReadRoute(engine, replica)  # ``verify.reads``: where a check reads
         self._pdf = pdf
         self._inspector = inspector
         self._code = code
@@ -79,6 +82,11 @@ class VerificationService:
         return report
 
     def _check_pdf(self, data: bytes, channel: str) -> Report:
+        return self._reads.answer(
+            lambda engine: self._check_pdf_on(engine, data, channel), revocations=True
+        )
+
+    def _check_pdf_on(self, engine: Engine, data: bytes, channel: str) -> Report:
         """With isolation, the upload is parsed and validated in a limited worker process
         (``verify.isolation``): this process reads what the examination needs from the
         database, hands the bytes over, and decides from the facts that come back. A file that
@@ -86,9 +94,9 @@ class VerificationService:
         never reaches a parser here. Two short reads, so no database connection is held while
         the worker runs."""
         if self._inspector is None:
-            with reading(self._engine) as session:
+            with reading(engine) as session:
                 return self._pdf.verify(session, data, channel)
-        with reading(self._engine) as session:
+        with reading(engine) as session:
             prepared = self._pdf.prepare(session, data, channel)
         if isinstance(prepared, Report):
             return prepared
@@ -102,7 +110,7 @@ class VerificationService:
         if isinstance(found, Inspection):
             check = Check(found.check, CheckResult.FAILED, found.detail)
             return self._pdf.refusal(check, found.indication, found.sub, found.detail, channel)
-        with reading(self._engine) as session:
+        with reading(engine) as session:
             return self._pdf.decide(session, prepared, found, channel)
 
     def verify_code(
@@ -114,8 +122,7 @@ class VerificationService:
         request_id: str | None = None,
         source: str | None = None,
     ) -> Report:
-        with reading(self._engine) as session:
-            report = self._code.verify(session, text, channel)
+        report = self._reads.answer(lambda engine: self._check_code(engine, text, channel))
         if self._foreign is not None and foreign_applies(report):
             report = self._foreign.verify_code(text, report, channel) or report
         # A payload whose signature held names its licence even when it failed later (an expired
@@ -126,6 +133,10 @@ class VerificationService:
         claimed = None if named or report.indication is Indication.PASSED else claimed_by(text)
         self._record(report, subject, actor, request_id, method, source, claimed)
         return report
+
+    def _check_code(self, engine: Engine, text: str, channel: str) -> Report:
+        with reading(engine) as session:
+            return self._code.verify(session, text, channel)
 
     def _record(
         self,

@@ -97,6 +97,7 @@ def build_verification(
         code=CodeVerifier(f.clock, f.qr_keys),
         audit=f.audit,
         inspector=inspector,
+        replica=f.replica,
         foreign=ForeignVerifier(
             engine=f.engine,
             clock=f.clock,
@@ -220,6 +221,7 @@ def build_licence_desk(
         catalogue=catalogue,
         lifecycle=lifecycle,
         holders=holders,
+        search_engine=f.replica,
     )
 
 

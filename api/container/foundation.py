@@ -14,7 +14,7 @@ from api.ops.secrets import build_keystore, private_directory
 from api.settings import Settings
 from core.audit import AuditLog
 from core.clock import Clock
-from core.db import create_db_engine
+from core.db import create_db_engine, create_replica_engine
 from core.fonts import BOLD, REGULAR, cjk_font_path
 from keys.audit import AuditCheckpointer
 from keys.store import KeyStore
@@ -66,6 +66,7 @@ class Foundation:
     qr_keys: QrKeys
     base_url: str
     credential_keys: CredentialKeys
+    replica: Engine | None = None  # a streaming replica: verification and search read there
 
 
 def build_foundation(settings: Settings, clock: Clock) -> Foundation:
@@ -118,6 +119,7 @@ def build_foundation(settings: Settings, clock: Clock) -> Foundation:
     return Foundation(
         settings, clock, engine, keystore, checkpoints, audit, trust, trust_services, seals,
         fonts, qr_keys, base_url, credential_keys,
+        create_replica_engine(settings.database_replica_url),
     )  # fmt: skip
 
 
