@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.domain import make_settings, use_template_root
+from tests.pg_replica import fresh_replica, pg_replica  # noqa: F401 (fixtures, tests/pg_replica.py)
 from tests.tools import STRICT, requiring
 
 __all__ = ["POSTGRES_ADMIN_URL", "STRICT", "fresh_schema", "make_settings", "reset_postgres_schema"]

@@ -1,0 +1,252 @@
+"""A real streaming replica of the local PostgreSQL, for the tests of reads routed to a replica.
+
+Not a second, independent database: ``pg_basebackup -R`` copies the running cluster
+(127.0.0.1:5432) into a temporary directory owned by ``postgres`` and a second server is started
+there, on a free port, as a hot standby streaming the primary's WAL. Everything a test writes on
+the primary (a schema of its own, a new database) reaches it by replication, with a real lag.
+
+- The primary must let a replication connection in from loopback: ``scripts/pg-allow-replication``
+  adds that line (idempotent); the fixture runs it first, so ``make test`` works on a developer's
+  machine as in CI.
+- PostgreSQL refuses to run as root: the tools run as ``postgres`` through ``runuser``.
+- No replication slot. A slot pins WAL on the primary until it is dropped, and a test run that is
+  killed would leave one behind on a server other test runs share; without one the standby still
+  streams from its first second (``pg_basebackup -X stream`` holds a temporary slot while it
+  copies, dropped with its connection) and the walreceiver keeps receiving while replay is paused,
+  so the primary never needs WAL the standby has not received.
+- ``pause()`` stops replay (``pg_wal_replay_pause``): a test then has a deterministic lag.
+- Without the tools or the primary the fixture skips, and fails under ``ELICENCE_STRICT_TESTS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.tools import missing
+
+PG_BIN = Path(os.environ.get("ELICENCE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+ROOT = Path(__file__).resolve().parent.parent
+ALLOW = ROOT / "scripts" / "pg-allow-replication"
+# Hot standby refuses to start when these are lower than the primary's: copied from it.
+_MUST_MATCH = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    command = list(argv) if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _plain(url: str) -> str:
+    """A SQLAlchemy URL as psycopg takes it (search_path options kept)."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@dataclass
+class Replica:
+    """A hot standby of the primary at ``primary_url``'s server, on ``port``."""
+
+    directory: Path
+    port: int
+    primary_url: str  # the administrative URL of the primary (database ``test``)
+
+    def url(self, primary_url: str | None = None) -> str:
+        """``primary_url`` (default: the administrative one) pointed at the replica: same
+        database, user and options."""
+        return (
+            make_url(primary_url or self.primary_url)
+            .set(port=self.port)
+            .render_as_string(hide_password=False)
+        )
+
+    def _one(self, url: str, sql: str) -> object:
+        import psycopg
+
+        with psycopg.connect(_plain(url), autocommit=True, connect_timeout=5) as conn:
+            cursor = conn.execute(sql)
+            row = cursor.fetchone() if cursor.description else None
+        return None if row is None else row[0]
+
+    def on_replica(self, sql: str) -> object:
+        return self._one(self.url(), sql)
+
+    def on_primary(self, sql: str) -> object:
+        return self._one(self.primary_url, sql)
+
+    def in_recovery(self) -> bool:
+        return self.on_replica("SELECT pg_is_in_recovery()") is True
+
+    def sync(self, timeout: float = 30.0) -> float:
+        """Wait until the replica has replayed everything the primary had written when called;
+        the seconds it took (the lag observed)."""
+        target = self.on_primary("SELECT pg_current_wal_lsn()::text")
+        started = time.monotonic()
+        while True:
+            caught = self.on_replica(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")
+            if caught is True:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"replica did not replay up to {target} in {timeout} s")
+            time.sleep(0.005)
+
+    def pause(self) -> None:
+        """Stop replaying WAL (it is still received): from now on the replica lags."""
+        self.on_replica("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + 10
+        while self.on_replica("SELECT pg_get_wal_replay_pause_state()") != "paused":
+            if time.monotonic() > deadline:
+                raise AssertionError("replica replay did not pause")
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        self.on_replica("SELECT pg_wal_replay_resume()")
+
+    def paused(self) -> bool:
+        return self.on_replica("SELECT pg_get_wal_replay_pause_state()") != "not paused"
+
+    def stop(self) -> None:
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.directory), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _settings(primary_url: str) -> dict[str, str]:
+    import psycopg
+
+    names = ", ".join(f"'{name}'" for name in _MUST_MATCH)
+    with psycopg.connect(_plain(primary_url), autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute(f"SELECT name, setting FROM pg_settings WHERE name IN ({names})")
+        return {str(name): str(value) for name, value in rows}
+
+
+def start_replica(primary_url: str) -> Replica:
+    """Copy the primary's cluster and start it as a hot standby; the caller stops it."""
+    import psycopg
+
+    url = make_url(primary_url)
+    host, port = url.host or "127.0.0.1", url.port or 5432
+    if host not in ("127.0.0.1", "localhost"):
+        missing(f"a replica can only be made of a local PostgreSQL, not {host}")
+    for tool in ("pg_basebackup", "pg_ctl"):
+        if not (PG_BIN / tool).exists():
+            missing(f"PostgreSQL tool {PG_BIN / tool} is not installed")
+    try:
+        settings = _settings(primary_url)
+    except psycopg.OperationalError as exc:
+        missing(f"PostgreSQL at {host}:{port} is not available: {exc}")
+    allowed = subprocess.run(
+        [str(ALLOW)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PGHOST": host, "PGPORT": str(port)},
+    )
+    if allowed.returncode != 0:
+        missing(f"replication connections are not allowed: {allowed.stderr.strip()}")
+    directory = Path(tempfile.mkdtemp(prefix="elicence-replica-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    directory.chmod(0o700)
+    backup = _as_postgres(
+        str(PG_BIN / "pg_basebackup"),
+        *("-h", host, "-p", str(port), "-U", url.username or "postgres"),
+        *("-D", str(directory), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+    )
+    if backup.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        missing(f"pg_basebackup failed: {backup.stderr.strip()}")
+    replica_port = _free_port()
+    conf = [
+        f"port = {replica_port}",
+        "listen_addresses = '127.0.0.1'",
+        f"unix_socket_directories = '{directory}'",
+        "hot_standby = on",
+        "hot_standby_feedback = on",
+        "wal_receiver_status_interval = 1s",
+        "shared_buffers = 32MB",
+        "fsync = off",  # a throwaway copy: its durability is not what the tests are about
+        "logging_collector = off",
+        *(f"{name} = {value}" for name, value in settings.items()),
+    ]
+    (directory / "postgresql.conf").write_text("\n".join(conf) + "\n")
+    (directory / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+    if os.geteuid() == 0:
+        for name in ("postgresql.conf", "pg_hba.conf"):
+            shutil.chown(directory / name, "postgres", "postgres")
+    started = _as_postgres(
+        str(PG_BIN / "pg_ctl"),
+        *("-D", str(directory), "-l", str(directory / "server.log"), "-w", "-t", "60", "start"),
+    )
+    admin = make_url(primary_url).set(database="test").render_as_string(hide_password=False)
+    replica = Replica(directory=directory, port=replica_port, primary_url=admin)
+    if started.returncode != 0:
+        log = (directory / "server.log").read_text(errors="replace")[-2000:]
+        replica.stop()
+        missing(f"the replica did not start: {started.stderr.strip()} {log}")
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(replica):
+            if time.monotonic() > deadline:
+                raise AssertionError("the replica does not answer")
+            time.sleep(0.1)
+        assert replica.in_recovery(), "the copy is not a standby"
+        replica.sync()
+    except BaseException:
+        replica.stop()
+        raise
+    return replica
+
+
+def _answers(replica: Replica) -> bool:
+    import psycopg
+
+    try:
+        replica.on_replica("SELECT 1")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def pg_replica() -> Iterator[Replica]:
+    """One hot standby of the test PostgreSQL for the whole session (per xdist worker)."""
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    replica = start_replica(POSTGRES_ADMIN_URL)
+    try:
+        yield replica
+    finally:
+        replica.stop()
+
+
+@pytest.fixture
+def fresh_replica(pg_replica: Replica) -> Iterator[Replica]:
+    """The session's replica, caught up and replaying; replay is resumed after the test."""
+    pg_replica.sync()
+    try:
+        yield pg_replica
+    finally:
+        if pg_replica.paused():
+            pg_replica.resume()
