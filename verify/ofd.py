@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from core.clock import Clock, china_today
 from core.db import reading
-from licences.models import Licence, LicenceOfd
+from licences.models import Licence
 from licences.repository import effective_status, full_record
 from verify import ltv, rules
 from verify.isolation import Inspector, Limits
@@ -134,6 +134,8 @@ class OfdVerifier:
     def _records(
         self, session: Session, prepared: OfdPrepared, facts: OfdFacts, steps: Steps
     ) -> None:
+        from licences.models import LicenceOfd  # revision 0027
+
         assert facts.signer_serial is not None  # set whenever the examination passed
         serial = format(facts.signer_serial, "x")
         steps.apply(_revocation(session, serial, facts.proven))
@@ -224,6 +226,8 @@ def check_ofd(
 def _missing(session: Session, identifier: str | None) -> str:
     """Why no stored OFD matched: the claimed licence has another file (a re-packed or altered
     copy), or nothing here has these bytes."""
+    from licences.models import LicenceOfd
+
     if identifier is not None and session.get(LicenceOfd, identifier) is not None:
         return "the licence this file names was issued as another file (re-packed or altered)"
     return "no licence in the repository has these bytes"

@@ -16,6 +16,8 @@ from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
 from verify.foreign import applies as foreign_applies
 from verify.isolation import Inspector
+from verify.ofd import OfdVerifier, check_ofd
+from verify.ofd_package import looks_like_zip
 from verify.pdf import PdfVerifier
 from verify.reads import ReadRoute
 from verify.report import Check, CheckResult, Indication, Report
@@ -46,7 +48,9 @@ class VerificationService:
         inspector: Inspector | None = None,
         foreign: ForeignVerifier | None = None,
         replica: Engine | None = None,
+        ofd: OfdVerifier | None = None,
     ) -> None:
+        self._ofd = ofd  # OFD uploads (GB/T 33190 + GB/T 38540), told apart by content
         self._foreign = foreign  # recognised domains: asked when no local chain is found
         self._engine = engine  # the primary: every write, and what the replica lacks
         self._reads = ReadRoute(engine, replica)  # ``verify.reads``: where a check reads
@@ -69,7 +73,10 @@ class VerificationService:
         source: str | None = None,
     ) -> Report:
         """``source``: the keyed source the edge computed from the client's address
-        (``supervision.sources``), recorded for the repeated-failure alerts; never the address."""
+        (``supervision.sources``), recorded for the repeated-failure alerts; never the address.
+        A ZIP is an OFD upload (``verify.ofd``), whatever the file was named."""
+        if self._ofd is not None and looks_like_zip(data):
+            return self._verify_ofd(self._ofd, data, channel, actor, request_id, source)
         report = self._check_pdf(data, channel)
         if self._foreign is not None and foreign_applies(report):
             report = self._foreign.verify_pdf(data, report, channel) or report
@@ -79,6 +86,27 @@ class VerificationService:
             else "sha256:" + hashlib.sha256(data).hexdigest()
         )
         self._record(report, subject, actor, request_id, "pdf", source, None)
+        return report
+
+    def _verify_ofd(
+        self,
+        ofd: OfdVerifier,
+        data: bytes,
+        channel: str,
+        actor: str,
+        request_id: str | None,
+        source: str | None,
+    ) -> Report:
+        report = self._reads.answer(
+            lambda engine: check_ofd(ofd, self._inspector, engine, data, channel),
+            revocations=True,
+        )
+        subject = (
+            report.licence.identifier
+            if report.licence
+            else "sha256:" + hashlib.sha256(data).hexdigest()
+        )
+        self._record(report, subject, actor, request_id, "ofd", source, None)
         return report
 
     def _check_pdf(self, data: bytes, channel: str) -> Report:
