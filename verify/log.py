@@ -39,6 +39,7 @@ CHANNELS: dict[str, str] = {
 }
 METHODS: dict[str, str] = {
     "pdf": "PDF文件 / PDF file",
+    "ofd": "OFD文件 / OFD file",
     "qr-code": "证照二维码（旧版） / licence QR (earlier form)",
     "qr-payload": "证照二维码 / licence QR",
     "presentation": "出示码 / presentation QR",

@@ -32,6 +32,8 @@ from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
 from verify.isolation import Inspector
 from verify.licence_status import LicenceStatusDesk
+from verify.ofd import OfdVerifier
+from verify.ofd_chain import Sm2Anchors
 from verify.pdf import CachedAnchors, PdfVerifier, TrustAnchors, anchors_from
 from verify.service import VerificationService
 
@@ -89,6 +91,9 @@ def build_verification(
         intermediates: list[object] = [*trust.intermediates(session)]
         return anchors_from(roots, intermediates)
 
+    def sm2_anchors(session: Session) -> Sm2Anchors:
+        return Sm2Anchors(tuple(trust.sm2.roots(session)), tuple(trust.sm2.intermediates(session)))
+
     return VerificationService(
         engine=f.engine,
         pdf=PdfVerifier(
@@ -98,6 +103,12 @@ def build_verification(
         audit=f.audit,
         inspector=inspector,
         replica=f.replica,
+        ofd=OfdVerifier(
+            clock=f.clock,
+            anchors=CachedAnchors(anchors),
+            sm2_anchors=sm2_anchors,
+            max_bytes=f.settings.max_upload_bytes,
+        ),
         foreign=ForeignVerifier(
             engine=f.engine,
             clock=f.clock,
