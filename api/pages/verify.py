@@ -67,7 +67,8 @@ def source_of(request: Request) -> str | None:
 
 @router.post("/api/v1/verify")
 async def verify_api(request: Request) -> JSONResponse:
-    """Multipart upload (field ``file``) of a PDF, or JSON ``{"qr": "..."}``."""
+    """Multipart upload (field ``file``) of a PDF or an OFD (told apart by content), or JSON
+    ``{"qr": "..."}``."""
     services = services_of(request)
     content_type = request.headers.get("content-type", "")
     rid = request.state.request_id
@@ -105,7 +106,7 @@ async def verify_api(request: Request) -> JSONResponse:
         )
     else:
         raise InvalidInput(
-            '请上传PDF（multipart 字段 file）或提交 JSON {"qr": ...} / send multipart \'file\' or JSON {"qr"}',
+            '请上传PDF或OFD（multipart 字段 file）或提交 JSON {"qr": ...} / send multipart \'file\' or JSON {"qr"}',
             field="content-type",
         )
     return JSONResponse(report.to_json())
@@ -181,7 +182,7 @@ def upload_page(request: Request, kiosk: str | None = None) -> HTMLResponse:
 
 @router.post("/verify", response_class=HTMLResponse)
 async def upload_form(request: Request) -> HTMLResponse:
-    """The clerk's form: a PDF upload, or the text a USB QR scanner typed (the whole URL, then
+    """The clerk's form: a PDF or OFD upload, or the text a USB QR scanner typed (the whole URL, then
     Enter). A mistake is shown on the page, in words, not as a JSON problem."""
     kiosk = _is_kiosk(request.query_params.get("kiosk"))
     try:
