@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         """At shutdown the graph ends its verification workers and database connections."""
         yield
         graph.close()
+        Metrics.process_exit()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -125,7 +126,9 @@ def _include_routes(app: FastAPI, services: Services) -> None:
     if services.dev_idp is not None:  # demo mode only; otherwise /dev-idp is a 404
         app.mount("/dev-idp", create_dev_idp_app(services.dev_idp))
     app.mount(
-        "/static", StaticFiles(directory=str(Path(__file__).parent / "pages" / "static")), name="static"
+        "/static",
+        StaticFiles(directory=str(Path(__file__).parent / "pages" / "static")),
+        name="static",
     )
 
 
@@ -133,8 +136,9 @@ def _probes(app: FastAPI, services: Services) -> None:
     """Liveness (the process answers) and readiness (its database and key store answer)."""
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, object]:
+        # "shared_state": {"kind": "memory", "nodes": "one"} says this process runs as one node.
+        return {"status": "ok", "shared_state": services.shared.describe()}
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:

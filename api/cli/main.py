@@ -77,20 +77,30 @@ def serve(
 ) -> None:
     """提供HTTP服务 / serve the HTTP API and pages."""
     import os
+    import shutil
+    import tempfile
 
     import uvicorn
 
     services = open_services(data_dir)
     os.environ["ELICENCE_DATA_DIR"] = str(services.settings.data_dir.resolve())
-    uvicorn.run(
-        "api.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="info",
-        proxy_headers=False,
-    )
+    metrics_dir = None
+    if workers > 1:  # /metrics sums every worker's files (api/edge/observability.py)
+        metrics_dir = tempfile.mkdtemp(prefix="elicence-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "api.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="info",
+            proxy_headers=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()
@@ -168,7 +178,6 @@ def _write(out: Path, data: bytes) -> None:
     tmp = out.with_name(out.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(out)
-
 
 
 @app.command()

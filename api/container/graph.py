@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -35,6 +35,7 @@ from api.settings import Settings
 from core.audit import AuditLog
 from core.clock import Clock, SystemClock
 from core.health import Readiness, database_probe
+from core.shared_state import MemoryState, SharedState, announce, connect
 from keys.audit import AuditCheckpointer
 from keys.store import KeyStore
 from licences.catalogue import Catalogue
@@ -136,6 +137,8 @@ class Services:
     dev_idp: DevIdentityProvider | None = None  # demo mode only, mounted at /dev-idp
     stamped: StampedCopies | None = None  # purpose-stamped copies (licences/stamped.py)
     inspector: Inspector | None = None  # the verification worker pool; None: no isolation
+    # What the workers share (core.shared_state): Redis with ELICENCE_REDIS_URL, else memory.
+    shared: SharedState = field(default_factory=MemoryState)
 
     def close(self) -> None:
         """Ends what the graph started: the verification workers and the engine's connections."""
@@ -154,7 +157,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     presentations = build_presentations(f)
     stamped = build_stamped(f)
     holders = Holders(audit)
-    oidc, dev_idp = build_sign_in(settings, clock, f.base_url)
+    shared = connect(settings.redis_url)
+    announce(shared)
+    oidc, dev_idp = build_sign_in(settings, clock, f.base_url, shared)
+    holder_sessions = build_holder_sessions(settings, f.base_url)
+    holder_sessions.shared = shared  # signed-out sessions, seen by every worker
     inspector = build_inspector(settings)
     return Services(
         settings=settings,
@@ -176,7 +183,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         credential_keys=f.credential_keys,
         presentations=presentations,
         trust_services=f.trust_services,
-        holder_sessions=build_holder_sessions(settings, f.base_url),
+        holder_sessions=holder_sessions,
         holder_desk=build_holder_desk(f, presentations, stamped, holders),
         grant_desk=GrantDesk(engine=engine, audit=audit, clock=clock),
         presentation_desk=PresentationDesk(
@@ -226,4 +233,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         dev_idp=dev_idp,
         stamped=stamped,
         inspector=inspector,
+        shared=shared,
     )

@@ -10,22 +10,32 @@ from api.pages.oidc import OidcClient, OidcConfig
 from api.settings import Settings
 from core.clock import Clock
 from core.errors import Unavailable
+from core.shared_state import MemoryState, SharedState, StoreUnavailable
 
 DEV_CLIENT_ID = "elicence-demo"
 
 
 def build_sign_in(
-    settings: Settings, clock: Clock, base_url: str
+    settings: Settings, clock: Clock, base_url: str, shared: SharedState | None = None
 ) -> tuple[OidcClient | None, DevIdentityProvider | None]:
     """Holder sign-in: the unified identity platform when ``ELICENCE_OIDC_ISSUER`` is set; in
-    demo mode without one, the development provider at ``/dev-idp`` of this same service, with
-    a client secret made for this process (demo mode serves one worker)."""
+    demo mode without one, the development provider at ``/dev-idp`` of this same service, its
+    state and client secret in the shared store (one per fleet with Redis, else this process's)."""
     redirect = f"{base_url}/me/callback"
+    store = shared if shared is not None else MemoryState()
     dev_idp = None
     if settings.demo_mode:
-        client = RegisteredClient(DEV_CLIENT_ID, secrets.token_urlsafe(32), (redirect,))
+        made = secrets.token_urlsafe(32)
+        try:
+            secret = store.put_once(f"dev-idp:client-secret:{base_url}", made)
+        except StoreUnavailable:  # Redis down at start: this worker's own, the demo still works
+            secret = made
+        client = RegisteredClient(DEV_CLIENT_ID, secret, (redirect,))
         dev_idp = DevIdentityProvider(
-            issuer=f"{base_url}/dev-idp", clients=(client,), holders=tuple(demo.holders())
+            issuer=f"{base_url}/dev-idp",
+            clients=(client,),
+            holders=tuple(demo.holders()),
+            store=store,
         )
     if settings.oidc_issuer:
         if not settings.oidc_client_id or settings.oidc_client_secret is None:

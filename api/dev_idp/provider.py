@@ -17,9 +17,12 @@ protocol the service's client (``api/pages/oidc.py``) speaks to the real platfor
   ``/userinfo`` returns the same claims.
 
 This module is the protocol; ``api.dev_idp.app`` serves it over HTTP.
-State (codes, access tokens, the signing key) lives in memory, so it serves one process: a
-restart signs with a new key, which the client picks up from the JWKS. Without demo mode the
-service does not mount it at all, and ``/dev-idp`` is a 404.
+State (codes, used codes, access tokens, the signing key) lives in the shared store
+(``core.shared_state``): with ``ELICENCE_REDIS_URL`` every worker of a fleet serves one sign-in
+(a code issued by one is redeemed at another, once) and signs with one key, the first one any
+worker stored; without it, this process's memory, and a restart signs with a new key, which the
+client picks up from the JWKS. Codes and tokens are kept under their SHA-256, never as such.
+Without demo mode the service does not mount it at all, and ``/dev-idp`` is a 404.
 """
 
 from __future__ import annotations
@@ -27,17 +30,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+
+from core.shared_state import MemoryState, SharedState, StoreUnavailable
 
 DEMO_NOTICE = "开发用身份认证，仅供演示 / development identity provider, demonstration only"
 ALG = "ES256"
@@ -45,6 +51,31 @@ SCOPES = ("openid", "profile")
 CLAIMS = ("sub", "name", "id_type", "id_number")
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+log = logging.getLogger("elicence.dev_idp")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_signing_key() -> ECKey:
+    return ECKey.generate_key("P-256", {"alg": ALG, "use": "sig"}, auto_kid=True)
+
+
+def shared_signing_key(store: SharedState, issuer: str) -> ECKey:
+    """The provider's key, made by whichever worker asks first and stored once (SET NX): every
+    worker signs with it, so the JWKS any of them publishes checks every token. When Redis does
+    not answer at start, this worker signs with a key of its own (the demo keeps working on
+    it; a fleet's client then refetches the JWKS it is missing)."""
+    made = new_signing_key()
+    try:
+        stored = store.put_once(
+            f"dev-idp:signing-key:{issuer}", json.dumps(made.as_dict(private=True))
+        )
+    except StoreUnavailable:
+        log.warning("development provider: shared store unavailable, signing with a key of its own")
+        return made
+    return ECKey.import_key(json.loads(stored))
 
 
 @dataclass(frozen=True)
@@ -91,22 +122,25 @@ class DevIdentityProvider:
     issuer: str
     clients: tuple[RegisteredClient, ...]
     holders: tuple[dict[str, str], ...]
-    signing_key: ECKey = field(
-        default_factory=lambda: ECKey.generate_key(
-            "P-256", {"alg": ALG, "use": "sig"}, auto_kid=True
-        )
-    )
+    signing_key: ECKey | None = None  # None: the shared one (:func:`shared_signing_key`)
     jwks_keys: tuple[ECKey, ...] | None = None
     code_seconds: int = 60
     token_seconds: int = 300
     now: Callable[[], float] = time.time
-    _codes: dict[str, _Code] = field(default_factory=dict)
-    _used: dict[str, list[str]] = field(default_factory=dict)  # code digest -> its access tokens
-    _access: dict[str, tuple[str, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    store: SharedState = field(default_factory=MemoryState)
 
     def __post_init__(self) -> None:
         self.issuer = self.issuer.rstrip("/")
+        if self.signing_key is None:
+            self.signing_key = shared_signing_key(self.store, self.issuer)
+
+    @property
+    def key(self) -> ECKey:
+        assert self.signing_key is not None  # set in __post_init__
+        return self.signing_key
+
+    def _key(self, kind: str, secret: str) -> str:
+        return f"dev-idp:{kind}:{_digest(secret)}"
 
     @property
     def notice(self) -> str:
@@ -134,7 +168,7 @@ class DevIdentityProvider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        keys = self.jwks_keys if self.jwks_keys is not None else (self.signing_key,)
+        keys = self.jwks_keys if self.jwks_keys is not None else (self.key,)
         return dict(KeySet(list(keys)).as_dict(private=False))
 
     # --- authorization -----------------------------------------------------------------------
@@ -161,18 +195,16 @@ class DevIdentityProvider:
     def issue_code(self, params: dict[str, str], subject: str) -> str:
         code = secrets.token_urlsafe(32)
         now = self.now()
-        with self._lock:
-            for stale in [k for k, v in self._codes.items() if v.expires < now]:
-                del self._codes[stale]
-            self._codes[code] = _Code(
-                client_id=params["client_id"],
-                redirect_uri=params["redirect_uri"],
-                subject=subject,
-                nonce=params.get("nonce") or None,
-                challenge=params["code_challenge"],
-                expires=now + self.code_seconds,
-                auth_time=int(now),
-            )
+        grant = _Code(
+            client_id=params["client_id"],
+            redirect_uri=params["redirect_uri"],
+            subject=subject,
+            nonce=params.get("nonce") or None,
+            challenge=params["code_challenge"],
+            expires=now + self.code_seconds,
+            auth_time=int(now),
+        )
+        self.store.put(self._key("code", code), json.dumps(asdict(grant)), self.code_seconds)
         return code
 
     # --- token ---------------------------------------------------------------------------------
@@ -182,14 +214,14 @@ class DevIdentityProvider:
         if form.get("grant_type") != "authorization_code":
             raise TokenError("unsupported_grant_type", "only authorization_code")
         code = form.get("code", "")
-        digest = hashlib.sha256(code.encode()).hexdigest()
-        with self._lock:
-            grant = self._codes.pop(code, None)
-            if grant is None:
-                for token in self._used.pop(digest, []):  # a replay withdraws what it got
-                    self._access.pop(token, None)
-                raise TokenError("invalid_grant", "unknown, expired or already used code")
-            self._used[digest] = []
+        found = self.store.take(self._key("code", code))  # one worker takes it, once
+        if found is None:
+            withdrawn = self.store.take(self._key("used", code))
+            if withdrawn:  # a replay withdraws the access token the code got
+                self.store.take(self._key("access", withdrawn))
+            raise TokenError("invalid_grant", "unknown, expired or already used code")
+        self.store.put(self._key("used", code), "", self.token_seconds)
+        grant = _Code(**json.loads(found))
         if grant.expires < self.now():
             raise TokenError("invalid_grant", "the code has expired")
         if grant.client_id != client.client_id or form.get("redirect_uri") != grant.redirect_uri:
@@ -202,9 +234,9 @@ class DevIdentityProvider:
             raise TokenError("invalid_grant", "PKCE verification failed")
         access = secrets.token_urlsafe(32)
         now = int(self.now())
-        with self._lock:
-            self._access[access] = (grant.subject, now + self.token_seconds)
-            self._used[digest].append(access)
+        held = json.dumps([grant.subject, now + self.token_seconds])
+        self.store.put(self._key("access", access), held, self.token_seconds)
+        self.store.put(self._key("used", code), access, self.token_seconds)
         return {
             "access_token": access,
             "token_type": "Bearer",
@@ -229,16 +261,20 @@ class DevIdentityProvider:
         }
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
-        header = {"alg": ALG, "kid": self.signing_key.kid, "typ": "JWT"}
-        return jwt.encode(header, claims, self.signing_key)
+        header = {"alg": ALG, "kid": self.key.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, self.key)
 
     def userinfo(self, authorization: str) -> dict[str, str]:
         scheme, _, token = authorization.partition(" ")
-        with self._lock:
-            found = self._access.get(token.strip()) if scheme.lower() == "bearer" else None
+        held = (
+            self.store.get(self._key("access", token.strip()))
+            if scheme.lower() == "bearer"
+            else None
+        )
+        found = json.loads(held) if held else None
         if found is None or found[1] < self.now():
             raise TokenError("invalid_token", "unknown or expired access token", 401)
-        holder = self.holder(found[0])
+        holder = self.holder(str(found[0]))
         assert holder is not None
         return self._claims(holder)
 

@@ -5,7 +5,13 @@ A holder proves who they are once, at the unified identity platform (OpenID Conn
 ID number, name, and the identity provider's subject — in an encrypted cookie: JWE compact
 serialisation (RFC 7516) with direct AES-256-GCM, so the browser, a proxy or anyone who copies
 it sees neither the ID number nor the name, and any change is refused. Nothing about the holder
-is stored server-side for the session, so any worker can serve any request. The key material
+is stored server-side for the session, so any worker can serve any request.
+
+Each session has a random id (``sid``, inside the ciphertext). Signing out records the id as
+revoked in the shared store (``core.shared_state``: Redis for a fleet, this process's memory for
+one node) for the session's remaining life, and every request checks it, so a copy of the
+cookie taken before sign-out is refused by every worker. When Redis does not answer, the check
+fails closed: 503 naming Redis, never a session that might have been signed out. The key material
 lives in ``<data-dir>/secrets/holder-session-key`` (owner-only), so restarting keeps sessions;
 the AES key is derived from it with HKDF.
 """
@@ -31,6 +37,7 @@ from fastapi import Request, Response
 
 from api.edge.state import services_of
 from core.errors import Forbidden, Unauthenticated, Unavailable
+from core.shared_state import MemoryState, SharedState
 from licences.id_documents import is_person_id_type
 from licences.masking import mask_name
 
@@ -40,6 +47,8 @@ SESSION = "holder-session"  # purpose label of the session cookie (part of its p
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 _INVALID = "登录状态无效，请重新登录 / the session is not valid; sign in again"
 _EXPIRED = "登录已过期，请重新登录 / the session has expired; sign in again"
+SIGNED_OUT = "已退出登录，请重新登录 / this session was signed out; sign in again"
+REVOKED = "revoked-session:"  # shared-store key of a signed-out session's id
 SIGN_IN_FIRST = "请先登录 / sign in first (统一身份认证 / unified identity platform)"
 NOT_FOR_DEPARTMENTS = (
     "部门凭证不能代表持证人操作，请持证人本人登录 / a department credential cannot act "
@@ -61,6 +70,14 @@ class HolderPrincipal:
     def actor(self) -> str:
         """For the audit chain: the identity provider's subject, never the ID number."""
         return f"holder:{self.subject}"
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    principal: HolderPrincipal
+    csrf: str
+    sid: str  # the session's id: what sign-out revokes
+    expires: int  # seconds since the epoch
 
 
 def _b64(data: bytes) -> str:
@@ -99,11 +116,36 @@ class HolderSessions:
     OpenID Connect login transaction) can never be presented as another (a session); the claims
     and their expiry are inside the ciphertext."""
 
-    def __init__(self, key: bytes, *, secure: bool, lifetime: timedelta = LIFETIME) -> None:
+    def __init__(
+        self,
+        key: bytes,
+        *,
+        secure: bool,
+        lifetime: timedelta = LIFETIME,
+        shared: SharedState | None = None,
+    ) -> None:
         derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO)
         self._aead = AESGCM(derived.derive(key))
         self.secure = secure
         self.lifetime = lifetime
+        self.shared: SharedState = shared if shared is not None else MemoryState()
+
+    # --- revocation (sign-out), shared by every worker -----------------------------------------
+
+    def revoke(self, sid: str, expires: int, now: datetime) -> None:
+        """Records the session ``sid`` signed out until it would have expired anyway (``expires``,
+        seconds since the epoch); raises ``Unavailable`` when the shared store does not answer."""
+        remaining = max(expires - int(now.timestamp()), 1)
+        self.shared.claim(REVOKED + sid, remaining)
+
+    def check_not_revoked(self, sid: object) -> str:
+        """The session id, once it is known not to be signed out (401 otherwise; 503 when the
+        shared store does not answer: fail closed)."""
+        if not isinstance(sid, str) or not sid:
+            raise Unauthenticated(_INVALID)
+        if self.shared.exists(REVOKED + sid):
+            raise Unauthenticated(SIGNED_OUT)
+        return sid
 
     @staticmethod
     def _header(purpose: str) -> str:
@@ -120,9 +162,11 @@ class HolderSessions:
         sealed = self._aead.encrypt(nonce, plaintext, header.encode("ascii"))
         return f"{header}..{_b64(nonce)}.{_b64(sealed[:-16])}.{_b64(sealed[-16:])}"
 
-    def unsign(self, purpose: str, value: str, now: datetime) -> dict[str, Any]:
+    def unsign(
+        self, purpose: str, value: str, now: datetime, *, keep_exp: bool = False
+    ) -> dict[str, Any]:
         """The claims of a value made by :meth:`sign` for ``purpose``; forged, altered,
-        foreign or expired values are refused."""
+        foreign or expired values are refused. ``keep_exp`` leaves the expiry in the claims."""
         parts = value.split(".")
         header = self._header(purpose)
         if len(parts) != 5 or parts[1] or not hmac.compare_digest(parts[0], header):
@@ -138,22 +182,32 @@ class HolderSessions:
             raise Unauthenticated(_INVALID)
         if exp <= int(now.timestamp()):
             raise Unauthenticated(_EXPIRED)
+        if keep_exp:
+            claims["exp"] = exp
         return claims
 
     def seal(self, principal: HolderPrincipal, now: datetime) -> str:
         """The cookie value for a holder who has just signed in."""
-        claims = asdict(principal) | {"csrf": secrets.token_urlsafe(16)}
+        claims = asdict(principal) | {
+            "csrf": secrets.token_urlsafe(16),
+            "sid": secrets.token_urlsafe(16),
+        }
         return self.sign(SESSION, claims, now + self.lifetime)
 
-    def open(self, value: str, now: datetime) -> tuple[HolderPrincipal, str]:
-        """The principal and its CSRF token; a forged, altered or expired cookie is refused."""
-        claims = self.unsign(SESSION, value, now)
+    def opened(self, value: str, now: datetime) -> OpenSession:
+        """The session of a cookie; a forged, altered, expired or signed-out one is refused."""
+        claims = self.unsign(SESSION, value, now, keep_exp=True)
         try:
-            csrf = str(claims.pop("csrf"))
+            csrf, sid, expires = str(claims.pop("csrf")), claims.pop("sid"), int(claims.pop("exp"))
             principal = HolderPrincipal(**claims)
         except (ValueError, TypeError, KeyError) as exc:
             raise Unauthenticated(_INVALID) from exc
-        return principal, csrf
+        return OpenSession(principal, csrf, self.check_not_revoked(sid), expires)
+
+    def open(self, value: str, now: datetime) -> tuple[HolderPrincipal, str]:
+        """The principal and its CSRF token (see :meth:`opened`)."""
+        session = self.opened(value, now)
+        return session.principal, session.csrf
 
     def set_cookie(self, response: Response, value: str) -> None:
         response.set_cookie(
@@ -178,10 +232,20 @@ def _authenticate(request: Request) -> tuple[HolderPrincipal, str]:
             # A department credential is authenticated, but never for a holder's own data.
             raise Forbidden(NOT_FOR_DEPARTMENTS)
         raise Unauthenticated(SIGN_IN_FIRST)
-    principal, csrf = services.holder_sessions.open(value, services.clock.now())
-    request.state.holder_csrf = csrf
-    request.state.holder = principal
-    return principal, csrf
+    session = services.holder_sessions.opened(value, services.clock.now())
+    request.state.holder_csrf = session.csrf
+    request.state.holder = session.principal
+    request.state.holder_session = session
+    return session.principal, session.csrf
+
+
+def end_session(request: Request) -> None:
+    """Sign-out: the request's session (read by :func:`form_holder`) is revoked for every
+    worker until it would have expired."""
+    session: OpenSession | None = getattr(request.state, "holder_session", None)
+    if session is not None:
+        services = services_of(request)
+        services.holder_sessions.revoke(session.sid, session.expires, services.clock.now())
 
 
 def _check_csrf(presented: str, csrf: str) -> None:

@@ -2,13 +2,20 @@
 ``Retry-After``), the body each route may send (413), and which writes must show a credential
 before their body is read (401).
 
-Counters live in the worker's memory: with N workers a client gets up to N times the rate.
-That is the documented trade-off until a shared store (Redis) is wired in.
+With ``ELICENCE_REDIS_URL`` the windows are shared by every worker (``api.edge.shared_state``:
+one Lua script per request over a sorted set in Redis), so N workers together give a client its
+allowance once. Keys hold what the memory version keys on, pseudonymised: an address becomes
+an HMAC under a key derived from the holder-session key (which every worker of a fleet holds
+already, or its cookies would not open), a credential its SHA-256. When Redis
+does not answer, each window falls back to the worker's own (fail open: public verification
+keeps answering, each worker still limits); without Redis the windows are the worker's own and
+the service runs as one node.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 import time
@@ -16,9 +23,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Lock
+from typing import Protocol
 
-from api.edge.holder_session import COOKIE, NOT_FOR_DEPARTMENTS, SIGN_IN_FIRST
+from api.edge.holder_session import COOKIE, NOT_FOR_DEPARTMENTS, SIGN_IN_FIRST, load_key
 from api.settings import Settings
+from core.shared_state import SharedState, StoreUnavailable, connect
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 PUBLIC_PREFIXES = (
@@ -39,6 +48,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC_WRITES = frozenset({"/api/v1/verify"})
 HOLDER_API = "/api/v1/holder/"
 _BEARER = re.compile(rb"[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9._~+/-]{1,4096}=*")
+_ADDRESS_LABEL = b"elicence rate-window address"
 DEPARTMENT_CREDENTIALS = "需要部门凭证 / department credentials required (Authorization: Bearer)"
 
 
@@ -78,6 +88,27 @@ class SlidingWindow:
                 return max(hits[0] - horizon, 0.001)
             hits.append(now)
             return None
+
+
+class Window(Protocol):
+    def hit(self, key: str) -> float | None: ...
+
+
+class SharedWindow:
+    """A window every worker shares (one round trip to the store per hit); while the store is
+    down, the worker's own window answers instead, so limits fail open but still limit."""
+
+    def __init__(self, name: str, rate: Rate, store: SharedState) -> None:
+        self._name = name
+        self._rate = rate
+        self._store = store
+        self.fallback = SlidingWindow(rate)
+
+    def hit(self, key: str) -> float | None:
+        try:
+            return self._store.hit(f"rate:{self._name}:{key}", self._rate.count, self._rate.seconds)
+        except StoreUnavailable:
+            return self.fallback.hit(key)
 
 
 @dataclass(frozen=True)
@@ -179,22 +210,42 @@ class EdgeLimits:
     authenticated API calls. The body's actual bytes are counted as they are read
     (``api.edge.bodies``)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.public = SlidingWindow(Rate.parse(settings.public_rate_limit))
-        self.clients = SlidingWindow(Rate.parse(settings.client_rate_limit))
+    def __init__(self, settings: Settings, shared: SharedState | None = None) -> None:
+        if shared is None and settings.redis_url:
+            shared = connect(settings.redis_url)
+        self.shared = shared if shared is not None and shared.kind != "memory" else None
+        # In Redis an address is keyed by an HMAC under a fleet-wide secret: the IPv4 space is
+        # small enough to hash whole, so a plain hash would hide nothing.
+        self._address_key = (
+            hmac.new(load_key(settings.data_dir), _ADDRESS_LABEL, hashlib.sha256).digest()
+            if self.shared is not None
+            else None
+        )
+
+        def window(name: str, text: str) -> Window:
+            rate = Rate.parse(text)
+            return SharedWindow(name, rate, self.shared) if self.shared else SlidingWindow(rate)
+
+        self.public = window("public", settings.public_rate_limit)
+        self.clients = window("client", settings.client_rate_limit)
         # Each timestamp and OCSP response is a signature and an audit entry; statistics
         # pages aggregate whole tables. Each has its own per-address window.
-        self.per_address: tuple[tuple[tuple[str, ...], SlidingWindow], ...] = (
-            (("/pki/tsa",), SlidingWindow(Rate.parse(settings.tsa_rate_limit))),
-            (("/pki/ocsp",), SlidingWindow(Rate.parse(settings.ocsp_rate_limit))),
+        self.per_address: tuple[tuple[tuple[str, ...], Window], ...] = (
+            (("/pki/tsa",), window("tsa", settings.tsa_rate_limit)),
+            (("/pki/ocsp",), window("ocsp", settings.ocsp_rate_limit)),
             (
                 ("/statistics/", "/api/v1/statistics/"),
-                SlidingWindow(Rate.parse(settings.statistics_rate_limit)),
+                window("statistics", settings.statistics_rate_limit),
             ),
             (PUBLIC_PREFIXES, self.public),
         )
         self.bodies = body_table(settings)
         self.max_json_depth = settings.max_json_depth
+
+    def _address(self, address: str) -> str:
+        if self._address_key is None:
+            return address
+        return hmac.new(self._address_key, address.encode(), hashlib.sha256).hexdigest()[:32]
 
     def body_rule(self, path: str) -> BodyRule:
         for pattern, rule in self.bodies:
@@ -221,7 +272,7 @@ class EdgeLimits:
         retry: float | None = None
         for prefixes, window in self.per_address:
             if path.startswith(prefixes):
-                retry = window.hit(address)
+                retry = window.hit(self._address(address))
                 break
         else:
             if path.startswith("/api/") and authorization:

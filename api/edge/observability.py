@@ -5,12 +5,19 @@ path, so no identifier, code or name reaches a metric label or a log line. Every
 the server's own access log, errors, anything a library logs — passes :class:`Redacting` on its
 way out: holder-link secrets, holder paths, query values and resident ID numbers are replaced.
 Domain services are wrapped here, at the edge, so the domain never imports a metrics library.
+
+With several workers (``elicence serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh
+directory per start) each worker writes its values to files there, and ``/metrics`` answers with
+all of them summed (``MultiProcessCollector``), whichever worker serves it; a worker that exits
+is marked dead. Without the variable each app keeps its own registry (tests build several apps
+in one process).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -24,10 +31,17 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 log = logging.getLogger("elicence.access")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory every worker writes its metrics to, when several serve (else None)."""
+    return os.environ.get(MULTIPROC_DIR) or None
 
 
 class Metrics:
@@ -74,6 +88,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+    def exposition(self) -> bytes:
+        """What ``/metrics`` answers: every worker's values when several serve, else this app's."""
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return generate_latest(collected)
+
+    @staticmethod
+    def process_exit() -> None:
+        """A worker's end: its live values leave the sum (counters and histograms stay)."""
+        if multiprocess_dir() is not None:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 class InstrumentedIssuance:
@@ -233,4 +261,4 @@ def install(app: FastAPI, metrics: Metrics) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

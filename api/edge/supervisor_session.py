@@ -9,6 +9,11 @@ it), Secure when the service is reached over https; it lapses after 30 minutes w
 (each request seals it anew) and 8 hours after sign-in whatever happens. Every request re-reads
 the client (``SupervisorDesk.active``), so revoking it ends the session at once.
 
+Each session has a random id (``sid``) that its renewals keep. Signing out records the id as
+revoked in the shared store (``core.shared_state``) until the session's 8 hours are over, and
+every request checks it, so a copy of any of its cookies is refused by every worker afterwards
+(503 when Redis does not answer: fail closed).
+
 The departments' JSON API for supervisors takes the office's client as a Bearer credential
 instead (:func:`bearer_supervisor`).
 """
@@ -45,6 +50,7 @@ def seal_session(request: Request, supervisor: Supervisor, now: datetime) -> str
         "client": supervisor.client_id,
         "csrf": secrets.token_urlsafe(16),
         "since": int(now.timestamp()),
+        "sid": secrets.token_urlsafe(16),
     }
     return _seal(request, claims, now)
 
@@ -68,7 +74,16 @@ def set_cookie(request: Request, response: Response, value: str) -> None:
 
 
 def clear_cookie(request: Request, response: Response) -> None:
-    secure = services_of(request).holder_sessions.secure
+    """Sign-out: the request's session (opened by :func:`form_supervisor`) is revoked for every
+    worker until its absolute end, and the browser's cookie is cleared."""
+    services = services_of(request)
+    ended: tuple[str, int] | None = getattr(request.state, "supervisor_session", None)
+    if ended is not None:
+        sid, since = ended
+        services.holder_sessions.revoke(
+            sid, since + int(ABSOLUTE.total_seconds()), services.clock.now()
+        )
+    secure = services.holder_sessions.secure
     response.delete_cookie(
         COOKIE, path="/supervise", secure=secure, httponly=True, samesite="strict"
     )
@@ -80,13 +95,16 @@ def _open(request: Request) -> Supervisor:
     if not value:
         raise Unauthenticated(SIGN_IN_FIRST)
     now = services.clock.now()
-    claims = services.holder_sessions.unsign(PURPOSE, value, now)
+    sessions = services.holder_sessions
+    claims = sessions.unsign(PURPOSE, value, now)
     try:
         client_id, csrf, since = str(claims["client"]), str(claims["csrf"]), int(claims["since"])
     except (KeyError, TypeError, ValueError) as exc:
         raise Unauthenticated(SIGN_IN_FIRST) from exc
     if now.timestamp() >= since + ABSOLUTE.total_seconds():
         raise Unauthenticated(_ENDED)
+    sid = sessions.check_not_revoked(claims.get("sid"))
+    request.state.supervisor_session = (sid, since)
     supervisor = services.supervisors.active(client_id)
     if supervisor is None:
         raise Unauthenticated(REVOKED)

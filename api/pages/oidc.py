@@ -20,12 +20,16 @@ client library this service does not carry.
 
 Between ``/me/login`` and ``/me/callback`` the ``state``, ``nonce`` and PKCE verifier are kept in
 a signed, HttpOnly cookie (``elicence_oidc``, path ``/me``, 10 minutes) bound to the browser
-that started the sign-in; it is used once. Every sign-in, failed sign-in and sign-out leaves an
+that started the sign-in; it is used once: the callback claims its ``state`` in the shared store
+(``core.shared_state``, :func:`claim_state`: Redis SET NX for a fleet), so a copy of the cookie
+and the provider's answer replayed to any worker is refused. When Redis does not answer the
+sign-in fails closed (503). Every sign-in, failed sign-in and sign-out leaves an
 audit entry, and every failure is a page that says what to do, never a 500.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from dataclasses import dataclass
@@ -45,12 +49,14 @@ from joserfc.jwk import KeySet
 from api.edge.holder_session import HolderPrincipal
 from core.clock import Clock
 from core.errors import InvalidInput
+from core.shared_state import SharedState
 from licences.holders import check_name
 from licences.id_documents import validate_holder_id
 
 TRANSACTION_COOKIE = "elicence_oidc"
 LOGIN = "oidc-login"  # purpose label of the transaction cookie's MAC
 TRANSACTION_LIFETIME = timedelta(minutes=10)
+USED_STATE = "oidc-state:"  # shared-store key of a sign-in's state once its answer was taken
 ALGORITHMS = ("ES256", "RS256", "PS256")
 SCOPE = "openid profile"
 METADATA_SECONDS = 3600.0
@@ -92,6 +98,13 @@ class SignInFailed(Exception):
     def __init__(self, status: int, reason: str, message: str, subject: str | None = None) -> None:
         super().__init__(message)
         self.status, self.reason, self.message, self.subject = status, reason, message, subject
+
+
+def claim_state(shared: SharedState, state: str) -> bool:
+    """True the first time a sign-in's ``state`` comes back, in the whole fleet; False for a
+    replay. The key holds the state's SHA-256, and lasts as long as the transaction could."""
+    digest = hashlib.sha256(state.encode()).hexdigest()
+    return shared.claim(USED_STATE + digest, TRANSACTION_LIFETIME.total_seconds())
 
 
 @dataclass(frozen=True)

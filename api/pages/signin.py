@@ -1,5 +1,9 @@
 """Holder sign-in and sign-out pages: ``/me/login``, ``/me/callback``, ``/me/logout``.
 
+Sign-out revokes the session's id in the shared store (``api.edge.holder_session.end_session``),
+so a copy of the cookie is refused afterwards by every worker; the callback takes the sign-in's
+``state`` once in the whole fleet (``api.pages.oidc.claim_state``).
+
 The protocol is in ``api/pages/oidc.py``; this module keeps the transaction cookie, sets and clears
 the session cookie (``api/edge/holder_session.py``), writes the audit entries (``holder.sign_in``,
 ``holder.sign_out``; a failed sign-in is ``holder.sign_in`` with outcome ``failed`` and the
@@ -17,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.edge.holder_session import HolderPrincipal, form_holder
+from api.edge.holder_session import HolderPrincipal, end_session, form_holder
 from api.edge.state import services_of
 from api.pages.oidc import (
     DENIED,
@@ -28,6 +32,7 @@ from api.pages.oidc import (
     TRANSACTION_COOKIE,
     TRANSACTION_LIFETIME,
     SignInFailed,
+    claim_state,
 )
 from api.pages.verify import templates
 from core.errors import Forbidden, Unauthenticated
@@ -160,6 +165,8 @@ def callback(
             raise SignInFailed(400, "state", STATE)
         if iss is not None and iss != services.oidc.config.issuer:  # RFC 9207 mix-up defence
             raise SignInFailed(400, "issuer", MIXED_UP)
+        if not claim_state(services.holder_sessions.shared, expected):  # a replayed answer
+            raise SignInFailed(400, "state", STATE)
     except SignInFailed as exc:
         return _failed(request, exc)
     try:
@@ -194,6 +201,7 @@ async def logout(request: Request) -> Response:
     except Forbidden as exc:
         return message_page(request, 403, ("无法退出", "Not signed out"), exc.message, signin=False)
     if principal is not None:
+        await run_in_threadpool(end_session, request)  # every worker refuses the cookie now
         await run_in_threadpool(
             audit_sign_in,
             request,
