@@ -24,7 +24,7 @@ from licences.identifiers import (
     validate_uscc,
 )
 from licences.layout import check_layout
-from licences.models import HolderCategory, LicenceType, ValidityRule
+from licences.models import DocumentFormats, HolderCategory, LicenceType, ValidityRule
 
 ID_TYPE_FOR_CATEGORY = {
     HolderCategory.NATURAL_PERSON.value: ID_TYPE_RESIDENT,
@@ -58,6 +58,7 @@ DEFINITION_FIELDS = (
     "issuing_level",
     "validity_rule",
     "layout",  # the page template (licences.layout); versions before it read as None
+    "document_formats",  # pdf | ofd | both; versions before it read as "pdf"
 )
 # Fields a PUT may change; code and defining authority are the entry's identity.
 EDITABLE = tuple(
@@ -144,7 +145,22 @@ def normalise(entry: LicenceType) -> LicenceType:
     check_field_schema(entry.field_schema)
     entry.service_item_fields = check_service_item_fields(entry)
     entry.layout = check_layout(entry.layout, entry.field_schema["properties"])
+    entry.document_formats = check_document_formats(entry.document_formats)
     return entry
+
+
+def check_document_formats(value: object) -> str:
+    """``pdf`` (also for a definition that does not say), ``ofd`` or ``both``."""
+    if value is None or value == "":
+        return DocumentFormats.PDF.value
+    allowed = [f.value for f in DocumentFormats]
+    if value not in allowed:
+        raise InvalidInput(
+            f"文件格式应为 {' | '.join(allowed)} 之一 / document_formats must be one of "
+            f"{', '.join(allowed)}, not {value!r}",
+            field="document_formats",
+        )
+    return str(value)
 
 
 def revised_definition(entry: LicenceType, changes: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +173,8 @@ def revised_definition(entry: LicenceType, changes: dict[str, Any]) -> dict[str,
             field=sorted(unknown)[0],
         )
     merged = {**definition(entry), **changes}
+    if merged.get("document_formats") is None:  # not said: as it is (older clients omit it)
+        merged["document_formats"] = entry.document_formats or "pdf"
     for derived in ("validity_rule", "issuing_level"):  # sent empty: derive it again
         if derived in changes and not changes[derived]:
             merged[derived] = ""

@@ -45,10 +45,12 @@ from licences.models import (
     LicenceDocument,
     LicenceType,
 )
+from licences.ofd_issue import OfdIssuance, OfdPage, formats_of, no_ofd, store_ofd, stored_documents
 from licences.photos import Photo, decode_photo, store_photo
 from licences.qrkeys import LicenceCodes
 from licences.validity import validity_dates
 from seals.ltv import LongTermSealing
+from seals.ofd_sealing import SealedOfd
 from seals.registry import SealRegistry
 from seals.sealing import seal_rendered
 
@@ -106,11 +108,16 @@ class Sealed:
     """A rendered and sealed licence whose row is not stored yet."""
 
     licence: Licence
-    pdf: bytes
+    pdf: bytes | None  # None: the type issues OFD only
     recorder: KeyUseRecorder
     holder: tuple[str, str, str]  # id type, number, name: found or captured when stored
     qr_version: int
     photo: Photo | None = None
+    ofd: SealedOfd | None = None  # the type issues OFD (alone or beside the PDF)
+
+    @property
+    def documents(self) -> tuple[str, ...]:
+        return (("pdf",) if self.pdf is not None else ()) + (("ofd",) if self.ofd else ())
 
 
 @dataclass
@@ -120,6 +127,7 @@ class IssuedLicence:
     replayed: bool = False
     qr_version: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    documents: tuple[str, ...] = ("pdf",)  # the sealed documents stored: "pdf", "ofd"
 
 
 class IssuanceService:
@@ -135,6 +143,7 @@ class IssuanceService:
         public_base_url: str,
         qr_codes: LicenceCodes | None = None,  # signed QR payloads; None: random codes
         long_term: LongTermSealing | None = None,  # timestamp + LTV data; None: PAdES B-B
+        ofd: OfdIssuance | None = None,  # OFD with SM2 seals; None: types issuing OFD refused
     ) -> None:
         self._engine = engine
         self._catalogue = catalogue
@@ -145,6 +154,7 @@ class IssuanceService:
         self._base_url = public_base_url
         self._qr_codes = qr_codes
         self._long_term = long_term
+        self._ofd = ofd
 
     @property
     def engine(self) -> Engine:
@@ -180,6 +190,8 @@ class IssuanceService:
         """Every check an issuance needs, in the order a department would fix them."""
         entry = self._catalogue.get(session, request.licence_type)
         self._catalogue.check_issuer(entry, request.department_code)
+        if formats_of(entry).ofd and self._ofd is None:
+            raise no_ofd(entry)
         fields = validate_fields(entry, request.fields)
         holder_id, holder_name = self._check_holder(entry, request)
         valid_from, valid_until = self.validity(entry, request.valid_from, request.valid_until)
@@ -256,27 +268,46 @@ class IssuanceService:
         """Render the page from the draft and seal exactly those bytes."""
         issued_at = self._clock.now()
         code = verification_code(self._qr_codes, draft, issued_at)
-        rendered = render_page(
-            page_view(draft, issued_at, self.verify_url(code)),
-            draft.layout,
-            regular_font=self._fonts.regular,
-            bold_font=self._fonts.bold,
-            photo=draft.photo.jpeg if draft.photo else None,
-        )
-        sealed, recorder = seal_rendered(
-            engine=self._engine,
-            seals=self._seals,
-            long_term=self._long_term,
-            context=draft.context,
-            pdf=rendered.pdf,
-            box=rendered.seal_box,
-            reason="电子证照签发 / licence issuance",
-        )
+        view = page_view(draft, issued_at, self.verify_url(code))
+        photo = draft.photo.jpeg if draft.photo else None
+        formats = formats_of(draft.entry)
+        sealed: bytes | None = None
+        recorder = KeyUseRecorder()
+        qr_version = 0
+        if formats.pdf:
+            rendered = render_page(
+                view,
+                draft.layout,
+                regular_font=self._fonts.regular,
+                bold_font=self._fonts.bold,
+                photo=photo,
+            )
+            sealed, recorder = seal_rendered(
+                engine=self._engine,
+                seals=self._seals,
+                long_term=self._long_term,
+                context=draft.context,
+                pdf=rendered.pdf,
+                box=rendered.seal_box,
+                reason="电子证照签发 / licence issuance",
+            )
+            qr_version = rendered.qr_version
+        ofd: SealedOfd | None = None
+        if formats.ofd:
+            if self._ofd is None:
+                raise no_ofd(draft.entry)
+            # The same view: same identifier, QR payload and date as the PDF, one licence.
+            page = OfdPage(
+                view, draft.layout, photo, issued_at, f"department:{draft.department_code}"
+            )
+            ofd = self._ofd.seal(page, draft.context, recorder)
+        # The row's digest is the PDF's; an OFD-only licence's is its OFD's (its one document).
+        digest = hashlib.sha256(sealed).hexdigest() if sealed is not None else None
         licence = licence_row(
-            draft, issued_at=issued_at, code=code, sha256=hashlib.sha256(sealed).hexdigest()
+            draft, issued_at=issued_at, code=code, sha256=digest or (ofd.sha256 if ofd else "")
         )
         holder = (draft.holder_id_type, draft.holder_id, draft.holder_name)
-        return Sealed(licence, sealed, recorder, holder, rendered.qr_version, draft.photo)
+        return Sealed(licence, sealed, recorder, holder, qr_version, draft.photo, ofd)
 
     # --- 3. store -----------------------------------------------------------------------------
 
@@ -311,6 +342,7 @@ class IssuanceService:
                     request_id=request_id,
                     hook=hook,
                     detail=detail or {},
+                    ofd=sealed.ofd,
                 )
         except IntegrityError as exc:
             # A concurrent request with the same Idempotency-Key (or a concurrent new version of
@@ -327,6 +359,7 @@ class IssuanceService:
             licence=licence,
             verify_url=self.verify_url(licence.verify_code),
             qr_version=sealed.qr_version,
+            documents=sealed.documents,
         )
 
     def replay(self, session: Session, key: IdempotencyKey | None) -> IssuedLicence | None:
@@ -336,7 +369,10 @@ class IssuanceService:
         licence = session.get(Licence, identifier)
         assert licence is not None
         return IssuedLicence(
-            licence=licence, verify_url=self.verify_url(licence.verify_code), replayed=True
+            licence=licence,
+            verify_url=self.verify_url(licence.verify_code),
+            replayed=True,
+            documents=stored_documents(session, identifier),
         )
 
 
@@ -344,7 +380,7 @@ def write_issued(
     session: Session,
     audit: AuditLog,
     licence: Licence,
-    pdf: bytes,
+    pdf: bytes | None,
     recorder: KeyUseRecorder,
     holder: tuple[str, str, str],
     *,
@@ -354,6 +390,7 @@ def write_issued(
     request_id: str | None,
     hook: StoreHook | None,
     detail: dict[str, Any],
+    ofd: SealedOfd | None = None,
 ) -> None:
     """The writes that store a sealed licence, inside the caller's transaction: the holder
     (captured on first issuance, reused after), the row, ``hook``, the bytes, the photo, the
@@ -364,7 +401,10 @@ def write_issued(
     session.flush()
     if hook is not None:
         hook(session, licence)
-    session.add(LicenceDocument(identifier=licence.identifier, pdf=pdf))
+    if pdf is not None:
+        session.add(LicenceDocument(identifier=licence.identifier, pdf=pdf))
+    if ofd is not None:
+        store_ofd(session, licence.identifier, ofd)
     if photo is not None:
         store_photo(session, licence.identifier, photo)
     idempotency.remember(session, key, licence.identifier, licence.issued_at)
@@ -382,6 +422,10 @@ def write_issued(
             "seal": licence.seal_code,
             "sha256": licence.sha256,
             **({"photo_sha256": photo.sha256} if photo else {}),
+            **(
+                {"ofd_sha256": ofd.sha256, "sm2_certificate": ofd.certificate_serial} if ofd else {}
+            ),
+            **({"documents": ["ofd"]} if pdf is None else {}),
             **detail,
         },
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    String,
     UniqueConstraint,
     text,
 )
@@ -82,6 +83,23 @@ class ValidityRule(str, Enum):
     INDEFINITE = "indefinite"  # 长期有效
 
 
+class DocumentFormats(str, Enum):
+    """Which sealed documents a type's licences come as (revision 0027): the PAdES PDF, the OFD
+    with its GB/T 38540 seal (the national form), or both from one issuance."""
+
+    PDF = "pdf"
+    OFD = "ofd"
+    BOTH = "both"
+
+    @property
+    def pdf(self) -> bool:
+        return self is not DocumentFormats.OFD
+
+    @property
+    def ofd(self) -> bool:
+        return self is not DocumentFormats.PDF
+
+
 class TypeStatus(str, Enum):
     ACTIVE = "active"
     WITHDRAWN = "withdrawn"  # 停用: issues nothing new; its licences stay as they are
@@ -125,6 +143,11 @@ class LicenceType(SQLModel, table=True):
     )
     # The page template (照面版式, ``licences.layout``); None prints today's default page.
     layout: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # pdf | ofd | both (``DocumentFormats``); every type before revision 0027 is "pdf".
+    document_formats: str = Field(
+        default=DocumentFormats.PDF.value,
+        sa_column=Column(String(8), nullable=False, server_default=DocumentFormats.PDF.value),
+    )
 
 
 class LicenceTypeVersion(SQLModel, table=True):
@@ -214,6 +237,20 @@ class LicenceDocument(SQLModel, table=True):
 
     identifier: str = Field(primary_key=True, foreign_key="licence.identifier", max_length=96)
     pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LicenceOfd(SQLModel, table=True):
+    """The sealed OFD of a licence whose type issues one (revision 0027), written in the same
+    transaction as its record. ``sha256`` finds the licence an uploaded OFD claims to be;
+    ``sm2_certificate_serial`` names the SM2 seal certificate that sealed it (the seal's key
+    rotates; a licence is matched against the certificate it was sealed with)."""
+
+    __tablename__ = "licence_ofd"
+
+    identifier: str = Field(primary_key=True, foreign_key="licence.identifier", max_length=96)
+    ofd: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str = Field(index=True, max_length=64)
+    sm2_certificate_serial: str = Field(max_length=40)
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -26,7 +26,7 @@ from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 
 from core.errors import Unavailable
-from keys.sm2 import SM2_WITH_SM3_OID, SM3_OID, sm3
+from keys.sm2 import SM2_WITH_SM3_OID, SM3_OID, Sm2SigningStore, sign_message, sm3
 from keys.store import KeyRef, KeyUseListener
 from seals import ses
 from seals.ofd_zip import zip_package
@@ -44,6 +44,15 @@ PICTURE_MM = 42  # the seal's drawn diameter (seals.image, licences.render.SEAL_
 # Signs ``message`` with the SM2 key ``ref`` (ID 1234567812345678) and tells the listener:
 # ``keys.sm2.sign_message`` bound to the key store.
 Sm2Sign = Callable[[KeyRef, bytes, KeyUseListener | None, str], bytes]
+
+
+def store_signer(keystore: Sm2SigningStore) -> Sm2Sign:
+    """``Sm2Sign`` through ``keystore`` (``keys.sm2.sign_message``, ID 1234567812345678)."""
+
+    def sign(ref: KeyRef, message: bytes, listener: KeyUseListener | None, purpose: str) -> bytes:
+        return sign_message(keystore, ref, message, listener=listener, purpose=purpose)
+
+    return sign
 
 
 @dataclass(frozen=True)

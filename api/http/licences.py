@@ -22,6 +22,8 @@ from core.errors import ElicenceError, Forbidden, InvalidInput
 from licences import batch
 from licences.issuance import IssuedLicence, IssueRequest
 from licences.models import Holder, Licence, LicenceStatus
+from licences.ofd_desk import OfdDesk
+from licences.ofd_issue import MEDIA_TYPE as OFD_MEDIA_TYPE
 from licences.pulls import Pulled, PullRequest
 from licences.repository import china_today, effective_status
 from licences.search import DEFAULT_LIMIT, MAX_LIMIT, LicenceQuery
@@ -35,13 +37,23 @@ IdempotencyKey = Annotated[
 ]
 
 
-def links(request: Request, licence: Licence) -> Links:
+def links(request: Request, licence: Licence, documents: tuple[str, ...] = ()) -> Links:
     services = services_of(request)
     base = services.settings.public_base_url.rstrip("/")
     return Links(
         pdf=f"{base}/api/v1/licences/{licence.identifier}/pdf",
         verify=services.issuance.verify_url(licence.verify_code),
+        ofd=f"{base}/api/v1/licences/{licence.identifier}/document.ofd"
+        if "ofd" in documents
+        else None,
     )
+
+
+def documents(request: Request, licence: Licence, formats: tuple[str, ...]) -> dict[str, str]:
+    """The URL of each sealed document stored for ``licence``."""
+    urls = links(request, licence, formats)
+    found = {"pdf": urls.pdf, "ofd": urls.ofd}
+    return {f: url for f in formats if (url := found.get(f))}
 
 
 def licence_out(request: Request, licence: Licence, holder: Holder) -> LicenceOut:
@@ -88,8 +100,9 @@ def issued_out(request: Request, response: Response, result: IssuedLicence) -> I
         version=licence.version,
         status=services_of(request).licence_desk.status_now(licence.identifier).value,
         sha256=licence.sha256,
-        links=links(request, licence),
+        links=links(request, licence, result.documents),
         previous=licence.previous,
+        documents=documents(request, licence, result.documents),
     )
 
 
@@ -176,7 +189,7 @@ def item_out(request: Request, result: batch.ItemResult) -> ItemOut:
         identifier=licence.identifier,
         version=licence.version,
         sha256=licence.sha256,
-        links=links(request, licence),
+        links=links(request, licence, result.issued.documents),
         replayed=result.issued.replayed,
     )
 
@@ -338,5 +351,35 @@ def pdf(
         headers={
             "Content-Disposition": f'attachment; filename="{licence.serial}-{licence.version:03d}.pdf"',
             "X-Content-SHA256": licence.sha256,
+        },
+    )
+
+
+@router.get(
+    "/licences/{identifier}/document.ofd",
+    response_class=Response,
+    responses={200: {"content": {OFD_MEDIA_TYPE: {}}}},
+)
+def ofd(
+    identifier: str,
+    request: Request,
+    principal: Principal,
+    service_item: ServiceItem = None,
+    business_number: BusinessNumber = None,
+) -> Response:
+    """盖国密签章的 OFD 证照文件（发证部门，或获持证人授权的部门，同 PDF）/ the OFD sealed with
+    a GB/T 38540 SM2 seal, for the issuing department or a department the holder granted it —
+    as for the PDF."""
+    found = OfdDesk(services_of(request).engine).for_department(
+        identifier,
+        principal.department_code,
+        lambda known: pull(request, principal, known, "ofd", service_item, business_number),
+    )
+    return Response(
+        found.ofd,
+        media_type=OFD_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{found.name}.ofd"',
+            "X-Content-SHA256": found.sha256,
         },
     )

@@ -46,6 +46,7 @@ class IssueBody(BaseModel):
 class Links(BaseModel):
     pdf: str
     verify: str
+    ofd: str | None = None  # the sealed OFD, when the licence's type issues one
 
 
 class IssuedOut(BaseModel):
@@ -55,6 +56,8 @@ class IssuedOut(BaseModel):
     sha256: str
     links: Links
     previous: str | None = None  # a new version (amend, renew, reissue): the one it replaces
+    # The sealed documents stored for it, by format ("pdf", "ofd"): its type's document_formats.
+    documents: dict[str, str] = {}
 
 
 class LicenceOut(BaseModel):

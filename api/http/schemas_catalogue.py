@@ -55,6 +55,13 @@ class LicenceTypeUpdate(BaseModel):
         description="照面版式（毫米，见 docs/layouts.md）；缺省为标准版式 / the page template in "
         "mm (docs/layouts.md); none: the default page",
     )
+    document_formats: str | None = Field(
+        default=None,
+        max_length=8,
+        description="签发的文件格式：pdf（缺省）| ofd（国家标准版式文件，GB/T 38540 国密签章）| both "
+        "/ the sealed documents issued: pdf (default), ofd (GB/T 33190 with a GB/T 38540 SM2 "
+        "seal) or both",
+    )
 
 
 class LicenceTypeIn(LicenceTypeUpdate):
@@ -82,6 +89,7 @@ class LicenceTypeOut(BaseModel):
     issuer_codes: list[str]
     field_schema: dict[str, Any]
     layout: dict[str, Any] | None = None
+    document_formats: str = "pdf"
     version: int
     status: str
     updated_at: datetime | None = None

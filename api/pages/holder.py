@@ -30,12 +30,14 @@ from api.pages.holder_views import (
     holder_key,
     licence_json,
     link_json,
+    ofd_response,
     pdf_response,
     presentation_json,
 )
 from api.pages.signin import message_page
 from api.pages.verify import templates
 from core.errors import ElicenceError, Forbidden, Unauthenticated
+from licences.ofd_desk import OfdDesk
 from licences.presentation import SHOW_ONLY
 from licences.stamped import MAX_PURPOSE
 
@@ -137,6 +139,7 @@ def _detail(
         "form": form or {},
         "new_copy": new_copy,
         "max_purpose": MAX_PURPOSE,
+        "documents": OfdDesk(services.engine).documents(found.record.licence.identifier),
     }
     return _render(request, holder, "holder_licence.html", context, status)
 
@@ -157,6 +160,18 @@ def licence_pdf(identifier: str, request: Request) -> Response:
     try:
         desk = services_of(request).holder_desk
         return pdf_response(desk.licence_pdf(holder_key(holder), identifier))
+    except ElicenceError as exc:
+        return _refused(request, holder, exc)
+
+
+@router.get("/me/licences/{identifier}/document.ofd")
+def licence_ofd(identifier: str, request: Request) -> Response:
+    holder = optional_holder(request)
+    if holder is None:
+        return _sign_in(request)
+    try:
+        desk = OfdDesk(services_of(request).engine)
+        return ofd_response(desk.for_holder(holder_key(holder), identifier))
     except ElicenceError as exc:
         return _refused(request, holder, exc)
 

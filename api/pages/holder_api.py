@@ -21,9 +21,12 @@ from api.pages.holder_views import (
     holder_key,
     licence_json,
     link_json,
+    ofd_response,
     pdf_response,
     presentation_json,
 )
+from licences.ofd_desk import OfdDesk
+from licences.ofd_issue import MEDIA_TYPE as OFD_MEDIA_TYPE
 from licences.stamped import MAX_PURPOSE
 
 router = APIRouter(prefix="/api/v1/holder", tags=["holder 持证人"])
@@ -93,6 +96,19 @@ def licence(identifier: str, request: Request, holder: Holder) -> JSONResponse:
 def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
     desk = services_of(request).holder_desk
     return pdf_response(desk.licence_pdf(holder_key(holder), identifier))
+
+
+@router.get(
+    "/licences/{identifier}/document.ofd",
+    response_class=Response,
+    responses={
+        200: {"content": {OFD_MEDIA_TYPE: {}}, "description": "国密签章的 OFD / the sealed OFD"}
+    },
+)
+def licence_ofd(identifier: str, request: Request, holder: Holder) -> Response:
+    """本人证照的 OFD 文件（其类型签发 OFD 时）/ my licence's sealed OFD, when its type issues one."""
+    desk = OfdDesk(services_of(request).engine)
+    return ofd_response(desk.for_holder(holder_key(holder), identifier))
 
 
 class PresentationRequest(BaseModel):

@@ -20,6 +20,8 @@ from core.clock import china_today
 from licences.catalogue_rules import field_layout
 from licences.grants import HolderKey
 from licences.holder_desk import HolderDesk, LicenceFile, LinkView
+from licences.ofd_desk import OfdFile
+from licences.ofd_issue import MEDIA_TYPE as OFD_MEDIA_TYPE
 from licences.presentation import Presentation
 from licences.qr import qr_svg_data_uri
 from licences.repository import LicenceRecord, effective_status
@@ -132,6 +134,16 @@ def pdf_response(found: LicenceFile) -> Response:
         "Cache-Control": "no-store",
     }
     return Response(found.pdf, media_type="application/pdf", headers=headers)
+
+
+def ofd_response(found: OfdFile) -> Response:
+    """A sealed OFD as a download, with its digest."""
+    headers = {
+        "Content-Disposition": f'attachment; filename="{found.name}.ofd"',
+        "X-Content-SHA256": found.sha256,
+        "Cache-Control": "no-store",
+    }
+    return Response(found.ofd, media_type=OFD_MEDIA_TYPE, headers=headers)
 
 
 def link_json(link: LinkView) -> dict[str, Any]:
