@@ -147,6 +147,7 @@ RUNTIME_SETTINGS = frozenset(
         "oidc_client_secret",
         "holder_session_minutes",
         "demo_mode",
+        "redis_url",  # the shared state of a fleet (core.shared_state), never read by init
         # event delivery: read by the worker and the subscription desk, never by init
         "events_timeout_seconds",
         "events_max_attempts",
