@@ -160,6 +160,11 @@ class IssuanceService:
     def engine(self) -> Engine:
         return self._engine
 
+    @property
+    def issues_ofd(self) -> bool:
+        """Whether this service seals OFD licences (its key store holds SM2 keys)."""
+        return self._ofd is not None
+
     def verify_url(self, code: str) -> str:
         return verify_url(self._base_url, code)
 

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from core.db import reading
 from licences.grants import HolderKey
 from licences.holder_desk import own_record
 from licences.lifecycle import parse_identifier
-from licences.models import Licence
+from licences.models import Licence, LicenceOfd
 from licences.ofd_issue import ofd_row, stored_documents
 from licences.repository import licence_by_identifier
 
@@ -59,6 +60,12 @@ class OfdDesk:
         with reading(self._engine) as session:
             licence = own_record(session, holder, identifier).licence
         return _file(licence, self._engine)
+
+    def first(self) -> str | None:
+        """The identifier of the first licence stored with an OFD (``make run`` prints it)."""
+        with reading(self._engine) as session:
+            row = session.exec(select(LicenceOfd.identifier).order_by(LicenceOfd.identifier))
+            return row.first()
 
     def documents(self, identifier: str) -> tuple[str, ...]:
         """Which sealed documents the licence has: "pdf", "ofd" or both."""

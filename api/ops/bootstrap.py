@@ -88,7 +88,10 @@ def _demo(services: Services, result: InitResult) -> None:
                 client_scopes=(SUPERVISE,),
             )
         ],
-        [LicenceType(holder_id_type="", **entry) for entry in demo.LICENCE_TYPES],
+        [
+            LicenceType(holder_id_type="", **entry)
+            for entry in demo.licence_types(services.issuance.issues_ofd)
+        ],
         actor=OPERATOR,
         client_name="demo",
     )

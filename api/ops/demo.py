@@ -148,6 +148,18 @@ OPERATOR_CERTIFICATE: dict[str, Any] = {
 
 LICENCE_TYPES = [FOOD_LICENCE, PHYSICIAN_LICENCE, HEALTH_CERTIFICATE, OPERATOR_CERTIFICATE]
 
+
+def licence_types(ofd: bool) -> list[dict[str, Any]]:
+    """The demo's types as ``init --demo`` defines them: where the key store holds SM2 keys
+    (``IssuanceService.issues_ofd``), the operator certificate is issued as its PDF and as an
+    OFD with a GB/T 38540 SM2 seal (the national form), so the demo shows both; elsewhere (an
+    OpenBao or PKCS#11 custody, which have no SM2) every type is PDF."""
+    return [
+        {**entry, "document_formats": "both"} if ofd and entry is OPERATOR_CERTIFICATE else entry
+        for entry in LICENCE_TYPES
+    ]
+
+
 SAMPLE_LICENCES: list[dict[str, Any]] = [
     {
         "department": MARKET["code"],

@@ -9,6 +9,7 @@ from pathlib import Path
 from api.container import build_services
 from api.ops import demo
 from api.settings import Settings
+from licences.ofd_desk import OfdDesk
 
 
 def main() -> None:
@@ -44,6 +45,14 @@ elicence 示范服务 / demo service
 """,
         flush=True,
     )
+    ofd = OfdDesk(services.engine).first()
+    if ofd is not None:  # the national form: a type issued as PDF and OFD (api.ops.demo)
+        print(
+            f"  国密OFD / OFD (SM2 seal):        {base}/api/v1/licences/{ofd}/document.ofd\n"
+            f"      curl -H 'Authorization: Bearer {key}' -o licence.ofd \\\n"
+            f"           {base}/api/v1/licences/{ofd}/document.ofd\n",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
