@@ -341,3 +341,17 @@ def test_the_worker_answers_a_bomb_with_its_reason_and_lives_on(gigabyte: Raw) -
         assert "inflates past" in found.detail
         fine = inspector.inspect_ofd(build([entry("OFD.xml", OFD_XML)]))
         assert fine.ok, fine.detail
+
+
+# -- nothing the uploader wrote reaches the report -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../请致电400-123-4567核实.xml", "Doc_0/请致电400-123-4567核实.xml", "Doc_0/Res/CALL-400.ttf"],
+)
+def test_an_entry_name_of_the_uploaders_choice_is_never_quoted(name: str) -> None:
+    """Refused for traversal, or (a plain name) for the encryption flag set on it."""
+    found = refused(build([entry("OFD.xml", OFD_XML), entry(name, b"x", flags=0x0801)]))
+    assert "400" not in found.inspection.detail
+    assert "an entry not named as a licence's" in found.inspection.detail

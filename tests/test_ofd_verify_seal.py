@@ -268,7 +268,8 @@ def test_a_foreign_sm2_certificate_does_not_chain(genuine: bytes, tsa: Tsa, pki:
     detail = failed_at(
         rezip(files), pki, tsa, "chain", Indication.INDETERMINATE, SubIndication.NO_CHAIN_FOUND
     )
-    assert "forger" in detail
+    assert "no SM2 CA of this domain signed the signer's certificate" in detail
+    assert "forger" not in detail  # the uploaded certificate's name is never shown
 
 
 def test_a_signer_certificate_swapped_for_a_foreign_one_is_not_the_seals(
@@ -458,3 +459,15 @@ def test_a_zip_without_ofd_xml_is_not_an_ofd(pki: Sm2Pki, tsa: Tsa) -> None:
     assert isinstance(found, Inspection)
     assert (found.indication, found.sub) == (Indication.FAILED, SubIndication.FORMAT_FAILURE)
     assert "no OFD.xml" in found.detail
+
+
+def test_an_unsigned_file_with_a_message_in_its_name_is_not_quoted(
+    genuine: bytes, pki: Sm2Pki, tsa: Tsa
+) -> None:
+    files = unzip(genuine)
+    files["Doc_0/证照已核实请致电400-123-4567.xml"] = b"<a/>"
+    detail = failed_at(
+        rezip(files), pki, tsa, "coverage", Indication.FAILED, SubIndication.MODIFIED_AFTER_SEALING
+    )
+    assert "400" not in detail
+    assert "an entry not named as a licence's" in detail

@@ -61,9 +61,12 @@ def _is_ca(cert: asn1_x509.Certificate) -> bool:
     return bool(cert.ca) and (usage is None or "key_cert_sign" in usage.native)
 
 
-def validate(cert_der: bytes, anchors: Sm2Anchors, at: datetime) -> ChainResult:
+def validate(
+    cert_der: bytes, anchors: Sm2Anchors, at: datetime, whose: str = "signer's"
+) -> ChainResult:
     """Whether ``cert_der`` chains to one of ``anchors.roots`` at ``at``; the first reason
-    it does not, otherwise."""
+    it does not, otherwise. The reasons name certificates by their place in the path (``whose``
+    for the first), never by a name the uploaded file gave them."""
     try:
         current = _load(cert_der)
         roots = [_load(d) for d in anchors.roots]
@@ -72,20 +75,22 @@ def validate(cert_der: bytes, anchors: Sm2Anchors, at: datetime) -> ChainResult:
         return ChainResult(False, f"certificate unreadable: {type(exc).__name__}")
     path = [current]
     for _ in range(MAX_DEPTH):
-        subject = current.subject.human_friendly
+        subject = f"the {whose} certificate" if len(path) == 1 else "its issuer"
         if not _valid_at(current, at):
             return ChainResult(False, f"{subject} not valid at {at.isoformat()}")
         if any(current.dump() == root.dump() for root in roots):
+            # the root is this domain's own (byte for byte): its name is ours to show
+            root = current.subject.human_friendly
             return ChainResult(
                 True,
-                f"chains to the SM2 root {subject}, valid at {at.isoformat()}",
+                f"chains to the SM2 root {root}, valid at {at.isoformat()}",
                 tuple(c.dump() for c in path),
             )
         issuers = [
             c for c in pool if c.subject == current.issuer and _is_ca(c) and _signed_by(current, c)
         ]
         if not issuers:
-            return ChainResult(False, f"no trusted SM2 issuer signed {subject}")
+            return ChainResult(False, f"no SM2 CA of this domain signed {subject}")
         current = issuers[0]
         path.append(current)
     return ChainResult(False, f"SM2 chain longer than {MAX_DEPTH}")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
-from verify.ofd_package import Package, Refused, forbidden, parse_xml
+from verify.ofd_package import Package, Refused, forbidden, parse_xml, shown
 from verify.report import Indication, SubIndication
 from verify.structure import refuse
 
@@ -63,10 +63,10 @@ def resolve(location: str, base: str) -> str:
     folder ``base`` (a folder name ending in "/" or "")."""
     text = location.strip()
     if not text or "\\" in text or ":" in text or any(ord(c) < 0x20 for c in text):
-        raise forbidden(f"无效的包内路径 / path {text[:96]!r} in the package is refused")
+        raise forbidden(f"无效的包内路径 / path {shown(text)} in the package is refused")
     path = text[1:] if text.startswith("/") else base + text
     if any(part in ("", ".", "..") for part in path.split("/")):
-        raise forbidden(f"路径穿越 / path {text[:96]!r} leaves the package or is empty")
+        raise forbidden(f"路径穿越 / path {shown(text)} leaves the package or is empty")
     return path
 
 
@@ -86,7 +86,7 @@ def read_layout(package: Package, limits: Limits) -> Layout:
     body = bodies[0]
     signatures = resolve(_text(body, "Signatures", ENTRY), "")
     if signatures != SIGNATURES:
-        raise not_ofd(f"签名列表位置 / signatures listed at {signatures!r}, not {SIGNATURES!r}")
+        raise not_ofd(f"签名列表位置 / signatures listed at {shown(signatures)}, not {SIGNATURES}")
     if resolve(_text(body, "DocRoot", ENTRY), "") not in files:
         raise not_ofd("文档根文件缺失 / the document named by DocRoot is missing")
     if signatures not in files:
@@ -98,10 +98,10 @@ def read_layout(package: Package, limits: Limits) -> Layout:
         return Layout(_identifier(body), count, "", (), "", "")
     seal = entries[0]
     if seal.get("Type", "Seal") != "Seal":
-        raise not_ofd(f"签名类型 / signature of type {seal.get('Type')!r}; a licence is sealed")
+        raise not_ofd("签名类型 / a signature not of type Seal; a licence is sealed")
     signature_xml = resolve(seal.get("BaseLoc", ""), folder(signatures))
     if not signature_xml.startswith(SIGNS) or signature_xml not in files:
-        raise not_ofd(f"签名文件缺失 / the seal's Signature.xml {signature_xml!r} is missing")
+        raise not_ofd(f"签名文件缺失 / the seal's Signature.xml {shown(signature_xml)} is missing")
     return _signature(body, signature_xml, files[signature_xml], limits)
 
 
@@ -109,10 +109,10 @@ def _signature(body: Element, path: str, data: bytes, limits: Limits) -> Layout:
     signature = _root(parse_xml(path, data, limits), "Signature", path)
     info = signature.find(f"{NS}SignedInfo")
     if info is None:
-        raise not_ofd(f"{path}: 缺少SignedInfo / no SignedInfo")
+        raise not_ofd(f"{shown(path)}: 缺少SignedInfo / no SignedInfo")
     method = _text(info, "SignatureMethod", path)
     if method != SM2_SM3_OID:
-        raise not_ofd(f"签名算法 / signature method {method[:64]!r}, not SM2-with-SM3")
+        raise not_ofd("签名算法 / the signature method is not SM2-with-SM3")
     references = info.find(f"{NS}References")
     if references is None or references.get("CheckMethod") != SM3_OID:
         raise not_ofd(f"摘要算法 / references not checked with SM3 ({SM3_OID})")
@@ -122,27 +122,29 @@ def _signature(body: Element, path: str, data: bytes, limits: Limits) -> Layout:
     for reference in references.findall(f"{NS}Reference"):
         target = resolve(reference.get("FileRef", ""), base)
         if target.casefold() in seen:
-            raise not_ofd(f"重复引用 / {target!r} is referenced twice")
+            raise not_ofd(f"重复引用 / {shown(target)} is referenced twice")
         seen.add(target.casefold())
         found.append(Reference(target, _check_value(reference, target)))
     seal_path = resolve(_text(info, "Seal/" + NS + "BaseLoc", path), base)
     signed_value = resolve(_text(signature, "SignedValue", path), base)
     for named in (seal_path, signed_value):
         if not named.startswith(folder(path)):
-            raise not_ofd(f"印章文件位置 / {named!r} lies outside the seal's folder")
+            raise not_ofd(f"印章文件位置 / {shown(named)} lies outside the seal's folder")
     return Layout(_identifier(body), 1, path, tuple(found), seal_path, signed_value)
 
 
 def _root(element: Element, name: str, path: str) -> Element:
     if element.tag != NS + name:
-        raise not_ofd(f"{path}: 根元素不是 ofd:{name} / root element is not ofd:{name}")
+        raise not_ofd(f"{shown(path)}: 根元素不是 ofd:{name} / root element is not ofd:{name}")
     return element
 
 
 def _text(element: Element, name: str, path: str) -> str:
     child = element.find(NS + name)
     if child is None or not (child.text or "").strip():
-        raise not_ofd(f"{path}: 缺少 {name.rsplit('}', 1)[-1]} / no {name.rsplit('}', 1)[-1]}")
+        raise not_ofd(
+            f"{shown(path)}: 缺少 {name.rsplit('}', 1)[-1]} / no {name.rsplit('}', 1)[-1]}"
+        )
     return (child.text or "").strip()
 
 
@@ -155,7 +157,7 @@ def _check_value(reference: Element, target: str) -> bytes:
     except (binascii.Error, ValueError):
         value = b""
     if len(value) != 32:
-        raise not_ofd(f"校验值无效 / the CheckValue of {target!r} is not a base64 SM3 digest")
+        raise not_ofd(f"校验值无效 / the CheckValue of {shown(target)} is not a base64 SM3 digest")
     return value
 
 

@@ -28,7 +28,7 @@ from seals.ses import SES_Signature
 from verify import rules
 from verify.ofd_chain import Sm2Anchors, validate
 from verify.ofd_document import SIGNATURES, Layout, read_layout, resolve
-from verify.ofd_package import Package, Refused, read_package
+from verify.ofd_package import Package, Refused, read_package, shown
 from verify.report import Check, CheckResult, Indication, SubIndication
 from verify.signature import Revocation, TimestampFacts, TrustAnchors, revoked_before
 from verify.steps import Verdict
@@ -143,7 +143,8 @@ def _examine(
     if files.get(layout.seal_file) != seal.dump():
         raise run.fail(
             "seal_file",
-            f"{layout.seal_file} differs from the seal signed in {layout.signed_value_file}",
+            f"{shown(layout.seal_file)} differs from the seal signed in "
+            f"{shown(layout.signed_value_file)}",
             Indication.FAILED,
             SubIndication.HASH_FAILURE,
         )
@@ -182,8 +183,11 @@ def _examine(
     state["time"] = to_sign["time_info"].native
     proven = _timestamp(signature, anchors, moment, revoked, tolerance, run, state)
     at = proven or moment
-    for name, der in (("chain", signer_der), ("maker_chain", maker_der)):
-        result = validate(der, sm2, at)
+    for name, der, whose in (
+        ("chain", signer_der, "signer's"),
+        ("maker_chain", maker_der, "seal maker's"),
+    ):
+        result = validate(der, sm2, at, whose)
         if not result.trusted:
             raise run.fail(
                 name, result.detail, Indication.INDETERMINATE, SubIndication.NO_CHAIN_FOUND
@@ -211,14 +215,14 @@ def _references(files: dict[str, bytes], layout: Layout, run: _Run) -> None:
         if content is None:
             raise run.fail(
                 "references",
-                f"signed file {reference.path} is missing",
+                f"signed file {shown(reference.path)} is missing",
                 Indication.FAILED,
                 SubIndication.HASH_FAILURE,
             )
         if sm3(content) != reference.check_value:
             raise run.fail(
                 "references",
-                f"SM3 of {reference.path} differs from its CheckValue",
+                f"SM3 of {shown(reference.path)} differs from its CheckValue",
                 Indication.FAILED,
                 SubIndication.HASH_FAILURE,
             )
@@ -229,7 +233,7 @@ def _references(files: dict[str, bytes], layout: Layout, run: _Run) -> None:
     if extra:
         raise run.fail(
             "coverage",
-            f"not covered by the seal: {', '.join(extra[:5])}"
+            f"not covered by the seal: {', '.join(shown(name) for name in extra[:5])}"
             + (f" and {len(extra) - 5} more" if len(extra) > 5 else ""),
             Indication.FAILED,
             SubIndication.MODIFIED_AFTER_SEALING,
@@ -251,7 +255,7 @@ def _signed_value(data: bytes, run: _Run) -> SES_Signature:
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise run.fail(
             "seal_structure",
-            f"SignedValue.dat is not a GB/T 38540 v4 SES_Signature ({exc})"[:300],
+            f"SignedValue.dat is not a GB/T 38540 v4 SES_Signature ({type(exc).__name__})",
             Indication.FAILED,
             SubIndication.FORMAT_FAILURE,
         ) from None
@@ -275,11 +279,11 @@ def _data_hash(files: dict[str, bytes], layout: Layout, to_sign: object, run: _R
     if bytes(to_sign["data_hash"].native) != sm3(files[layout.signature_xml]):  # type: ignore[index]
         raise run.fail(
             "data_hash",
-            f"SM3 of {layout.signature_xml} differs from the seal's dataHash",
+            f"SM3 of {shown(layout.signature_xml)} differs from the seal's dataHash",
             Indication.FAILED,
             SubIndication.HASH_FAILURE,
         )
-    run.ok("data_hash", f"SM3 of {layout.signature_xml} equals the seal's dataHash")
+    run.ok("data_hash", f"SM3 of {shown(layout.signature_xml)} equals the seal's dataHash")
 
 
 def _sm2_key(der: bytes, whose: str, run: _Run) -> Sm2PublicKey:

@@ -21,6 +21,7 @@ encryption, inconsistent headers, DTDs, entities) FAILED/FORMAT_FAILURE — neve
 
 from __future__ import annotations
 
+import re
 import struct
 import unicodedata
 import zlib
@@ -47,6 +48,23 @@ _UNIX = 3
 _FILE_TYPE = 0o170000
 _REGULAR, _DIRECTORY = 0o100000, 0o040000
 _CHUNK = 64 * 1024  # inflate in pieces, so a lie about the size is caught after 64 KiB
+
+
+# The names a licence package of this service is made of. A report names an entry only if its
+# name is one of these; any other is named by what it is not, so no text an uploader chose (a
+# "call this number" in an entry's name, say) reaches the verdict page.
+_OWN_NAME = re.compile(
+    r"OFD\.xml|Doc_0/(Document|PublicRes|DocumentRes)\.xml"
+    r"|Doc_0/Res/(font|image)_\d{1,3}\.(ttf|otf|jpg|png)|Doc_0/Pages/Page_\d{1,3}/Content\.xml"
+    r"|Doc_0/Signs/(Signatures\.xml|Sign_\d{1,3}/(Signature\.xml|Seal\.esl|SignedValue\.dat))"
+)
+UNNAMED = "[an entry not named as a licence's]"
+
+
+def shown(name: str) -> str:
+    """``name`` as a report may show it: a licence package's own names only."""
+    bare = name.lstrip("/")
+    return bare if _OWN_NAME.fullmatch(bare) else UNNAMED
 
 
 class Refused(Exception):
@@ -107,7 +125,7 @@ def read_package(data: bytes, limits: Limits) -> Package:
         if entry.offset != position:
             raise forbidden(
                 f"条目之间有隐藏数据或重叠 / bytes {position}..{entry.offset} hidden between or "
-                f"under entries (at {entry.name!r})"
+                f"under entries (at {shown(entry.name)})"
             )
         start, position = _local_header(data, entry, cd_offset)
         if not entry.directory:
@@ -177,18 +195,18 @@ def _central_directory(
         key = unicodedata.normalize("NFC", name).casefold()
         if key in folded:
             raise forbidden(
-                f"重复的文件名 / duplicate entry name {name!r} (names compared case-folded)"
+                f"重复的文件名 / duplicate entry name {shown(name)} (names compared case-folded)"
             )
         folded.add(key)
         _check_kind(name, made_by, external, directory)
         if flags & _ENCRYPTED_FLAGS:
-            raise forbidden(f"加密条目 / encrypted entry {name!r}")
+            raise forbidden(f"加密条目 / encrypted entry {shown(name)}")
         if method not in (_STORED, _DEFLATED):
-            raise forbidden(f"不支持的压缩方法 / compression method {method} in {name!r}")
+            raise forbidden(f"不支持的压缩方法 / compression method {method} in {shown(name)}")
         if 0xFFFFFFFF in (compressed, size, offset):
             raise forbidden("ZIP64 未被证照使用 / zip64 entries are not licence packages")
         if directory and size:
-            raise forbidden(f"目录条目含有数据 / directory entry {name!r} carries data")
+            raise forbidden(f"目录条目含有数据 / directory entry {shown(name)} carries data")
         _check_size(name, method, compressed, size, limits)
         total += size
         if total > limits.max_zip_total_bytes:
@@ -211,17 +229,17 @@ def _name(raw: bytes, flags: int, limits: Limits) -> tuple[str, bool]:
     try:
         name = raw.decode("utf-8") if flags & _UTF8_FLAG else raw.decode("ascii")
     except UnicodeDecodeError:
-        raise forbidden(f"文件名编码无效 / entry name {raw[:64]!r} is not UTF-8") from None
+        raise forbidden("文件名编码无效 / an entry name is not UTF-8") from None
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise forbidden(f"文件名含控制字符 / control character in entry name {name!r}")
+        raise forbidden(f"文件名含控制字符 / control character in entry name {shown(name)}")
     if "\\" in name or ":" in name:
-        raise forbidden(f"文件名含反斜杠或盘符 / backslash or drive letter in {name!r}")
+        raise forbidden(f"文件名含反斜杠或盘符 / backslash or drive letter in {shown(name)}")
     if name.startswith("/"):
-        raise forbidden(f"绝对路径 / absolute entry name {name!r}")
+        raise forbidden(f"绝对路径 / absolute entry name {shown(name)}")
     directory = name.endswith("/")
     parts = (name[:-1] if directory else name).split("/")
     if any(part in ("", ".", "..") for part in parts):
-        raise forbidden(f"路径穿越或空路径段 / '..', '.' or an empty segment in {name!r}")
+        raise forbidden(f"路径穿越或空路径段 / '..', '.' or an empty segment in {shown(name)}")
     return (name[:-1] if directory else name), directory
 
 
@@ -231,21 +249,21 @@ def _check_kind(name: str, made_by: int, external: int, directory: bool) -> None
         return
     kind = (external >> 16) & _FILE_TYPE
     if kind == 0o120000:
-        raise forbidden(f"符号链接条目 / symbolic link entry {name!r}")
+        raise forbidden(f"符号链接条目 / symbolic link entry {shown(name)}")
     if kind not in (0, _REGULAR, _DIRECTORY) or (kind and (kind == _DIRECTORY) != directory):
-        raise forbidden(f"特殊文件条目 / entry {name!r} is not a regular file")
+        raise forbidden(f"特殊文件条目 / entry {shown(name)} is not a regular file")
 
 
 def _check_size(name: str, method: int, compressed: int, size: int, limits: Limits) -> None:
     if size > limits.max_zip_entry_bytes:
         raise over_limit(
-            f"条目过大 / {name!r} inflates to {size} bytes > {limits.max_zip_entry_bytes}"
+            f"条目过大 / {shown(name)} inflates to {size} bytes > {limits.max_zip_entry_bytes}"
         )
     if method == _STORED and compressed != size:
-        raise forbidden(f"存储条目大小不一致 / stored entry {name!r}: {compressed} != {size}")
+        raise forbidden(f"存储条目大小不一致 / stored entry {shown(name)}: {compressed} != {size}")
     if size > limits.zip_ratio_floor_bytes and size > limits.max_zip_ratio * max(compressed, 1):
         raise over_limit(
-            f"压缩比过高 / {name!r} claims {size} bytes from {compressed} "
+            f"压缩比过高 / {shown(name)} claims {size} bytes from {compressed} "
             f"(more than {limits.max_zip_ratio}:1)"
         )
 
@@ -257,7 +275,7 @@ def _check_tree(entries: list[_Entry]) -> None:
         parts = entry.name.casefold().split("/")
         for depth in range(1, len(parts)):
             if "/".join(parts[:depth]) in files:
-                raise forbidden(f"文件名与目录冲突 / {entry.name!r} lies under a file")
+                raise forbidden(f"文件名与目录冲突 / {shown(entry.name)} lies under a file")
 
 
 def _local_header(data: bytes, entry: _Entry, cd_offset: int) -> tuple[int, int]:
@@ -266,25 +284,25 @@ def _local_header(data: bytes, entry: _Entry, cd_offset: int) -> tuple[int, int]
     sizes and CRC."""
     at = entry.offset
     if at + _LOCAL_SIZE > cd_offset or data[at : at + 4] != _LOCAL:
-        raise forbidden(f"本地文件头缺失 / no local header for {entry.name!r} at byte {at}")
+        raise forbidden(f"本地文件头缺失 / no local header for {shown(entry.name)} at byte {at}")
     _, flags, method, _, _, crc, compressed, size, name_len, extra_len = struct.unpack_from(
         "<5H3I2H", data, at + 4
     )
     raw = data[at + _LOCAL_SIZE : at + _LOCAL_SIZE + name_len]
     if raw != entry.raw or flags != entry.flags or method != entry.method:
         raise forbidden(
-            f"本地文件头与中央目录不符 / the local header of {entry.name!r} differs from its "
+            f"本地文件头与中央目录不符 / the local header of {shown(entry.name)} differs from its "
             "central directory record"
         )
     start = at + _LOCAL_SIZE + name_len + extra_len
     end = start + entry.compressed
     if end > cd_offset:
-        raise forbidden(f"条目越界 / {entry.name!r} runs into the central directory")
+        raise forbidden(f"条目越界 / {shown(entry.name)} runs into the central directory")
     if flags & _DESCRIPTOR_FLAG:
         return start, _descriptor(data, entry, end, cd_offset)
     if (crc, compressed, size) != (entry.crc, entry.compressed, entry.size):
         raise forbidden(
-            f"本地文件头与中央目录不符 / sizes or CRC of {entry.name!r} differ between headers"
+            f"本地文件头与中央目录不符 / sizes or CRC of {shown(entry.name)} differ between headers"
         )
     return start, end
 
@@ -293,10 +311,12 @@ def _descriptor(data: bytes, entry: _Entry, at: int, cd_offset: int) -> int:
     """A data descriptor after the entry (with or without its signature), matching the claims."""
     skip = 4 if data[at : at + 4] == _DESCRIPTOR else 0
     if at + skip + 12 > cd_offset:
-        raise forbidden(f"数据描述符缺失 / no data descriptor after {entry.name!r}")
+        raise forbidden(f"数据描述符缺失 / no data descriptor after {shown(entry.name)}")
     crc, compressed, size = struct.unpack_from("<3I", data, at + skip)
     if (crc, compressed, size) != (entry.crc, entry.compressed, entry.size):
-        raise forbidden(f"数据描述符与中央目录不符 / data descriptor of {entry.name!r} differs")
+        raise forbidden(
+            f"数据描述符与中央目录不符 / data descriptor of {shown(entry.name)} differs"
+        )
     return at + skip + 12
 
 
@@ -315,7 +335,7 @@ def _inflate(raw: bytes, entry: _Entry) -> bytes:
                 got += len(piece)
                 if got > entry.size:
                     raise over_limit(
-                        f"条目解压后超出声明大小 / {entry.name!r} inflates past its declared "
+                        f"条目解压后超出声明大小 / {shown(entry.name)} inflates past its declared "
                         f"{entry.size} bytes"
                     )
                 pieces.append(piece)
@@ -325,14 +345,18 @@ def _inflate(raw: bytes, entry: _Entry) -> bytes:
                 got += len(tail)
                 pieces.append(tail)
         except zlib.error as exc:
-            raise forbidden(f"压缩数据损坏 / {entry.name!r}: {exc}") from None
+            raise forbidden(f"压缩数据损坏 / {shown(entry.name)}: {exc}") from None
         if not inflater.eof or inflater.unused_data or pending:
-            raise forbidden(f"压缩数据不完整或有多余数据 / {entry.name!r}: deflate stream broken")
+            raise forbidden(
+                f"压缩数据不完整或有多余数据 / {shown(entry.name)}: deflate stream broken"
+            )
         out = b"".join(pieces)
     if len(out) != entry.size:
-        raise forbidden(f"大小与声明不符 / {entry.name!r}: {len(out)} bytes, declared {entry.size}")
+        raise forbidden(
+            f"大小与声明不符 / {shown(entry.name)}: {len(out)} bytes, declared {entry.size}"
+        )
     if zlib.crc32(out) != entry.crc:
-        raise forbidden(f"CRC校验失败 / {entry.name!r}: CRC-32 mismatch")
+        raise forbidden(f"CRC校验失败 / {shown(entry.name)}: CRC-32 mismatch")
     return out
 
 
@@ -349,9 +373,11 @@ class _BoundedBuilder(TreeBuilder):
         self._elements += 1
         self._depth += 1
         if self._elements > self._max_elements:
-            raise over_limit(f"XML元素过多 / {self._name}: more than {self._max_elements} elements")
+            raise over_limit(
+                f"XML元素过多 / {shown(self._name)}: more than {self._max_elements} elements"
+            )
         if self._depth > self._max_depth:
-            raise over_limit(f"XML嵌套过深 / {self._name}: deeper than {self._max_depth}")
+            raise over_limit(f"XML嵌套过深 / {shown(self._name)}: deeper than {self._max_depth}")
         return super().start(tag, attrs)
 
     def end(self, tag: str) -> Element:
@@ -366,7 +392,7 @@ def parse_xml(name: str, data: bytes, limits: Limits) -> Element:
     from defusedxml.ElementTree import DefusedXMLParser
 
     if len(data) > limits.max_xml_bytes:
-        raise over_limit(f"XML过大 / {name}: {len(data)} bytes > {limits.max_xml_bytes}")
+        raise over_limit(f"XML过大 / {shown(name)}: {len(data)} bytes > {limits.max_xml_bytes}")
     builder = _BoundedBuilder(name, limits.max_xml_elements, limits.max_xml_depth)
     parser = DefusedXMLParser(
         target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
@@ -376,10 +402,10 @@ def parse_xml(name: str, data: bytes, limits: Limits) -> Element:
         root: Element = parser.close()
     except DefusedXmlException as exc:
         raise forbidden(
-            f"XML含DTD或实体声明 / {name}: {type(exc).__name__}; a licence's XML has none"
+            f"XML含DTD或实体声明 / {shown(name)}: {type(exc).__name__}; a licence's XML has none"
         ) from None
     except ParseError as exc:
-        raise malformed(f"XML格式错误 / {name}: not well-formed ({exc})") from None
+        raise malformed(f"XML格式错误 / {shown(name)}: not well-formed ({exc})") from None
     return root
 
 
