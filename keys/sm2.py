@@ -29,6 +29,9 @@ SM2_CURVE_OID = "1.2.156.10197.1.301"
 SM2_WITH_SM3_OID = "1.2.156.10197.1.501"
 SM3_OID = "1.2.156.10197.1.401"
 EC_PUBLIC_KEY_OID = "1.2.840.10045.2.1"
+# The key stores (``KeyStore.name``) that hold SM2 keys. OpenBao/Vault transit has no SM2 key
+# type and PKCS#11 no SM2 mechanism (SoftHSM2 2.6): both refuse SM2 (keys.vault, keys.pkcs11).
+SM2_CUSTODIES = frozenset({"soft"})
 
 # GB/T 32918.5 recommended curve parameters (sm2p256v1).
 _P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF

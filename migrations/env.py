@@ -28,6 +28,7 @@ import supervision.outbox
 import supervision.subscriptions  # noqa: F401
 import trust.crl
 import trust.models
+import trust.sm2_records
 import trust.trustlist  # noqa: F401
 import verify.log  # noqa: F401
 

@@ -28,6 +28,7 @@ from trust.models import AuthorityRecord, CertificateRecord
 from trust.profiles import Endpoints, Role, build, check_profile, fit_common_name, name
 from trust.revocation import Revocation
 from trust.services import ROOT, SEAL_CA, ensure_service_certificates
+from trust.sm2_pki import Sm2Pki
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class TrustDomain:
         self._identity = identity
         self._cert_cache: dict[str, x509.Certificate] = {}
         self.revocation = Revocation(self, keystore=keystore, clock=clock, audit=audit)
+        # The SM2 hierarchy of the national form (OFD seals), beside this ECDSA one.
+        self.sm2 = Sm2Pki(
+            keystore=keystore, clock=clock, audit=audit, endpoints=endpoints, identity=identity
+        )
 
     @property
     def identity(self) -> DomainIdentity:
@@ -80,6 +85,8 @@ class TrustDomain:
         certificates are issued either way, so re-running init upgrades an older data dir."""
         if self.is_initialised(session):
             ensure_service_certificates(self, session, actor)
+            if self.sm2.available:  # an older data dir gets its SM2 CAs here
+                self.sm2.ensure(session, actor)
             return False
         now = self._clock.now()
         root_ref = self._new_key("ca-root")
@@ -122,6 +129,8 @@ class TrustDomain:
             detail={"root": _hex(root.serial_number), "seal_ca": _hex(issuing.serial_number)},
         )
         ensure_service_certificates(self, session, actor)
+        if self.sm2.available:  # SM2 keys live in the soft store only
+            self.sm2.ensure(session, actor)
         return True
 
     def _new_key(self, label: str) -> KeyRef:

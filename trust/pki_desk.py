@@ -20,6 +20,8 @@ from core.db import reading, transaction
 from keys.audit import AuditedKeyUse
 from trust.authority import TrustDomain
 from trust.ocsp import OcspResponder
+from trust.sm2_ocsp import Sm2OcspResponder
+from trust.sm2_pki import SM2_CA_NAMES
 from trust.trustlist import TrustListPublisher
 from trust.tsa import TimeStampAuthority
 
@@ -43,22 +45,30 @@ class PkiDesk:
         self._ocsp = ocsp
         self._tsa = tsa
         self._trust_list = trust_list
+        self._sm2_ocsp = Sm2OcspResponder(trust.sm2)  # the national form's SM2 CAs
 
     def ca_certificate(self, name: str) -> bytes:
         """The DER certificate of the CA ``name`` (404 for an unknown CA)."""
         with transaction(self._engine) as session:
+            if name in SM2_CA_NAMES:
+                return self._trust.sm2.ca_certificate_der(session, name)
             certificate, _ = self._trust.authority(session, name)
         return certificate.public_bytes(serialization.Encoding.DER)
 
     def crl(self, name: str) -> bytes:
         """The CA's current DER CRL, issued anew when none is current."""
         with transaction(self._engine) as session:
+            if name in SM2_CA_NAMES:
+                return self._trust.sm2.crl(session, name)
             return self._trust.revocation.crl(session, name)
 
     def ocsp(self, request_der: bytes, request_id: str | None = None) -> bytes:
         """A DER OCSPResponse; a malformed request gets an unsuccessful response, not an error."""
         with transaction(self._engine) as session:
             listener = AuditedKeyUse(self._audit, session, "public:ocsp", request_id)
+            sm2 = self._sm2_ocsp.respond(session, request_der, listener)
+            if sm2 is not None:  # a request about an SM2 CA's certificate
+                return sm2
             return self._ocsp.respond(session, request_der, listener)
 
     def timestamp(self, request_der: bytes, request_id: str | None = None) -> bytes:

@@ -44,6 +44,7 @@ from trust.authority import TrustDomain
 from trust.models import CertificateRecord
 from trust.profiles import Endpoints, Role
 from trust.services import TRUST_LIST_NAME, TSA_NAME
+from trust.sm2_trustlist import sm2_members
 
 LIFETIME = timedelta(hours=24)
 REFRESH_MARGIN = timedelta(hours=12)
@@ -271,6 +272,8 @@ class TrustListPublisher:
             # The latest timestamped audit checkpoint: a copy of this list anchors the audit
             # chain outside the database (trust.audit_anchor).
             "audit_checkpoint": checkpoint_json(checkpoint) if checkpoint is not None else None,
+            # The SM2 root, seal CA and seal certificates of the national form (OFD seals).
+            **sm2_members(trust.sm2, session, self._endpoints, now),
             **(self._extra() if self._extra is not None else {}),
         }
 
