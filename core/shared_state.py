@@ -220,7 +220,7 @@ class RedisState:
         """One round trip; an outage is logged when it begins and when it ends."""
         now = time.monotonic()
         if self._down_since is not None and now < self._retry_at:
-            raise StoreUnavailable(UNAVAILABLE, cause=f"redis {self._where} down")
+            raise StoreUnavailable(UNAVAILABLE)  # no cause: the edge would log it per request
         try:
             result = operation()
         except _OUTAGE as exc:
@@ -236,7 +236,7 @@ class RedisState:
                     self._where,
                     type(exc).__name__,
                 )
-            raise StoreUnavailable(UNAVAILABLE, cause=f"redis {self._where}: {exc}") from exc
+            raise StoreUnavailable(UNAVAILABLE) from exc
         if self._down_since is not None:
             with self._lock:
                 since, self._down_since = self._down_since, None
