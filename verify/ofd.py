@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -37,7 +38,11 @@ from verify.signature import Revocation, TrustAnchors
 from verify.steps import Sections, Steps, Stop, Verdict, build_report
 from verify.summary import licence_summary, seal_summary
 
+if TYPE_CHECKING:
+    from trust.sm2_chain import Sm2ChainResult
+
 METHOD = "ofd"
+_REVOKED = "印章证书已吊销 / the seal's certificate was revoked"
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,13 @@ class OfdVerifier:
         clock: Clock,
         anchors: Callable[[Session], TrustAnchors],
         sm2_anchors: Callable[[Session], Sm2Anchors],
+        sm2_registry: Callable[[Session, bytes, datetime], Sm2ChainResult] | None = None,
         max_bytes: int,
     ) -> None:
         self._clock = clock
+        # ``trust.sm2_chain.validate_sm2_certificate`` over this domain's SM2 records: the seal
+        # certificate is one this domain issued, for a seal, chained through its recorded CAs.
+        self._registry = sm2_registry
         self._anchors = anchors
         self._sm2 = sm2_anchors
         self.max_bytes = max_bytes
@@ -138,7 +147,12 @@ class OfdVerifier:
 
         assert facts.signer_serial is not None  # set whenever the examination passed
         serial = format(facts.signer_serial, "x")
+        revoked = self._registered(session, facts, steps)
         steps.apply(_revocation(session, serial, facts.proven))
+        if revoked is not None:  # the SM2 records' own word, should the rows ever disagree
+            raise steps.fail(
+                "revocation", revoked, Indication.FAILED, SubIndication.REVOKED, _REVOKED
+            )
         stored = session.exec(
             select(LicenceOfd).where(LicenceOfd.sha256 == prepared.digest)
         ).first()
@@ -164,6 +178,25 @@ class OfdVerifier:
         steps.signing_time = facts.signing_time.isoformat() if facts.signing_time else None
         current = effective_status(licence, china_today(self._clock.now()))
         steps.apply(rules.licence_status(current, current.label))
+
+    def _registered(self, session: Session, facts: OfdFacts, steps: Steps) -> str | None:
+        """The signer's certificate in this domain's SM2 records at the proven time: anything
+        but a revocation (decided next, as for a PDF) is NO_CHAIN_FOUND. The revocation's
+        reason, if the records say revoked or suspended."""
+        if self._registry is None or facts.signer_der is None:
+            return None
+        found = self._registry(session, facts.signer_der, facts.proven or self._clock.now())
+        if found.sub_indication in ("REVOKED", "SUSPENDED"):
+            return found.reason
+        if not found.ok:
+            raise steps.fail(
+                "registered",
+                found.reason,
+                Indication.INDETERMINATE,
+                SubIndication.NO_CHAIN_FOUND,
+            )
+        steps.ok("registered", "an SM2 seal certificate this domain issued and recorded")
+        return None
 
     def _report(self, steps: Steps, stop: Stop | None, channel: str, facts: OfdFacts) -> Report:
         record = steps.record

@@ -50,6 +50,7 @@ class OfdFacts:
     failure: tuple[Indication, SubIndication, str | None] | None
     identifier: str | None = None  # claimed by the package; a lookup key only
     signer_serial: int | None = None
+    signer_der: bytes | None = None  # the SM2 seal certificate, once its signature held
     signing_time: datetime | None = None  # toSign's timeInfo, self-reported
     timestamp: TimestampFacts | None = None
     proven: datetime | None = None  # the genTime of a trusted timestamp
@@ -116,6 +117,7 @@ def examine_ofd(
         failure=run.failure,
         identifier=layout.identifier,
         signer_serial=state.get("serial"),  # type: ignore[arg-type]
+        signer_der=state.get("signer"),  # type: ignore[arg-type]
         signing_time=state.get("time"),  # type: ignore[arg-type]
         timestamp=state.get("timestamp"),  # type: ignore[arg-type]
         proven=state.get("proven"),  # type: ignore[arg-type]
@@ -180,6 +182,7 @@ def _examine(
         )
     run.ok("seal_holder", "the signer's certificate is the seal holder's")
     state["serial"] = int(_serial(signer_der))
+    state["signer"] = signer_der
     state["time"] = to_sign["time_info"].native
     proven = _timestamp(signature, anchors, moment, revoked, tolerance, run, state)
     at = proven or moment

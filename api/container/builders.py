@@ -28,6 +28,7 @@ from supervision.expiry import ExpiryScan
 from supervision.expiry_policy import ExpiryPolicy
 from trust.federation import Federation
 from trust.profiles import Endpoints
+from trust.sm2_chain import validate_sm2_certificate
 from verify.code import CodeVerifier
 from verify.foreign import ForeignVerifier
 from verify.isolation import Inspector
@@ -107,6 +108,9 @@ def build_verification(
             clock=f.clock,
             anchors=CachedAnchors(anchors),
             sm2_anchors=sm2_anchors,
+            sm2_registry=lambda session, der, at: validate_sm2_certificate(
+                session, trust.sm2, der, at
+            ),
             max_bytes=f.settings.max_upload_bytes,
         ),
         foreign=ForeignVerifier(
