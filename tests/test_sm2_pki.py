@@ -284,6 +284,16 @@ def test_what_is_not_an_sm2_seal_certificate_is_refused(domain: Domain) -> None:
     )
 
 
+def test_the_seal_maker_validates_as_a_ca_and_a_seal_certificate_does_not(domain: Domain) -> None:
+    material = _material(domain, 0)
+    at = T0 + timedelta(minutes=1)
+    maker = _validate(domain, material.maker_certificate_der, at, Role.ISSUING_CA)
+    assert maker.ok and maker.chain == (material.maker_certificate_der, _cas(domain)[0])
+    # A department's seal certificate posing as the seal maker (制章人).
+    posing = _validate(domain, material.certificate_der, at, Role.ISSUING_CA)
+    assert posing.failure is Sm2ChainFailure.NOT_CERTIFIED
+
+
 def test_a_time_outside_the_validity_is_refused(domain: Domain) -> None:
     material = _material(domain, 0)
     before = _validate(domain, material.certificate_der, T0 - timedelta(days=1))

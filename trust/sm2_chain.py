@@ -92,6 +92,8 @@ def _is_ca(certificate: asn1_x509.Certificate) -> bool:
 
 
 def _fits_role(certificate: asn1_x509.Certificate, role: Role) -> bool:
+    if role in (Role.ROOT_CA, Role.ISSUING_CA):
+        return _is_ca(certificate)  # the seal maker (SESeal.cert) is the SM2 seal CA
     basic = certificate.basic_constraints_value
     usage = set(certificate.key_usage_value.native) if certificate.key_usage_value else set()
     if basic is not None and basic["ca"].native:
