@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from api.container.foundation import Foundation
+from api.container.ofd import build_ofd
 from api.edge.holder_session import HolderSessions, load_key
 from api.settings import Settings
 from licences.catalogue import Catalogue
@@ -50,6 +51,7 @@ def build_issuance(f: Foundation, catalogue: Catalogue) -> IssuanceService:
         public_base_url=f.base_url,
         qr_codes=LicenceCodes(keys=f.qr_keys, engine=f.engine, audit=f.audit),
         long_term=f.trust_services.long_term,
+        ofd=build_ofd(f),  # OFD licences with SM2 seals, where the key store holds SM2 keys
     )
 
 
