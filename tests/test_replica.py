@@ -202,3 +202,47 @@ def _passed() -> Report:
     from datetime import UTC, datetime
 
     return Report(Indication.PASSED, None, "ok", (), datetime.now(UTC), "test")
+
+
+def test_a_certificate_revoked_a_moment_ago_sends_a_pdf_check_to_the_primary(
+    routed: tuple[Domain, str], fresh_replica: Replica
+) -> None:
+    """A PDF's verdict depends on this domain's certificate revocations: while the replica's
+    set differs from the primary's, the check is run again on the primary; once replayed, the
+    replica's answer stands."""
+    _domain, url = routed
+    primary = create_db_engine(url)
+    lagging = create_replica_engine(fresh_replica.url(url))
+    route = ReadRoute(primary, lagging)
+    engines: list[object] = []
+
+    def check(engine: Any) -> Report:
+        engines.append(engine)
+        return _passed()
+
+    serial = _one(url, "SELECT serial FROM certificate WHERE status = 'good' ORDER BY serial")
+    route.answer(check, revocations=True)
+    assert engines == [lagging]  # nothing differs: the replica's answer stands
+    fresh_replica.pause()
+    try:
+        _one(
+            url,
+            "UPDATE certificate SET status = 'hold', revoked_at = now(), "
+            "revocation_reason = 'certificateHold' WHERE serial = %s",
+            serial,
+        )
+        route.answer(check, revocations=True)
+        assert engines[1:] == [lagging, primary]
+        route.answer(check)  # a QR check does not depend on certificates
+        assert engines[3:] == [lagging]
+    finally:
+        _one(
+            url,
+            "UPDATE certificate SET status = 'good', revoked_at = NULL, revocation_reason = NULL "
+            "WHERE serial = %s",
+            serial,
+        )
+        fresh_replica.resume()
+        primary.dispose()
+        assert lagging is not None
+        lagging.dispose()
