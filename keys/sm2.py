@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Protocol
 
 from asn1crypto import keys as asn1_keys
@@ -335,6 +336,14 @@ class Sm2SigningStore(Protocol):
     def sign_digest(self, ref: KeyRef, digest: bytes, hash_algorithm: HashAlgorithm) -> bytes: ...
 
 
+@lru_cache(maxsize=256)
+def cached_public_key(spki: bytes) -> Sm2PublicKey:
+    """The parsed key (and its Z) of a key the domain holds, once per process: a key
+    version's public key never changes, and parsing costs more than half a signature. Not for
+    keys from uploaded files (``Sm2PublicKey.from_spki_der``): the cache is for our own."""
+    return Sm2PublicKey.from_spki_der(spki)
+
+
 def sign_message(
     keystore: Sm2SigningStore,
     ref: KeyRef,
@@ -346,7 +355,7 @@ def sign_message(
 ) -> bytes:
     """The store's SM2 signature (DER) over ``message``: computes Z from the store's public key
     and e = SM3(Z || M), has the store sign e, and tells ``listener`` of the key use."""
-    public = Sm2PublicKey.from_spki_der(keystore.public_key_der(ref))
+    public = cached_public_key(keystore.public_key_der(ref))
     signature = keystore.sign_digest(ref, public.digest(message, distid), HashAlgorithm.SM3)
     if listener is not None:
         listener.key_used(ref, purpose)

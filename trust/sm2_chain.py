@@ -23,7 +23,7 @@ from asn1crypto import x509 as asn1_x509
 from sqlmodel import Session
 
 from core.db import as_utc
-from keys.sm2 import SM2_WITH_SM3_OID, Sm2PublicKey
+from keys.sm2 import SM2_WITH_SM3_OID, Sm2PublicKey, cached_public_key
 from trust.profiles import Role
 from trust.sm2_pki import Sm2Pki, Sm2Status
 from trust.sm2_records import Sm2CertificateRecord
@@ -115,7 +115,7 @@ def _issuer_of(
         if aki is not None and _key_id(ca, "ski") != aki:
             continue
         try:
-            public = Sm2PublicKey.from_spki_der(ca.public_key.dump())
+            public = cached_public_key(ca.public_key.dump())  # the domain's own CA keys
         except ValueError:
             continue
         if signed_by(certificate, public):
