@@ -19,11 +19,14 @@ from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.signers.pdf_signer import DSSContentSettings
+from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
 
-from seals.ltv import LongTermEvidence
+from seals.ltv import ArchivalEvidence, LongTermEvidence
 from seals.signer import KeyStoreSigner
+from trust.parsed import certificate, ocsp_response
 
 SEAL_FIELD = "Seal"
 # Enough for an ECDSA or RSA-3072 CMS with a chain of three certificates; fixed so pyHanko
@@ -76,8 +79,8 @@ def apply_seal(
     """Seal ``request.pdf``; return the whole sealed file.
 
     Without ``evidence`` the seal is PAdES B-B. With it, the seal is timestamped (B-T) and,
-    when the evidence carries a validation context, revocation data and a document timestamp
-    are appended (B-LTA): the returned bytes are then the final file, after those revisions.
+    when the evidence carries archival material, revocation data and a document timestamp
+    are appended in one more revision (B-LTA): the returned bytes are then the final file.
     """
     image = seal_image(request.image_png)
     meta = signers.PdfSignatureMetadata(
@@ -89,12 +92,6 @@ def apply_seal(
         reason=request.reason,
         location=request.location,
         name=request.name,
-        embed_validation_info=evidence is not None and evidence.validation_context is not None,
-        use_pades_lta=evidence is not None and evidence.validation_context is not None,
-        validation_context=evidence.validation_context if evidence else None,
-        # No VRI (optional in PAdES, ETSI EN 319 142-1): the DSS then needs no further update
-        # after the document timestamp, so the file ends with that timestamp's revision.
-        dss_settings=DSSContentSettings(include_vri=False),
     )
     style = StaticStampStyle(
         background=PdfImage(image),
@@ -128,4 +125,28 @@ def apply_seal(
     writer = IncrementalPdfFileWriter(io.BytesIO(request.pdf), strict=True)
     output = io.BytesIO()
     pdf_signer.sign_pdf(writer, bytes_reserved=BYTES_RESERVED, output=output)
+    if evidence is not None and evidence.archival is not None:
+        archive_revision(output, evidence.archival, evidence.timestamper)
     return output.getvalue()
+
+
+def archive_revision(
+    signed: io.BytesIO, archival: ArchivalEvidence, timestamper: TimeStamper
+) -> None:
+    """Append to ``signed`` one incremental update holding the DSS (the certificates and OCSP
+    responses of ``archival``, the responders' certificates taken from the responses; no VRI,
+    which PAdES makes optional) and a document timestamp over everything before it: B-LT and
+    B-LTA in one revision, so the file ends with the timestamp's revision.
+
+    pyHanko's own B-LTA path validates the seal chain and the TSA chain before and after
+    signing to find out what to embed; here what to embed is known (``seals.ltv`` made every
+    response, and refused anything but ``good``), so nothing is validated twice and the
+    document is parsed once more, not twice."""
+    writer = IncrementalPdfFileWriter(signed, strict=True)
+    DocumentSecurityStore.supply_dss_in_writer(
+        writer,
+        None,
+        certs=[certificate(der) for der in archival.certificates],
+        ocsps=[ocsp_response(der) for der in archival.ocsp_responses],
+    )
+    PdfTimeStamper(timestamper).timestamp_pdf(writer, "sha256", in_place=True)

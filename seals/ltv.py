@@ -21,11 +21,13 @@ from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from sqlmodel import Session
 
 from core.clock import Clock
+from core.errors import Forbidden, Unavailable
 from keys.store import KeyUseListener
 from trust.authority import TrustDomain
 from trust.ocsp import OcspResponder
@@ -66,6 +68,16 @@ class InProcessTimeStamper(TimeStamper):
 
 
 @dataclass(frozen=True)
+class ArchivalEvidence:
+    """What the DSS of a B-LTA seal holds, DER: the seal's CA chain (roots excluded: a verifier
+    has them) and the TSA certificate, and one good OCSP response for each of them. The
+    responders' certificates are taken from the responses when the DSS is written."""
+
+    certificates: tuple[bytes, ...]
+    ocsp_responses: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class LongTermEvidence:
     """What a long-term seal needs besides the seal key."""
 
@@ -73,7 +85,7 @@ class LongTermEvidence:
     timestamper: TimeStamper
     # None: timestamp only (B-T); otherwise revocation data is embedded and the document
     # is timestamped again (B-LTA).
-    validation_context: ValidationContext | None
+    archival: ArchivalEvidence | None
 
 
 def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
@@ -114,9 +126,30 @@ class LongTermSealing:
         now = self._clock.now().replace(microsecond=0)
         if not (self._archival if archival is None else archival):
             return LongTermEvidence(now, timestamper, None)
-        return LongTermEvidence(
-            now, timestamper, self.validation_context(session, chain_der, unit, listener)
+        return LongTermEvidence(now, timestamper, self.archival(session, chain_der, unit, listener))
+
+    def archival(
+        self,
+        session: Session,
+        chain_der: list[bytes],
+        unit: TimeStampUnit,
+        listener: KeyUseListener | None,
+    ) -> ArchivalEvidence:
+        """The certificates and OCSP responses the DSS embeds: every non-root certificate of
+        the seal chain and the TSA certificate, each with a response from this domain's
+        responder (reused for a few minutes per certificate, ``trust.ocsp``). Any answer but
+        ``good`` stops the seal here: a B-LTA seal is only made with evidence that holds."""
+        roots = {r.public_bytes(serialization.Encoding.DER) for r in self._trust.roots(session)}
+        wanted: list[bytes] = []
+        for der in [*chain_der, unit.certificate.dump()]:
+            if der not in roots and der not in wanted:
+                wanted.append(der)
+        answers = self._ocsp.status_responses(
+            session, [x509.load_der_x509_certificate(der) for der in wanted], listener
         )
+        for der, answer in zip(wanted, answers, strict=True):
+            _require_good(der, answer, seal=der == chain_der[0])
+        return ArchivalEvidence(tuple(wanted), tuple(answers))
 
     def validation_context(
         self,
@@ -149,3 +182,20 @@ class LongTermSealing:
             revocation_mode="hard-fail",
             moment=self._clock.now(),
         )
+
+
+def _require_good(certificate_der: bytes, response_der: bytes, *, seal: bool) -> None:
+    status = ocsp.load_der_ocsp_response(response_der).certificate_status
+    if status is ocsp.OCSPCertStatus.GOOD:
+        return
+    subject = x509.load_der_x509_certificate(certificate_der).subject.rfc4514_string()
+    if seal:
+        raise Forbidden(
+            f"印章证书状态为 {status.name}，不能用于签发 / the seal's certificate is "
+            f"{status.name.lower()} and cannot seal",
+            extra={"seal_status": "certificate"},
+        )
+    raise Unavailable(
+        f"证书 {subject} 状态为 {status.name}，不能加盖长期印章 / {subject} is "
+        f"{status.name.lower()}; no long-term seal can be made"
+    )

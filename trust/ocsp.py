@@ -12,6 +12,8 @@ The same code makes the responses embedded in sealed licences (B-LT): sealing as
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from asn1crypto import x509 as asn1_x509
@@ -19,7 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from core.clock import Clock
 from core.db import as_utc
@@ -35,6 +37,10 @@ from trust.services import ensure_service_certificates
 # How long a response may be relied on. Short, so a revoked seal stops being accepted within
 # minutes by relying parties that cache responses.
 OCSP_VALIDITY = timedelta(minutes=10)
+# How long sealing reuses a good answer about a certificate (half its validity, so an embedded
+# response always has minutes left), and how many answers a process remembers.
+REUSE = OCSP_VALIDITY / 2
+MAX_CACHED = 1024
 MAX_NONCE = 32  # RFC 8954 § 2.1
 _CERT_ID_HASHES = (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
@@ -51,6 +57,9 @@ class OcspResponder:
         self._clock = clock
         # (CA certificate serial, hash name) -> (issuer name hash, issuer key hash)
         self._issuer_hashes: dict[tuple[int, str], tuple[bytes, bytes]] = {}
+        # (issuer name DER, serial) -> a good answer made for sealing (status_responses)
+        self._answers: dict[tuple[bytes, int], _Answer] = {}
+        self._lock = threading.Lock()
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -101,6 +110,39 @@ class OcspResponder:
     ) -> bytes:
         """The DER response about one of the domain's certificates, as a relying party would
         get it over HTTP; used to embed revocation data in sealed licences."""
+        return self.status_responses(session, [certificate], listener)[0]
+
+    def status_responses(
+        self,
+        session: Session,
+        certificates: list[x509.Certificate],
+        listener: KeyUseListener | None = None,
+    ) -> list[bytes]:
+        """One DER response per certificate, for a seal's DSS. A ``good`` answer is reused for
+        up to ``REUSE`` (never past its nextUpdate), and only while the certificate's row and
+        the responder certificate's row both still say ``good``: they are read on every use
+        (one query for all of them), so a seal suspended or revoked by any worker gets a fresh
+        ``revoked`` answer at once, never a remembered ``good`` one."""
+        now = self._clock.now()
+        cached = [self._answers.get(_cache_key(c)) for c in certificates]
+        rows = self._current_rows(session, certificates, cached, now)
+        out = []
+        for certificate, answer in zip(certificates, cached, strict=True):
+            if answer is not None and answer.holds(rows, certificate, now):
+                out.append(answer.der)
+                continue
+            out.append(self._fresh(session, certificate, listener, now))
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _fresh(
+        self,
+        session: Session,
+        certificate: x509.Certificate,
+        listener: KeyUseListener | None,
+        now: datetime,
+    ) -> bytes:
         issuer = self._issuer_of(session, certificate)
         if issuer is None:
             raise Unavailable(
@@ -120,9 +162,41 @@ class OcspResponder:
             None,
             listener,
         )
-        return response.public_bytes(serialization.Encoding.DER)
+        der = response.public_bytes(serialization.Encoding.DER)
+        if response.certificate_status is ocsp.OCSPCertStatus.GOOD:
+            responder = x509.load_der_x509_certificate(
+                response.certificates[0].public_bytes(serialization.Encoding.DER)
+            )
+            self._remember(
+                _cache_key(certificate),
+                _Answer(der, now, format(responder.serial_number, "x"), ca_cert.serial_number),
+            )
+        return der
 
-    # -- internals -------------------------------------------------------------------------
+    def _remember(self, key: tuple[bytes, int], answer: _Answer) -> None:
+        with self._lock:
+            if len(self._answers) >= MAX_CACHED:
+                self._answers.pop(next(iter(self._answers)), None)  # the oldest
+            self._answers[key] = answer
+
+    @staticmethod
+    def _current_rows(
+        session: Session,
+        certificates: list[x509.Certificate],
+        cached: list[_Answer | None],
+        now: datetime,
+    ) -> dict[str, CertificateRecord]:
+        """The rows a remembered answer depends on: the certificate's and its responder's."""
+        serials: set[str] = set()
+        for certificate, answer in zip(certificates, cached, strict=True):
+            if answer is not None and answer.fresh(now):
+                serials |= {format(certificate.serial_number, "x"), answer.responder_serial}
+        if not serials:
+            return {}
+        found = session.exec(
+            select(CertificateRecord).where(col(CertificateRecord.serial).in_(serials))
+        )
+        return {row.serial: row for row in found}
 
     def _issuer_of(
         self, session: Session, certificate: x509.Certificate
@@ -201,6 +275,42 @@ class OcspResponder:
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
         return builder.sign(key, hashes.SHA256())
+
+
+def _cache_key(certificate: x509.Certificate) -> tuple[bytes, int]:
+    return certificate.issuer.public_bytes(), certificate.serial_number
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A good answer made for sealing, and what it was made from."""
+
+    der: bytes
+    made: datetime  # its thisUpdate
+    responder_serial: str  # hex, as the certificate table keys it
+    ca_serial: int  # the CA certificate its CertID names
+
+    def fresh(self, now: datetime) -> bool:
+        return self.made <= now < self.made + REUSE
+
+    def holds(
+        self, rows: dict[str, CertificateRecord], certificate: x509.Certificate, now: datetime
+    ) -> bool:
+        """Still the answer the responder would give now: within its reuse time, the
+        certificate still good under the same CA, the responder certificate still good and
+        valid beyond the answer's nextUpdate."""
+        if not self.fresh(now):
+            return False
+        record = rows.get(format(certificate.serial_number, "x"))
+        responder = rows.get(self.responder_serial)
+        return (
+            record is not None
+            and record.status == "good"
+            and record.issuer_serial == format(self.ca_serial, "x")
+            and responder is not None
+            and responder.status == "good"
+            and as_utc(responder.not_after) >= self.made + OCSP_VALIDITY
+        )
 
 
 def _nonce(request: ocsp.OCSPRequest) -> bytes | None:
