@@ -18,7 +18,8 @@ import pytest
 
 from tests.ofd_zips import STORED, Raw, build, entry, zeros_entry
 from verify.isolation import Inspector, Limits
-from verify.ofd_package import Refused, looks_like_zip, parse_xml, read_package
+from verify.ofd_package import Refused, looks_like_zip, read_package
+from verify.ofd_xml import parse_xml
 from verify.report import Indication, SubIndication
 
 LIMITS = Limits()

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element
 
-from verify.ofd_package import Package, Refused, forbidden, parse_xml, shown
+from verify.ofd_package import Package, Refused, forbidden, shown
+from verify.ofd_xml import parse_xml
 from verify.report import Indication, SubIndication
 from verify.structure import refuse
 

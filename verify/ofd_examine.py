@@ -18,7 +18,6 @@ parent needs for revocation, the repository and the status now (``verify.ofd``).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -351,7 +350,3 @@ def _timestamp(
         )
     state["proven"] = found.time
     return found.time
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

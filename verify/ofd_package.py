@@ -10,8 +10,7 @@ overlapping-entry bomb) and no bytes are outside every entry. Sizes are capped f
 first (entries, each entry's and the total uncompressed size, the compression ratio, the name
 length), then while inflating: an entry never inflates past the size it declared.
 
-XML is parsed with defusedxml (no DTD, no entities, no external references) through a tree
-builder that counts: more elements or deeper nesting than the limits is refused as it is read.
+Its XML files are read by ``verify.ofd_xml`` (defusedxml, bounded).
 
 Refusals follow the PDF path's vocabulary (``verify.structure``): a file that cannot be read as a
 ZIP is INDETERMINATE/MALFORMED, a size or count beyond a limit INDETERMINATE/LIMIT_EXCEEDED, a
@@ -27,7 +26,6 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 
 from verify.report import Indication, SubIndication
 from verify.structure import Inspection, refuse
@@ -360,57 +358,10 @@ def _inflate(raw: bytes, entry: _Entry) -> bytes:
     return out
 
 
-class _BoundedBuilder(TreeBuilder):
-    """A tree builder that refuses a document past the element count or the nesting depth
-    while it is being read, before the tree grows."""
-
-    def __init__(self, name: str, max_elements: int, max_depth: int) -> None:
-        super().__init__()
-        self._name, self._max_elements, self._max_depth = name, max_elements, max_depth
-        self._elements = self._depth = 0
-
-    def start(self, tag: str, attrs: dict[str, str]) -> Element:
-        self._elements += 1
-        self._depth += 1
-        if self._elements > self._max_elements:
-            raise over_limit(
-                f"XML元素过多 / {shown(self._name)}: more than {self._max_elements} elements"
-            )
-        if self._depth > self._max_depth:
-            raise over_limit(f"XML嵌套过深 / {shown(self._name)}: deeper than {self._max_depth}")
-        return super().start(tag, attrs)
-
-    def end(self, tag: str) -> Element:
-        self._depth -= 1
-        return super().end(tag)
-
-
-def parse_xml(name: str, data: bytes, limits: Limits) -> Element:
-    """One XML file of the package: no DTD, no entities, no external references; bounded in
-    size, element count and depth; raises ``Refused``."""
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import DefusedXMLParser
-
-    if len(data) > limits.max_xml_bytes:
-        raise over_limit(f"XML过大 / {shown(name)}: {len(data)} bytes > {limits.max_xml_bytes}")
-    builder = _BoundedBuilder(name, limits.max_xml_elements, limits.max_xml_depth)
-    parser = DefusedXMLParser(
-        target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
-    )
-    try:
-        parser.feed(data)
-        root: Element = parser.close()
-    except DefusedXmlException as exc:
-        raise forbidden(
-            f"XML含DTD或实体声明 / {shown(name)}: {type(exc).__name__}; a licence's XML has none"
-        ) from None
-    except ParseError as exc:
-        raise malformed(f"XML格式错误 / {shown(name)}: not well-formed ({exc})") from None
-    return root
-
-
 def inspect_package(data: bytes, limits: Limits) -> Inspection:
     """The package and every XML file in it, read under the limits: ``ok``, or the refusal."""
+    from verify.ofd_xml import parse_xml
+
     try:
         package = read_package(data, limits)
         for name, content in package.files.items():
