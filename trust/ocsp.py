@@ -163,13 +163,14 @@ class OcspResponder:
             listener,
         )
         der = response.public_bytes(serialization.Encoding.DER)
-        if response.certificate_status is ocsp.OCSPCertStatus.GOOD:
-            responder = x509.load_der_x509_certificate(
-                response.certificates[0].public_bytes(serialization.Encoding.DER)
-            )
+        if response.certificate_status is not ocsp.OCSPCertStatus.GOOD:
+            # Forget the good answer made before: a lifted hold gets a new one, not that.
+            with self._lock:
+                self._answers.pop(_cache_key(certificate), None)
+        else:
+            responder = format(response.certificates[0].serial_number, "x")
             self._remember(
-                _cache_key(certificate),
-                _Answer(der, now, format(responder.serial_number, "x"), ca_cert.serial_number),
+                _cache_key(certificate), _Answer(der, now, responder, ca_cert.serial_number)
             )
         return der
 
