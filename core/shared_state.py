@@ -18,7 +18,9 @@ When Redis does not answer, an operation raises :class:`StoreUnavailable` (503, 
 the caller decides what that means for its route: rate windows fall back to the worker's own
 window (``api.edge.limits``), sign-in and session checks refuse (``api.edge.holder_session``). One warning is logged when an outage
 begins and one line when it ends, never one per request; while it lasts, Redis is tried again at
-most every :data:`RETRY_SECONDS`, so a dead Redis costs a request nothing but a clock read.
+most every :data:`RETRY_SECONDS`, doubling up to :data:`MAX_RETRY_SECONDS` while it lasts, so a
+dead Redis costs a request nothing but a clock read, and a hung one (each try waits out the
+timeout, and the rate window's try holds the worker's event loop) at most 0.5 s in 8.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ from core.errors import Unavailable
 
 log = logging.getLogger("elicence.shared_state")
 PREFIX = "elicence:"
-RETRY_SECONDS = 1.0  # while Redis is down, it is tried again at most this often
+RETRY_SECONDS = 1.0  # while Redis is down, it is tried again after this long, then 2, 4 ...
+MAX_RETRY_SECONDS = 8.0
 TIMEOUT_SECONDS = 0.5  # connect and reply, per round trip: loopback or a LAN answers in < 1 ms
 UNAVAILABLE = (
     "共享状态存储（Redis）暂不可用，请稍后再试 / the shared state store (Redis) is unavailable; "
@@ -215,6 +218,7 @@ class RedisState:
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0
+        self._failures = 0  # tries failed in a row
 
     def _run(self, operation: Callable[[], T]) -> T:
         """One round trip; an outage is logged when it begins and when it ends."""
@@ -224,11 +228,14 @@ class RedisState:
         try:
             result = operation()
         except _OUTAGE as exc:
+            failed = time.monotonic()  # after the timeout, when Redis hangs
             with self._lock:
                 first = self._down_since is None
                 if first:
                     self._down_since = now
-                self._retry_at = now + RETRY_SECONDS
+                self._failures += 1
+                wait = min(RETRY_SECONDS * 2 ** (self._failures - 1), MAX_RETRY_SECONDS)
+                self._retry_at = failed + wait
             if first:
                 log.warning(
                     "Redis %s unreachable (%s): rate windows fall back to this worker's own, "
@@ -239,7 +246,7 @@ class RedisState:
             raise StoreUnavailable(UNAVAILABLE) from exc
         if self._down_since is not None:
             with self._lock:
-                since, self._down_since = self._down_since, None
+                since, self._down_since, self._failures = self._down_since, None, 0
             if since is not None:
                 log.warning("Redis %s reachable again after %.1f s", self._where, now - since)
         return result
