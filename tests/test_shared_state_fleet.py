@@ -308,3 +308,21 @@ def test_one_node_says_so_and_still_refuses_a_signed_out_cookie(
         "/api/v1/holder/licences", headers=with_cookie(HOLDER_COOKIE, copied)
     )
     assert replay.status_code == 401 and SIGNED_OUT_EN in replay.json()["detail"]
+
+
+def test_sign_in_fails_closed_without_redis(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The provider's answer cannot be taken once in the fleet while Redis is away: no session
+    is made (a replay elsewhere could not be told apart), and the answer names Redis."""
+    data = tmp_path_factory.mktemp("oidc-no-redis") / "data"
+    with start_site(data, redis_url=closed_port_url()) as site:
+        with closing(httpx.Client(base_url=site.base_url, timeout=60)) as browser:
+            _, form = authorize_page(browser)
+            answer = browser.post(
+                form.action,
+                data={**form.hidden, "holder": subject_of(CHEN)},
+                follow_redirects=False,
+            )
+            done = browser.get(answer.headers["location"], follow_redirects=False)
+            assert done.status_code == 503, done.text
+            assert "Redis" in done.json()["detail"]
+            assert HOLDER_COOKIE not in browser.cookies
