@@ -268,16 +268,6 @@ def build_crl(
     return der
 
 
-def crl_signed_by(crl_der: bytes, issuer_public: Sm2PublicKey) -> bool:
-    try:
-        crl = asn1_crl.CertificateList.load(crl_der, strict=True)
-        if crl["signature_algorithm"]["algorithm"].dotted != SM2_WITH_SM3_OID:
-            return False
-        return issuer_public.verify(bytes(crl["signature"]), crl["tbs_cert_list"].dump())
-    except (ValueError, TypeError):
-        return False
-
-
 def load_certificate(der: bytes) -> asn1_x509.Certificate:
     """Parse strictly (trailing data refused); ``ValueError`` on anything malformed."""
     try:
