@@ -105,6 +105,16 @@ def sm2_root_pem(domain: Domain, path: Path) -> Path:
     return path
 
 
+def tsa_pems(domain: Domain, directory: Path) -> tuple[Path, Path]:
+    """(the ECDSA root, the TSA's certificate) from the published trust list: what a relying
+    party checks our timestamp tokens with."""
+    listing = domain.client.get("/pki/trust-list").json()
+    (root,) = [ca["certificate"] for ca in listing["cas"] if ca["name"] == "root"]
+    (directory / "ecdsa-root.pem").write_text(root)
+    (directory / "tsa.pem").write_text(listing["tsa"]["certificate"])
+    return directory / "ecdsa-root.pem", directory / "tsa.pem"
+
+
 def _find_key(tree: Any, key: str) -> Any:
     if isinstance(tree, dict):
         if key in tree:

@@ -23,6 +23,7 @@ from tests.ofd_e2e_support import (
     issue_both,
     pdf_qr_texts,
     sm2_root_pem,
+    tsa_pems,
     verify,
     verify_ofd,
     verify_page,
@@ -87,6 +88,35 @@ def test_openssl_accepts_the_issued_seal_up_to_the_published_sm2_root(
     assert to_sign["eseal"]["eseal_info"]["header"]["id"].native == "ES"
     assert seal.parsed["time_stamp"].native is not None  # our TSA's token: the proven time
     assert all(tamper_rejections(seal, root).values())
+
+
+def test_openssl_ts_accepts_the_seals_timestamp_over_its_signature(
+    domain: Domain, issued: Issued, tmp_path: Path
+) -> None:
+    """The proven time: the SES_Signature's timeStamp is an RFC 3161 token from our TSA whose
+    message imprint is the SHA-256 of the signature value; ``openssl ts -verify`` checks the
+    imprint, the token's signature and the TSA certificate up to the published ECDSA root, and
+    refuses the token for a signature one byte different."""
+    from tests.ofd_independent import openssl
+
+    root, tsa = tsa_pems(domain, tmp_path)
+    signature = SesSignature.load(unzip_package(issued.ofd)[SIGNED_VALUE])
+    token = tmp_path / "token.der"
+    token.write_bytes(signature["time_stamp"].native)
+    signed = tmp_path / "signature.bin"
+    signed.write_bytes(signature["signature"].native)
+    changed = tmp_path / "signature-changed.bin"
+    changed.write_bytes(flip(signed.read_bytes()))
+
+    def ts_verify(data: Path) -> bool:
+        done = openssl(
+            "ts", "-verify", "-data", data, "-in", token, "-token_in",
+            "-CAfile", root, "-untrusted", tsa,
+        )  # fmt: skip
+        return done.returncode == 0 and "Verification: OK" in done.stdout
+
+    assert ts_verify(signed)
+    assert not ts_verify(changed)
 
 
 @pytest.mark.browser
