@@ -1,0 +1,108 @@
+"""The SM2 PKI's own SQL (the seal certificate that follows an ECDSA row, the CRL's join, the
+CRL counter under a row lock) on SQLite and on PostgreSQL, without the rest of the service:
+a trust domain, one seal certificate, its SM2 twin, a revocation seen by the CRL, OCSP and the
+chain builder at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic import command
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from core.audit import AuditLog
+from core.clock import FixedClock
+from core.db import create_db_engine
+from keys.soft import SoftKeyStore
+from migrations.runner import alembic_config
+from tests.conftest import fresh_schema
+from trust.authority import DomainIdentity, TrustDomain
+from trust.profiles import Endpoints
+from trust.sm2_chain import Sm2ChainFailure, validate_sm2_certificate
+from trust.sm2_ocsp import Sm2OcspResponder
+from trust.sm2_pki import SM2_SEAL_CA
+
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgres":
+        url = fresh_schema(request.getfixturevalue("postgres_url"), "t_sm2_pki")
+    else:
+        url = f"sqlite:///{tmp_path / 'sm2.sqlite'}"
+    command.upgrade(alembic_config(url), "heads")
+    engine = create_db_engine(url)
+    yield engine
+    engine.dispose()
+
+
+def _crl_serials(der: bytes) -> set[int]:
+    revoked = asn1_crl.CertificateList.load(der)["tbs_cert_list"]["revoked_certificates"]
+    return {entry["user_certificate"].native for entry in revoked}
+
+
+def test_a_revoked_seal_is_revoked_in_the_sm2_crl_ocsp_and_chain(
+    engine: Engine, tmp_path: Path
+) -> None:
+    clock = FixedClock(T0)
+    store = SoftKeyStore(tmp_path / "keys", b"pw")
+    trust = TrustDomain(
+        keystore=store,
+        clock=clock,
+        audit=AuditLog(clock),
+        endpoints=Endpoints("https://licences.example.test"),
+        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
+    )
+    with Session(engine) as session:
+        trust.initialise(session, "operator:init")
+        ecdsa = trust.issue_seal_certificate(
+            session,
+            actor="operator:init",
+            department_name="某市市场监督管理局",
+            department_code="11110000000000000X",
+            seal_name="电子证照专用章",
+            seal_code="11010002000001",
+            key_ref=store.create("seal-11010002000001"),
+            lifetime=timedelta(days=365),
+        )
+        material = trust.sm2.seal_material(
+            session, actor="test", seal_certificate_serial=ecdsa.serial
+        )
+        session.commit()
+        first_crl = trust.sm2.crl(session, SM2_SEAL_CA)
+        session.commit()
+        assert int(material.serial, 16) not in _crl_serials(first_crl)
+        assert trust.sm2.crl(session, SM2_SEAL_CA) == first_crl  # nothing changed: cached
+        good = validate_sm2_certificate(session, trust.sm2, material.certificate_der, T0)
+        assert good.ok, good.reason
+
+        clock.advance(timedelta(hours=1))
+        trust.revocation.revoke(session, actor="test", serial=ecdsa.serial, reason="keyCompromise")
+        session.commit()
+        crl = trust.sm2.crl(session, SM2_SEAL_CA)
+        session.commit()
+        assert crl != first_crl
+        assert int(material.serial, 16) in _crl_serials(crl)
+        number = asn1_crl.CertificateList.load(crl)["tbs_cert_list"]["crl_extensions"][0]
+        assert number["extn_value"].native == 2
+        answer = Sm2OcspResponder(trust.sm2).status_response(session, material.certificate_der)
+        single = asn1_ocsp.OCSPResponse.load(answer).basic_ocsp_response["tbs_response_data"][
+            "responses"
+        ][0]
+        assert single["cert_status"].name == "revoked"
+        assert single["cert_status"].chosen["revocation_reason"].native == "key_compromise"
+        after = validate_sm2_certificate(
+            session, trust.sm2, material.certificate_der, clock.now() + timedelta(seconds=1)
+        )
+        assert after.failure is Sm2ChainFailure.REVOKED
+        before = validate_sm2_certificate(session, trust.sm2, material.certificate_der, T0)
+        assert before.ok and before.status is not None and before.status.status == "revoked"
