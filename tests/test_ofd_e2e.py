@@ -28,11 +28,11 @@ from tests.ofd_e2e_support import (
     verify_ofd,
     verify_page,
 )
+from tests.ofd_handmade import red_seal_png
 from tests.ofd_independent import (
     SIGNATURE_XML,
     SeSeal,
     SesSignature,
-    red_seal_png,
     unzip_package,
     zip_package,
 )

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ofd_independent import HandmadePki, handmade_ofd, make_pki, unzip_package, zip_package
+from tests.ofd_handmade import HandmadePki, handmade_ofd, make_pki
+from tests.ofd_independent import unzip_package, zip_package
 from tests.ofd_openssl_checks import Findings, check_ofd, extract, flip, tamper_rejections
 
 pytestmark = pytest.mark.slow  # dozens of openssl processes

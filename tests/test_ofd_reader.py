@@ -22,16 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.ofd_independent import (
-    QR_BOX,
-    STAMP_BOX,
-    HandmadePki,
-    SesSignature,
-    handmade_ofd,
-    make_pki,
-    unzip_package,
-    zip_package,
-)
+from tests.ofd_handmade import QR_BOX, STAMP_BOX, HandmadePki, handmade_ofd, make_pki
+from tests.ofd_independent import SesSignature, unzip_package, zip_package
 from tests.ofd_reader_page import (
     BUNDLE,
     BUNDLE_SHA256,
