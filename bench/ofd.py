@@ -86,6 +86,8 @@ def run(seconds: float, rounds: int, *, with_documents: bool = True) -> dict[str
     result: dict[str, Any] = {
         "seconds_per_row": seconds,
         "rounds": rounds,
+        # the machine is shared: the load before and after says how much of it the run had
+        "load_average_before": round(os.getloadavg()[0], 2),
         "primitives": _rows(timed_together(primitive_rows(), seconds, rounds)),
     }
     if with_documents:
@@ -97,6 +99,7 @@ def run(seconds: float, rounds: int, *, with_documents: bool = True) -> dict[str
             bench = DocumentBench(build(Path(tmp) / "data"))
             result["documents"] = _rows(timed_together(document_rows(bench), seconds, rounds))
             result["sizes"] = bench.sizes()
+    result["load_average_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
