@@ -40,6 +40,7 @@ from tests.ofd_openssl_checks import check_ofd, extract, flip, tamper_rejections
 from tests.ofd_reader_page import read_ofd, reader_browser, stamp_box_mm
 
 __all__ = ["reader_browser"]  # the fixture, used by name
+pytestmark = pytest.mark.slow  # a demo domain, dozens of openssl processes, thirty verifications
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SIGNED_VALUE = "Doc_0/Signs/Sign_0/SignedValue.dat"
