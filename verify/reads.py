@@ -62,12 +62,22 @@ _STATUS = sa_select(_licence.c.status, _licence.c.valid_until).where(
 Check = Callable[[Engine], Report]
 
 
+def _autocommit(engine: Engine) -> Engine:
+    if engine.dialect.name != "postgresql":
+        return engine  # SQLite: one file, no replica, nothing to spare
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 class ReadRoute:
     """Runs a verification's reads on the replica and confirms or redoes them on the primary."""
 
     def __init__(self, primary: Engine, replica: Engine | None = None) -> None:
         self._primary = primary
-        self._replica = replica
+        # Reads on the replica, and the confirming read on the primary, run in autocommit: no
+        # BEGIN and ROLLBACK round trips around them, and READ COMMITTED gives each statement
+        # its own snapshot either way. The same pools; only the checkout's mode differs.
+        self._replica = None if replica is None else _autocommit(replica)
+        self._confirm = _autocommit(primary)
         self._resting_until = 0.0  # monotonic time before which the replica is not asked
         self._lock = threading.Lock()
 
@@ -104,7 +114,7 @@ class ReadRoute:
             return False
         if named is None and revoked is None:
             return True  # decided before any licence was read (format, signature, key)
-        with reading(self._primary) as session:
+        with reading(self._confirm) as session:
             if named is not None:
                 row = session.connection().execute(_STATUS, {"identifier": named.identifier})
                 found = row.first()
