@@ -5,6 +5,7 @@ chain builder at once."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from alembic import command
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.audit import AuditLog
 from core.clock import FixedClock
@@ -27,6 +28,7 @@ from trust.profiles import Endpoints
 from trust.sm2_chain import Sm2ChainFailure, validate_sm2_certificate
 from trust.sm2_ocsp import Sm2OcspResponder
 from trust.sm2_pki import SM2_SEAL_CA
+from trust.sm2_records import Sm2CertificateRecord
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
@@ -106,3 +108,61 @@ def test_a_revoked_seal_is_revoked_in_the_sm2_crl_ocsp_and_chain(
         assert after.failure is Sm2ChainFailure.REVOKED
         before = validate_sm2_certificate(session, trust.sm2, material.certificate_der, T0)
         assert before.ok and before.status is not None and before.status.status == "revoked"
+
+
+@pytest.mark.postgres
+def test_two_first_uses_of_a_seal_at_once_make_one_sm2_certificate(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two workers sealing the same seal's first OFDs at the same moment: the second waits for
+    the first's transaction and takes the certificate it made (PostgreSQL's row lock)."""
+    url = fresh_schema(postgres_url, "t_sm2_race")
+    command.upgrade(alembic_config(url), "heads")
+    engine = create_db_engine(url)
+    clock = FixedClock(T0)
+    store = SoftKeyStore(tmp_path / "keys", b"pw")
+    trust = TrustDomain(
+        keystore=store,
+        clock=clock,
+        audit=AuditLog(clock),
+        endpoints=Endpoints("https://licences.example.test"),
+        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
+    )
+    with Session(engine) as session:
+        trust.initialise(session, "operator:init")
+        ecdsa = trust.issue_seal_certificate(
+            session,
+            actor="operator:init",
+            department_name="某市市场监督管理局",
+            department_code="11110000000000000X",
+            seal_name="电子证照专用章",
+            seal_code="11010002000002",
+            key_ref=store.create("seal-11010002000002"),
+            lifetime=timedelta(days=365),
+        )
+        session.commit()
+        serial = ecdsa.serial
+    found: list[str] = []
+
+    def second() -> None:
+        with Session(engine) as other:
+            found.append(
+                trust.sm2.seal_material(other, actor="b", seal_certificate_serial=serial).serial
+            )
+            other.commit()
+
+    with Session(engine) as first:
+        mine = trust.sm2.seal_material(first, actor="a", seal_certificate_serial=serial)
+        worker = threading.Thread(target=second)
+        worker.start()
+        worker.join(timeout=1.0)
+        assert worker.is_alive()  # waiting on the seal's row
+        first.commit()
+    worker.join(timeout=30)
+    assert found == [mine.serial]
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Sm2CertificateRecord).where(Sm2CertificateRecord.follows_serial == serial)
+        ).all()
+    assert len(rows) == 1
+    engine.dispose()

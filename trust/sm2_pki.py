@@ -360,7 +360,9 @@ class Sm2Pki:
         """The SM2 key and certificate for the seal whose current ECDSA certificate is
         ``seal_certificate_serial`` (``Seal.certificate_serial``), issuing them on first use
         (audited in ``session`` under ``actor``), and the seal maker's key and certificate."""
-        followed = session.get(CertificateRecord, seal_certificate_serial)
+        # Locked: two first uses of a seal at once (two workers issuing OFDs) make one SM2
+        # certificate; the second waits, then finds it.
+        followed = session.get(CertificateRecord, seal_certificate_serial, with_for_update=True)
         if followed is None or followed.role != Role.SEAL.value:
             raise NotFound(f"印章证书不存在 / no seal certificate {seal_certificate_serial}")
         self.ensure_hierarchy(session, actor)
