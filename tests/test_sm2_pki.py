@@ -16,6 +16,7 @@ certificate offered as a seal, a time outside the validity, and a seal revoked o
 from __future__ import annotations
 
 import base64
+import hashlib
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -455,3 +456,36 @@ def test_the_signed_trust_list_carries_the_sm2_cas_and_seals(domain: Domain) -> 
     assert mine and mine[0]["follows"] == material.follows_serial
     assert mine[0]["status"] == "valid"
     assert domain.client.get("/pki/ca/sm2-root.crt").content == root_der
+
+
+def test_the_operator_hands_out_the_sm2_root_from_the_command_line(
+    domain: Domain, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli.main import app
+
+    data_dir = Path(domain.settings.data_dir)
+    out = tmp_path / "for-the-platform"
+    result = CliRunner().invoke(
+        app,
+        ["trust", "sm2", "--out", str(out), "--data-dir", str(data_dir)],
+        env={
+            "ELICENCE_KEY_PASSPHRASE": f"test-passphrase-{data_dir.name}",
+            "ELICENCE_DATABASE_URL": None,
+        },
+    )
+    assert result.exit_code == 0, result.output
+    root_der, ca_der = _cas(domain)
+    assert (out / "sm2-root.pem").read_text() == pem(root_der)
+    assert (out / "sm2-seal-ca.pem").read_text() == pem(ca_der)
+    assert hashlib.sha256(root_der).hexdigest() in result.output
+    done = _openssl(
+        "verify",
+        "-vfyopt",
+        DISTID,
+        "-CAfile",
+        str(out / "sm2-root.pem"),
+        str(out / "sm2-seal-ca.pem"),
+    )
+    assert done.returncode == 0, done.stderr

@@ -18,7 +18,6 @@ from typing import Any
 from sqlmodel import Session
 
 from core.db import as_utc
-from trust.profiles import Endpoints
 from trust.sm2_pki import SM2_CA_NAMES, Sm2Pki
 
 
@@ -35,24 +34,33 @@ def _seal_status(status: str, not_after: datetime, now: datetime) -> str:
     return "expired" if not_after <= now else "valid"
 
 
-def sm2_members(
-    pki: Sm2Pki, session: Session, endpoints: Endpoints, now: datetime
-) -> dict[str, Any]:
+def ca_entries(pki: Sm2Pki, session: Session) -> list[dict[str, Any]]:
+    """The SM2 CAs as published (and as ``elicence trust sm2`` shows them)."""
+    entries = []
+    for ca_name in SM2_CA_NAMES:
+        certificate, record = pki.authority(session, ca_name)
+        entries.append(
+            {
+                "name": ca_name,
+                "subject": certificate.subject.human_friendly,
+                "not_after": as_utc(record.not_after).isoformat(),
+                "certificate": pem(record.der),
+                "sha256": hashlib.sha256(record.der).hexdigest(),
+                "crl_url": pki.endpoints.crl(ca_name),
+                "ocsp_url": pki.endpoints.ocsp,
+            }
+        )
+    return entries
+
+
+def sm2_members(pki: Sm2Pki, session: Session, now: datetime) -> dict[str, Any]:
     """``{"sm2": {...}}``, or nothing for a domain without SM2 CAs (a key store without SM2)."""
     if not pki.is_initialised(session):
         return {}
-    cas = []
-    for ca_name in SM2_CA_NAMES:
-        _, record = pki.authority(session, ca_name)
-        cas.append(
-            {
-                "name": ca_name,
-                "certificate": pem(record.der),
-                "sha256": hashlib.sha256(record.der).hexdigest(),
-                "crl_url": endpoints.crl(ca_name),
-                "ocsp_url": endpoints.ocsp,
-            }
-        )
+    cas = [
+        {k: v for k, v in entry.items() if k not in ("subject", "not_after")}
+        for entry in ca_entries(pki, session)
+    ]
     seals = []
     for record in pki.seal_certificates(session):
         status = pki.status(session, record)

@@ -273,7 +273,7 @@ class TrustListPublisher:
             # chain outside the database (trust.audit_anchor).
             "audit_checkpoint": checkpoint_json(checkpoint) if checkpoint is not None else None,
             # The SM2 root, seal CA and seal certificates of the national form (OFD seals).
-            **sm2_members(trust.sm2, session, self._endpoints, now),
+            **sm2_members(trust.sm2, session, now),
             **(self._extra() if self._extra is not None else {}),
         }
 
