@@ -23,6 +23,7 @@ from sqlmodel import Session, SQLModel, col, create_engine
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.errors import InvalidInput, Unavailable
+from core.pgpool import postgres_engine
 
 
 def private_sqlite_file(url: str) -> None:
@@ -61,7 +62,7 @@ def create_db_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return postgres_engine(url)  # the pool and its checks: core.pgpool
 
 
 def create_replica_engine(url: str | None) -> Engine | None:
@@ -80,9 +81,7 @@ def create_replica_engine(url: str | None) -> Engine | None:
             "streaming replica (postgresql+psycopg://...)",
             field="database_replica_url",
         )
-    engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"connect_timeout": 2}
-    )
+    engine = postgres_engine(url, connect_args={"connect_timeout": 2})
 
     @event.listens_for(engine, "connect")
     def _read_only(dbapi_connection: Any, _record: Any) -> None:

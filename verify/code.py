@@ -15,6 +15,7 @@ FAILED for its signature, never reported as expired or unknown.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,14 +23,14 @@ from functools import cache
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import DateTime, bindparam
+from sqlalchemy import DateTime, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, SQLModel
 
 from core.clock import Clock, china_today
 from licences.links import code_from_text, is_random_code
-from licences.models import Holder, Licence, LicenceType
+from licences.models import Holder, Licence, LicencePhoto, LicenceType
 from licences.payload import (
     BadSignature,
     PayloadError,
@@ -38,7 +39,6 @@ from licences.payload import (
     decode,
     verify_signature,
 )
-from licences.photos import stored_digest
 from licences.qrkeys import QrKeys, digest_of
 from licences.repository import (
     LicenceRecord,
@@ -121,9 +121,10 @@ def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Sig
     return signed
 
 
-# The licence with its type, holder, issuer and seal: one prepared query (built once), read as
-# plain rows. Every scanned code runs it, and loading five ORM entities (identity map, change
-# tracking, load events) cost three times the query itself; the record it gives is read-only.
+# The licence with its type, holder, issuer and seal, and its photo's digest: one prepared query
+# (built once), read as plain rows. Every scanned code runs it, and loading five ORM entities
+# (identity map, change tracking, load events) cost three times the query itself; the record it
+# gives is read-only.
 _MODELS: tuple[type[SQLModel], ...] = (Licence, LicenceType, Holder, Department, Seal)
 _TABLES = [model.__table__ for model in _MODELS]  # type: ignore[attr-defined]
 _KEYS = [tuple(column.key for column in table.columns) for table in _TABLES]
@@ -132,21 +133,53 @@ _NAIVE = [
     for table in _TABLES
 ]
 _licence, _type, _holder, _department, _seal = _TABLES
-_RECORD = (
-    sa_select(
-        *(
-            column.label(f"{table.name}__{column.key}")
-            for table in _TABLES
-            for column in table.columns
+_photo = LicencePhoto.__table__  # type: ignore[attr-defined]
+
+
+def _record_query(photo: Any) -> Any:
+    """The record query with ``photo`` (an expression of the photo row) as its last column."""
+    return (
+        sa_select(
+            *(
+                column.label(f"{table.name}__{column.key}")
+                for table in _TABLES
+                for column in table.columns
+            ),
+            photo.label("photo"),
         )
+        .select_from(_licence)
+        .join(_type, _type.c.code == _licence.c.type_code)
+        .join(_holder, _holder.c.id == _licence.c.holder_id)
+        .join(_department, _department.c.code == _licence.c.issuer_code)
+        .join(_seal, _seal.c.code == _licence.c.seal_code)
+        .outerjoin(_photo, _photo.c.identifier == _licence.c.identifier)
+        .where(_licence.c.identifier == bindparam("identifier"))
     )
-    .select_from(_licence)
-    .join(_type, _type.c.code == _licence.c.type_code)
-    .join(_holder, _holder.c.id == _licence.c.holder_id)
-    .join(_department, _department.c.code == _licence.c.issuer_code)
-    .join(_seal, _seal.c.code == _licence.c.seal_code)
-    .where(_licence.c.identifier == bindparam("identifier"))
-)
+
+
+# The photo's digest as stored now (``licences.photos.stored_digest``), in the same round trip:
+# PostgreSQL hashes it where it lies (the image itself, up to a few hundred KB, never crosses
+# the connection); SQLite, in this process anyway, hands the bytes over to be hashed here.
+_RECORD = {
+    "postgresql": _record_query(func.encode(func.sha256(_photo.c.image), "hex")),
+    "sqlite": _record_query(_photo.c.image),
+}
+
+
+def _read_without_transaction(session: Session) -> None:
+    """On PostgreSQL, a verification's reads run without a transaction block (autocommit).
+
+    Under READ COMMITTED each statement reads its own snapshot either way, so nothing a
+    verification sees changes; what goes is BEGIN and ROLLBACK, two of the three round trips
+    of a QR verification's read. And psycopg forgets every prepared statement of a connection
+    on ROLLBACK, so the record query, re-sent and planned afresh for every verification, now
+    stays prepared. A session already in a transaction is left as it is; SQLite is unchanged
+    (the reads are calls inside this process)."""
+    if session.in_transaction():
+        return
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 @cache
@@ -177,7 +210,9 @@ def _copy_record(session: Session, code: str, identifier: str) -> LicenceRecord 
 
 def _record_by_identifier(session: Session, identifier: str) -> LicenceRecord | None:
     _mappers_ready()
-    row = session.connection().execute(_RECORD, {"identifier": identifier}).first()
+    connection = session.connection()
+    query = _RECORD.get(connection.dialect.name, _RECORD["sqlite"])
+    row = connection.execute(query, {"identifier": identifier}).first()
     if row is None:
         licence = session.get(Licence, identifier)
         # A licence whose related rows are missing is reported as before, by ``full_record``.
@@ -188,7 +223,10 @@ def _record_by_identifier(session: Session, identifier: str) -> LicenceRecord | 
         at += len(keys)
     parts[2] = holder_as_issued(parts[0], parts[2])  # the name the licence was issued under
     record = LicenceRecord(*parts)
-    return replace(record, photo_sha256=stored_digest(session, identifier))
+    photo = row[at]
+    if isinstance(photo, bytes | memoryview):
+        photo = hashlib.sha256(photo).hexdigest()
+    return replace(record, photo_sha256=photo)
 
 
 class CodeVerifier:
@@ -197,6 +235,7 @@ class CodeVerifier:
         self._keys = keys
 
     def verify(self, session: Session, text: str, channel: str = "qr") -> Report:
+        _read_without_transaction(session)
         now = self._clock.now()
         steps = Steps(wording=qr_wording)
         code = code_from_text(text)

@@ -1,0 +1,268 @@
+"""PostgreSQL round trips of a verification (``core/pgpool.py``, ``core/pipeline.py``, the
+pipelined writes of ``core/audit.py`` and ``verify/log.py``, the read of ``verify/code.py``):
+fewer trips, the same guarantees.
+
+What a faster path could lose, tried here on a real server: a connection the server dropped
+must not fail a request (no ping on every checkout any more); a photo swapped or deleted in the
+database must still fail the QR check now that PostgreSQL hashes it; a group commit whose last
+statement fails, or whose connection dies between its statements, must leave nothing — no audit
+entry without its log row — and say so as the product's errors; the chain stays intact under
+concurrent writers; and the read's statement must stay prepared (it is only if no ROLLBACK
+follows each read).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, SQLModel, create_engine
+
+from core.audit import AuditEntry, AuditLog, Pending, verify_chain
+from core.clock import SystemClock
+from core.errors import Unavailable
+from core.pgpool import check_on_checkout, postgres_engine
+from tests.conftest import fresh_schema, make_settings, postgres_admin
+from tests.domain import Domain, build_domain
+from tests.layout_support import define, encoded, face, issue
+from verify.log import Recorder, Verification, VerificationLog
+
+pytestmark = pytest.mark.postgres
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(postgres_admin(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _backend(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+class Pings:
+    """Counts the dialect's pings of one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        real = engine.dialect.do_ping
+
+        def counted(connection: Any) -> bool:
+            self.count += 1
+            return bool(real(connection))
+
+        engine.dialect.do_ping = counted  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="module")
+def schema_url(postgres_url: str) -> str:
+    return fresh_schema(postgres_url, "t_round_trips")
+
+
+@pytest.fixture
+def engine(schema_url: str) -> Iterator[Engine]:
+    engine = postgres_engine(schema_url)
+    SQLModel.metadata.create_all(engine, tables=[AuditEntry.__table__, VerificationLog.__table__])  # type: ignore[attr-defined]
+    from core.audit import AuditHead
+
+    SQLModel.metadata.create_all(engine, tables=[AuditHead.__table__])  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_entry"))
+        connection.execute(text("DELETE FROM audit_head"))
+        connection.execute(text("DELETE FROM verification_log"))
+    yield engine
+    engine.dispose()
+
+
+# -- the pool -------------------------------------------------------------------------------
+
+
+def test_a_connection_in_use_is_not_pinged_but_one_the_server_ended_is_replaced(
+    engine: Engine,
+) -> None:
+    pings = Pings(engine)
+    first = _backend(engine)
+    for _ in range(5):
+        assert _backend(engine) == first  # the same pooled connection, hot
+    assert pings.count == 0
+    _terminate(first)  # a restart, an idle timeout, an operator: the server drops it
+    time.sleep(0.2)
+    replacement = _backend(engine)  # no request fails on the dead connection
+    assert replacement != first
+    assert pings.count == 1  # its socket said so: it alone was checked
+
+
+def test_a_connection_idle_past_the_limit_is_pinged_before_use(schema_url: str) -> None:
+    engine = create_engine(schema_url, pool_pre_ping=False)
+    check_on_checkout(engine, idle_seconds=0.0)  # no idle allowance: every reuse is checked
+    pings = Pings(engine)
+    try:
+        _backend(engine)
+        time.sleep(0.01)
+        _backend(engine)
+        assert pings.count >= 1
+    finally:
+        engine.dispose()
+
+
+# -- the pipelined group commit -------------------------------------------------------------
+
+
+def _item(n: int, indication: str = "PASSED") -> Verification:
+    return Verification(
+        at=datetime(2026, 3, 14, 2, 0, tzinfo=UTC),
+        identifier=f"L{n}",
+        channel="api-qr",
+        method="qr-payload",
+        indication=indication,
+        sub_indication=None,
+        audit=Pending("bench", "licence.verify", "licence", f"L{n}", "PASSED", {"n": n}),
+    )
+
+
+def _counts(engine: Engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        entries = connection.execute(text("SELECT count(*) FROM audit_entry")).scalar_one()
+        logged = connection.execute(text("SELECT count(*) FROM verification_log")).scalar_one()
+    return int(entries), int(logged)
+
+
+def test_concurrent_verifications_each_leave_a_log_row_and_an_entry_on_an_intact_chain(
+    engine: Engine,
+) -> None:
+    recorder = Recorder(engine, AuditLog(SystemClock()))
+    failures: list[BaseException] = []
+
+    def worker(base: int) -> None:
+        try:
+            for n in range(base, base + 15):
+                recorder.record(_item(n))
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert _counts(engine) == (120, 120)
+    with Session(engine) as session:
+        report = verify_chain(session)
+        assert report.intact and report.entries == 120, report
+        details = session.exec(text("SELECT object_id, detail FROM audit_entry")).all()  # type: ignore[call-overload]
+        logged = {r[0] for r in session.exec(text("SELECT identifier FROM verification_log"))}  # type: ignore[call-overload]
+    # each entry carries its own verification's detail, and each has its log row
+    assert all(detail == {"n": int(obj[1:])} for obj, detail in details)
+    assert logged == {obj for obj, _ in details}
+
+
+def test_a_log_row_the_server_refuses_leaves_no_audit_entry_either(engine: Engine) -> None:
+    """The log rows go out last, with COMMIT: a refusal there must undo the entries and the
+    head's advance written before it, and reach the caller as SQLAlchemy's error."""
+    recorder = Recorder(engine, AuditLog(SystemClock()))
+    recorder.record(_item(1))
+    with pytest.raises(DBAPIError) as raised:
+        recorder.record(_item(2, indication="X" * 40))  # longer than the column allows
+    assert isinstance(raised.value.orig, psycopg.errors.StringDataRightTruncation)
+    assert _counts(engine) == (1, 1)
+    recorder.record(_item(3))  # the connection is usable again, the chain continues
+    with Session(engine) as session:
+        report = verify_chain(session)
+    assert report.intact and report.entries == 2
+
+
+def test_a_connection_lost_between_the_statements_is_unavailable_and_writes_nothing(
+    engine: Engine,
+) -> None:
+    audit = AuditLog(SystemClock())
+    killed: list[int] = []
+
+    def kill_own_backend(session: Session, _entry: AuditEntry) -> None:
+        # between the entries and the log rows with COMMIT: the server goes away
+        if not killed:
+            pid = int(session.connection().execute(text("SELECT pg_backend_pid()")).scalar_one())
+            killed.append(pid)
+            _terminate(pid)
+
+    audit.observe(kill_own_backend)
+    recorder = Recorder(engine, audit)
+    with pytest.raises(Unavailable):
+        recorder.record(_item(1))
+    assert killed and _counts(engine) == (0, 0)
+    recorder.record(_item(2))  # a fresh connection, the chain starts cleanly
+    assert _counts(engine) == (1, 1)
+    with Session(engine) as session:
+        assert verify_chain(session).intact
+
+
+# -- the QR read -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_domain(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Domain:
+    data_dir: Path = tmp_path_factory.mktemp("round-trips") / "data"
+    url = fresh_schema(postgres_url, "t_round_trips_domain")
+    return build_domain(make_settings(data_dir, database_url=url))
+
+
+def _verify(domain: Domain, url: str) -> tuple[str, str | None]:
+    report = domain.client.post("/api/v1/verify", json={"qr": url}).json()
+    return report["indication"], report.get("sub_indication")
+
+
+def test_a_photo_swapped_or_deleted_on_postgresql_fails_the_qr_check(pg_domain: Domain) -> None:
+    """PostgreSQL hashes the stored photo in the record's query: the digest must be the stored
+    bytes' own, so another face — or none — no longer matches what the code carries."""
+    type_code = define(pg_domain, "302").json()["code"]
+    response = issue(pg_domain, type_code, face())
+    assert response.status_code == 201, response.text
+    issued = response.json()
+    url = issued["links"]["verify"]
+    assert _verify(pg_domain, url) == ("PASSED", None)
+    other = encoded(Image.new("RGB", (358, 441), "grey"), "PNG")
+    from licences.photos import decode_photo
+
+    with pg_domain.services.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE licence_photo SET image = :img WHERE identifier = :i"),
+            {"img": decode_photo(other).jpeg, "i": issued["identifier"]},
+        )
+    assert _verify(pg_domain, url) == ("FAILED", "HASH_FAILURE")
+    with pg_domain.services.engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM licence_photo WHERE identifier = :i"), {"i": issued["identifier"]}
+        )
+    assert _verify(pg_domain, url) == ("FAILED", "HASH_FAILURE")
+
+
+def test_the_record_query_stays_prepared_across_verifications(pg_domain: Domain) -> None:
+    """psycopg forgets a connection's prepared statements on ROLLBACK: a read that ended in one
+    would plan the five-table query afresh for every scan."""
+    url = pg_domain.issue(0)["links"]["verify"]
+    service = pg_domain.services.verification
+    for _ in range(12):  # past psycopg's threshold (5 uses) on every pooled connection used
+        assert service.verify_code(url, channel="api-qr", actor="t").indication.value == "PASSED"
+    engine = pg_domain.services.engine
+    pool: Any = engine.pool
+    held = [engine.connect() for _ in range(max(1, pool.checkedin()))]
+    try:
+        prepared = [
+            str(row[0])
+            for connection in held
+            for row in connection.execute(text("SELECT statement FROM pg_prepared_statements"))
+        ]
+    finally:
+        for connection in held:
+            connection.close()
+    assert any("licence__identifier" in statement for statement in prepared), prepared
