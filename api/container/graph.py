@@ -50,6 +50,7 @@ from licences.legacy_desk import LegacyConversion
 from licences.licence_desk import LicenceDesk
 from licences.lifecycle import Lifecycle
 from licences.objections import ObjectionDesk
+from licences.ofd_desk import OfdDesk
 from licences.presentation import PresentationService
 from licences.presentation_desk import PresentationDesk
 from licences.qrkeys import QrKeys
@@ -139,6 +140,8 @@ class Services:
     inspector: Inspector | None = None  # the verification worker pool; None: no isolation
     # What the workers share (core.shared_state): Redis with ELICENCE_REDIS_URL, else memory.
     shared: SharedState = field(default_factory=MemoryState)
+    # A licence's sealed OFD for its issuer, a granted department or its holder (licences.ofd_desk).
+    ofd_desk: OfdDesk | None = None
 
     def close(self) -> None:
         """Ends what the graph started: the verification workers and the engine's connections."""
@@ -234,4 +237,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         stamped=stamped,
         inspector=inspector,
         shared=shared,
+        ofd_desk=OfdDesk(engine),
     )

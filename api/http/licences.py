@@ -18,7 +18,7 @@ from api.edge.errors import STATUS, TITLES
 from api.edge.state import services_of
 from api.http.schemas import IssueBody, IssuedOut, LicenceOut, Links
 from api.http.schemas_licences import BatchBody, BatchOut, ItemError, ItemOut, SearchOut
-from core.errors import ElicenceError, Forbidden, InvalidInput
+from core.errors import ElicenceError, Forbidden, InvalidInput, NotFound
 from licences import batch
 from licences.issuance import IssuedLicence, IssueRequest
 from licences.models import Holder, Licence, LicenceStatus
@@ -47,6 +47,13 @@ def links(request: Request, licence: Licence, documents: tuple[str, ...] = ()) -
         if "ofd" in documents
         else None,
     )
+
+
+def ofd_desk(request: Request) -> OfdDesk:
+    desk = services_of(request).ofd_desk
+    if desk is None:  # a graph built without one keeps no OFD documents
+        raise NotFound("本服务不提供 OFD 文件 / this service keeps no OFD documents")
+    return desk
 
 
 def documents(request: Request, licence: Licence, formats: tuple[str, ...]) -> dict[str, str]:
@@ -370,7 +377,7 @@ def ofd(
     """盖国密签章的 OFD 证照文件（发证部门，或获持证人授权的部门，同 PDF）/ the OFD sealed with
     a GB/T 38540 SM2 seal, for the issuing department or a department the holder granted it —
     as for the PDF."""
-    found = OfdDesk(services_of(request).engine).for_department(
+    found = ofd_desk(request).for_department(
         identifier,
         principal.department_code,
         lambda known: pull(request, principal, known, "ofd", service_item, business_number),

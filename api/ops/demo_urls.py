@@ -9,7 +9,6 @@ from pathlib import Path
 from api.container import build_services
 from api.ops import demo
 from api.settings import Settings
-from licences.ofd_desk import OfdDesk
 
 
 def main() -> None:
@@ -45,7 +44,7 @@ elicence 示范服务 / demo service
 """,
         flush=True,
     )
-    ofd = OfdDesk(services.engine).first()
+    ofd = services.ofd_desk.first() if services.ofd_desk is not None else None
     if ofd is not None:  # the national form: a type issued as PDF and OFD (api.ops.demo)
         print(
             f"  国密OFD / OFD (SM2 seal):        {base}/api/v1/licences/{ofd}/document.ofd\n"

@@ -30,6 +30,7 @@ from api.pages.holder_views import (
     holder_key,
     licence_json,
     link_json,
+    ofd_desk,
     ofd_response,
     pdf_response,
     presentation_json,
@@ -37,7 +38,6 @@ from api.pages.holder_views import (
 from api.pages.signin import message_page
 from api.pages.verify import templates
 from core.errors import ElicenceError, Forbidden, Unauthenticated
-from licences.ofd_desk import OfdDesk
 from licences.presentation import SHOW_ONLY
 from licences.stamped import MAX_PURPOSE
 
@@ -139,7 +139,7 @@ def _detail(
         "form": form or {},
         "new_copy": new_copy,
         "max_purpose": MAX_PURPOSE,
-        "documents": OfdDesk(services.engine).documents(found.record.licence.identifier),
+        "documents": ofd_desk(services.ofd_desk).documents(found.record.licence.identifier),
     }
     return _render(request, holder, "holder_licence.html", context, status)
 
@@ -170,7 +170,7 @@ def licence_ofd(identifier: str, request: Request) -> Response:
     if holder is None:
         return _sign_in(request)
     try:
-        desk = OfdDesk(services_of(request).engine)
+        desk = ofd_desk(services_of(request).ofd_desk)
         return ofd_response(desk.for_holder(holder_key(holder), identifier))
     except ElicenceError as exc:
         return _refused(request, holder, exc)

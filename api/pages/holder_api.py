@@ -21,11 +21,11 @@ from api.pages.holder_views import (
     holder_key,
     licence_json,
     link_json,
+    ofd_desk,
     ofd_response,
     pdf_response,
     presentation_json,
 )
-from licences.ofd_desk import OfdDesk
 from licences.ofd_issue import MEDIA_TYPE as OFD_MEDIA_TYPE
 from licences.stamped import MAX_PURPOSE
 
@@ -107,7 +107,7 @@ def licence_pdf(identifier: str, request: Request, holder: Holder) -> Response:
 )
 def licence_ofd(identifier: str, request: Request, holder: Holder) -> Response:
     """本人证照的 OFD 文件（其类型签发 OFD 时）/ my licence's sealed OFD, when its type issues one."""
-    desk = OfdDesk(services_of(request).engine)
+    desk = ofd_desk(services_of(request).ofd_desk)
     return ofd_response(desk.for_holder(holder_key(holder), identifier))
 
 

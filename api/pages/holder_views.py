@@ -17,10 +17,11 @@ from fastapi import Response
 from api.edge.holder_session import HolderPrincipal
 from api.pages.verify import beijing
 from core.clock import china_today
+from core.errors import NotFound
 from licences.catalogue_rules import field_layout
 from licences.grants import HolderKey
 from licences.holder_desk import HolderDesk, LicenceFile, LinkView
-from licences.ofd_desk import OfdFile
+from licences.ofd_desk import OfdDesk, OfdFile
 from licences.ofd_issue import MEDIA_TYPE as OFD_MEDIA_TYPE
 from licences.presentation import Presentation
 from licences.qr import qr_svg_data_uri
@@ -134,6 +135,13 @@ def pdf_response(found: LicenceFile) -> Response:
         "Cache-Control": "no-store",
     }
     return Response(found.pdf, media_type="application/pdf", headers=headers)
+
+
+def ofd_desk(desk: OfdDesk | None) -> OfdDesk:
+    """The service's OFD desk; a graph built without one keeps no OFD documents (404)."""
+    if desk is None:
+        raise NotFound("本服务不提供 OFD 文件 / this service keeps no OFD documents")
+    return desk
 
 
 def ofd_response(found: OfdFile) -> Response:
