@@ -153,8 +153,11 @@ class OfdVerifier:
             raise steps.fail(
                 "revocation", revoked, Indication.FAILED, SubIndication.REVOKED, _REVOKED
             )
+        # The row's names only, not its bytes: the digest already says they are these.
         stored = session.exec(
-            select(LicenceOfd).where(LicenceOfd.sha256 == prepared.digest)
+            select(LicenceOfd.identifier, LicenceOfd.sm2_certificate_serial).where(
+                LicenceOfd.sha256 == prepared.digest
+            )
         ).first()
         if stored is None:
             raise steps.fail(
@@ -163,9 +166,10 @@ class OfdVerifier:
                 Indication.FAILED,
                 SubIndication.NOT_IN_REPOSITORY,
             )
-        licence = session.get(Licence, stored.identifier)
+        identifier, sealed_with = stored
+        licence = session.get(Licence, identifier)
         assert licence is not None  # licence_ofd.identifier references it
-        if stored.sm2_certificate_serial != serial:
+        if sealed_with != serial:
             raise steps.fail(
                 "repository",
                 "sealed by another SM2 certificate than the repository recorded",
@@ -261,6 +265,9 @@ def _missing(session: Session, identifier: str | None) -> str:
     copy), or nothing here has these bytes."""
     from licences.models import LicenceOfd
 
-    if identifier is not None and session.get(LicenceOfd, identifier) is not None:
+    if identifier is None:
+        return "no licence in the repository has these bytes"
+    named = select(LicenceOfd.identifier).where(LicenceOfd.identifier == identifier)
+    if session.exec(named).first() is not None:
         return "the licence this file names was issued as another file (re-packed or altered)"
     return "no licence in the repository has these bytes"

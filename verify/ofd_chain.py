@@ -37,7 +37,8 @@ class ChainResult:
 
 def _load(der: bytes) -> asn1_x509.Certificate:
     cert = asn1_x509.Certificate.load(der, strict=True)
-    cert.native  # noqa: B018 - parse all of it now, so a broken certificate fails here
+    cert["tbs_certificate"]["validity"]
+    cert.subject, cert.issuer  # noqa: B018
     return cert
 
 
@@ -73,6 +74,19 @@ def validate(
         pool = roots + [_load(d) for d in anchors.intermediates]
     except (ValueError, TypeError) as exc:
         return ChainResult(False, f"certificate unreadable: {type(exc).__name__}")
+    try:
+        return _walk(current, roots, pool, at, whose)
+    except (ValueError, TypeError, KeyError) as exc:  # a part read lazily that does not parse
+        return ChainResult(False, f"certificate unreadable: {type(exc).__name__}")
+
+
+def _walk(
+    current: asn1_x509.Certificate,
+    roots: list[asn1_x509.Certificate],
+    pool: list[asn1_x509.Certificate],
+    at: datetime,
+    whose: str,
+) -> ChainResult:
     path = [current]
     for _ in range(MAX_DEPTH):
         subject = f"the {whose} certificate" if len(path) == 1 else "its issuer"
@@ -86,8 +100,11 @@ def validate(
                 f"chains to the SM2 root {root}, valid at {at.isoformat()}",
                 tuple(c.dump() for c in path),
             )
+        # Names compared as encoded: this domain's CAs write their names one way (and
+        # asn1crypto's normalising comparison costs milliseconds a pair).
+        issuer = current.issuer.dump()
         issuers = [
-            c for c in pool if c.subject == current.issuer and _is_ca(c) and _signed_by(current, c)
+            c for c in pool if c.subject.dump() == issuer and _is_ca(c) and _signed_by(current, c)
         ]
         if not issuers:
             return ChainResult(False, f"no SM2 CA of this domain signed {subject}")

@@ -111,6 +111,11 @@ def examine_ofd(
         _examine(package, layout, run, state, anchors, sm2, moment, revoked, tolerance)
     except _Stop:
         pass
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # read lazily, did not parse
+        run.checks.append(
+            Check("seal_structure", CheckResult.FAILED, f"unreadable: {type(exc).__name__}")
+        )
+        run.failure = (Indication.FAILED, SubIndication.FORMAT_FAILURE, None)
     return OfdFacts(
         checks=tuple(run.checks),
         failure=run.failure,
