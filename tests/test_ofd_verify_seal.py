@@ -30,6 +30,7 @@ from tests.ofd_build import (
 )
 from verify.isolation import Limits
 from verify.ofd_examine import OfdFacts, examine_ofd
+from verify.ofd_package import read_package
 from verify.report import CheckResult, Indication, SubIndication
 from verify.structure import Inspection
 
@@ -471,3 +472,29 @@ def test_an_unsigned_file_with_a_message_in_its_name_is_not_quoted(
     )
     assert "400" not in detail
     assert "an entry not named as a licence's" in detail
+
+
+@pytest.mark.parametrize("target", [SIGNED_VALUE, SEAL_FILE, "package"])
+def test_random_corruption_never_raises_and_never_passes(
+    genuine: bytes, pki: Sm2Pki, tsa: Tsa, target: str
+) -> None:
+    """Bytes flipped at random (seeded) in the seal's files or the ZIP itself: every answer is a
+    refusal or a failed check, never an exception out of the examination. A flip in the ZIP's
+    bookkeeping only (a date, a version field) leaves the signed files as they were: the seal
+    holds, and the repository, which knows the file's SHA-256, is what refuses it."""
+    import random
+
+    chance = random.Random(f"ofd-{target}")
+    files = unzip(genuine)
+    for _ in range(60):
+        original = genuine if target == "package" else files[target]
+        mutated = bytearray(original)
+        for _ in range(chance.randint(1, 4)):
+            mutated[chance.randrange(len(mutated))] ^= 1 << chance.randrange(8)
+        data = bytes(mutated) if target == "package" else rezip({**files, target: bytes(mutated)})
+        found = examine(data, pki, tsa)
+        if isinstance(found, Inspection):
+            assert not found.ok and found.sub is not None
+        elif found.failure is None:
+            assert target == "package", f"a corrupted {target} passed"
+            assert read_package(data, Limits()).files == files  # bookkeeping, not content
