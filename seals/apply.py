@@ -10,12 +10,9 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from PIL import Image
 from pyhanko.pdf_utils import layout
-from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
@@ -25,6 +22,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
 
 from seals.ltv import ArchivalEvidence, LongTermEvidence
+from seals.seal_xobject import SealImage
 from seals.signer import KeyStoreSigner
 from trust.parsed import certificate, ocsp_response
 
@@ -58,21 +56,6 @@ class _ClockedPdfSigner(signers.PdfSigner):
         return session
 
 
-def seal_image(png: bytes) -> Image.Image:
-    """A seal's image, decoded once per process: a department seals every licence with the
-    same image, and decoding it cost each seal a few milliseconds. Each seal gets its own copy
-    of the pixels (a memory copy, far cheaper than the decode), so sealing threads share
-    nothing they could change."""
-    return _decoded(png).copy()
-
-
-@lru_cache(maxsize=32)
-def _decoded(png: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(png))
-    image.load()
-    return image
-
-
 def apply_seal(
     request: SealRequest, signer: KeyStoreSigner, evidence: LongTermEvidence | None = None
 ) -> bytes:
@@ -82,7 +65,6 @@ def apply_seal(
     when the evidence carries archival material, revocation data and a document timestamp
     are appended in one more revision (B-LTA): the returned bytes are then the final file.
     """
-    image = seal_image(request.image_png)
     meta = signers.PdfSignatureMetadata(
         field_name=SEAL_FIELD,
         md_algorithm="sha256",
@@ -94,7 +76,7 @@ def apply_seal(
         name=request.name,
     )
     style = StaticStampStyle(
-        background=PdfImage(image),
+        background=SealImage(request.image_png),
         border_width=0,
         background_opacity=1.0,
         background_layout=layout.SimpleBoxLayoutRule(
