@@ -90,3 +90,7 @@ _.daemon_threads  # unused attribute (tests/event_receiver.py:85)
 raised_by  # unused variable (licences/objection_records.py:53): kept for the record, written once
 answered_by  # unused variable (licences/objection_records.py:57): written by the answer's update
 media_type  # unused variable (licences/models.py:241): the stored photo's type, for its readers
+BOTH  # unused variable (licences/models.py): DocumentFormats "both", read from a type by value
+_.recalcTimestamp  # unused attribute (licences/ofd_fonts.py): read by fontTools when it saves
+_.create_system  # unused attribute (seals/ofd_zip.py): read by zipfile when it writes
+_.external_attr  # unused attribute (seals/ofd_zip.py): read by zipfile when it writes

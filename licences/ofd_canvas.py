@@ -91,7 +91,7 @@ class RecordingCanvas:
 
     # -- graphics state -------------------------------------------------------------------
 
-    def setFont(self, name: str, size: float, leading: float | None = None) -> None:
+    def setFont(self, name: str, size: float) -> None:
         self._state.font, self._state.size = name, float(size)
 
     def setFillColor(self, colour: Any, alpha: float | None = None) -> None:
