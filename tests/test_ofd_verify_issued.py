@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
+from core.clock import FixedClock
 from core.db import reading
 from keys.sm2 import sm3
 from licences.models import LicenceOfd
 from seals import ses
 from seals.ofd_zip import zip_package
 from tests.domain import Domain, demo_domain
-from tests.ofd_build import SEAL_FILE, SIGNATURE, SIGNED_VALUE, Sm2Pki, unzip, with_timestamp
+from tests.ofd_build import (
+    SEAL_FILE,
+    SIGNATURE,
+    SIGNED_VALUE,
+    Sm2Pki,
+    seal_files,
+    unzip,
+    with_timestamp,
+)
 from verify.log import VerificationLog
 from verify.report import Report
 
@@ -236,8 +246,6 @@ def test_8_a_certificate_swapped_for_a_foreign_sm2_one(domain: Domain, issued: I
 
 def test_8b_a_whole_foreign_seal_does_not_chain(domain: Domain, issued: Issued) -> None:
     """The forger's own seal maker and seal, with our TSA's timestamp on the new signature."""
-    from tests.ofd_build import seal_files
-
     files = unzip(issued.ofd)
     content = {k: v for k, v in files.items() if not k.startswith("Doc_0/Signs/")}
     forged = unzip(seal_files(Sm2Pki(name="forger"), None, content))
@@ -304,3 +312,33 @@ def test_suspended_then_revoked_after_issuance_both_documents_fail(domain: Domai
         assert report.checks[-1].name == "status"
         # the verdict shows the repository's record, as the PDF's does
         assert report.licence is not None and report.licence.status == "revoked"
+
+
+def test_a_seal_revoked_after_sealing_leaves_its_ofd_valid_with_a_note(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The department's seal (both its certificates) revoked an hour after the licence was
+    sealed and timestamped: the OFD stands, as its PDF does, and the check says why."""
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    domain = demo_domain(tmp_path_factory, "ofdsealrevoked", clock=clock)
+    code = domain.department()["sample_request"]["licence_type"]
+    current = domain.client.get(f"/api/v1/catalogue/licence-types/{code}").json()
+    body = {k: v for k, v in current.items() if k in TYPE_FIELDS} | {"document_formats": "both"}
+    for index, _ in enumerate(domain.credentials["departments"]):
+        domain.client.put(
+            f"/api/v1/catalogue/licence-types/{code}", json=body, headers=domain.auth(index)
+        )
+    licence = issue(domain)
+    with reading(domain.services.engine) as session:
+        seal = domain.services.seals.seal_for_issuance(session, domain.department()["code"])
+    clock.advance(timedelta(hours=1))
+    revoked = domain.client.post(
+        f"/api/v1/seals/{seal.seal.code}/revoke",
+        json={"reason": "keyCompromise"},
+        headers=domain.auth(),
+    )
+    assert revoked.status_code == 200, revoked.text
+    report = verify(domain, licence.ofd)
+    assert report.indication.value == "PASSED", [(c.name, c.detail) for c in report.checks]
+    note = next(c for c in report.checks if c.name == "revocation")
+    assert "revoked since" in note.detail and "before that, as timestamped" in note.detail
