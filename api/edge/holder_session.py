@@ -206,8 +206,8 @@ class HolderSessions:
 
     def open(self, value: str, now: datetime) -> tuple[HolderPrincipal, str]:
         """The principal and its CSRF token (see :meth:`opened`)."""
-        session = self.opened(value, now)
-        return session.principal, session.csrf
+        opened = self.opened(value, now)
+        return opened.principal, opened.csrf
 
     def set_cookie(self, response: Response, value: str) -> None:
         response.set_cookie(
@@ -232,20 +232,20 @@ def _authenticate(request: Request) -> tuple[HolderPrincipal, str]:
             # A department credential is authenticated, but never for a holder's own data.
             raise Forbidden(NOT_FOR_DEPARTMENTS)
         raise Unauthenticated(SIGN_IN_FIRST)
-    session = services.holder_sessions.opened(value, services.clock.now())
-    request.state.holder_csrf = session.csrf
-    request.state.holder = session.principal
-    request.state.holder_session = session
-    return session.principal, session.csrf
+    opened = services.holder_sessions.opened(value, services.clock.now())
+    request.state.holder_csrf = opened.csrf
+    request.state.holder = opened.principal
+    request.state.holder_session = opened
+    return opened.principal, opened.csrf
 
 
 def end_session(request: Request) -> None:
     """Sign-out: the request's session (read by :func:`form_holder`) is revoked for every
     worker until it would have expired."""
-    session: OpenSession | None = getattr(request.state, "holder_session", None)
-    if session is not None:
+    ending: OpenSession | None = getattr(request.state, "holder_session", None)
+    if ending is not None:
         services = services_of(request)
-        services.holder_sessions.revoke(session.sid, session.expires, services.clock.now())
+        services.holder_sessions.revoke(ending.sid, ending.expires, services.clock.now())
 
 
 def _check_csrf(presented: str, csrf: str) -> None:
