@@ -45,6 +45,18 @@ rm -rf "$target"
 mkdir -p "$target"
 cp "$work/package/$BUNDLE" "$target/ofd.umd.min.js"
 cp "$work/package/LICENSE" "$target/LICENSE"
+# What the bundle holds besides ofd.js itself (from its source map), with the licences their
+# packages declare: the bundle is redistributed only inside this test tree.
+cat > "$target/THIRD-PARTY.txt" <<'NOTICE'
+ofd.umd.min.js bundles, besides ofd.js (Apache-2.0, DLTech21) and its jbig2 decoder taken from
+pdf.js (Apache-2.0), these npm packages, under the licences their packages declare:
+  jszip (MIT OR GPL-3.0-or-later; used under MIT), jszip-utils (MIT OR GPL-3.0; used under MIT),
+  ofd-xml-parser ("MIT Modified"), sm-crypto (MIT), jsbn (MIT), @lapo/asn1js (ISC),
+  jsrsasign (MIT), js-md5 (MIT), js-sha1 (MIT), base64-js (MIT), ieee754 (BSD-3-Clause),
+  buffer (MIT), isarray (MIT), path-browserify (MIT), node-libs-browser (MIT),
+  web-streams-polyfill (MIT), core-js (MIT), regenerator-runtime (MIT), @babel/runtime (MIT),
+  @soda/get-current-script (MIT).
+NOTICE
 bundle_sha=$(sha256sum "$target/ofd.umd.min.js" | cut -d' ' -f1)
 printf 'ofd.js %s from npm (npm pack), tarball SHA-256 %s\n%s SHA-256 %s\nRegenerate with scripts/vendor-ofdjs.sh; do not edit these files.\n' \
     "$OFDJS_VERSION" "$OFDJS_SHA256" "ofd.umd.min.js" "$bundle_sha" > "$target/VERSION"
