@@ -286,6 +286,7 @@ def test_both_documents_pass_then_both_fail_once_revoked(domain: Domain) -> None
     ):
         assert answer["indication"] == "PASSED", answer
         assert answer["licence"]["identifier"] == both.identifier
+    assert verify_page(domain, both.ofd) == ("PASSED", "")
     revoked = domain.client.post(
         f"/api/v1/licences/{both.identifier}/revoke",
         json={"reason": "吊销测试 / revocation test"},
