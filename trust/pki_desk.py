@@ -22,6 +22,7 @@ from trust.authority import TrustDomain
 from trust.ocsp import OcspResponder
 from trust.sm2_ocsp import Sm2OcspResponder
 from trust.sm2_pki import SM2_CA_NAMES
+from trust.sm2_trustlist import ca_entries
 from trust.trustlist import TrustListPublisher
 from trust.tsa import TimeStampAuthority
 
@@ -54,6 +55,13 @@ class PkiDesk:
                 return self._trust.sm2.ca_certificate_der(session, name)
             certificate, _ = self._trust.authority(session, name)
         return certificate.public_bytes(serialization.Encoding.DER)
+
+    def sm2_authorities(self) -> list[dict[str, Any]]:
+        """The SM2 root and seal CA (``elicence trust sm2``); empty without an SM2 hierarchy."""
+        with reading(self._engine) as session:
+            if not self._trust.sm2.is_initialised(session):
+                return []
+            return ca_entries(self._trust.sm2, session)
 
     def crl(self, name: str) -> bytes:
         """The CA's current DER CRL, issued anew when none is current."""

@@ -105,19 +105,14 @@ def sm2(
     data_dir: DataDir = None,
 ) -> None:
     """国密 SM2 根CA与印章CA（交给接入平台）/ the SM2 root and seal CA, to give to platforms."""
-    from core.db import reading
-    from trust.sm2_trustlist import ca_entries
-
-    services = open_services(data_dir)
-    with reading(services.engine) as session:
-        if not services.trust.sm2.is_initialised(session):
-            typer.echo(
-                "没有 SM2 根CA，请用软件密钥库运行 elicence init / no SM2 CAs: run `elicence "
-                "init` with the soft key store",
-                err=True,
-            )
-            raise typer.Exit(1)
-        entries = ca_entries(services.trust.sm2, session)
+    entries = open_services(data_dir).trust_services.pki.sm2_authorities()
+    if not entries:
+        typer.echo(
+            "没有 SM2 根CA，请用软件密钥库运行 elicence init / no SM2 CAs: run `elicence "
+            "init` with the soft key store",
+            err=True,
+        )
+        raise typer.Exit(1)
     for entry in entries:
         typer.echo(f"{entry['name']}: {entry['subject']}")
         typer.echo(f"  SHA-256 {entry['sha256']}  not after {entry['not_after']}")
