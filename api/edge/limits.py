@@ -2,7 +2,7 @@
 ``Retry-After``), the body each route may send (413), and which writes must show a credential
 before their body is read (401).
 
-With ``ELICENCE_REDIS_URL`` the windows are shared by every worker (``api.edge.shared_state``:
+With ``ELICENCE_REDIS_URL`` the windows are shared by every worker (``core.shared_state``:
 one Lua script per request over a sorted set in Redis), so N workers together give a client its
 allowance once. Keys hold what the memory version keys on, pseudonymised: an address becomes
 an HMAC under a key derived from the holder-session key (which every worker of a fleet holds
