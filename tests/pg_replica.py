@@ -9,11 +9,13 @@ the primary (a schema of its own, a new database) reaches it by replication, wit
   adds that line (idempotent); the fixture runs it first, so ``make test`` works on a developer's
   machine as in CI.
 - PostgreSQL refuses to run as root: the tools run as ``postgres`` through ``runuser``.
-- No replication slot. A slot pins WAL on the primary until it is dropped, and a test run that is
-  killed would leave one behind on a server other test runs share; without one the standby still
-  streams from its first second (``pg_basebackup -X stream`` holds a temporary slot while it
-  copies, dropped with its connection) and the walreceiver keeps receiving while replay is paused,
-  so the primary never needs WAL the standby has not received.
+- A physical replication slot, made by ``pg_basebackup -C`` before it copies and named by the
+  test process (``elicence_test_<pid>_<random>``). Without one, the primary (``wal_keep_size``
+  0, other test runs and benchmarks writing beside us) recycled a WAL segment the copy still
+  needed ("requested WAL segment ... has already been removed"). A slot pins WAL until it is
+  dropped, so ``stop`` drops it, and each start first drops the inactive slots of test processes
+  that no longer exist (a run that was killed). The slot follows what the standby has received,
+  not what it replayed: a paused replay pins no WAL on the primary.
 - ``pause()`` stops replay (``pg_wal_replay_pause``): a test then has a deterministic lag.
 - Without the tools or the primary the fixture skips, and fails under ``ELICENCE_STRICT_TESTS=1``.
 """
@@ -21,6 +23,7 @@ the primary (a schema of its own, a new database) reaches it by replication, wit
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -71,6 +74,7 @@ class Replica:
     directory: Path
     port: int
     primary_url: str  # the administrative URL of the primary (database ``test``)
+    slot: str  # the primary's replication slot for this standby
 
     def url(self, primary_url: str | None = None) -> str:
         """``primary_url`` (default: the administrative one) pointed at the replica: same
@@ -129,6 +133,51 @@ class Replica:
     def stop(self) -> None:
         _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.directory), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
+        _drop_slot(self.primary_url, self.slot)
+
+
+def _drop_slot(primary_url: str, slot: str) -> None:
+    """Drop the slot once its walsender has gone (a few seconds at most after the standby)."""
+    import psycopg
+
+    deadline = time.monotonic() + 15
+    with psycopg.connect(_plain(primary_url), autocommit=True, connect_timeout=5) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone()
+            if row is None:
+                return
+            if not row[0]:
+                try:
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                    return
+                except psycopg.errors.ObjectInUse:
+                    pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"replication slot {slot} is still in use")
+            time.sleep(0.1)
+
+
+def _drop_stale_slots(primary_url: str) -> None:
+    """The inactive slots of test processes that are gone (a killed run) pin WAL for nothing."""
+    import psycopg
+
+    with psycopg.connect(_plain(primary_url), autocommit=True, connect_timeout=5) as conn:
+        rows = conn.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE NOT active "
+            "AND slot_name LIKE 'elicence\\_test\\_%'"
+        ).fetchall()
+        for (name,) in rows:
+            pid = int(str(name).split("_")[2])
+            try:
+                os.kill(pid, 0)
+                continue  # its process still runs: it may be between copy and start
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
 
 
 def _settings(primary_url: str) -> dict[str, str]:
@@ -165,6 +214,8 @@ def start_replica(primary_url: str) -> Replica:
     )
     if allowed.returncode != 0:
         missing(f"replication connections are not allowed: {allowed.stderr.strip()}")
+    _drop_stale_slots(primary_url)
+    slot = f"elicence_test_{os.getpid()}_{secrets.token_hex(3)}"
     directory = Path(tempfile.mkdtemp(prefix="elicence-replica-"))
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
@@ -173,9 +224,11 @@ def start_replica(primary_url: str) -> Replica:
         str(PG_BIN / "pg_basebackup"),
         *("-h", host, "-p", str(port), "-U", url.username or "postgres"),
         *("-D", str(directory), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+        *("-C", "-S", slot),
     )
     if backup.returncode != 0:
         shutil.rmtree(directory, ignore_errors=True)
+        _drop_slot(primary_url, slot)
         missing(f"pg_basebackup failed: {backup.stderr.strip()}")
     replica_port = _free_port()
     conf = [
@@ -200,7 +253,7 @@ def start_replica(primary_url: str) -> Replica:
         *("-D", str(directory), "-l", str(directory / "server.log"), "-w", "-t", "60", "start"),
     )
     admin = make_url(primary_url).set(database="test").render_as_string(hide_password=False)
-    replica = Replica(directory=directory, port=replica_port, primary_url=admin)
+    replica = Replica(directory=directory, port=replica_port, primary_url=admin, slot=slot)
     if started.returncode != 0:
         log = (directory / "server.log").read_text(errors="replace")[-2000:]
         replica.stop()
