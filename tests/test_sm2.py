@@ -179,3 +179,33 @@ def test_each_signature_through_the_helper_is_reported_as_a_key_use(store: SoftK
     sign_message(store, ref, b"a", listener=Listener(), purpose="ofd.seal")
     sign_message(store, ref, b"b", listener=Listener(), purpose="ofd.seal")
     assert uses == [(ref, "ofd.seal"), (ref, "ofd.seal")]
+
+
+def test_a_hostile_public_key_is_refused_not_used() -> None:
+    """An SPKI from an uploaded file: a point off the curve (invalid-curve attacks), the point
+    at infinity, a truncated point, or a compressed one (not used by GB/T 20518 certificates)."""
+    from asn1crypto import keys as asn1_keys
+
+    info = asn1_keys.PublicKeyInfo.load(Sm2PrivateKey.generate().public_key().spki_der())
+    x, y = info["public_key"].to_coords()
+
+    def spki(point: bytes) -> bytes:
+        der: bytes = asn1_keys.PublicKeyInfo(
+            {"algorithm": info["algorithm"], "public_key": point}
+        ).dump()
+        return der
+
+    for point in (
+        b"\x04" + x.to_bytes(32, "big") + (y + 1).to_bytes(32, "big"),
+        b"\x00",
+        b"\x04" + b"\x01" * 10,
+        bytes([2 + (y & 1)]) + x.to_bytes(32, "big"),
+    ):
+        with pytest.raises(ValueError, match="not an SM2 public key"):
+            Sm2PublicKey.from_spki_der(spki(point))
+    with pytest.raises(ValueError):
+        Sm2PublicKey.from_spki_der(
+            spki(b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")) + b"\x00"
+        )
+    with pytest.raises(ValueError, match="not a certificate"):
+        Sm2PublicKey.from_certificate_der(b"\x30\x00")
