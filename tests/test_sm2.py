@@ -209,3 +209,20 @@ def test_a_hostile_public_key_is_refused_not_used() -> None:
         )
     with pytest.raises(ValueError, match="not a certificate"):
         Sm2PublicKey.from_certificate_der(b"\x30\x00")
+
+
+def test_signing_and_verifying_from_many_threads_at_once(store: SoftKeyStore) -> None:
+    """The service signs from its thread pool: one OpenSSL key, used by several threads (ctypes
+    releases the GIL during each call), gives signatures that all verify."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ref = store.create("threads", KeyAlgorithm.SM2)
+    public = Sm2PublicKey.from_spki_der(store.public_key_der(ref))
+
+    def work(i: int) -> bool:
+        message = f"licence {i}".encode()
+        signature = sign_message(store, ref, message)
+        return public.verify(signature, message) and not public.verify(signature, message + b"!")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(200)))
