@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from core.audit import AuditLog
 from core.clock import FixedClock
 from core.db import create_db_engine
+from core.errors import Conflict
 from keys.soft import SoftKeyStore
 from migrations.runner import alembic_config
 from tests.conftest import fresh_schema
@@ -166,3 +167,37 @@ def test_two_first_uses_of_a_seal_at_once_make_one_sm2_certificate(
         ).all()
     assert len(rows) == 1
     engine.dispose()
+
+
+def test_an_expired_seal_gets_no_sm2_certificate(engine: Engine, tmp_path: Path) -> None:
+    """A seal whose ECDSA certificate expired is renewed first; no SM2 certificate with an
+    expiry before its start is ever made."""
+    clock = FixedClock(T0)
+    store = SoftKeyStore(tmp_path / "keys", b"pw")
+    trust = TrustDomain(
+        keystore=store,
+        clock=clock,
+        audit=AuditLog(clock),
+        endpoints=Endpoints("https://licences.example.test"),
+        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
+    )
+    with Session(engine) as session:
+        trust.initialise(session, "operator:init")
+        ecdsa = trust.issue_seal_certificate(
+            session,
+            actor="operator:init",
+            department_name="某市市场监督管理局",
+            department_code="11110000000000000X",
+            seal_name="电子证照专用章",
+            seal_code="11010002000003",
+            key_ref=store.create("seal-11010002000003"),
+            lifetime=timedelta(days=2),
+        )
+        session.commit()
+        clock.advance(timedelta(days=3))
+        with pytest.raises(Conflict, match="renew the seal"):
+            trust.sm2.seal_material(session, actor="t", seal_certificate_serial=ecdsa.serial)
+        session.rollback()
+        assert not session.exec(
+            select(Sm2CertificateRecord).where(Sm2CertificateRecord.follows_serial == ecdsa.serial)
+        ).all()

@@ -378,6 +378,12 @@ class Sm2Pki:
             .order_by(col(Sm2CertificateRecord.not_before).desc())
         ).first()
         if existing is None or as_utc(existing.not_after) <= now:
+            if as_utc(followed.not_after) <= now:
+                raise Conflict(
+                    f"印章证书已过期，请先延续印章 / the seal certificate {followed.serial} has "
+                    "expired; renew the seal first",
+                    extra={"current_status": "expired"},
+                )
             subject = x509.load_pem_x509_certificate(followed.pem.encode()).subject
             existing = self._issue(
                 session,
