@@ -342,3 +342,15 @@ def test_a_seal_revoked_after_sealing_leaves_its_ofd_valid_with_a_note(
     assert report.indication.value == "PASSED", [(c.name, c.detail) for c in report.checks]
     note = next(c for c in report.checks if c.name == "revocation")
     assert "revoked since" in note.detail and "before that, as timestamped" in note.detail
+
+
+def test_the_verify_page_shows_an_ofd_verdict_from_the_repository(
+    domain: Domain, issued: Issued
+) -> None:
+    page = domain.client.post(
+        "/verify", files={"file": ("证照.ofd", issued.ofd, "application/ofd")}
+    )
+    assert page.status_code == 200
+    assert "有效" in page.text and issued.identifier in page.text
+    assert 'OFD文件 / <span lang="en">OFD file</span>' in page.text
+    assert 'accept="application/pdf,.pdf,application/ofd,.ofd"' in page.text
