@@ -17,11 +17,10 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
-from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.stamp import StaticStampStyle
 
-from seals.ltv import ArchivalEvidence, LongTermEvidence
+from seals.ltv import ArchivalEvidence, InProcessTimeStamper, LongTermEvidence
 from seals.seal_xobject import SealImage
 from seals.signer import KeyStoreSigner
 from trust.parsed import certificate, ocsp_response
@@ -113,7 +112,7 @@ def apply_seal(
 
 
 def archive_revision(
-    signed: io.BytesIO, archival: ArchivalEvidence, timestamper: TimeStamper
+    signed: io.BytesIO, archival: ArchivalEvidence, timestamper: InProcessTimeStamper
 ) -> None:
     """Append to ``signed`` one incremental update holding the DSS (the certificates and OCSP
     responses of ``archival``, the responders' certificates taken from the responses; no VRI,
@@ -131,4 +130,6 @@ def archive_revision(
         certs=[certificate(der) for der in archival.certificates],
         ocsps=[ocsp_response(der) for der in archival.ocsp_responses],
     )
-    PdfTimeStamper(timestamper).timestamp_pdf(writer, "sha256", in_place=True)
+    PdfTimeStamper(timestamper).timestamp_pdf(
+        writer, "sha256", bytes_reserved=timestamper.reserved("sha256"), in_place=True
+    )

@@ -66,6 +66,12 @@ class InProcessTimeStamper(TimeStamper):
         self._register_dummy(md_algorithm, dummy)  # type: ignore[no-untyped-call]
         return dummy
 
+    def reserved(self, md_algorithm: str) -> int:
+        """Room for one of this TSA's tokens in a document timestamp's /Contents (hex digits,
+        two a byte), with room to spare for the serial and nonce: sized from the placeholder,
+        so pyHanko need not ask for a dummy token (and index its certificates) per seal."""
+        return 2 * len(self._unit.placeholder_token(md_algorithm).dump()) + 512
+
 
 @dataclass(frozen=True)
 class ArchivalEvidence:
@@ -82,7 +88,7 @@ class LongTermEvidence:
     """What a long-term seal needs besides the seal key."""
 
     signing_time: datetime
-    timestamper: TimeStamper
+    timestamper: InProcessTimeStamper
     # None: timestamp only (B-T); otherwise revocation data is embedded and the document
     # is timestamped again (B-LTA).
     archival: ArchivalEvidence | None
