@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from defusedxml import ElementTree
+from fontTools.pens.boundsPen import BoundsPen
+from fontTools.pens.recordingPen import RecordingPen
 from fontTools.ttLib import TTFont
 
 from core.fonts import BOLD, cjk_font_path
@@ -25,6 +27,7 @@ from keys.sm2 import SM2_WITH_SM3_OID, Sm2PublicKey, sm3
 from keys.store import KeyRef, KeyUseListener
 from licences.layout import parse_layout
 from licences.layout_page import render_page
+from licences.ofd_fonts import subset_font
 from licences.ofd_package import build_package
 from licences.qr import QUIET_ZONE, qr_matrix
 from licences.render import MM, LicenceView
@@ -338,3 +341,37 @@ def test_a_package_that_already_carries_signatures_is_not_sealed_again(
     files = {**package(VIEW, fonts), "Doc_0/Signs/Signatures.xml": b"<x/>"}
     with pytest.raises(ValueError, match="already has signatures"):
         sealed(files, Sm2Pki())
+
+
+def test_each_subset_glyph_is_the_source_fonts_outline_and_advance(
+    fonts: tuple[Path, Path],
+) -> None:
+    """The subset reuses the source's compiled glyphs: every outline, advance and the font's
+    bounding box must be the source's, as a reader draws them."""
+    text = "食品经营许可证（一层）、。ABC xyz 0123 示范市鼓楼区五四路128号"
+    for path in fonts:
+        subset = TTFont(io.BytesIO(subset_font(path, text).data))
+        source = TTFont(str(path))
+        new_set, old_set = subset.getGlyphSet(), source.getGlyphSet()
+        new_map, old_map = subset.getBestCmap(), source.getBestCmap()
+        boxes = []
+        for char in set(text):
+            new, old = new_set[new_map[ord(char)]], old_set[old_map[ord(char)]]
+            drawn_new, drawn_old = RecordingPen(), RecordingPen()
+            new.draw(drawn_new)
+            old.draw(drawn_old)
+            assert drawn_new.value == drawn_old.value, char
+            assert new.width == old.width, char
+            bounds = BoundsPen(old_set)
+            old.draw(bounds)
+            if bounds.bounds:
+                boxes.append(bounds.bounds)
+        notdef = BoundsPen(old_set)
+        old_set[".notdef"].draw(notdef)
+        boxes.append(notdef.bounds)  # the subset holds .notdef too
+        head = subset["head"]
+        assert (head.xMin, head.yMin) == (min(b[0] for b in boxes), min(b[1] for b in boxes))
+        assert (head.xMax, head.yMax) == (max(b[2] for b in boxes), max(b[3] for b in boxes))
+        assert subset["hhea"].advanceWidthMax == max(
+            source["hmtx"][old_map[ord(c)]][0] for c in set(text)
+        )
