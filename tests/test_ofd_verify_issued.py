@@ -354,3 +354,12 @@ def test_the_verify_page_shows_an_ofd_verdict_from_the_repository(
     assert "有效" in page.text and issued.identifier in page.text
     assert 'OFD文件 / <span lang="en">OFD file</span>' in page.text
     assert 'accept="application/pdf,.pdf,application/ofd,.ofd"' in page.text
+
+
+def test_a_signed_value_that_is_no_ses_signature_is_worded_for_an_ofd(
+    domain: Domain, issued: Issued
+) -> None:
+    files = unzip(issued.ofd)
+    files[SIGNED_VALUE] = b"\x30\x03\x02\x01\x04"  # a SEQUENCE holding one INTEGER
+    report = failed(domain, zip_package(files), "seal_structure", "FAILED", "FORMAT_FAILURE")
+    assert "OFD" in report.message and "二维码" not in report.message

@@ -126,9 +126,11 @@ def _initialise(limits: Limits) -> None:
     # server's request threads come and go, so a worker would die with its spawning thread.
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    # Loaded once per worker, outside any task's CPU budget: pyHanko, pikepdf, certvalidator.
+    # Loaded once per worker, outside any task's CPU budget: pyHanko, pikepdf, certvalidator,
+    # and for OFD uploads OpenSSL's SM2 (keys.sm2) and the GB/T 38540 structures.
     import pikepdf  # noqa: F401
 
+    import verify.ofd_examine
     import verify.signature  # noqa: F401
 
 

@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 
 METHOD = "ofd"
 _REVOKED = "印章证书已吊销 / the seal's certificate was revoked"
+# Where the report's usual wording names another kind of file (a QR code's content, a PDF).
+WORDS = {
+    SubIndication.FORMAT_FAILURE: "文件不是本服务签发的OFD证照格式 / the file is not in the form "
+    "of an OFD licence",
+    SubIndication.MALFORMED: "无法读取该OFD文件 / the OFD file cannot be read",
+}
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,7 @@ class OfdVerifier:
         stop: Stop | None = None
         if facts.failure is not None:
             indication, sub, message = facts.failure
-            stop = Stop(indication, sub, message or MESSAGES[sub])
+            stop = Stop(indication, sub, message or WORDS.get(sub) or MESSAGES[sub])
         else:
             try:
                 self._records(session, prepared, facts, steps)
