@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, DateTime, Integer, LargeBinary, bindparam, func
@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from core.clock import Clock
 from core.db import as_utc
-from core.pipeline import driver_errors, insert_sql, pipelining
+from core.roundtrips import driver_errors, psycopg_connection
 
 GENESIS = "0" * 64
 
@@ -167,11 +167,48 @@ _ADVANCE = (
 _SET_HEAD_HASH = _HEAD.update().where(_HEAD.c.id == 1).values(hash=bindparam("new_hash"))
 _CREATE_HEAD = _HEAD.insert()
 _INSERT_ENTRY = _ENTRY.insert()
-# The same statements for psycopg's pipeline (``core.pipeline``), as its own SQL.
+
+
+# PostgreSQL: the entries and the head's new hash in one statement, one round trip. Its text
+# depends only on the number of entries (each count prepared by psycopg once it recurs).
 _PG_ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash"
-_PG_CREATE_HEAD = "INSERT INTO audit_head (id, seq, hash) VALUES (1, %s, %s)"
-_PG_INSERT_ENTRY = insert_sql(_ENTRY, (column.key for column in _ENTRY.columns))
-_PG_SET_HEAD_HASH = "UPDATE audit_head SET hash = %s WHERE id = 1"
+_ENTRY_KEYS = tuple(column.key for column in _ENTRY.columns)
+_DETAIL = _ENTRY_KEYS.index("detail")
+
+
+@lru_cache(maxsize=128)
+def _pg_insert_and_set_head(count: int) -> str:
+    one = "(" + ", ".join(["%s"] * len(_ENTRY_KEYS)) + ")"
+    return (
+        "WITH entries AS (INSERT INTO audit_entry ("  # noqa: S608 - the model's own names
+        + ", ".join(column.name for column in _ENTRY.columns)
+        + ") VALUES "
+        + ", ".join([one] * count)
+        + ") UPDATE audit_head SET hash = %s WHERE id = 1"
+    )
+
+
+def _advance(connection: Connection, count: int) -> Any:
+    """The head's lock and the previous hash, in one round trip (``None``: no head yet)."""
+    raw = psycopg_connection(connection)
+    if raw is None:
+        return connection.execute(_ADVANCE, {"count": count}).first()
+    with driver_errors(connection):
+        return raw.execute(_PG_ADVANCE, (count,)).fetchone()
+
+
+def _insert_and_set_head(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    from psycopg.types.json import Json
+
+    params: list[Any] = []
+    for row in rows:
+        values = [row[key] for key in _ENTRY_KEYS]
+        values[_DETAIL] = Json(values[_DETAIL])
+        params += values
+    params.append(rows[-1]["hash"])
+    raw: Any = connection.connection.driver_connection
+    with driver_errors(connection):
+        raw.execute(_pg_insert_and_set_head(len(rows)), params)
 
 
 @cache
@@ -245,23 +282,6 @@ class AuditLog:
             rows.append(values)
         return rows
 
-    def _append_pipelined(self, raw: Any, pending: Sequence[Pending]) -> list[dict[str, Any]]:
-        """PostgreSQL (``core.pipeline``): the head's advance goes out with the transaction's
-        BEGIN when it is the first statement, and the entries with the head's new hash — two
-        round trips whatever the count, where the statements one by one took four."""
-        from psycopg.types.json import Json
-
-        with raw.pipeline():
-            cursor = raw.cursor()
-            cursor.execute(_PG_ADVANCE, (len(pending),))
-            head = cursor.fetchone()
-            if head is None:  # the first entries ever: the head row is created with them
-                cursor.execute(_PG_CREATE_HEAD, (len(pending), GENESIS))
-            rows = self._stamped(pending, head)
-            cursor.executemany(_PG_INSERT_ENTRY, [r | {"detail": Json(r["detail"])} for r in rows])
-            cursor.execute(_PG_SET_HEAD_HASH, (rows[-1]["hash"],))
-        return rows
-
     def append_many(
         self,
         session: Session,
@@ -283,18 +303,16 @@ class AuditLog:
             session.flush()
         if connection is None:
             connection = session.connection()
-        raw = pipelining(connection)
-        if raw is None:
-            count = len(pending)
-            head = connection.execute(_ADVANCE, {"count": count}).first()
-            if head is None:  # the first entries ever: the head row is created with them
-                connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
-            rows = self._stamped(pending, head)
+        count = len(pending)
+        head = _advance(connection, count)
+        if head is None:  # the first entries ever: the head row is created with them
+            connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
+        rows = self._stamped(pending, head)
+        if psycopg_connection(connection) is None:
             connection.execute(_INSERT_ENTRY, rows[0] if count == 1 else rows)
             connection.execute(_SET_HEAD_HASH, {"new_hash": rows[-1]["hash"]})
-        else:
-            with driver_errors(connection):
-                rows = self._append_pipelined(raw, pending)
+        else:  # PostgreSQL: the entries and the head's hash in one statement, one round trip
+            _insert_and_set_head(connection, rows)
         entries = [_written(values) for values in rows]
         if self.checkpointer is not None:
             for entry in entries:

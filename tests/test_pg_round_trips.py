@@ -266,3 +266,16 @@ def test_the_record_query_stays_prepared_across_verifications(pg_domain: Domain)
         for connection in held:
             connection.close()
     assert any("licence__identifier" in statement for statement in prepared), prepared
+
+
+def test_the_relaxed_commit_of_verifications_never_reaches_the_next_transaction(
+    engine: Engine,
+) -> None:
+    """A verification's records commit without waiting for the disk; an issuance on the same
+    pooled connection afterwards must still wait (``SET LOCAL`` ends with its transaction)."""
+    recorder = Recorder(engine, AuditLog(SystemClock()))
+    pool: Any = engine.pool
+    recorder.record(_item(1))
+    assert pool.checkedin() == 1  # the one connection the next transaction gets
+    with engine.begin() as connection:
+        assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == "on"

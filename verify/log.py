@@ -25,9 +25,17 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from core.audit import AuditLog, Pending
 from core.db import as_utc
 from core.errors import ElicenceError, Unavailable
-from core.pipeline import driver_errors, insert_sql, pipelining
+from core.roundtrips import commit_with, psycopg_connection
 
 MAX_HISTORY = 500
+# On PostgreSQL a verification's records commit without waiting for the WAL's flush to disk
+# (``core.roundtrips.commit_with``): the flush was half the server's work per verification and
+# most of the writer's wait. A crash of the database server or its machine can lose the last
+# few hundred milliseconds of verification records — whole transactions, the newest, the chain
+# intact — the durability SQLite gives them here (WAL, ``synchronous=NORMAL``: a power loss can
+# lose the newest commits). Issuance, status changes and every other audited action still wait
+# for the disk, and each one that does makes every verification before it durable too.
+WAIT_FOR_DISK = False
 
 CHANNELS: dict[str, str] = {
     "qr-page": "手机扫码打开核验页 / phone scan of the QR code",
@@ -62,9 +70,7 @@ class VerificationLog(SQLModel, table=True):
 
 _TABLE = VerificationLog.__table__  # type: ignore[attr-defined]
 _INSERT = _TABLE.insert()
-_PG_INSERT = insert_sql(
-    _TABLE, ("at", "identifier", "channel", "method", "indication", "sub_indication")
-)
+_LOG_KEYS = ("at", "identifier", "channel", "method", "indication", "sub_indication")
 
 
 @dataclass(frozen=True)
@@ -176,16 +182,14 @@ class Recorder:
         if engine is None:
             raise Unavailable("数据库暂不可用 / the database is unavailable", cause="engine closed")
         with _transaction(engine) as connection:
-            raw = pipelining(connection)
-            if raw is None:
+            if psycopg_connection(connection) is None:
                 connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
-            self._append(connection, items)
-            if raw is not None:
-                # PostgreSQL: the log rows go out with COMMIT, one round trip for both (the
-                # transaction is then three: the head's advance, the entries, this).
-                with driver_errors(connection), raw.pipeline():
-                    raw.cursor().executemany(_PG_INSERT, rows)
-                    raw.commit()
+                self._append(connection, items)
+            else:
+                # PostgreSQL: the log rows go out with COMMIT, one round trip for both; the
+                # transaction is four (BEGIN, the head's advance, the entries, this).
+                self._append(connection, items)
+                commit_with(connection, _TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK)
 
     def _append(self, connection: Connection, items: list[Verification]) -> None:
         # The ORM session joins the same transaction for the audit checkpoint only (every N
