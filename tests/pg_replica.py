@@ -10,18 +10,21 @@ the primary (a schema of its own, a new database) reaches it by replication, wit
   machine as in CI.
 - PostgreSQL refuses to run as root: the tools run as ``postgres`` through ``runuser``.
 - A physical replication slot, made by ``pg_basebackup -C`` before it copies and named by the
-  test process (``elicence_test_<pid>_<random>``). Without one, the primary (``wal_keep_size``
-  0, other test runs and benchmarks writing beside us) recycled a WAL segment the copy still
-  needed ("requested WAL segment ... has already been removed"). A slot pins WAL until it is
-  dropped, so ``stop`` drops it, and each start first drops the inactive slots of test processes
-  that no longer exist (a run that was killed). The slot follows what the standby has received,
-  not what it replayed: a paused replay pins no WAL on the primary.
+  test process (``elicence_test_<pid>_<random>``; the directory too). Without one, the primary
+  (``wal_keep_size`` 0, other test runs and benchmarks writing beside us) recycled a WAL segment
+  the copy still needed ("requested WAL segment ... has already been removed"). A slot pins WAL
+  until it is dropped, so ``stop`` drops it, and each start first stops the standbys and drops
+  the slots of test processes that no longer exist (a run that was killed). The slot follows
+  what the standby has received, not what it replayed: a paused replay pins no WAL.
+- A slot made while the primary checkpoints can be invalidated at once: copies are made one at
+  a time on this machine (a file lock) and a failed copy is made again (``ATTEMPTS``).
 - ``pause()`` stops replay (``pg_wal_replay_pause``): a test then has a deterministic lag.
 - Without the tools or the primary the fixture skips, and fails under ``ELICENCE_STRICT_TESTS=1``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -30,6 +33,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,12 @@ from tests.tools import missing
 PG_BIN = Path(os.environ.get("ELICENCE_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 ROOT = Path(__file__).resolve().parent.parent
 ALLOW = ROOT / "scripts" / "pg-allow-replication"
+# A slot made while the primary runs a checkpoint can be invalidated at once ("restart_lsn ...
+# exceeds max_slot_wal_keep_size", PostgreSQL 15 even with the limit off); checkpoints are
+# frequent on a server other test runs share (every DROP DATABASE, every fast base backup), so a
+# failed copy is made again.
+ATTEMPTS = 3
+LOCK = Path(tempfile.gettempdir()) / "elicence-test-basebackup.lock"
 # Hot standby refuses to start when these are lower than the primary's: copied from it.
 _MUST_MATCH = (
     "max_connections",
@@ -49,6 +59,18 @@ _MUST_MATCH = (
     "max_prepared_transactions",
     "max_locks_per_transaction",
 )
+
+
+@contextmanager
+def _one_copy_at_a_time() -> Iterator[None]:
+    """One base backup at a time on this machine (xdist workers each start a standby): two fast
+    checkpoints at once are what invalidates a new slot."""
+    with LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _free_port() -> int:
@@ -159,6 +181,28 @@ def _drop_slot(primary_url: str, slot: str) -> None:
             time.sleep(0.1)
 
 
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _stop_orphans() -> None:
+    """Standbys left running by a test process that was killed: stopped and removed."""
+    for directory in Path(tempfile.gettempdir()).glob("elicence-replica-*-*"):
+        owner = directory.name.split("-")[2]
+        if owner.isdigit() and _gone(int(owner)):
+            if (directory / "postmaster.pid").exists():
+                _as_postgres(
+                    str(PG_BIN / "pg_ctl"), "-D", str(directory), "-m", "immediate", "stop"
+                )
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def _drop_stale_slots(primary_url: str) -> None:
     """The inactive slots of test processes that are gone (a killed run) pin WAL for nothing."""
     import psycopg
@@ -169,15 +213,10 @@ def _drop_stale_slots(primary_url: str) -> None:
             "AND slot_name LIKE 'elicence\\_test\\_%'"
         ).fetchall()
         for (name,) in rows:
-            pid = int(str(name).split("_")[2])
-            try:
-                os.kill(pid, 0)
-                continue  # its process still runs: it may be between copy and start
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-            conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+            owner = str(name).split("_")[2]
+            # A slot whose process still runs may be between its copy and its standby's start.
+            if owner.isdigit() and _gone(int(owner)):
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
 
 
 def _settings(primary_url: str) -> dict[str, str]:
@@ -214,22 +253,33 @@ def start_replica(primary_url: str) -> Replica:
     )
     if allowed.returncode != 0:
         missing(f"replication connections are not allowed: {allowed.stderr.strip()}")
+    _stop_orphans()
     _drop_stale_slots(primary_url)
     slot = f"elicence_test_{os.getpid()}_{secrets.token_hex(3)}"
-    directory = Path(tempfile.mkdtemp(prefix="elicence-replica-"))
+    directory = Path(tempfile.mkdtemp(prefix=f"elicence-replica-{os.getpid()}-"))
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
     directory.chmod(0o700)
-    backup = _as_postgres(
-        str(PG_BIN / "pg_basebackup"),
-        *("-h", host, "-p", str(port), "-U", url.username or "postgres"),
-        *("-D", str(directory), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
-        *("-C", "-S", slot),
-    )
-    if backup.returncode != 0:
-        shutil.rmtree(directory, ignore_errors=True)
+    for attempt in range(1, ATTEMPTS + 1):
+        with _one_copy_at_a_time():
+            backup = _as_postgres(
+                str(PG_BIN / "pg_basebackup"),
+                *("-h", host, "-p", str(port), "-U", url.username or "postgres"),
+                *("-D", str(directory), "-R", "-X", "stream", "-c", "fast", "--no-sync"),
+                *("-C", "-S", slot),
+            )
+        if backup.returncode == 0:
+            break
         _drop_slot(primary_url, slot)
-        missing(f"pg_basebackup failed: {backup.stderr.strip()}")
+        for item in directory.iterdir():  # pg_basebackup wants an empty directory
+            if item.is_dir():
+                shutil.rmtree(item)
+            else:
+                item.unlink()
+        if attempt == ATTEMPTS:
+            shutil.rmtree(directory, ignore_errors=True)
+            missing(f"pg_basebackup failed {ATTEMPTS} times: {backup.stderr.strip()}")
+        time.sleep(1)
     replica_port = _free_port()
     conf = [
         f"port = {replica_port}",
