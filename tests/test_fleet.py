@@ -380,6 +380,7 @@ def test_two_workers_one_killed_under_load(fleet: Fleet, pg_replica: Replica) ->
     limited = [x for x in answers if x.kind == "limited"]
     allowed = sum(1 for x in limited if x.status == 200)
     refused = sum(1 for x in limited if x.status == 429)
+    print(f"fleet rate limit: {allowed} answered, {refused} refused (limit {LIMIT}/minute)")
     assert allowed + refused == LIMITED_CHECKS
     assert {x.worker for x in limited if x.status == 200} == {"A", "B"}  # spread over both
     assert duration < 60, "the load outlasted the window: the allowance below does not apply"
