@@ -32,8 +32,9 @@ from api.ops.demo_faces import placeholder_face_b64
 from core.audit import AuditEntry
 from core.db import reading
 from keys.sm2 import Sm2PublicKey, sm3
+from licences import issuance as issuance_module
 from licences.identifiers import LicenceIdentifier, random_serial
-from licences.models import LicenceDocument, LicenceOfd
+from licences.models import Licence, LicenceDocument, LicenceOfd
 from licences.qr import QUIET_ZONE, qr_matrix
 from migrations.runner import alembic_config
 from seals import ses
@@ -441,3 +442,55 @@ def test_revision_0027_creates_what_the_models_describe(tmp_path: Any) -> None:
     assert indexes == {"ix_licence_ofd_sha256": ["sha256"]}
     assert "pdf" in str(columns["document_formats"]["default"])  # existing types stay PDF
     engine.dispose()
+
+
+# -- whole or not at all -----------------------------------------------------------------------
+
+
+def counts(domain: Domain) -> tuple[int, int, int]:
+    with reading(domain.services.engine) as session:
+        return (
+            len(session.exec(select(Licence.identifier)).all()),
+            len(session.exec(select(LicenceDocument.identifier)).all()),
+            len(session.exec(select(LicenceOfd.identifier)).all()),
+        )
+
+
+def test_an_ofd_that_cannot_be_stored_takes_the_licence_and_its_pdf_with_it(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = counts(domain)
+
+    def full_disk(*_: Any) -> None:
+        raise OSError("no space left for licence_ofd")
+
+    monkeypatch.setattr(issuance_module, "store_ofd", full_disk)
+    with pytest.raises(OSError):
+        domain.client.post(
+            "/api/v1/licences", json=OPERATOR, headers=domain.auth(index_of(domain, MARKET["code"]))
+        )
+    assert counts(domain) == before  # no row, no PDF, no OFD
+
+
+def test_a_service_without_sm2_seals_refuses_an_ofd_type_before_sealing_anything(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A custody without SM2 (OpenBao transit, PKCS#11) builds no OFD issuance: a type set to
+    issue OFD is refused in words, naming the type, and nothing is signed or written."""
+    service = getattr(domain.services.issuance, "_inner", domain.services.issuance)  # metrics
+    monkeypatch.setattr(service, "_ofd", None)
+    before = counts(domain)
+    with reading(domain.services.engine) as session:
+        signed = len(session.exec(select(AuditEntry).where(AuditEntry.action == "key.sign")).all())
+    response = issue(domain)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["field"] == "licence_type"
+    assert "SM2" in problem["detail"] and "国密" in problem["detail"]
+    assert counts(domain) == before
+    with reading(domain.services.engine) as session:
+        after = len(session.exec(select(AuditEntry).where(AuditEntry.action == "key.sign")).all())
+    assert after == signed
+    food = domain.issue(index_of(domain, MARKET["code"]))  # a PDF type still issues
+    assert set(food["documents"]) == {"pdf"}
