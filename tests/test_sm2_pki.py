@@ -498,3 +498,46 @@ def test_the_operator_hands_out_the_sm2_root_from_the_command_line(
         str(out / "sm2-seal-ca.pem"),
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_an_sm2_ocsp_request_by_get_with_a_nonce_gets_it_back(
+    domain: Domain, tmp_path: Path
+) -> None:
+    material = _material(domain, 0)
+    issuer = _write(tmp_path / "issuer.pem", _cas(domain)[1])
+    cert = _write(tmp_path / "cert.pem", material.certificate_der)
+    out = tmp_path / "req.der"
+    done = _openssl("ocsp", "-issuer", str(issuer), "-cert", str(cert), "-reqout", str(out))
+    assert done.returncode == 0, done.stderr
+    request = asn1_ocsp.OCSPRequest.load(out.read_bytes())
+    assert request.nonce_value is not None  # openssl adds one by default
+    encoded = base64.urlsafe_b64encode(out.read_bytes()).decode()
+    response = domain.client.get(f"/pki/ocsp/{encoded}")
+    assert response.status_code == 200
+    parsed = asn1_ocsp.OCSPResponse.load(response.content)
+    assert parsed.nonce_value.native == request.nonce_value.native
+    single = parsed.basic_ocsp_response["tbs_response_data"]["responses"][0]
+    assert single["cert_status"].name == "good"
+    # An oversized nonce (RFC 8954: at most 32 octets) is a malformed request.
+    oversized = _with_nonce(out.read_bytes(), b"\xab" * 40)
+    answer = domain.client.post("/pki/ocsp", content=oversized)
+    assert asn1_ocsp.OCSPResponse.load(answer.content)["response_status"].native == (
+        "malformed_request"
+    )
+    fitting = _with_nonce(out.read_bytes(), b"\xab" * 32)
+    answer = domain.client.post("/pki/ocsp", content=fitting)
+    assert asn1_ocsp.OCSPResponse.load(answer.content).nonce_value.native == b"\xab" * 32
+
+
+def _with_nonce(request_der: bytes, nonce: bytes) -> bytes:
+    request = asn1_ocsp.OCSPRequest.load(request_der)
+    tbs = request["tbs_request"]
+    der: bytes = asn1_ocsp.OCSPRequest(
+        {
+            "tbs_request": {
+                "request_list": tbs["request_list"],
+                "request_extensions": [{"extn_id": "nonce", "extn_value": nonce}],
+            }
+        }
+    ).dump()
+    return der
