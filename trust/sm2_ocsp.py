@@ -42,6 +42,10 @@ def _generalized(moment: datetime) -> datetime:
 class Sm2OcspResponder:
     def __init__(self, pki: Sm2Pki) -> None:
         self._pki = pki
+        # CertID hashes of the SM2 CAs, per hash algorithm, once the hierarchy exists: every
+        # OCSP request is asked here first, so an ECDSA one costs a parse and a lookup, not
+        # queries. The SM2 CAs never change once made.
+        self._known: dict[str, dict[tuple[bytes, bytes], str]] = {}
 
     def _issuer_hashes(self, ca: asn1_x509.Certificate, name: str) -> tuple[bytes, bytes]:
         digest = _HASHES[name]
@@ -50,21 +54,41 @@ class Sm2OcspResponder:
             digest(bytes(ca.public_key["public_key"])).digest(),
         )
 
+    def _load_known(self, session: Session) -> bool:
+        """Fill ``_known`` once the SM2 CAs exist; False while they do not."""
+        if self._known:
+            return True
+        if not self._pki.available or not self._pki.is_initialised(session):
+            return False  # asked again next time: another process may make the CAs
+        for hash_name in _HASHES:
+            self._known[hash_name] = {
+                self._issuer_hashes(self._pki.authority(session, ca_name)[0], hash_name): ca_name
+                for ca_name in SM2_CA_NAMES
+            }
+        return True
+
     def _ca_for(
         self, session: Session, hash_name: str, name_hash: bytes, key_hash: bytes
     ) -> str | None:
-        if not self._pki.is_initialised(session):
+        if not self._load_known(session):
             return None
-        for ca_name in SM2_CA_NAMES:
-            ca, _ = self._pki.authority(session, ca_name)
-            if self._issuer_hashes(ca, hash_name) == (name_hash, key_hash):
-                return ca_name
-        return None
+        return self._known[hash_name].get((name_hash, key_hash))
+
+    def _maybe_sm2(self, session: Session, request_der: bytes) -> bool:
+        """A byte search before any parsing: a request about an SM2 CA carries one of their
+        key hashes verbatim, so an ECDSA request (the usual one) costs microseconds here."""
+        if not self._load_known(session):
+            return False
+        return any(
+            key_hash in request_der for known in self._known.values() for _, key_hash in known
+        )
 
     def respond(
         self, session: Session, request_der: bytes, listener: KeyUseListener | None = None
     ) -> bytes | None:
         """The DER answer when the request is about an SM2 CA of the domain, else None."""
+        if not self._maybe_sm2(session, request_der):
+            return None
         try:
             request = asn1_ocsp.OCSPRequest.load(request_der, strict=True)
             items = request["tbs_request"]["request_list"]
