@@ -53,6 +53,13 @@ def _crl_serials(der: bytes) -> set[int]:
     return {entry["user_certificate"].native for entry in revoked}
 
 
+def _crl_number(der: bytes) -> int:
+    extensions = asn1_crl.CertificateList.load(der)["tbs_cert_list"]["crl_extensions"]
+    return int(
+        next(e["extn_value"].native for e in extensions if e["extn_id"].native == "crl_number")
+    )
+
+
 def test_a_revoked_seal_is_revoked_in_the_sm2_crl_ocsp_and_chain(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -85,6 +92,10 @@ def test_a_revoked_seal_is_revoked_in_the_sm2_crl_ocsp_and_chain(
         session.commit()
         assert int(material.serial, 16) not in _crl_serials(first_crl)
         assert trust.sm2.crl(session, SM2_SEAL_CA) == first_crl  # nothing changed: cached
+        clock.advance(timedelta(hours=12, minutes=1))  # within 12 h of its next update
+        fresh = trust.sm2.crl(session, SM2_SEAL_CA)
+        session.commit()
+        assert fresh != first_crl and _crl_number(fresh) == _crl_number(first_crl) + 1
         good = validate_sm2_certificate(session, trust.sm2, material.certificate_der, T0)
         assert good.ok, good.reason
 
@@ -95,8 +106,7 @@ def test_a_revoked_seal_is_revoked_in_the_sm2_crl_ocsp_and_chain(
         session.commit()
         assert crl != first_crl
         assert int(material.serial, 16) in _crl_serials(crl)
-        number = asn1_crl.CertificateList.load(crl)["tbs_cert_list"]["crl_extensions"][0]
-        assert number["extn_value"].native == 2
+        assert _crl_number(crl) == _crl_number(fresh) + 1
         answer = Sm2OcspResponder(trust.sm2).status_response(session, material.certificate_der)
         single = asn1_ocsp.OCSPResponse.load(answer).basic_ocsp_response["tbs_response_data"][
             "responses"
