@@ -245,6 +245,14 @@ def lta_rates(work: Path, seconds: float, rounds: int) -> tuple[list[Rate], dict
     """The raw B-LTA baseline, issuance over HTTP and in-process issuance, in turns; with a
     summary (ratios, server CPU per issuance over HTTP, the baseline's tunings)."""
     domain = build_domain(work)
+    try:
+        return measure(domain, seconds, rounds)
+    finally:
+        domain.services.engine.dispose()
+
+
+def measure(domain: LtaDomain, seconds: float, rounds: int) -> tuple[list[Rate], dict[str, Any]]:
+    """:func:`lta_rates` on a domain already built (``build_domain``)."""
     services = domain.services
     with lta_server(domain) as srv:
         raw = RawLtaSealer(domain)
@@ -279,7 +287,6 @@ def lta_rates(work: Path, seconds: float, rounds: int) -> tuple[list[Rate], dict
         finally:
             close()
             raw.close()
-    services.engine.dispose()
     by_name = {r.name: r for r in rates}
     for rate in rates:
         if rate.name in cpu:
