@@ -11,7 +11,11 @@ ratios compare like with like on a shared machine:
 * ours: issuance in-process at PAdES B-B (``IssuanceService(long_term=None)``) and at B-LTA
   (the product default), issuance over HTTP, PDF and QR verification in-process and over HTTP
   (one uvicorn worker each, SQLite) — each reported as a ratio to its baseline, HTTP rows with
-  the server's own CPU time per request (``bench/web.py``);
+  the server's own CPU time per request (``bench/web.py``); PDF over HTTP in turns with raw
+  pyHanko validation of the same file in this process;
+* per worker (not ``--smoke``): QR verification over HTTP on PostgreSQL in turns with the same
+  on SQLite (one ``elicence serve`` worker each, same load), the database backends' CPU beside
+  the server's; then ``--workers 1`` against ``--workers 2`` on PostgreSQL (``bench/scale.py``);
 * the status list (``bench/status.py``): its size for 10^6 licences with 1 % revoked, and the
   offline check of a printed code against it, as a ratio to raw ECDSA P-256 verification;
 * signed event delivery (``bench/events.py``): events per second from a worker to a loopback
@@ -25,6 +29,7 @@ ratios compare like with like on a shared machine:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -39,12 +44,13 @@ from bench.domain import Captured, bb_issuance, build, capture_page, issue_reque
 from bench.events import EVENTS, event_rates
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.report import scale_lines, table, targets
-from bench.scale import pg_scale
+from bench.scale import PgDomain, pg_domain, pg_scale, worker_rates
 from bench.status import status_rates
 from bench.timing import Rate, timed, timed_together
 from bench.web import (
     PY,
     ROOT,
+    Local,
     Row,
     elicence_server,
     env_for,
@@ -60,6 +66,10 @@ TRIVIAL = "trivial endpoint, same stack (HTTP)"
 TRIVIAL_BARE = "trivial FastAPI, bare (HTTP)"
 RAW_SEAL = "raw pyHanko seal B-B"
 RAW_VALIDATE = "raw pyHanko validate (B-LTA file)"
+RAW_VALIDATE_TURNS = "raw pyHanko validate, in turns with HTTP"
+QR_HTTP = "verify QR over HTTP"
+QR_HTTP_PG = "verify QR over HTTP, PostgreSQL"
+PDF_HTTP = "verify PDF over HTTP"
 
 
 @dataclass
@@ -75,11 +85,12 @@ class Mode:
     pg_seconds: float
     pg_workers: int
     rows: tuple[int, ...]
+    per_worker: bool = True  # QR on PostgreSQL beside SQLite, --workers 1 and 2 (a PG database)
 
 
 MIB = 2**20
 MODES = {
-    "smoke": Mode("smoke", 0.15, 0.3, 2, 1, (2, 4), MIB, False, 0, 0, ()),
+    "smoke": Mode("smoke", 0.15, 0.3, 2, 1, (2, 4), MIB, False, 0, 0, (), per_worker=False),
     "quick": Mode("quick", 2.0, 3.0, 8, 3, (50, 200), 10 * MIB, False, 10, 2, (10_000,)),
     "full": Mode(
         "full",
@@ -131,9 +142,15 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
     # Signed event delivery to a loopback receiver, against bare POSTs to it (bench/events.py).
     events, out["events"] = event_rates(mode.seconds, services, EVENTS[mode.name])
     rates = in_process_rates(mode, fx) + status + events
-    rates += http_rates(
-        mode, fx.data_dir, fx.qr, fx.lta_pdf, issue_request(services).department_code
-    )
+    db_cpu: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        pg = None
+        if mode.per_worker:  # the same demo domain on PostgreSQL, for the per-worker rows
+            pg = stack.enter_context(pg_domain(build, issue_request, work))
+        rates += http_rates(mode, fx, pg, db_cpu)
+        if pg is not None:
+            rates += worker_rates(pg, mode.http_seconds, mode.rounds, db_cpu)
+    out["db_cpu_ms_per_request"] = db_cpu
     with_ratios(rates, out)
     memory(mode, fx, out)
     services.engine.dispose()
@@ -229,7 +246,7 @@ def with_ratios(rates: list[Rate], out: dict[str, Any]) -> None:
         for r in rates
     ]
     out["qr_over_http_to_bare_fastapi"] = round(
-        by_name["verify QR over HTTP"].per_second / by_name[TRIVIAL_BARE].per_second, 3
+        by_name[QR_HTTP].per_second / by_name[TRIVIAL_BARE].per_second, 3
     )
 
 
@@ -255,34 +272,46 @@ def memory(mode: Mode, fx: Fixture, out: dict[str, Any]) -> None:
     out["max_upload_http"] = upload_over_http(data_dir, fx.lta_pdf, mode.upload_bytes)
 
 
-def http_rates(mode: Mode, data_dir: Path, qr: str, pdf: bytes, department: str) -> list[Rate]:
+def http_rates(
+    mode: Mode, fx: Fixture, pg: PgDomain | None, db_cpu: dict[str, float]
+) -> list[Rate]:
     """One uvicorn worker each, the same concurrency: the trivial endpoint bare and inside the
-    elicence application, and QR verification, interleaved; then PDF verification and
-    issuance."""
+    elicence application, and QR verification on SQLite and (``pg``) on PostgreSQL, in turns;
+    then PDF verification in turns with raw pyHanko validation of the same file in this
+    process; then issuance."""
+    data_dir, qr, pdf = fx.data_dir, fx.qr, fx.lta_pdf
     creds = json.loads((data_dir / "demo-credentials.json").read_text())
+    department = issue_request(fx.services).department_code
     dept = next(d for d in creds["departments"] if d["code"] == department)
     headers = {"Authorization": f"Bearer {dept['api_key']}"}
     c, hs = mode.concurrency, mode.http_seconds
     trivial = ("t", "POST", "/trivial", {"json": {"qr": qr}})
     qr_call = ("q", "POST", "/api/v1/verify", {"json": {"qr": qr}})
-    with (
-        trivial_server(data_dir, stacked=False) as bare,
-        trivial_server(data_dir, stacked=True) as stack,
-        elicence_server(data_dir) as srv,
-    ):
-        # The QR row and its two ceilings take turns, so load drift falls on all three alike.
-        rates = interleaved(
+    with contextlib.ExitStack() as stack:
+        bare = stack.enter_context(trivial_server(data_dir, stacked=False))
+        stack_srv = stack.enter_context(trivial_server(data_dir, stacked=True))
+        srv = stack.enter_context(elicence_server(data_dir))
+        # The QR rows and their ceilings take turns, so load drift falls on all of them alike.
+        rows: list[Row | Local] = [
+            Row(TRIVIAL_BARE, bare, trivial, c),
+            Row(TRIVIAL, stack_srv, trivial, c),
+            Row(QR_HTTP, srv, qr_call, c, TRIVIAL, passed),
+        ]
+        if pg is not None:
+            on_pg = stack.enter_context(elicence_server(pg.data_dir, 1, pg.url))
+            pg_call = ("q", "POST", "/api/v1/verify", {"json": {"qr": pg.qr}})
+            rows.append(Row(QR_HTTP_PG, on_pg, pg_call, c, QR_HTTP, passed, pg.db_cpu))
+        rates = interleaved(rows, hs, mode.rounds, db_cpu)
+        files = {"file": ("l.pdf", pdf, "application/pdf")}
+        pdf_call = ("p", "POST", "/api/v1/verify", {"files": files})
+        rates += interleaved(
             [
-                Row(TRIVIAL_BARE, bare, trivial, c),
-                Row(TRIVIAL, stack, trivial, c),
-                Row("verify QR over HTTP", srv, qr_call, c, TRIVIAL, passed),
+                Local(RAW_VALIDATE_TURNS, raw_validator(fx.services, pdf)),
+                Row(PDF_HTTP, srv, pdf_call, c, RAW_VALIDATE_TURNS),
             ],
             hs,
             mode.rounds,
         )
-        files = {"file": ("l.pdf", pdf, "application/pdf")}
-        pdf_call = ("p", "POST", "/api/v1/verify", {"files": files})
-        rates.append(http_rate("verify PDF over HTTP", srv, pdf_call, hs, c, RAW_VALIDATE))
         issue = (
             "i",
             "POST",

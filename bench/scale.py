@@ -16,12 +16,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from bench.timing import Rate
-from bench.web import Call, elicence_server, load
+from bench.web import Call, Row, elicence_server, interleaved, load, passed, process_cpu
 from core.clock import SystemClock
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -44,6 +45,82 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def database_cpu(url: str) -> Callable[[], float]:
+    """CPU seconds so far of the PostgreSQL backends serving ``url``'s database: the work a
+    PostgreSQL-backed worker hands to the database server, which its own CPU does not show."""
+    name = url.rsplit("/", 1)[1]
+
+    def read() -> float:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            pids = [
+                int(row[0])
+                for row in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)
+                ).fetchall()
+            ]
+        return sum(process_cpu(pid) for pid in pids)
+
+    return read
+
+
+@dataclass
+class PgDomain:
+    """The demo domain on a fresh PostgreSQL database, with one licence issued (its QR URL)."""
+
+    url: str
+    data_dir: Path
+    qr: str
+    db_cpu: Callable[[], float]
+
+
+@contextlib.contextmanager
+def pg_domain(
+    build: Callable[[Path, str | None], Any], issue_request: Callable[[Any], Any], work: Path
+) -> Iterator[PgDomain]:
+    with pg_database() as url:
+        data_dir = work / "pg-worker"
+        data_dir.mkdir(mode=0o700)
+        services = build(data_dir, url)
+        qr = services.issuance.issue(issue_request(services)).verify_url
+        services.engine.dispose()
+        yield PgDomain(url, data_dir, qr, database_cpu(url))
+
+
+WORKERS_CONCURRENCY = 16
+
+
+def worker_rates(pg: PgDomain, seconds: float, rounds: int, db_cpu: dict[str, float]) -> list[Rate]:
+    """QR verification on PostgreSQL, ``elicence serve --workers 1`` and ``--workers 2`` on the
+    same database, in turns, 16 concurrent: what a second worker process adds on this machine
+    (the load generator shares its cores)."""
+    call: Call = ("q", "POST", "/api/v1/verify", {"json": {"qr": pg.qr}})
+    one_name = "QR over HTTP, PostgreSQL, --workers 1"
+    with (
+        elicence_server(pg.data_dir, 1, pg.url) as one,
+        elicence_server(pg.data_dir, 2, pg.url) as two,
+    ):
+        asyncio.run(load(two.base, lambda i: call, 1.0, 4, 50))  # warm both of its workers
+        return interleaved(
+            [
+                Row(one_name, one, call, WORKERS_CONCURRENCY, None, passed, pg.db_cpu),
+                Row(
+                    "QR over HTTP, PostgreSQL, --workers 2",
+                    two,
+                    call,
+                    WORKERS_CONCURRENCY,
+                    one_name,
+                    passed,
+                    pg.db_cpu,
+                ),
+            ],
+            seconds,
+            rounds,
+            db_cpu,
+        )
 
 
 def insert_rows(url: str, total: int) -> float:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.timing import Rate
+from bench.timing import Rate, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -56,10 +56,9 @@ class Server:
     pid: int
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the server process (one worker: the process itself)."""
-        with open(f"/proc/{self.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU of the server: the process and its children (``--workers N``: the
+        supervisor and its worker processes; the verification isolation workers)."""
+        return sum(process_cpu(pid) for pid in process_tree(self.pid))
 
     def memory_kb(self) -> dict[str, int]:
         """VmRSS and VmHWM (peak resident) of the server process, in KiB."""
@@ -79,6 +78,32 @@ class Server:
         except OSError:
             return False
         return True
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process, its reaped children's included (0 once gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(fields[k]) for k in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, as /proc lists them now."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return found
 
 
 @contextlib.contextmanager
@@ -204,7 +229,8 @@ def http_rate(
 
 @dataclass
 class Row:
-    """One HTTP measurement for :func:`interleaved`."""
+    """One HTTP measurement for :func:`interleaved`. ``db``: the server's database backends'
+    CPU seconds so far (PostgreSQL: its work is not in the server's own processes)."""
 
     name: str
     srv: Server
@@ -212,6 +238,17 @@ class Row:
     concurrency: int
     baseline: str | None = None
     check: Callable[[str, Any], None] | None = None
+    db: Callable[[], float] | None = None
+
+
+@dataclass
+class Local:
+    """An in-process measurement taking its turns among HTTP rows (:func:`interleaved`): a
+    baseline such as raw pyHanko validation, measured while the same machine load lasts."""
+
+    name: str
+    fn: Callable[[], object]
+    baseline: str | None = None
 
 
 def always(call: Call) -> Callable[[int], Call]:
@@ -219,29 +256,48 @@ def always(call: Call) -> Callable[[int], Call]:
     return lambda _i: call
 
 
-def interleaved(rows: list[Row], seconds: float, rounds: int) -> list[Rate]:
+def interleaved(
+    rows: list[Row | Local], seconds: float, rounds: int, db_cpu: dict[str, float] | None = None
+) -> list[Rate]:
     """Each row for ``seconds`` in all, in ``rounds`` turns taken one after another (A B C A B C
     …), so a change in the machine's load during the run falls on every row alike; the servers
-    are all up the whole time (an idle one costs nothing)."""
+    are all up the whole time (an idle one costs nothing). ``db_cpu``: filled with each row's
+    database CPU milliseconds per request, for rows that name their database."""
     for row in rows:  # warm
-        asyncio.run(load(row.srv.base, always(row.call), 0.3, row.concurrency, 10**9))
+        if isinstance(row, Local):
+            row.fn()
+        else:
+            asyncio.run(load(row.srv.base, always(row.call), 0.3, row.concurrency, 10**9))
     totals = {row.name: Rate(row.name, 0, 0.0, [], row.baseline, 0.0) for row in rows}
+    db_seconds = dict.fromkeys(totals, 0.0)
     for _ in range(rounds):
         for row in rows:
-            cpu = row.srv.cpu_seconds()
-            found = asyncio.run(
-                load(
-                    row.srv.base,
-                    always(row.call),
-                    seconds / rounds,
-                    row.concurrency,
-                    10**9,
-                    row.check,
-                )
-            )[row.call[0]]
             total = totals[row.name]
+            if isinstance(row, Local):
+                cpu = time.process_time()  # this process: the row's CPU, to set beside srv ms
+                found = timed(row.name, row.fn, seconds / rounds, warm=False)
+                total.server_cpu = (total.server_cpu or 0.0) + time.process_time() - cpu
+            else:
+                cpu = row.srv.cpu_seconds()
+                db = row.db() if row.db else 0.0
+                found = asyncio.run(
+                    load(
+                        row.srv.base,
+                        always(row.call),
+                        seconds / rounds,
+                        row.concurrency,
+                        10**9,
+                        row.check,
+                    )
+                )[row.call[0]]
+                total.server_cpu = (total.server_cpu or 0.0) + row.srv.cpu_seconds() - cpu
+                if row.db:
+                    db_seconds[row.name] += row.db() - db
             total.n += found.n
             total.seconds += found.seconds
             total.latencies += found.latencies
-            total.server_cpu = (total.server_cpu or 0.0) + row.srv.cpu_seconds() - cpu
+    if db_cpu is not None:
+        for row in rows:
+            if isinstance(row, Row) and row.db and totals[row.name].n:
+                db_cpu[row.name] = round(db_seconds[row.name] / totals[row.name].n * 1000, 3)
     return list(totals.values())
