@@ -86,8 +86,10 @@ def test_a_good_answer_is_reused_in_its_window_and_never_past_it(
     assert uses.count == len(chain)
     for der in first:  # still current when handed out: minutes before its nextUpdate
         answer = parsed(der)
-        assert answer.this_update_utc <= clock.now() < answer.next_update_utc
-        assert answer.next_update_utc - clock.now() >= OCSP_VALIDITY - REUSE
+        next_update = answer.next_update_utc
+        assert next_update is not None
+        assert answer.this_update_utc <= clock.now() < next_update
+        assert next_update - clock.now() >= OCSP_VALIDITY - REUSE
 
     clock.advance(timedelta(seconds=1))
     later = answers(domain, chain, uses)
