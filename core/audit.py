@@ -193,7 +193,17 @@ def _advance(connection: Connection, count: int) -> Any:
     raw = psycopg_connection(connection)
     if raw is None:
         return connection.execute(_ADVANCE, {"count": count}).first()
+    from psycopg import ClientCursor
+    from psycopg.pq import TransactionStatus
+
     with driver_errors(connection):
+        if raw.autocommit and raw.info.transaction_status == TransactionStatus.IDLE:
+            # The caller left the transaction to the append (``verify.log``, in autocommit):
+            # BEGIN goes in the advance's round trip, not one of its own.
+            cursor = ClientCursor(raw)
+            cursor.execute("BEGIN; " + _PG_ADVANCE, (count,))
+            cursor.nextset()
+            return cursor.fetchone()
         return raw.execute(_PG_ADVANCE, (count,)).fetchone()
 
 

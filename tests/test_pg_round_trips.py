@@ -279,3 +279,32 @@ def test_the_relaxed_commit_of_verifications_never_reaches_the_next_transaction(
     assert pool.checkedin() == 1  # the one connection the next transaction gets
     with engine.begin() as connection:
         assert connection.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+
+
+def test_the_record_read_from_psycopg_equals_the_orm_record(pg_domain: Domain) -> None:
+    """The record comes straight from psycopg in binary form on PostgreSQL: every value the
+    report and the record digest use must be the ORM's own (times with their zone, JSON
+    fields, the seal image's bytes)."""
+    from core.db import reading
+    from licences.models import Licence
+    from licences.qrkeys import digest_of
+    from licences.repository import full_record
+    from verify.code import _record_by_identifier
+
+    identifier = pg_domain.issue(0)["identifier"]
+    with reading(pg_domain.services.engine) as session:
+        licence = session.get(Licence, identifier)
+        assert licence is not None
+        orm = full_record(session, licence)
+    with reading(pg_domain.services.engine) as session:
+        rows = _record_by_identifier(session, identifier)
+    assert rows is not None
+    for expected, got in zip(
+        (orm.licence, orm.licence_type, orm.holder, orm.issuer, orm.seal),
+        (rows.licence, rows.licence_type, rows.holder, rows.issuer, rows.seal),
+        strict=True,
+    ):
+        assert type(got) is type(expected)
+        assert got.model_dump() == expected.model_dump()
+    assert rows.licence.issued_at.tzinfo is not None
+    assert digest_of(rows) == digest_of(orm)

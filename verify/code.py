@@ -224,7 +224,7 @@ def _fetch_record(connection: Connection, identifier: str) -> Sequence[Any] | No
         return connection.execute(_RECORD["sqlite"], {"identifier": identifier}).first()
     with driver_errors(connection):
         found: Sequence[Any] | None = raw.execute(
-            _record_sql(connection.dialect), {"identifier": identifier}
+            _record_sql(connection.dialect), {"identifier": identifier}, binary=True
         ).fetchone()
     return found
 

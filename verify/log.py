@@ -187,7 +187,7 @@ class Recorder:
                 self._append(connection, items)
             else:
                 # PostgreSQL: the log rows go out with COMMIT, one round trip for both; the
-                # transaction is four (BEGIN, the head's advance, the entries, this).
+                # transaction is three (BEGIN with the head's advance, the entries, this).
                 self._append(connection, items)
                 commit_with(connection, _TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK)
 
@@ -201,10 +201,18 @@ class Recorder:
 
 @contextmanager
 def _transaction(engine: Engine) -> Iterator[Connection]:
-    """:func:`core.db.transaction` as a plain connection (the recorder needs no ORM)."""
+    """:func:`core.db.transaction` as a plain connection (the recorder needs no ORM).
+
+    On PostgreSQL the connection is in autocommit and the transaction opened by the audit
+    append's first statement, in the same round trip (``core.audit``): psycopg would otherwise
+    send BEGIN on its own. It ends with the log rows' COMMIT (:meth:`Recorder._write`), or the
+    ROLLBACK psycopg sends when anything fails."""
     try:
-        with engine.begin() as connection:
-            yield connection
+        with engine.connect() as connection:
+            if psycopg_connection(connection) is not None:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            with connection.begin():
+                yield connection
     except OperationalError as exc:
         raise Unavailable(
             "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
