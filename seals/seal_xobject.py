@@ -9,6 +9,7 @@ objects holding those same bytes — the PDF is the one pyHanko writes.
 
 from __future__ import annotations
 
+import copy
 import io
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +28,8 @@ class _Stream:
     def add_to(
         self, writer: BasePdfFileWriter, **extra: generic.PdfObject
     ) -> generic.IndirectObject:
-        fields = {generic.NameObject(k): v for k, v in self.entries}
+        # Copies of the (small) values: nothing a document's writer does reaches another's.
+        fields = {generic.NameObject(k): copy.deepcopy(v) for k, v in self.entries}
         fields |= {generic.NameObject(k): v for k, v in extra.items()}
         stream = generic.StreamObject(
             generic.DictionaryObject(fields),  # type: ignore[no-untyped-call]
