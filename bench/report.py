@@ -17,6 +17,10 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
 
     status = out["status_list"]
     per_worker = {}
+    if "issuance_lta" in out:  # bench/lta.py: a whole B-LTA issuance over HTTP, one at a time
+        per_worker["issue B-LTA over HTTP / raw pyHanko B-LTA seal"] = ratio(
+            out["issuance_lta"]["http_to_raw_lta"], out["issuance_lta"]["target"]
+        )
     if "verify QR over HTTP, PostgreSQL" in by:  # one worker each, same load, in turns
         per_worker["verify QR over HTTP per worker, PostgreSQL / SQLite"] = ratio(
             by["verify QR over HTTP, PostgreSQL"]["ratio"], 0.9

@@ -13,6 +13,8 @@ ratios compare like with like on a shared machine:
   (one uvicorn worker each, SQLite) — each reported as a ratio to its baseline, HTTP rows with
   the server's own CPU time per request (``bench/web.py``); PDF over HTTP in turns with raw
   pyHanko validation of the same file in this process;
+* a whole B-LTA issuance over HTTP and in-process against raw pyHanko making a B-LTA seal on
+  the same page with the same TSA and OCSP responder (``bench/lta.py``; not ``--smoke``);
 * per worker (not ``--smoke``): QR verification over HTTP on PostgreSQL in turns with the same
   on SQLite (one ``elicence serve`` worker each, same load), the database backends' CPU beside
   the server's; then ``--workers 1`` against ``--workers 2`` on PostgreSQL (``bench/scale.py``);
@@ -42,6 +44,7 @@ from typing import Any
 from bench.baselines import raw_ecdsa, raw_sealer, raw_validator
 from bench.domain import Captured, bb_issuance, build, capture_page, issue_request, seal_ref
 from bench.events import EVENTS, event_rates
+from bench.lta import lta_rates
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.report import scale_lines, table, targets
 from bench.scale import PgDomain, pg_domain, pg_scale, worker_rates
@@ -151,6 +154,10 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
         if pg is not None:
             rates += worker_rates(pg, mode.http_seconds, mode.rounds, db_cpu)
     out["db_cpu_ms_per_request"] = db_cpu
+    if mode.per_worker:  # a whole B-LTA issuance against raw pyHanko B-LTA (bench/lta.py)
+        (work / "issuance").mkdir()
+        lta, out["issuance_lta"] = lta_rates(work / "issuance", 3 * mode.seconds, mode.rounds)
+        rates += lta
     with_ratios(rates, out)
     memory(mode, fx, out)
     services.engine.dispose()
