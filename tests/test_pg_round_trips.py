@@ -308,3 +308,39 @@ def test_the_record_read_from_psycopg_equals_the_orm_record(pg_domain: Domain) -
         assert got.model_dump() == expected.model_dump()
     assert rows.licence.issued_at.tzinfo is not None
     assert digest_of(rows) == digest_of(orm)
+
+
+def test_checkpoints_signed_inside_the_group_commit_hold_on_postgresql(pg_domain: Domain) -> None:
+    """The recorder's transaction is opened by the head's advance (autocommit connection,
+    BEGIN in the same query); a checkpoint every 100 entries is signed and written by the ORM
+    inside it. Concurrent verifications across several checkpoints must leave a chain and
+    numbered checkpoints that verify — and none without its entries."""
+    from sqlalchemy import func, select
+
+    from core.audit import AuditCheckpoint
+
+    url = pg_domain.issue(0)["links"]["verify"]
+    service = pg_domain.services.verification
+    with Session(pg_domain.services.engine) as session:
+        before = session.execute(select(func.count()).select_from(AuditCheckpoint)).scalar_one()
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(40):
+                service.verify_code(url, channel="api-qr", actor="t")
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    verdict = pg_domain.services.audit_desk.verify(None)
+    assert verdict.chain.intact, verdict.chain
+    assert verdict.checkpoints.intact, verdict.checkpoints
+    with Session(pg_domain.services.engine) as session:
+        after = session.execute(select(func.count()).select_from(AuditCheckpoint)).scalar_one()
+    assert after >= before + 2  # 240 entries cross at least two multiples of 100
