@@ -95,3 +95,5 @@ BOTH  # unused variable (licences/models.py): DocumentFormats "both", read from 
 _.recalcTimestamp  # unused attribute (licences/ofd_fonts.py): read by fontTools when it saves
 _.create_system  # unused attribute (seals/ofd_zip.py): read by zipfile when it writes
 _.external_attr  # unused attribute (seals/ofd_zip.py): read by zipfile when it writes
+_.recalcBBoxes  # unused attribute (licences/ofd_fonts.py): read by fontTools when it saves
+_.glyphOrder  # unused attribute (licences/ofd_fonts.py): read by fontTools' glyf table
