@@ -138,12 +138,25 @@ _licence, _type, _holder, _department, _seal = _TABLES
 _photo = LicencePhoto.__table__  # type: ignore[attr-defined]
 
 
-def _record_query(photo: Any) -> Any:
-    """The record query with ``photo`` (an expression of the photo row) as its last column."""
+_IMAGE = _KEYS[4].index("image_png")  # the seal image's place among the seal's columns
+_SEAL_CODE = _KEYS[4].index("code")
+# On PostgreSQL the seal image is not read per scan: in its place the row's version, which the
+# server changes on every update of the row (``xmin``, the writing transaction; ``tableoid``
+# tells two schemas' seal tables apart). The image bytes (~72 KB) are read once per process
+# and version (``_seal_image``). No check of a verification uses them; the record carries
+# them so it stays the whole record the ORM would load.
+_IMAGE_VERSION: Any = literal_column("seal.tableoid::text || ':' || seal.xmin::text")
+
+
+def _record_query(photo: Any, image: Any = None) -> Any:
+    """The record query with ``photo`` (an expression of the photo row) as its last column,
+    and ``image`` (default: the seal image's own column) in the seal image's place."""
     return (
         sa_select(
             *(
-                column.label(f"{table.name}__{column.key}")
+                (image if image is not None and column is _seal.c.image_png else column).label(
+                    f"{table.name}__{column.key}"
+                )
                 for table in _TABLES
                 for column in table.columns
             ),
@@ -163,7 +176,9 @@ def _record_query(photo: Any) -> Any:
 # PostgreSQL hashes it where it lies (the image itself, up to a few hundred KB, never crosses
 # the connection); SQLite, in this process anyway, hands the bytes over to be hashed here.
 _RECORD = {
-    "postgresql": _record_query(func.encode(func.sha256(_photo.c.image), literal_column("'hex'"))),
+    "postgresql": _record_query(
+        func.encode(func.sha256(_photo.c.image), literal_column("'hex'")), _IMAGE_VERSION
+    ),
     "sqlite": _record_query(_photo.c.image),
 }
 
@@ -229,9 +244,54 @@ def _fetch_record(connection: Connection, identifier: str) -> Sequence[Any] | No
     return found
 
 
+# (database URL, seal code, row version) -> the seal image. Bounded by the seals a process
+# sees (a domain has tens); a replaced image is a new version, so an entry is never stale.
+_SEAL_IMAGES: dict[tuple[Any, str, str], bytes] = {}
+_SEAL_IMAGES_MAX = 256
+_IMAGE_SQL = (
+    "SELECT seal.tableoid::text || ':' || seal.xmin::text, seal.image_png FROM seal"
+    " WHERE seal.code = %(code)s"
+)
+
+
+def _seal_image(connection: Connection, code: str, version: str) -> bytes:
+    """The seal image of ``code`` at row version ``version``, read from the database the first
+    time this process meets that version."""
+    key = (connection.engine.url, code, version)
+    image = _SEAL_IMAGES.get(key)
+    if image is not None:
+        return image
+    raw = psycopg_connection(connection)
+    assert raw is not None  # versions are only read on PostgreSQL
+    with driver_errors(connection):
+        found = raw.execute(_IMAGE_SQL, {"code": code}, binary=True).fetchone()
+    assert found is not None, "a licence's seal is never deleted (foreign key)"
+    now_version, image = found[0], bytes(found[1])
+    if len(_SEAL_IMAGES) >= _SEAL_IMAGES_MAX:
+        _SEAL_IMAGES.clear()
+    _SEAL_IMAGES[(key[0], code, now_version)] = image
+    # Updated between the two reads: this image is the newer one; the record is still the
+    # one its other columns describe, and no check reads the image.
+    return image
+
+
+def _with_seal_image(connection: Connection, row: Sequence[Any]) -> Sequence[Any]:
+    at = sum(len(keys) for keys in _KEYS[:4])
+    version = row[at + _IMAGE]
+    if not isinstance(version, str):
+        return row  # the image itself (SQLite)
+    seal_code = row[at + _SEAL_CODE]
+    values = list(row)
+    values[at + _IMAGE] = _seal_image(connection, seal_code, version)
+    return values
+
+
 def _record_by_identifier(session: Session, identifier: str) -> LicenceRecord | None:
     _mappers_ready()
-    row = _fetch_record(session.connection(), identifier)
+    connection = session.connection()
+    row = _fetch_record(connection, identifier)
+    if row is not None:
+        row = _with_seal_image(connection, row)
     if row is None:
         licence = session.get(Licence, identifier)
         # A licence whose related rows are missing is reported as before, by ``full_record``.
