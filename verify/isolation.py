@@ -132,6 +132,9 @@ def _initialise(limits: Limits) -> None:
 
     import verify.ofd_examine
     import verify.signature  # noqa: F401
+    from verify import hexstrings
+
+    hexstrings.install()  # pyHanko's hex strings read in slices: most of an upload's parse
 
 
 def _watch_parent(parent: int) -> None:
