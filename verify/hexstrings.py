@@ -27,7 +27,8 @@ _WHITESPACE = b" \n\r\t\f\x00"  # pyhanko.pdf_utils.misc.PDF_WHITESPACE
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _CHUNK = 64 * 1024
 
-_original = generic.read_hex_string_from_stream
+# None if a pyHanko release renames it: then nothing is replaced (and the test fails).
+_original: Any = getattr(generic, "read_hex_string_from_stream", None)
 
 
 def read_hex_string(stream: Any) -> Any:
@@ -61,4 +62,5 @@ def _fallback(stream: Any, start: int) -> Any:
 
 def install() -> None:
     """pyHanko's object reader uses this module's reader from now on, in this process."""
-    generic.read_hex_string_from_stream = read_hex_string
+    if _original is not None:
+        generic.read_hex_string_from_stream = read_hex_string
