@@ -14,7 +14,6 @@ What the page prints, its QR code and the row that records it are ``licences.iss
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,17 +35,16 @@ from licences.id_documents import validate_holder_id
 from licences.idempotency import IdempotencyKey
 from licences.identifiers import LicenceIdentifier, random_serial
 from licences.issued_page import Draft, licence_row, page_view, verification_code
+from licences.issued_store import StoreHook, write_issued
 from licences.layout import has_photo_slot
 from licences.layout_page import check_page_fits, render_page
 from licences.links import verify_url
 from licences.models import (
-    Holder,
     Licence,
-    LicenceDocument,
     LicenceType,
 )
-from licences.ofd_issue import OfdIssuance, OfdPage, formats_of, no_ofd, store_ofd, stored_documents
-from licences.photos import Photo, decode_photo, store_photo
+from licences.ofd_issue import OfdIssuance, OfdPage, formats_of, no_ofd, stored_documents
+from licences.photos import Photo, decode_photo
 from licences.qrkeys import LicenceCodes
 from licences.validity import validity_dates
 from seals.ltv import LongTermSealing
@@ -55,8 +53,6 @@ from seals.registry import SealRegistry
 from seals.sealing import seal_rendered
 
 MAX_NAME = holders.MAX_NAME
-# Called in the store transaction after the new row is flushed; raising rolls everything back.
-StoreHook = Callable[[Session, Licence], None]
 
 
 @dataclass(frozen=True)
@@ -379,69 +375,3 @@ class IssuanceService:
             replayed=True,
             documents=stored_documents(session, identifier),
         )
-
-
-def write_issued(
-    session: Session,
-    audit: AuditLog,
-    licence: Licence,
-    pdf: bytes | None,
-    recorder: KeyUseRecorder,
-    holder: tuple[str, str, str],
-    *,
-    photo: Photo | None,
-    key: IdempotencyKey | None,
-    actor: str,
-    request_id: str | None,
-    hook: StoreHook | None,
-    detail: dict[str, Any],
-    ofd: SealedOfd | None = None,
-) -> None:
-    """The writes that store a sealed licence, inside the caller's transaction: the holder
-    (captured on first issuance, reused after), the row, ``hook``, the bytes, the photo, the
-    Idempotency-Key, the key uses and the ``licence.issue`` entry. Issuance and the conversion
-    of existing licences (``licences.legacy_desk``) both store through here."""
-    licence.holder_id = _holder_id(session, *holder)
-    session.add(licence)
-    session.flush()
-    if hook is not None:
-        hook(session, licence)
-    if pdf is not None:
-        session.add(LicenceDocument(identifier=licence.identifier, pdf=pdf))
-    if ofd is not None:
-        store_ofd(session, licence.identifier, ofd)
-    if photo is not None:
-        store_photo(session, licence.identifier, photo)
-    idempotency.remember(session, key, licence.identifier, licence.issued_at)
-    recorder.flush(audit, session, actor, request_id)
-    audit.append(
-        session,
-        actor=actor,
-        action="licence.issue",
-        object_type="licence",
-        object_id=licence.identifier,
-        request_id=request_id,
-        detail={
-            "type": licence.type_code,
-            "type_version": licence.type_version,
-            "seal": licence.seal_code,
-            "sha256": licence.sha256,
-            **({"photo_sha256": photo.sha256} if photo else {}),
-            **(
-                {"ofd_sha256": ofd.sha256, "sm2_certificate": ofd.certificate_serial} if ofd else {}
-            ),
-            **({"documents": ["ofd"]} if pdf is None else {}),
-            **detail,
-        },
-    )
-
-
-def _holder_id(session: Session, id_type: str, number: str, name: str) -> int:
-    """The holder's row, captured on first issuance and reused by every later one."""
-    holder = holders.find(session, id_type, number)
-    if holder is None:
-        holder = Holder(id_type=id_type, id_number=number, name=name)
-        session.add(holder)
-        session.flush()
-    assert holder.id is not None
-    return holder.id

@@ -40,8 +40,9 @@ from licences.catalogue import Catalogue
 from licences.catalogue_rules import ID_TYPES_FOR_CATEGORY, validate_fields
 from licences.id_documents import validate_holder_id
 from licences.identifiers import LicenceIdentifier, random_serial
-from licences.issuance import Fonts, write_issued
+from licences.issuance import Fonts
 from licences.issued_page import Draft, licence_row, page_view, verification_code
+from licences.issued_store import write_issued
 from licences.layout_page import check_page_fits, render_page
 from licences.legacy import LegacyRecord, Outcome, Row, RowReport, note_overlay, validity
 from licences.legacy_records import LegacyLicence

@@ -32,7 +32,7 @@ from api.ops.demo_faces import placeholder_face_b64
 from core.audit import AuditEntry
 from core.db import reading
 from keys.sm2 import Sm2PublicKey, sm3
-from licences import issuance as issuance_module
+from licences import issued_store
 from licences.identifiers import LicenceIdentifier, random_serial
 from licences.models import Licence, LicenceDocument, LicenceOfd
 from licences.qr import QUIET_ZONE, qr_matrix
@@ -464,7 +464,7 @@ def test_an_ofd_that_cannot_be_stored_takes_the_licence_and_its_pdf_with_it(
     def full_disk(*_: Any) -> None:
         raise OSError("no space left for licence_ofd")
 
-    monkeypatch.setattr(issuance_module, "store_ofd", full_disk)
+    monkeypatch.setattr(issued_store, "store_ofd", full_disk)
     with pytest.raises(OSError):
         domain.client.post(
             "/api/v1/licences", json=OPERATOR, headers=domain.auth(index_of(domain, MARKET["code"]))

@@ -16,7 +16,6 @@ issued is a ``certificate.issue`` entry, in the caller's transaction.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -34,13 +33,12 @@ from keys.sm2 import SM2_CUSTODIES
 from keys.store import KeyAlgorithm, KeyRef, KeyStore
 from trust.models import CertificateRecord
 from trust.profiles import Endpoints, Role, fit_common_name, name
+from trust.sm2_crl import current_crl
 from trust.sm2_records import Sm2AuthorityRecord, Sm2CertificateRecord
 from trust.sm2_x509 import (
-    CrlEntry,
     Sm2CertificateSpec,
     Sm2Signer,
     build_certificate,
-    build_crl,
     load_certificate,
 )
 
@@ -54,8 +52,6 @@ ROOT_LIFETIME = timedelta(days=365 * 20)
 CA_LIFETIME = timedelta(days=365 * 10)
 OCSP_LIFETIME = timedelta(days=365)
 OCSP_RENEW_BEFORE = timedelta(days=30)
-CRL_LIFETIME = timedelta(hours=24)
-CRL_REFRESH_MARGIN = timedelta(hours=12)
 _BACKDATE = timedelta(minutes=5)
 
 
@@ -109,6 +105,10 @@ class Sm2Pki:
     @property
     def endpoints(self) -> Endpoints:
         return self._endpoints
+
+    @property
+    def audit(self) -> AuditLog:
+        return self._audit
 
     @property
     def keystore(self) -> KeyStore:
@@ -423,63 +423,5 @@ class Sm2Pki:
     # -- CRLs ------------------------------------------------------------------------------
 
     def crl(self, session: Session, ca_name: str, actor: str = "system") -> bytes:
-        """The SM2 CA's current DER CRL. Made anew when none exists, when it nears its next
-        update, or when what it should list changed (a seal revoked, suspended or resumed)."""
-        authority = session.get(Sm2AuthorityRecord, ca_name)
-        if authority is None:
-            raise NotFound(f"没有该 SM2 CA / no SM2 CA named {ca_name}")
-        ca_cert, ca_record = self.authority(session, ca_name)
-        entries = self._crl_entries(session, ca_record.serial)
-        fingerprint = hashlib.sha256(
-            "\n".join(f"{e.serial} {e.revoked_at.isoformat()} {e.reason}" for e in entries).encode()
-        ).hexdigest()
-        now = self.now()
-        if (
-            authority.crl_der is not None
-            and authority.crl_next_update is not None
-            and authority.crl_entries_sha256 == fingerprint
-            and as_utc(authority.crl_next_update) - CRL_REFRESH_MARGIN > now
-        ):
-            return authority.crl_der
-        locked = session.get(Sm2AuthorityRecord, ca_name, with_for_update=True)
-        assert locked is not None
-        locked.crl_number += 1
-        signer = Sm2Signer(
-            self._keys,
-            KeyRef.parse(ca_record.key_ref),
-            AuditedKeyUse(self._audit, session, actor),
-            "sm2-crl",
-        )
-        der = build_crl(
-            ca=ca_cert,
-            signer=signer,
-            number=locked.crl_number,
-            now=now,
-            lifetime=CRL_LIFETIME,
-            entries=entries,
-        )
-        locked.crl_der = der
-        locked.crl_next_update = now + CRL_LIFETIME
-        locked.crl_entries_sha256 = fingerprint
-        session.add(locked)
-        session.flush()
-        return der
-
-    def _crl_entries(self, session: Session, ca_serial: str) -> list[CrlEntry]:
-        rows = session.exec(
-            select(Sm2CertificateRecord, CertificateRecord)
-            .join(
-                CertificateRecord,
-                col(CertificateRecord.serial) == col(Sm2CertificateRecord.follows_serial),
-            )
-            .where(
-                Sm2CertificateRecord.issuer_serial == ca_serial,
-                CertificateRecord.status != "good",
-            )
-            .order_by(col(Sm2CertificateRecord.serial))
-        ).all()
-        return [
-            CrlEntry(sm2.serial, as_utc(followed.revoked_at), followed.revocation_reason)
-            for sm2, followed in rows
-            if followed.revoked_at is not None
-        ]
+        """The SM2 CA's current DER CRL (``trust.sm2_crl``)."""
+        return current_crl(self, session, ca_name, actor)
