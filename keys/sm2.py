@@ -119,7 +119,9 @@ class _Pkey:
         self.ptr: int | None = ptr
 
     def __del__(self) -> None:
-        if getattr(self, "ptr", None):
+        # At interpreter exit the module's ctypes function may already be gone (None): the
+        # process is ending and frees the key with it.
+        if getattr(self, "ptr", None) and callable(_pkey_free):
             _pkey_free(self.ptr)
             self.ptr = None
 

@@ -24,6 +24,7 @@ import pytest
 
 import verify.isolation as isolation
 from tests.security.test_docmdp import MOMENT, anchors, sealed
+from verify import hexstrings
 from verify.isolation import Inspector, Limits, inspect_and_examine, inspect_bytes
 from verify.report import Indication, SubIndication
 from verify.signature import Revocation, SignatureFacts
@@ -237,7 +238,11 @@ def test_a_worker_caps_its_memory_and_dies_with_the_server(monkeypatch: pytest.M
     monkeypatch.setattr(threading, "Thread", Thread)
     monkeypatch.setattr(os, "getppid", lambda: 4321)
     monkeypatch.setattr(os, "_exit", _exit)
+    # The fast hex-string reader is a worker's, never this (test) process's.
+    installs: list[bool] = []
+    monkeypatch.setattr(hexstrings, "install", lambda: installs.append(True))
     isolation._initialise(replace(LIMITS, memory_bytes=12345))
+    assert installs == [True]
     assert limits_set == [(resource.RLIMIT_AS, (12345, 12345))]
     assert prctl == []  # no PR_SET_PDEATHSIG: it follows the spawning thread, not the server
     assert threads == [(isolation._watch_parent, (4321,), True), "started"]
