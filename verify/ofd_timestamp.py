@@ -19,7 +19,7 @@ from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
 from trust.parsed import certificate
-from verify.signature import TimestampFacts, TrustAnchors
+from verify.signature import TimestampFacts, TrustAnchors, timestamp_facts_of
 
 
 def timestamp_facts(
@@ -52,12 +52,4 @@ def timestamp_facts(
         raise
     except Exception as exc:
         return f"the timestamp token does not validate: {type(exc).__name__}"
-    return TimestampFacts(
-        intact=bool(status.intact),
-        valid=bool(status.valid),
-        trusted=bool(status.trusted),
-        time=status.timestamp,
-        signer_serial=status.signing_cert.serial_number,
-        signer_subject=status.signing_cert.subject.human_friendly,
-        signer_der=status.signing_cert.dump(),
-    )
+    return timestamp_facts_of(status)

@@ -246,7 +246,11 @@ def _validate(
         docmdp_ok=status.docmdp_ok,
         signing_time=status.signer_reported_dt,
         claimed_time=claimed,
-        timestamp=_timestamp_facts(status.timestamp_validity),
+        timestamp=(
+            None
+            if status.timestamp_validity is None
+            else timestamp_facts_of(status.timestamp_validity)
+        ),
         archive=archive,
         embedded=material.facts,
     )
@@ -256,9 +260,8 @@ def _indic(indic: AdESSubIndic | None) -> str | None:
     return str(indic.standard_name) if indic is not None else None
 
 
-def _timestamp_facts(token: TimestampSignatureStatus | None) -> TimestampFacts | None:
-    if token is None:
-        return None
+def timestamp_facts_of(token: TimestampSignatureStatus) -> TimestampFacts:
+    """What a validated RFC 3161 token proves: a PDF seal's timestamp, an OFD seal's."""
     return TimestampFacts(
         intact=bool(token.intact),
         valid=bool(token.valid),
