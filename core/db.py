@@ -113,10 +113,15 @@ def reading(engine: Engine) -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session:
             yield session
     except OperationalError as exc:
-        raise Unavailable(
-            "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
-            cause=str(exc.orig),
-        ) from exc
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: OperationalError) -> Unavailable:
+    """The answer to a database that cannot be reached or is locked: a 503 naming it."""
+    return Unavailable(
+        "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
+        cause=str(exc.orig),
+    )
 
 
 def _utc_on_load(target: Any, *_: Any) -> None:

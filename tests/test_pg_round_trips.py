@@ -289,7 +289,7 @@ def test_the_record_read_from_psycopg_equals_the_orm_record(pg_domain: Domain) -
     from licences.models import Licence
     from licences.qrkeys import digest_of
     from licences.repository import full_record
-    from verify.code import _record_by_identifier
+    from verify.record_read import record_by_identifier
 
     identifier = pg_domain.issue(0)["identifier"]
     with reading(pg_domain.services.engine) as session:
@@ -297,7 +297,7 @@ def test_the_record_read_from_psycopg_equals_the_orm_record(pg_domain: Domain) -
         assert licence is not None
         orm = full_record(session, licence)
     with reading(pg_domain.services.engine) as session:
-        rows = _record_by_identifier(session, identifier)
+        rows = record_by_identifier(session, identifier)
     assert rows is not None
     for expected, got in zip(
         (orm.licence, orm.licence_type, orm.holder, orm.issuer, orm.seal),

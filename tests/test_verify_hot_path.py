@@ -196,7 +196,7 @@ def test_a_failed_group_write_fails_each_of_its_callers_and_nothing_is_left(
 def test_record_read_as_rows_equals_the_orm_record(domain: Domain) -> None:
     from licences.qrkeys import digest_of
     from licences.repository import full_record
-    from verify.code import _record_by_identifier
+    from verify.record_read import record_by_identifier
     from verify.summary import licence_summary, seal_summary
 
     issued = [domain.issue(0)["identifier"], domain.issue(1)["identifier"]]
@@ -208,7 +208,7 @@ def test_record_read_as_rows_equals_the_orm_record(domain: Domain) -> None:
             assert licence is not None
             orm = full_record(session, licence)
         with reading(domain.services.engine) as session:
-            rows = _record_by_identifier(session, identifier)
+            rows = record_by_identifier(session, identifier)
         assert rows is not None
         pairs = zip(
             (orm.licence, orm.licence_type, orm.holder, orm.issuer, orm.seal),
@@ -224,7 +224,7 @@ def test_record_read_as_rows_equals_the_orm_record(domain: Domain) -> None:
         assert licence_summary(rows, today) == licence_summary(orm, today)
         assert seal_summary(rows, "t") == seal_summary(orm, "t")
     with reading(domain.services.engine) as session:
-        assert _record_by_identifier(session, "no-such-licence") is None
+        assert record_by_identifier(session, "no-such-licence") is None
 
 
 def test_qr_verification_over_http_leaves_log_row_and_audit_entry(domain: Domain) -> None:

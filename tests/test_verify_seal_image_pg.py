@@ -40,10 +40,10 @@ def two(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Do
 
 def _seal_image(domain: Domain, identifier: str) -> tuple[bytes, bytes]:
     """(the image in the hot path's record, the image the ORM loads now)."""
-    from verify.code import _record_by_identifier
+    from verify.record_read import record_by_identifier
 
     with reading(domain.services.engine) as session:
-        got = _record_by_identifier(session, identifier)
+        got = record_by_identifier(session, identifier)
         licence = session.get(Licence, identifier)
         assert got is not None and licence is not None
         return got.seal.image_png, full_record(session, licence).seal.image_png

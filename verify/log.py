@@ -97,10 +97,10 @@ class Verification:
 
 
 class _Waiter:
-    __slots__ = ("error", "handled", "item", "wake", "wrote")
+    __slots__ = ("error", "handled", "items", "wake", "wrote")
 
-    def __init__(self, item: Verification) -> None:
-        self.item = item
+    def __init__(self, items: list[Verification]) -> None:
+        self.items = items
         self.wake = Event()
         self.handled = False
         self.wrote = False  # this caller's thread ran the transaction
@@ -144,7 +144,14 @@ class Recorder:
         self._writing = False
 
     def record(self, item: Verification) -> None:
-        me = _Waiter(item)
+        self.record_many([item])
+
+    def record_many(self, items: list[Verification]) -> None:
+        """``items`` in one transaction, with whatever else is queued (a batch of checks made
+        together, ``verify.desk``); like :meth:`record`, returns once they have committed."""
+        if not items:
+            return
+        me = _Waiter(items)
         with self._lock:
             self._queue.append(me)
             leads = not self._writing
@@ -158,10 +165,14 @@ class Recorder:
     def _write_until(self, me: _Waiter) -> None:
         while not me.handled:
             with self._lock:
-                batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+                batch = [self._queue.popleft()]
+                size = len(batch[0].items)
+                while self._queue and size + len(self._queue[0].items) <= self._batch:
+                    size += len(self._queue[0].items)
+                    batch.append(self._queue.popleft())
             error: BaseException | None = None
             try:
-                self._write([w.item for w in batch])
+                self._write([item for w in batch for item in w.items])
             except BaseException as exc:  # every caller in the batch gets it
                 error = exc
             for waiter in batch:

@@ -81,6 +81,11 @@ class ReadRoute:
         self._resting_until = 0.0  # monotonic time before which the replica is not asked
         self._lock = threading.Lock()
 
+    @property
+    def replicated(self) -> bool:
+        """Whether reads go to a replica (then each check is confirmed on the primary)."""
+        return self._replica is not None
+
     def answer(self, check: Check, *, revocations: bool = False) -> Report:
         """``check`` run with the engine it should read from. ``revocations``: the check
         depends on this domain's certificate revocations (a PDF's seal and timestamp)."""

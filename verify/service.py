@@ -4,11 +4,13 @@ the verification log (``verify.log``), which the holder and the issuing departme
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from core.audit import AuditLog, Pending
-from core.db import reading
+from core.db import reading, unavailable
 from licences.links import code_from_text, is_random_code
 from licences.payload import PayloadError, decode
 from verify import log
@@ -20,6 +22,7 @@ from verify.ofd import OfdVerifier, check_ofd
 from verify.ofd_package import looks_like_zip
 from verify.pdf import PdfVerifier
 from verify.reads import ReadRoute
+from verify.record_read import records_by_identifier
 from verify.report import Check, CheckResult, Indication, Report
 from verify.structure import Inspection
 
@@ -35,6 +38,15 @@ def claimed_by(text: str) -> str | None:
         return decode(code).claims.identifier
     except PayloadError:
         return None
+
+
+def _attempt(check: Callable[[str, str], Report], text: str, channel: str) -> Report | Exception:
+    try:
+        return check(text, channel)
+    except OperationalError as exc:
+        return unavailable(exc)
+    except Exception as exc:  # this scan's answer alone
+        return exc
 
 
 class VerificationService:
@@ -150,17 +162,63 @@ class VerificationService:
         request_id: str | None = None,
         source: str | None = None,
     ) -> Report:
-        report = self._reads.answer(lambda engine: self._check_code(engine, text, channel))
-        if self._foreign is not None and foreign_applies(report):
-            report = self._foreign.verify_code(text, report, channel) or report
+        report = self.check_code(text, channel)
+        if self.consults_peer(report):
+            report = self.ask_peer(text, report, channel)
+        self.record_codes([self.code_record(text, report, actor, request_id, source)])
+        return report
+
+    def check_code(self, text: str, channel: str) -> Report:
+        """A code checked against this repository alone: the reads, no write."""
+        return self._reads.answer(lambda engine: self._check_code(engine, text, channel))
+
+    def check_codes(self, scans: Sequence[tuple[str, str]]) -> list[Report | Exception]:
+        """Each ``(text, channel)`` checked as :meth:`check_code` checks it, the records the
+        scans name read together first (one statement for the batch). With a replica each
+        check takes its own route (``verify.reads``: confirmed on the primary, one by one).
+        A check that raises answers its own scan only."""
+        if self._reads.replicated:
+            return [_attempt(self.check_code, text, channel) for text, channel in scans]
+        with reading(self._engine) as session:
+            named = [n for n in (self._code.named(text) for text, _ in scans) if n is not None]
+            known = records_by_identifier(session, named) if named else {}
+
+            def check(text: str, channel: str) -> Report:
+                return self._code.verify(session, text, channel, known)
+
+            return [_attempt(check, text, channel) for text, channel in scans]
+
+    def consults_peer(self, report: Report) -> bool:
+        """Whether a recognised domain is to be asked before the answer is given: a call over
+        the network, which ``verify.desk`` leaves to the thread pool."""
+        return self._foreign is not None and foreign_applies(report)
+
+    def ask_peer(self, text: str, report: Report, channel: str) -> Report:
+        if self._foreign is None:
+            return report
+        return self._foreign.verify_code(text, report, channel) or report
+
+    def code_record(
+        self,
+        text: str,
+        report: Report,
+        actor: str,
+        request_id: str | None,
+        source: str | None,
+    ) -> log.Verification:
+        """What a code's verification leaves: its log row and its audit entry."""
         # A payload whose signature held names its licence even when it failed later (an expired
         # presentation): the holder should see that someone scanned an old screenshot.
         named = report.licence.identifier if report.licence else report.extra.get("identifier")
         subject = str(named) if named else "unknown-code"
         method = str(report.extra.get("method", "qr"))
         claimed = None if named or report.indication is Indication.PASSED else claimed_by(text)
-        self._record(report, subject, actor, request_id, method, source, claimed)
-        return report
+        return self._verification(report, subject, actor, request_id, method, source, claimed)
+
+    def record_codes(self, records: list[log.Verification]) -> None:
+        """Writes the records, with group commit (``verify.log.Recorder``): they commit
+        together, with whatever else this process's verifications have queued."""
+        log.recorder(self._engine, self._audit).record_many(records)
 
     def _check_code(self, engine: Engine, text: str, channel: str) -> Report:
         with reading(engine) as session:
@@ -176,6 +234,19 @@ class VerificationService:
         source: str | None,
         claimed: str | None,
     ) -> None:
+        item = self._verification(report, subject, actor, request_id, method, source, claimed)
+        self.record_codes([item])
+
+    @staticmethod
+    def _verification(
+        report: Report,
+        subject: str,
+        actor: str,
+        request_id: str | None,
+        method: str,
+        source: str | None,
+        claimed: str | None,
+    ) -> log.Verification:
         sub_indication = report.sub_indication.value if report.sub_indication else None
         detail: dict[str, str | None] = {
             "channel": report.channel,
@@ -186,23 +257,20 @@ class VerificationService:
             detail["source"] = source[:32]
         if claimed is not None:
             detail["claimed"] = claimed[:96]
-        # Written with group commit: concurrent verifications share one transaction.
-        log.recorder(self._engine, self._audit).record(
-            log.Verification(
-                at=report.validated_at,
-                identifier=None if subject.startswith(("sha256:", "unknown-")) else subject,
-                channel=report.channel,
-                method=method,
-                indication=report.indication.value,
-                sub_indication=sub_indication,
-                audit=Pending(
-                    actor=actor,
-                    action="licence.verify",
-                    object_type="licence",
-                    object_id=subject[:128],
-                    outcome=report.indication.value,
-                    request_id=request_id,
-                    detail=detail,
-                ),
-            )
+        return log.Verification(
+            at=report.validated_at,
+            identifier=None if subject.startswith(("sha256:", "unknown-")) else subject,
+            channel=report.channel,
+            method=method,
+            indication=report.indication.value,
+            sub_indication=sub_indication,
+            audit=Pending(
+                actor=actor,
+                action="licence.verify",
+                object_type="licence",
+                object_id=subject[:128],
+                outcome=report.indication.value,
+                request_id=request_id,
+                detail=detail,
+            ),
         )

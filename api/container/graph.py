@@ -77,6 +77,7 @@ from trust.audit_desk import AuditDesk
 from trust.authority import TrustDomain
 from trust.federation import Federation
 from trust.jose import CredentialKeys
+from verify.desk import CodeDesk
 from verify.holder_usage import UsageLog
 from verify.isolation import Inspector
 from verify.licence_status import LicenceStatusDesk
@@ -98,6 +99,7 @@ class Services:
     versions: Versions
     holders: Holders
     verification: VerificationService
+    code_desk: CodeDesk  # QR checks on one thread, in batches (verify.desk)
     tokens: TokenIssuer
     checkpoints: AuditCheckpointer
     qr_keys: QrKeys
@@ -145,6 +147,7 @@ class Services:
 
     def close(self) -> None:
         """Ends what the graph started: the verification workers and the engine's connections."""
+        self.code_desk.close()
         if self.inspector is not None:
             self.inspector.close()
         self.engine.dispose()
@@ -166,6 +169,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     holder_sessions = build_holder_sessions(settings, f.base_url)
     holder_sessions.shared = shared  # signed-out sessions, seen by every worker
     inspector = build_inspector(settings)
+    verification = build_verification(f, federation, inspector)
     return Services(
         settings=settings,
         engine=engine,
@@ -179,7 +183,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         lifecycle=lifecycle,
         versions=Versions(issuance=issuance, lifecycle=lifecycle, clock=clock),
         holders=holders,
-        verification=build_verification(f, federation, inspector),
+        verification=verification,
+        code_desk=CodeDesk(verification),
         tokens=TokenIssuer(store=f.keystore, clock=clock, issuer=f.base_url),
         checkpoints=f.checkpoints,
         qr_keys=f.qr_keys,

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from api.edge import code_desk
 from api.edge.state import services_of
 from api.pages import page_modes
 from core.bilingual import bilingual
@@ -96,13 +97,8 @@ async def verify_api(request: Request) -> JSONResponse:
         qr = body.get("qr") if isinstance(body, dict) else None
         if not isinstance(qr, str) or not qr.strip() or len(qr) > 2048:
             raise InvalidInput("须提供 qr 字段 / field 'qr' (string) is required", field="qr")
-        report = await run_in_threadpool(
-            services.verification.verify_code,
-            qr,
-            channel="api-qr",
-            actor=PUBLIC,
-            request_id=rid,
-            source=source_of(request),
+        report = await code_desk.verify_code(
+            request, qr, channel="api-qr", actor=PUBLIC, source=source_of(request)
         )
     else:
         raise InvalidInput(
@@ -160,14 +156,9 @@ PAGE_OR_REPORT = {
 
 @router.get("/v/{code}", response_model=None, responses=PAGE_OR_REPORT)  # type: ignore[arg-type]
 @router.get("/V/{code}", response_model=None, include_in_schema=False)
-def verify_page(code: str, request: Request) -> Response:
-    services = services_of(request)
-    report = services.verification.verify_code(
-        code[:2048],
-        channel="qr-page",
-        actor=PUBLIC,
-        request_id=request.state.request_id,
-        source=source_of(request),
+async def verify_page(code: str, request: Request) -> Response:
+    report = await code_desk.verify_code(
+        request, code[:2048], channel="qr-page", actor=PUBLIC, source=source_of(request)
     )
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(report.to_json())
@@ -215,12 +206,11 @@ async def _upload_form(request: Request, kiosk: bool) -> HTMLResponse:
         qr = form.get("qr")
         if not isinstance(qr, str) or not qr.strip():
             raise InvalidInput("请上传文件或扫描二维码 / upload a file or scan a code", field="qr")
-        report = await run_in_threadpool(
-            services.verification.verify_code,
+        report = await code_desk.verify_code(
+            request,
             qr[:2048],
             channel="kiosk-scan" if kiosk else "page-scan",
             actor=PUBLIC,
-            request_id=rid,
             source=source_of(request),
         )
         return _page(request, report, kiosk=kiosk, scanned=qr[:2048])
