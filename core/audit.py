@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, DateTime, Integer, LargeBinary, bindparam, func
@@ -169,23 +169,37 @@ _CREATE_HEAD = _HEAD.insert()
 _INSERT_ENTRY = _ENTRY.insert()
 
 
-# PostgreSQL: the entries and the head's new hash in one statement, one round trip. Its text
-# depends only on the number of entries (each count prepared by psycopg once it recurs).
+# PostgreSQL: the entries and the head's new hash in one statement, one round trip. Each column
+# goes as one array, whatever the number of entries: one statement text, prepared by psycopg
+# once it recurs, and converted once (psycopg converts a statement of more than 50 parameters
+# afresh at every call: a batch of entries as rows of parameters cost more than its insert).
 _PG_ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash"
 _ENTRY_KEYS = tuple(column.key for column in _ENTRY.columns)
 _DETAIL = _ENTRY_KEYS.index("detail")
 
 
-@lru_cache(maxsize=128)
-def _pg_insert_and_set_head(count: int) -> str:
-    one = "(" + ", ".join(["%s"] * len(_ENTRY_KEYS)) + ")"
-    return (
-        "WITH entries AS (INSERT INTO audit_entry ("  # noqa: S608 - the model's own names
-        + ", ".join(column.name for column in _ENTRY.columns)
-        + ") VALUES "
-        + ", ".join([one] * count)
-        + ") UPDATE audit_head SET hash = %s WHERE id = 1"
+def _pg_array_type(column: Any) -> str:
+    if column.key == "seq":
+        return "bigint"
+    if column.key == "at":
+        return "timestamptz"
+    return "text"  # the strings, and the detail's JSON text, cast to its column below
+
+
+_PG_INSERT_AND_SET_HEAD = (
+    "WITH entries AS (INSERT INTO audit_entry ("  # noqa: S608 - the model's own names
+    + ", ".join(column.name for column in _ENTRY.columns)
+    + ") SELECT "
+    + ", ".join(
+        f"u.c{n}::json" if column.key == "detail" else f"u.c{n}"
+        for n, column in enumerate(_ENTRY.columns)
     )
+    + " FROM unnest("
+    + ", ".join(f"%s::{_pg_array_type(column)}[]" for column in _ENTRY.columns)
+    + ") AS u("
+    + ", ".join(f"c{n}" for n in range(len(_ENTRY_KEYS)))
+    + ")) UPDATE audit_head SET hash = %s WHERE id = 1"
+)
 
 
 def _advance(connection: Connection, count: int) -> Any:
@@ -208,17 +222,11 @@ def _advance(connection: Connection, count: int) -> Any:
 
 
 def _insert_and_set_head(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    from psycopg.types.json import Json
-
-    params: list[Any] = []
-    for row in rows:
-        values = [row[key] for key in _ENTRY_KEYS]
-        values[_DETAIL] = Json(values[_DETAIL])
-        params += values
-    params.append(rows[-1]["hash"])
+    columns: list[list[Any]] = [[row[key] for row in rows] for key in _ENTRY_KEYS]
+    columns[_DETAIL] = [json.dumps(detail) for detail in columns[_DETAIL]]
     raw: Any = connection.connection.driver_connection
     with driver_errors(connection):
-        raw.execute(_pg_insert_and_set_head(len(rows)), params)
+        raw.execute(_PG_INSERT_AND_SET_HEAD, [*columns, rows[-1]["hash"]])
 
 
 @cache

@@ -22,7 +22,7 @@ from verify.ofd import OfdVerifier, check_ofd
 from verify.ofd_package import looks_like_zip
 from verify.pdf import PdfVerifier
 from verify.reads import ReadRoute
-from verify.record_read import records_by_identifier
+from verify.record_read import read_without_transaction, records_by_identifier
 from verify.report import Check, CheckResult, Indication, Report
 from verify.structure import Inspection
 
@@ -180,6 +180,7 @@ class VerificationService:
         if self._reads.replicated:
             return [_attempt(self.check_code, text, channel) for text, channel in scans]
         with reading(self._engine) as session:
+            read_without_transaction(session)  # before the batch read: no BEGIN, no ROLLBACK
             named = [n for n in (self._code.named(text) for text, _ in scans) if n is not None]
             known = records_by_identifier(session, named) if named else {}
 
