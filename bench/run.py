@@ -94,7 +94,7 @@ class Mode:
 MIB = 2**20
 MODES = {
     "smoke": Mode("smoke", 0.15, 0.3, 2, 1, (2, 4), MIB, False, 0, 0, (), per_worker=False),
-    "quick": Mode("quick", 2.0, 3.0, 8, 3, (50, 200), 10 * MIB, False, 10, 2, (10_000,)),
+    "quick": Mode("quick", 2.0, 6.0, 8, 6, (50, 200), 10 * MIB, False, 10, 2, (10_000,)),
     "full": Mode(
         "full",
         6.0,
