@@ -113,6 +113,18 @@ def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Sig
     return signed
 
 
+def unverified(text: str) -> Signed | None:
+    """The signed payload a scanned text carries, decoded but *not* verified (None: no signed
+    payload): what it claims, for routing and records only, never for a verdict."""
+    code = code_from_text(text)
+    if code is None or is_random_code(code):
+        return None
+    try:
+        return decode(code)
+    except PayloadError:
+        return None
+
+
 def _copy_record(session: Session, code: str, identifier: str) -> LicenceRecord | None:
     """A copy code names a copy the repository holds under this very code, of this licence; the
     record is the licence as the copy shows it (its purpose, seal and sealing time)."""
@@ -181,14 +193,10 @@ class CodeVerifier:
         only to read the records of a batch of scans together, never to believe. The check
         itself believes the identifier once the signature holds, and a record read for a
         forged payload is never looked at."""
-        code = code_from_text(text)
-        if code is None or is_random_code(code):
+        signed = unverified(text)
+        if signed is None or signed.claims.type is PayloadType.COPY:
             return None
-        try:
-            claims = decode(code).claims
-        except PayloadError:
-            return None
-        return None if claims.type is PayloadType.COPY else claims.identifier
+        return signed.claims.identifier
 
     def _signed(
         self,

@@ -124,7 +124,7 @@ class CodeDesk:
         if not records:
             return
         try:
-            service.record_codes(records)
+            service.record(records)
         except Exception as exc:  # nothing committed: no check in the batch is answered
             for job, _ in settled:
                 _finish(job, exc)

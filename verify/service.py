@@ -11,10 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from core.audit import AuditLog, Pending
 from core.db import reading, unavailable
-from licences.links import code_from_text, is_random_code
-from licences.payload import PayloadError, decode
 from verify import log
-from verify.code import CodeVerifier
+from verify.code import CodeVerifier, unverified
 from verify.foreign import ForeignVerifier
 from verify.foreign import applies as foreign_applies
 from verify.isolation import Inspector
@@ -31,13 +29,8 @@ def claimed_by(text: str) -> str | None:
     """The identifier an unverified code *claims* (its signature did not hold, or its key is
     not ours): not believed for the report, but recorded so that forgeries naming a real
     licence reach that licence's supervisors (``supervision.rules_verify``)."""
-    code = code_from_text(text)
-    if code is None or is_random_code(code):
-        return None
-    try:
-        return decode(code).claims.identifier
-    except PayloadError:
-        return None
+    signed = unverified(text)
+    return None if signed is None else signed.claims.identifier
 
 
 def _attempt(check: Callable[[str, str], Report], text: str, channel: str) -> Report | Exception:
@@ -97,7 +90,7 @@ class VerificationService:
             if report.licence
             else "sha256:" + hashlib.sha256(data).hexdigest()
         )
-        self._record(report, subject, actor, request_id, "pdf", source, None)
+        self.record([self._verification(report, subject, actor, request_id, "pdf", source, None)])
         return report
 
     def _verify_ofd(
@@ -118,7 +111,7 @@ class VerificationService:
             if report.licence
             else "sha256:" + hashlib.sha256(data).hexdigest()
         )
-        self._record(report, subject, actor, request_id, "ofd", source, None)
+        self.record([self._verification(report, subject, actor, request_id, "ofd", source, None)])
         return report
 
     def _check_pdf(self, data: bytes, channel: str) -> Report:
@@ -165,7 +158,7 @@ class VerificationService:
         report = self.check_code(text, channel)
         if self.consults_peer(report):
             report = self.ask_peer(text, report, channel)
-        self.record_codes([self.code_record(text, report, actor, request_id, source)])
+        self.record([self.code_record(text, report, actor, request_id, source)])
         return report
 
     def check_code(self, text: str, channel: str) -> Report:
@@ -216,7 +209,7 @@ class VerificationService:
         claimed = None if named or report.indication is Indication.PASSED else claimed_by(text)
         return self._verification(report, subject, actor, request_id, method, source, claimed)
 
-    def record_codes(self, records: list[log.Verification]) -> None:
+    def record(self, records: list[log.Verification]) -> None:
         """Writes the records, with group commit (``verify.log.Recorder``): they commit
         together, with whatever else this process's verifications have queued."""
         log.recorder(self._engine, self._audit).record_many(records)
@@ -224,19 +217,6 @@ class VerificationService:
     def _check_code(self, engine: Engine, text: str, channel: str) -> Report:
         with reading(engine) as session:
             return self._code.verify(session, text, channel)
-
-    def _record(
-        self,
-        report: Report,
-        subject: str,
-        actor: str,
-        request_id: str | None,
-        method: str,
-        source: str | None,
-        claimed: str | None,
-    ) -> None:
-        item = self._verification(report, subject, actor, request_id, method, source, claimed)
-        self.record_codes([item])
 
     @staticmethod
     def _verification(

@@ -102,7 +102,7 @@ def _settle(
     service = services_of(request).verification
     answer = service.ask_peer(text, report, channel)
     record = service.code_record(text, answer, actor, request.state.request_id, source)
-    service.record_codes([record])
+    service.record([record])
     return answer
 
 

@@ -53,9 +53,9 @@ class Service(VerificationService):
         self.checked.append(len(scans))
         return super().check_codes(scans)
 
-    def record_codes(self, records: Any) -> None:
+    def record(self, records: Any) -> None:
         self.written.append(len(records))
-        super().record_codes(records)
+        super().record(records)
 
 
 class Answers:
