@@ -37,19 +37,28 @@ def psycopg_connection(connection: Connection) -> Any | None:
 
 @contextmanager
 def driver_errors(connection: Connection) -> Iterator[None]:
-    """psycopg's errors raised in the block as SQLAlchemy's, as if SQLAlchemy had run the
-    statements: a disconnect invalidates the connection (the pool then drops it)."""
-    import psycopg
+    """The driver's own errors (psycopg's, sqlite3's) raised in the block as SQLAlchemy's, as
+    if SQLAlchemy had run the statements: a locked or unreachable database is an
+    ``OperationalError`` the callers answer with a 503, and a disconnect invalidates the
+    connection (the pool then drops it)."""
+    base: type[Exception]
+    if connection.dialect.name == "sqlite":
+        import sqlite3
 
+        base = sqlite3.Error
+    else:
+        import psycopg
+
+        base = psycopg.Error
     try:
         yield
-    except psycopg.Error as exc:
+    except base as exc:
         raw = connection.connection.driver_connection
         lost = connection.dialect.is_disconnect(exc, raw, None)  # type: ignore[arg-type]
         if lost:
             connection.invalidate(exc)
         raise DBAPIError.instance(
-            None, None, exc, psycopg.Error, connection_invalidated=lost, dialect=connection.dialect
+            None, None, exc, base, connection_invalidated=lost, dialect=connection.dialect
         ) from exc
 
 

@@ -88,8 +88,19 @@ _PHOTO = {
 MAX_BATCH = 64  # identifiers in one statement
 
 
-@cache
+_STATEMENTS: dict[tuple[str, str, int], tuple[str, tuple[str, ...], tuple[Any, ...]]] = {}
+
+
 def _statement(dialect: Dialect, count: int) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+    """Built once per database kind, driver and count (not per engine: tests make thousands)."""
+    key = (dialect.name, dialect.driver, count)
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = _build_statement(dialect, count)
+    return found
+
+
+def _build_statement(dialect: Dialect, count: int) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
     """The SQL of the query for ``count`` identifiers (bound as ``i0``, ``i1``, …), the
     parameters' order for a positional driver, and each column's conversion (None: as read)."""
     photo, image = _PHOTO[dialect.name]

@@ -314,3 +314,18 @@ def test_an_indication_is_never_lost_in_the_hand_over(repo: Repository) -> None:
         f"req-{name}" for name in got
     )
     assert len(logged(repo)) == 40
+
+
+def test_a_batch_whose_read_fails_is_answered_database_unavailable(repo: Repository) -> None:
+    """The batch read goes to sqlite3 itself: its error must still be the service's 503, not a
+    driver exception that the edge would answer with a 500."""
+    ident = repo.add("L1")
+    with Session(repo.engine) as session:  # the record query's outer join has nothing to read
+        session.exec(text("DROP TABLE licence_photo"))  # type: ignore[call-overload]
+        session.commit()
+    desk, answers = CodeDesk(Service(repo)), Answers()
+    desk.submit(answers.job("a", repo.code(repo.claims(ident))))
+    got = answers.wait_for(1)
+    desk.close()
+    assert isinstance(got["a"], Unavailable), repr(got["a"])
+    assert audited(repo) == []
