@@ -144,10 +144,11 @@ class CodeVerifier:
         session: Session,
         text: str,
         channel: str = "qr",
-        known: Mapping[str, LicenceRecord | None] | None = None,
+        known: Mapping[str, LicenceRecord] | None = None,
     ) -> Report:
         """``known``: licence records already read in this session, by identifier (a batch of
-        scans, :meth:`named`); a licence not among them is read here."""
+        scans, :meth:`named`); a licence not among them is read here, once its payload's
+        signature has held."""
         read_without_transaction(session)
         now = self._clock.now()
         steps = Steps(wording=qr_wording)
@@ -204,7 +205,7 @@ class CodeVerifier:
         code: str,
         steps: Steps,
         now: datetime,
-        known: Mapping[str, LicenceRecord | None],
+        known: Mapping[str, LicenceRecord],
     ) -> None:
         assert self._keys is not None
         signed = check_signed(code, steps, self._keys.public_key, now)

@@ -13,6 +13,7 @@ What a hostile scanner would try against a shared batch, and what must hold:
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from datetime import timedelta
 from typing import Any
@@ -329,3 +330,30 @@ def test_a_batch_whose_read_fails_is_answered_database_unavailable(repo: Reposit
     desk.close()
     assert isinstance(got["a"], Unavailable), repr(got["a"])
     assert audited(repo) == []
+
+
+def test_forged_payloads_naming_absent_licences_buy_no_query_each(repo: Repository) -> None:
+    """A batch's names are read before any signature is checked. A flood of forged payloads,
+    each naming a licence that does not exist, must cost the one batch statement, not a query
+    of its own each."""
+    ident = repo.add("M1")
+    ghosts = [forged(repo.claims(identifier(f"GHOST{n}")), kid=repo.kid)[0] for n in range(10)]
+    statements: list[str] = []
+    fairy = repo.engine.raw_connection()  # the pool's one connection (StaticPool)
+    driver = fairy.driver_connection
+    assert driver is not None
+    driver.set_trace_callback(statements.append)  # every statement, ORM's and the desk's own
+    try:
+        desk, answers = CodeDesk(Service(repo)), Answers()
+        jobs = [answers.job(f"ghost{n}", code) for n, code in enumerate(ghosts)]
+        held_batch(desk, answers, [*jobs, answers.job("real", repo.code(repo.claims(ident)))])
+        got = answers.wait_for(12)
+        desk.close()
+    finally:
+        driver.set_trace_callback(None)
+    assert verdict(got["real"]) == ("PASSED", None, ident)
+    assert {verdict(got[f"ghost{n}"]) for n in range(10)} == {
+        ("FAILED", "SIG_CRYPTO_FAILURE", None)
+    }
+    licence_reads = [s for s in statements if re.match(r"\s*SELECT\b.*\bFROM licence\b", s, re.S)]
+    assert len(licence_reads) == 1, licence_reads
