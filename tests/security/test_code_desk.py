@@ -6,6 +6,9 @@ What a hostile scanner would try against a shared batch, and what must hold:
   payload's name is never believed);
 - a code that breaks its check fails alone, the rest of the batch is answered and recorded;
 - a write that fails answers no scan of its batch, and leaves no log row or audit entry;
+- a read that fails is the database's 503 for every scan of the batch, not a driver error;
+- forged payloads naming licences that do not exist cost the batch's one statement, never a
+  query each (their names are read before any signature is checked);
 - a code for a recognised domain never makes the desk wait on the network;
 - a closed desk answers what it had queued and takes nothing more.
 """
