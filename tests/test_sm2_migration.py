@@ -4,7 +4,6 @@ init run again on a domain from before SM2 existed, and never with a key store t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,17 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 from sqlmodel import Session, SQLModel, select
 
-from core.audit import AuditEntry, AuditLog
+from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import create_db_engine
 from core.errors import InvalidInput
 from keys.soft import SoftKeyStore
 from migrations.runner import alembic_config
 from tests.conftest import fresh_schema
-from trust.authority import DomainIdentity, TrustDomain
-from trust.profiles import Endpoints
+from tests.sm2_domain import T0, trust_domain
+from trust.authority import TrustDomain
 from trust.sm2_pki import SM2_ROOT, SM2_SEAL_CA
 from trust.sm2_records import Sm2AuthorityRecord, Sm2CertificateRecord
-
-T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 def _sm2_diff(url: str) -> list[Any]:
@@ -57,14 +54,7 @@ def test_revision_0028_matches_the_models_on_postgresql(postgres_url: str) -> No
 def _domain(tmp_path: Path, store: Any) -> tuple[TrustDomain, Any]:
     url = f"sqlite:///{tmp_path / 'domain.sqlite'}"
     command.upgrade(alembic_config(url), "heads")
-    clock = FixedClock(T0)
-    trust = TrustDomain(
-        keystore=store,
-        clock=clock,
-        audit=AuditLog(clock),
-        endpoints=Endpoints("https://licences.example.test"),
-        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
-    )
+    trust = trust_domain(store, FixedClock(T0))
     return trust, create_db_engine(url)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,21 +17,17 @@ from asn1crypto import ocsp as asn1_ocsp
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from core.audit import AuditLog
 from core.clock import FixedClock
 from core.db import create_db_engine
 from core.errors import Conflict
 from keys.soft import SoftKeyStore
 from migrations.runner import alembic_config
 from tests.conftest import fresh_schema
-from trust.authority import DomainIdentity, TrustDomain
-from trust.profiles import Endpoints
+from tests.sm2_domain import T0, issue_seal, trust_domain
 from trust.sm2_chain import Sm2ChainFailure, validate_sm2_certificate
 from trust.sm2_ocsp import Sm2OcspResponder
 from trust.sm2_pki import SM2_SEAL_CA
 from trust.sm2_records import Sm2CertificateRecord
-
-T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture(
@@ -65,25 +61,10 @@ def test_a_revoked_seal_is_revoked_in_the_sm2_crl_ocsp_and_chain(
 ) -> None:
     clock = FixedClock(T0)
     store = SoftKeyStore(tmp_path / "keys", b"pw")
-    trust = TrustDomain(
-        keystore=store,
-        clock=clock,
-        audit=AuditLog(clock),
-        endpoints=Endpoints("https://licences.example.test"),
-        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
-    )
+    trust = trust_domain(store, clock)
     with Session(engine) as session:
         trust.initialise(session, "operator:init")
-        ecdsa = trust.issue_seal_certificate(
-            session,
-            actor="operator:init",
-            department_name="某市市场监督管理局",
-            department_code="11110000000000000X",
-            seal_name="电子证照专用章",
-            seal_code="11010002000001",
-            key_ref=store.create("seal-11010002000001"),
-            lifetime=timedelta(days=365),
-        )
+        ecdsa = issue_seal(trust, session, store, "11010002000001", timedelta(days=365))
         material = trust.sm2.seal_material(
             session, actor="test", seal_certificate_serial=ecdsa.serial
         )
@@ -132,25 +113,10 @@ def test_two_first_uses_of_a_seal_at_once_make_one_sm2_certificate(
     engine = create_db_engine(url)
     clock = FixedClock(T0)
     store = SoftKeyStore(tmp_path / "keys", b"pw")
-    trust = TrustDomain(
-        keystore=store,
-        clock=clock,
-        audit=AuditLog(clock),
-        endpoints=Endpoints("https://licences.example.test"),
-        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
-    )
+    trust = trust_domain(store, clock)
     with Session(engine) as session:
         trust.initialise(session, "operator:init")
-        ecdsa = trust.issue_seal_certificate(
-            session,
-            actor="operator:init",
-            department_name="某市市场监督管理局",
-            department_code="11110000000000000X",
-            seal_name="电子证照专用章",
-            seal_code="11010002000002",
-            key_ref=store.create("seal-11010002000002"),
-            lifetime=timedelta(days=365),
-        )
+        ecdsa = issue_seal(trust, session, store, "11010002000002", timedelta(days=365))
         session.commit()
         serial = ecdsa.serial
     found: list[str] = []
@@ -184,25 +150,10 @@ def test_an_expired_seal_gets_no_sm2_certificate(engine: Engine, tmp_path: Path)
     expiry before its start is ever made."""
     clock = FixedClock(T0)
     store = SoftKeyStore(tmp_path / "keys", b"pw")
-    trust = TrustDomain(
-        keystore=store,
-        clock=clock,
-        audit=AuditLog(clock),
-        endpoints=Endpoints("https://licences.example.test"),
-        identity=DomainIdentity("测试信任域 Test Domain", "测试组织"),
-    )
+    trust = trust_domain(store, clock)
     with Session(engine) as session:
         trust.initialise(session, "operator:init")
-        ecdsa = trust.issue_seal_certificate(
-            session,
-            actor="operator:init",
-            department_name="某市市场监督管理局",
-            department_code="11110000000000000X",
-            seal_name="电子证照专用章",
-            seal_code="11010002000003",
-            key_ref=store.create("seal-11010002000003"),
-            lifetime=timedelta(days=2),
-        )
+        ecdsa = issue_seal(trust, session, store, "11010002000003", timedelta(days=2))
         session.commit()
         clock.advance(timedelta(days=3))
         with pytest.raises(Conflict, match="renew the seal"):
