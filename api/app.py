@@ -67,6 +67,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         title="elicence 电子证照与电子印章服务",
         version="0.1.0",
         description="签发、盖章、核验电子证照 / issue, seal and verify electronic licences",
+        # FastAPI's own OpenTelemetry hooks stay off: the service's observability is its
+        # Prometheus metrics and redacted JSON lines (api/edge/observability.py). Left on, any
+        # library that set a tracer provider in the process would start exporting each request's
+        # concrete path (a licence identifier, a scanned code) past the redaction, and every
+        # request paid for asking whether one had. (``logs`` would export exception messages.)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     metrics = Metrics()
     services.issuance = InstrumentedIssuance(services.issuance, metrics)  # type: ignore[assignment]

@@ -30,8 +30,8 @@ class SourceKeyer:
         """The source of ``address`` (None when the server was not told one)."""
         if not address:
             return None
-        digest = hmac.new(self._key, address.strip().lower().encode(), hashlib.sha256)
-        return PREFIX + digest.hexdigest()[:_HEX]
+        digest = hmac.digest(self._key, address.strip().lower().encode(), hashlib.sha256)
+        return PREFIX + digest.hex()[:_HEX]
 
 
 def shortened(source: str) -> str:

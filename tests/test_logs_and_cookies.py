@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import logging
 import os
 import stat
@@ -234,3 +235,54 @@ def test_an_existing_database_readable_by_others_is_made_private(tmp_path: Path)
     os.chmod(path, 0o644)
     create_db_engine(f"sqlite:///{path}").dispose()
     assert _mode(path) == 0o600
+
+
+def test_elicence_serve_logs_each_request_once_by_its_route_template(tmp_path: Path) -> None:
+    """``elicence serve`` asks uvicorn for no access line of its own; the service's one line a
+    request names the route's template. A licence identifier or a scanned code in the path
+    must not reach the log (uvicorn's line would have carried the concrete path)."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(data_dir, base)
+    subprocess.run(
+        [str(BIN / "elicence"), "init", "--data-dir", str(data_dir)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    identifier = "11350100003600016X0012024000001Q"  # shaped like one; existing or not
+    code = "Zk9yZ2VkQ29kZVRoYXRNdXN0Tm90QmVMb2dnZWQ"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(BIN / "elicence"), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+            with httpx.Client(base_url=base, timeout=30) as client:
+                client.get(f"/api/v1/licences/{identifier}")
+                client.get(f"/v/{code}")
+        finally:
+            process.terminate()
+            process.wait(15)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("message") == "request"]
+    routes = [line["route"] for line in access if line["route"] != "/healthz"]
+    assert routes == ["/api/v1/licences/{identifier}", "/v/{code}"], access
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]
+    text = log.read_text()
+    assert identifier not in text and code not in text

@@ -106,3 +106,44 @@ def test_public_rate_limit_answers_429_with_retry_after(domain: Domain) -> None:
     # Another domain's status requests share the same per-address window.
     status = domain.client.get("/pki/licence-status/" + "1" * 64)
     assert status.status_code == 429 and int(status.headers["retry-after"]) >= 1
+
+
+_TRACED = """
+import sys, tempfile
+from pathlib import Path
+from opentelemetry import trace
+from fastapi.testclient import TestClient
+
+calls = []
+
+class Recording(trace.TracerProvider):
+    def get_tracer(self, *args, **kwargs):
+        calls.append(args[0] if args else "?")
+        return trace.NoOpTracer()
+
+trace.set_tracer_provider(Recording())  # as an installed library might, process-wide
+from api.app import create_app
+from bench.domain import build
+
+services = build(Path(tempfile.mkdtemp()) / "data")
+with TestClient(create_app(services=services)) as client:
+    client.get("/v/" + "A" * 40)
+    client.post("/api/v1/verify", json={"qr": "https://x/v/" + "B" * 40})
+print(len(calls))
+"""
+
+
+def test_a_tracer_provider_in_the_process_traces_no_request() -> None:
+    """A concrete path names a licence or a scanned code: the service exports none. Its
+    observability is its metrics and redacted log lines, and FastAPI's own OpenTelemetry hooks
+    stay off even when some library in the process sets a global tracer provider."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACED], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "0", done.stdout

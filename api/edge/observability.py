@@ -205,13 +205,21 @@ def log_handler(stream: TextIO | None = None) -> logging.Handler:
 
 
 def configure_logging(level: int = logging.INFO) -> None:
+    """Every line through one redacting JSON handler. uvicorn's own access line is kept only
+    where uvicorn was asked for it (``uvicorn api.asgi:app``, its default): ``elicence serve``
+    turns it off, since the service's access line (:class:`RequestObserver`) names the route's
+    template, where uvicorn's names the concrete path — a licence identifier, a scanned code —
+    and a second line for every request cost some 7 % of a QR check's CPU."""
     handler = log_handler()
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers = []
-        logging.getLogger(name).propagate = True
+        logger = logging.getLogger(name)
+        if name == "uvicorn.access" and not logger.propagate and not logger.handlers:
+            continue  # uvicorn's access_log=False: it stays silent
+        logger.handlers = []
+        logger.propagate = True
 
 
 class RequestObserver:
