@@ -22,9 +22,10 @@ from sqlalchemy import JSON, Column, Connection, DateTime, Integer, LargeBinary,
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from core import audit_pg
 from core.clock import Clock
 from core.db import as_utc
-from core.roundtrips import driver_errors, psycopg_connection
+from core.roundtrips import psycopg_connection
 
 GENESIS = "0" * 64
 
@@ -169,64 +170,7 @@ _CREATE_HEAD = _HEAD.insert()
 _INSERT_ENTRY = _ENTRY.insert()
 
 
-# PostgreSQL: the entries and the head's new hash in one statement, one round trip. Each column
-# goes as one array, whatever the number of entries: one statement text, prepared by psycopg
-# once it recurs, and converted once (psycopg converts a statement of more than 50 parameters
-# afresh at every call: a batch of entries as rows of parameters cost more than its insert).
-_PG_ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash"
-_ENTRY_KEYS = tuple(column.key for column in _ENTRY.columns)
-_DETAIL = _ENTRY_KEYS.index("detail")
-
-
-def _pg_array_type(column: Any) -> str:
-    if column.key == "seq":
-        return "bigint"
-    if column.key == "at":
-        return "timestamptz"
-    return "text"  # the strings, and the detail's JSON text, cast to its column below
-
-
-_PG_INSERT_AND_SET_HEAD = (
-    "WITH entries AS (INSERT INTO audit_entry ("  # noqa: S608 - the model's own names
-    + ", ".join(column.name for column in _ENTRY.columns)
-    + ") SELECT "
-    + ", ".join(
-        f"u.c{n}::json" if column.key == "detail" else f"u.c{n}"
-        for n, column in enumerate(_ENTRY.columns)
-    )
-    + " FROM unnest("
-    + ", ".join(f"%s::{_pg_array_type(column)}[]" for column in _ENTRY.columns)
-    + ") AS u("
-    + ", ".join(f"c{n}" for n in range(len(_ENTRY_KEYS)))
-    + ")) UPDATE audit_head SET hash = %s WHERE id = 1"
-)
-
-
-def _advance(connection: Connection, count: int) -> Any:
-    """The head's lock and the previous hash, in one round trip (``None``: no head yet)."""
-    raw = psycopg_connection(connection)
-    if raw is None:
-        return connection.execute(_ADVANCE, {"count": count}).first()
-    from psycopg import ClientCursor
-    from psycopg.pq import TransactionStatus
-
-    with driver_errors(connection):
-        if raw.autocommit and raw.info.transaction_status == TransactionStatus.IDLE:
-            # The caller left the transaction to the append (``verify.log``, in autocommit):
-            # BEGIN goes in the advance's round trip, not one of its own.
-            cursor = ClientCursor(raw)
-            cursor.execute("BEGIN; " + _PG_ADVANCE, (count,))
-            cursor.nextset()
-            return cursor.fetchone()
-        return raw.execute(_PG_ADVANCE, (count,)).fetchone()
-
-
-def _insert_and_set_head(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    columns: list[list[Any]] = [[row[key] for row in rows] for key in _ENTRY_KEYS]
-    columns[_DETAIL] = [json.dumps(detail) for detail in columns[_DETAIL]]
-    raw: Any = connection.connection.driver_connection
-    with driver_errors(connection):
-        raw.execute(_PG_INSERT_AND_SET_HEAD, [*columns, rows[-1]["hash"]])
+_PG = audit_pg.Statements(_ENTRY)
 
 
 @cache
@@ -254,6 +198,7 @@ class AuditLog:
         self._clock = clock
         self.checkpointer = checkpointer
         self.observers: list[Observer] = []
+        self._heads = audit_pg.Heads()  # PostgreSQL: where this process left each chain
 
     def observe(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -300,6 +245,36 @@ class AuditLog:
             rows.append(values)
         return rows
 
+    def _written_rows(
+        self, connection: Connection, pending: Sequence[Pending]
+    ) -> list[dict[str, Any]]:
+        """The entries written after the head, its lock taken first (the module's docstring)."""
+        count = len(pending)
+        if psycopg_connection(connection) is None:
+            head = connection.execute(_ADVANCE, {"count": count}).first()
+            if head is None:  # the first entries ever: the head row is created with them
+                connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
+            rows = self._stamped(pending, head)
+            connection.execute(_INSERT_ENTRY, rows[0] if count == 1 else rows)
+            connection.execute(_SET_HEAD_HASH, {"new_hash": rows[-1]["hash"]})
+            return rows
+        # PostgreSQL: after the head this process left, in one round trip, if no one else has
+        # written since (``core.audit_pg``); else the plain two.
+        engine = connection.engine
+        last = self._heads.get(engine)
+        if last is not None:
+            rows = self._stamped(pending, (last[0] + count, last[1]))
+            if not audit_pg.append_after(connection, _PG, last, rows):
+                last = None
+        if last is None:
+            head = audit_pg.advance(connection, count)
+            if head is None:
+                connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
+            rows = self._stamped(pending, head)
+            audit_pg.insert_and_set_head(connection, _PG, rows)
+        self._heads.put(engine, (rows[-1]["seq"], rows[-1]["hash"]))
+        return rows
+
     def append_many(
         self,
         session: Session,
@@ -310,6 +285,8 @@ class AuditLog:
         """Appends in order, in the caller's transaction, with three statements however many
         there are: advance the head (its lock, and the previous hash, in one round trip),
         insert the entries, set the head's hash — and every N entries a signed checkpoint.
+        On PostgreSQL the last two are one statement, and when no other writer came since this
+        process's last append, all three are (``core.audit_pg``).
         Work the caller left pending is flushed first, as before, so the head's lock is not
         held while it is written. Returns the entries as written: detached and read-only.
 
@@ -321,16 +298,7 @@ class AuditLog:
             session.flush()
         if connection is None:
             connection = session.connection()
-        count = len(pending)
-        head = _advance(connection, count)
-        if head is None:  # the first entries ever: the head row is created with them
-            connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
-        rows = self._stamped(pending, head)
-        if psycopg_connection(connection) is None:
-            connection.execute(_INSERT_ENTRY, rows[0] if count == 1 else rows)
-            connection.execute(_SET_HEAD_HASH, {"new_hash": rows[-1]["hash"]})
-        else:  # PostgreSQL: the entries and the head's hash in one statement, one round trip
-            _insert_and_set_head(connection, rows)
+        rows = self._written_rows(connection, pending)
         entries = [_written(values) for values in rows]
         if self.checkpointer is not None:
             for entry in entries:

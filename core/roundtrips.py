@@ -8,7 +8,9 @@ threads hold meanwhile. Where a statement's answer is not needed before the next
 go together: the audit entries with the head's new hash (one statement, ``core.audit``), the
 verification-log rows with COMMIT (one simple query, :func:`commit_with`). psycopg's pipeline
 mode sends as few trips but cost more here than the trip it saved (measured: a pipelined
-write 1.1 ms against 0.7 ms for the same statements merged).
+write 1.1 ms against 0.7 ms for the same statements merged). It is used for one pair only:
+BEGIN with the append after the head a worker left (``core.audit_pg``), whose statement must
+stay prepared, which a simple query is not.
 
 SQLAlchemy runs one statement a call; what goes to the psycopg connection under it runs in its
 transaction, and its errors come back as SQLAlchemy's (``Unavailable`` upstream still sees an

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
+from core import audit_pg
 from core.audit import AuditEntry, AuditLog, Pending, verify_chain
 from core.clock import SystemClock
 from core.errors import Unavailable
@@ -204,6 +205,126 @@ def test_a_connection_lost_between_the_statements_is_unavailable_and_writes_noth
     assert _counts(engine) == (1, 1)
     with Session(engine) as session:
         assert verify_chain(session).intact
+
+
+# -- the remembered head (core/audit_pg.py) ---------------------------------------------------
+
+
+class Advances:
+    """Counts the plain appends (the head's lock taken and read first) and lets each through."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = audit_pg.advance
+
+        def counted(connection: Any, count: int) -> Any:
+            self.count += 1
+            return real(connection, count)
+
+        monkeypatch.setattr(audit_pg, "advance", counted)
+
+
+def _append(engine: Engine, audit: AuditLog, n: int) -> None:
+    with Session(engine) as session:
+        audit.append_many(session, [Pending("w", "licence.verify", "licence", f"L{n}", "ok")])
+        session.commit()
+
+
+def _chain(engine: Engine) -> tuple[bool, int, list[int]]:
+    with Session(engine) as session:
+        report = verify_chain(session)
+        seqs = list(session.exec(text("SELECT seq FROM audit_entry ORDER BY seq")).scalars())  # type: ignore[call-overload]
+    return report.intact, report.entries, seqs
+
+
+def test_a_lone_writer_appends_after_the_head_it_left_in_one_trip(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advances = Advances(monkeypatch)
+    audit = AuditLog(SystemClock())
+    recorder = Recorder(engine, audit)
+    for n in range(5):
+        recorder.record(_item(n))
+    _append(engine, audit, 5)  # an ORM transaction of its own: the same chain, the same guess
+    # the first append reads the head; every later one writes after the head it left
+    assert advances.count == 1
+    assert _chain(engine) == (True, 6, [1, 2, 3, 4, 5, 6])
+
+
+def test_the_one_trip_append_outlives_a_rollback_that_deallocates_every_statement(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pooled connection also serves other work, and psycopg answers a ROLLBACK there
+    with DEALLOCATE ALL: the append's prepared statement must come back, not fail."""
+    advances = Advances(monkeypatch)
+    recorder = Recorder(engine, AuditLog(SystemClock()))
+    for n in range(8):
+        recorder.record(_item(n))
+        with Session(engine) as session:  # the same connection: nothing else is checked out
+            raw: Any = session.connection().connection.driver_connection
+            raw.execute("SELECT count(*) FROM audit_entry", prepare=True)  # as a hot read is
+            session.rollback()  # psycopg: ROLLBACK, then DEALLOCATE ALL
+    assert advances.count == 1
+    assert _chain(engine) == (True, 8, list(range(1, 9)))
+
+
+def test_a_second_writer_between_two_appends_is_found_and_the_chain_holds(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on one chain, taking turns: each one's remembered head is stale at every
+    turn. Written from the guess, the entries would repeat numbers the other worker used and
+    hash after an entry that is no longer the last."""
+    advances = Advances(monkeypatch)
+    first, second = AuditLog(SystemClock()), AuditLog(SystemClock())
+    for n in range(6):
+        _append(engine, first if n % 2 == 0 else second, n)
+    assert advances.count == 6  # every guess was refused, every append then read the head
+    assert _chain(engine) == (True, 6, [1, 2, 3, 4, 5, 6])
+    with Session(engine) as session:
+        objects = list(
+            session.exec(text("SELECT object_id FROM audit_entry ORDER BY seq")).scalars()
+        )  # type: ignore[call-overload]
+    assert objects == [f"L{n}" for n in range(6)]
+
+
+def test_a_rolled_back_append_leaves_a_guess_the_database_refuses(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guess is kept before the transaction ends; a rollback makes it a head that never
+    was. The next append must not chain after the entries that were undone."""
+    audit = AuditLog(SystemClock())
+    _append(engine, audit, 1)
+    with Session(engine) as session:
+        audit.append_many(session, [Pending("w", "licence.verify", "licence", "undone", "ok")])
+        session.rollback()
+    advances = Advances(monkeypatch)
+    _append(engine, audit, 2)
+    assert advances.count == 1
+    assert _chain(engine) == (True, 2, [1, 2])
+
+
+def test_concurrent_writers_on_one_chain_from_their_own_guesses(engine: Engine) -> None:
+    """Four writers of their own (four workers), each remembering its own head, appending at
+    once: the database's check under the head's lock orders them."""
+    _append(engine, AuditLog(SystemClock()), 0)  # the head row exists, as after `elicence init`
+    failures: list[BaseException] = []
+
+    def worker(base: int) -> None:
+        audit = AuditLog(SystemClock())
+        try:
+            for n in range(base, base + 12):
+                _append(engine, audit, n)
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    intact, entries, seqs = _chain(engine)
+    assert intact and entries == 49 and seqs == list(range(1, 50))
 
 
 # -- the QR read -----------------------------------------------------------------------------
