@@ -186,22 +186,65 @@ def _written(values: dict[str, Any]) -> AuditEntry:
 
 
 Observer = Callable[[Session, AuditEntry], object]  # what it returns is ignored
+# Whether an observer may act on an entry (write, query, raise), told before it is written.
+Concerns = Callable[[Pending], bool]
 
 
 class AuditLog:
     """``observers`` see every entry once it is written, in the same transaction: what they
     write (an outbox event, an alert) lands with the action or not at all, and no caller can
     skip them, since every audited action passes here. An observer may append entries of its
-    own; they are observed in turn."""
+    own; they are observed in turn.
+
+    An observer registered with ``concerns`` says which entries it may act on. Entries that
+    concern no observer and bring no checkpoint are *quiet*: on PostgreSQL a batch of them can
+    be written with the rows it records in one statement (:meth:`append_quietly`)."""
 
     def __init__(self, clock: Clock, checkpointer: Checkpointer | None = None) -> None:
         self._clock = clock
         self.checkpointer = checkpointer
         self.observers: list[Observer] = []
+        self._concerns: dict[Observer, Concerns] = {}
         self._heads = audit_pg.Heads()  # PostgreSQL: where this process left each chain
 
-    def observe(self, observer: Observer) -> None:
+    def observe(self, observer: Observer, concerns: Concerns | None = None) -> None:
+        """``concerns``: the entries ``observer`` may act on; without it, every entry."""
         self.observers.append(observer)
+        if concerns is not None:
+            self._concerns[observer] = concerns
+
+    def _quiet(self, pending: Sequence[Pending], last_seq: int) -> bool:
+        """No observer acts on these entries, numbered up to ``last_seq``, and none of them
+        is due a checkpoint (a checkpointer that cannot tell is due at every entry)."""
+        checkpointer = self.checkpointer
+        if checkpointer is not None:
+            due = getattr(checkpointer, "due", None)
+            first = last_seq - len(pending) + 1
+            if due is None or any(due(seq) for seq in range(first, last_seq + 1)):
+                return False
+        for observer in self.observers:
+            concerns = self._concerns.get(observer)
+            if concerns is None or any(concerns(item) for item in pending):
+                return False
+        return True
+
+    def append_quietly(
+        self, connection: Connection, pending: Sequence[Pending], also: audit_pg.Rows
+    ) -> bool:
+        """PostgreSQL: ``pending`` with ``also`` (rows of another table, the records of the same
+        actions) in one statement, its own transaction, committed when this returns True —
+        if the entries are quiet and the head is still where this process left it. False:
+        nothing was written, and the caller appends as usual."""
+        engine = connection.engine
+        last = self._heads.get(engine)
+        count = len(pending)
+        if last is None or not pending or not self._quiet(pending, last[0] + count):
+            return False
+        rows = self._stamped(pending, (last[0] + count, last[1]))
+        if not audit_pg.write_quietly(connection, _PG, last, rows, also):
+            return False
+        self._heads.put(engine, (rows[-1]["seq"], rows[-1]["hash"]))
+        return True
 
     def append(
         self,

@@ -15,11 +15,12 @@ lock that orders every append.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table
+from sqlalchemy import DateTime, Table
 from sqlalchemy.engine import Connection, Engine
 
 from core.roundtrips import driver_errors
@@ -50,7 +51,7 @@ class Statements:
         )
         arrays = ", ".join(f"%s::{_array_type(key)}[]" for key in self.keys)
         aliases = ", ".join(f"c{n}" for n in range(len(self.keys)))
-        insert = (
+        insert = self.insert = (
             f"INSERT INTO audit_entry ({names}) SELECT {selected} "  # noqa: S608 - model names
             f"FROM unnest({arrays}) AS u({aliases})"
         )
@@ -122,6 +123,80 @@ def append_after(
         else:
             cursor = raw.execute(statements.append_after, params)
         found = cursor.fetchone()
+    return bool(found and found[0] == 1)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows of another table written with a quiet batch of entries, in the same statement:
+    the records of the same actions (``verify.log``: each verification's log row)."""
+
+    table: Table
+    keys: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    wait_for_disk: bool = True
+
+
+_QUIET: dict[tuple[str, tuple[str, ...], bool], str] = {}
+
+
+def _quiet_statement(statements: Statements, also: Rows) -> str:
+    """The head's move from where it was left, the entries and ``also``'s rows: one statement,
+    so one transaction of its own in autocommit, nothing written unless the head moved.
+    ``wait_for_disk=False``: the commit does not wait for the WAL's flush, as
+    ``core.roundtrips.commit_with`` (``set_config(…, true)`` is ``SET LOCAL``, and the
+    statement's own transaction is the one it commits)."""
+    key = (also.table.name, also.keys, also.wait_for_disk)
+    found = _QUIET.get(key)
+    if found is not None:
+        return found
+    columns = [also.table.c[name] for name in also.keys]
+    types = [
+        "timestamptz"
+        if isinstance(c.type, DateTime)
+        else "bigint"
+        if c.type.python_type is int
+        else "text"
+        for c in columns
+    ]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    selected = ", ".join(f"u.c{n}" for n in range(len(columns)))
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+    relaxed = (
+        ""
+        if also.wait_for_disk
+        else ("relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS on_commit), ")
+    )
+    moved = "" if also.wait_for_disk else " AND (SELECT on_commit FROM relaxed) = 'off'"
+    found = _QUIET[key] = (
+        f"WITH {relaxed}head AS (UPDATE audit_head SET seq = %s, hash = %s"  # noqa: S608
+        f" WHERE id = 1 AND seq = %s AND hash = %s{moved} RETURNING 1),"
+        f" entries AS ({statements.insert} WHERE EXISTS (SELECT FROM head)),"
+        f' also AS (INSERT INTO "{also.table.name}" ({names}) SELECT {selected}'
+        f" FROM unnest({arrays}) AS u({aliases}) WHERE EXISTS (SELECT FROM head))"
+        " SELECT count(*) FROM head"
+    )
+    return found
+
+
+def write_quietly(
+    connection: Connection,
+    statements: Statements,
+    head: tuple[int, str],
+    rows: list[dict[str, Any]],
+    also: Rows,
+) -> bool:
+    """``rows`` after ``head`` and ``also``'s rows, in one statement and one round trip, on a
+    connection the caller left in autocommit (the statement is its own transaction). False:
+    the head had moved, nothing was written."""
+    raw: Any = connection.connection.driver_connection
+    if not _opens_transaction(raw):
+        return False  # inside a transaction of the caller's: it would not commit here
+    extra = [[row[key] for row in also.rows] for key in also.keys]
+    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], *statements.columns(rows)]
+    with driver_errors(connection):
+        found = raw.execute(_quiet_statement(statements, also), [*params, *extra]).fetchone()
     return bool(found and found[0] == 1)
 
 

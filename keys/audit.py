@@ -122,8 +122,13 @@ class AuditCheckpointer:
             return self._store.create(self.LABEL)
         return KeyRef(self._store.name, self.LABEL, 1)
 
+    def due(self, seq: int) -> bool:
+        """Whether entry ``seq`` brings a checkpoint: told before the entry is written (a
+        batch that brings none may be written in one statement, ``core.audit``)."""
+        return seq % self._every == 0
+
     def __call__(self, session: Session, entry: AuditEntry) -> None:
-        if entry.seq % self._every or not self._store.exists(self.LABEL):
+        if not self.due(entry.seq) or not self._store.exists(self.LABEL):
             return
         ref = KeyRef(self._store.name, self.LABEL, 1)
         number = next_checkpoint_number(session)

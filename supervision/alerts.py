@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
-from core.audit import AuditEntry, AuditLog
+from core.audit import AuditEntry, AuditLog, Pending
 from supervision import rules_issuance, rules_verify
 
 
@@ -85,6 +85,12 @@ class AlertRules:
         self._audit = audit
         self._thresholds = thresholds
         self._baselines = rules_issuance.Baselines()
+
+    @staticmethod
+    def concerns(pending: Pending) -> bool:
+        """Every entry but a verification that passed, the one kind no rule looks at
+        (``rules_verify.on_verification`` returns at once): told before it is written."""
+        return not (pending.action == rules_verify.VERIFY and pending.outcome == "PASSED")
 
     def __call__(self, session: Session, entry: AuditEntry) -> None:
         action = entry.action

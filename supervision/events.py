@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core.audit import AuditEntry
+from core.audit import AuditEntry, Pending
 from licences.identifiers import LicenceIdentifier
 from supervision.outbox import OutboxEvent, emit
 
@@ -42,6 +42,11 @@ def licence_data(identifier: str, **more: Any) -> dict[str, Any]:
         },
         **more,
     }
+
+
+def concerns(pending: Pending) -> bool:
+    """The entries :func:`licence_event` turns into events (told before they are written)."""
+    return pending.action in KINDS and pending.outcome == "ok"
 
 
 def licence_event(session: Session, entry: AuditEntry) -> OutboxEvent | None:

@@ -341,3 +341,32 @@ def test_a_checkpoint_the_tsa_cannot_stamp_is_deferred_not_the_action(tmp_path) 
         rows = conn.execute(text("SELECT number, seq FROM audit_checkpoint"))
         assert [tuple(row) for row in rows] == [(1, 6)]
     assert check(engine) == (True, None)
+
+
+def test_the_observers_say_before_an_entry_is_written_whether_they_act_on_it() -> None:
+    """A batch no observer may act on is written without them (``AuditLog.append_quietly``):
+    each observer's ``concerns`` must cover every entry it acts on. The outbox acts on the
+    audited status changes that succeeded, the alert rules on all but a passed verification."""
+    from core.audit import AuditEntry, Pending
+    from supervision import events
+    from supervision.alerts import AlertRules
+
+    def entry(action: str, outcome: str) -> AuditEntry:
+        return AuditEntry(
+            seq=1, at=datetime(2026, 3, 14, tzinfo=UTC), actor="a", action=action,
+            object_type="licence", object_id="L1", outcome=outcome, prev_hash="0" * 64,
+            hash="0" * 64, detail={},
+        )  # fmt: skip
+
+    for action in events.KINDS:
+        assert events.concerns(Pending("a", action, "licence", "L1", "ok"))
+        assert not events.concerns(Pending("a", action, "licence", "L1", "refused"))
+    for action, outcome in (("licence.verify", "PASSED"), ("licence.verify", "FAILED")):
+        assert not events.concerns(Pending("a", action, "licence", "L1", outcome))
+        assert events.licence_event(None, entry(action, outcome)) is None  # type: ignore[arg-type]
+    passed = Pending("a", "licence.verify", "licence", "L1", "PASSED")
+    assert not AlertRules.concerns(passed)
+    for outcome in ("FAILED", "INDETERMINATE"):
+        assert AlertRules.concerns(Pending("a", "licence.verify", "licence", "L1", outcome))
+    for action in ("licence.issue", "seal.suspend", "seal.revoke", "licence.revoke"):
+        assert AlertRules.concerns(Pending("a", action, "licence", "L1", "ok"))

@@ -281,9 +281,8 @@ def test_a_second_writer_between_two_appends_is_found_and_the_chain_holds(
     assert advances.count == 6  # every guess was refused, every append then read the head
     assert _chain(engine) == (True, 6, [1, 2, 3, 4, 5, 6])
     with Session(engine) as session:
-        objects = list(
-            session.exec(text("SELECT object_id FROM audit_entry ORDER BY seq")).scalars()
-        )  # type: ignore[call-overload]
+        query = text("SELECT object_id FROM audit_entry ORDER BY seq")
+        objects = list(session.exec(query).scalars())  # type: ignore[call-overload]
     assert objects == [f"L{n}" for n in range(6)]
 
 
@@ -325,6 +324,114 @@ def test_concurrent_writers_on_one_chain_from_their_own_guesses(engine: Engine) 
     assert failures == []
     intact, entries, seqs = _chain(engine)
     assert intact and entries == 49 and seqs == list(range(1, 50))
+
+
+# -- a quiet batch in one statement (core/audit.py append_quietly) --------------------------
+
+
+class Spy:
+    """Counts the calls of a module's function and lets each through."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+        self.count = 0
+        real = getattr(module, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+
+def test_a_batch_no_observer_wants_is_written_with_its_log_rows_in_one_statement(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import verify.log
+
+    transactions = Spy(monkeypatch, verify.log, "commit_with")  # the three-trip write's last
+    recorder = Recorder(engine, AuditLog(SystemClock()))
+    recorder.record(_item(0))  # the head is not known yet: the plain way, once
+    for n in range(1, 4):
+        recorder.record_many([_item(10 * n), _item(10 * n + 1)])
+    assert transactions.count == 1
+    assert _counts(engine) == (7, 7)
+    assert _chain(engine) == (True, 7, list(range(1, 8)))
+
+
+def test_an_observer_sees_every_entry_it_said_it_may_act_on(engine: Engine) -> None:
+    """A batch holding one entry an observer wants is written the transactional way, with the
+    observer in it: the alert rules must see each failed verification."""
+    seen: list[str] = []
+    audit = AuditLog(SystemClock())
+    audit.observe(lambda _s, entry: seen.append(entry.object_id), lambda p: p.outcome != "PASSED")
+    recorder = Recorder(engine, audit)
+    recorder.record(_item(0))
+    recorder.record_many([_item(1), _item(2)])  # quiet: not observed
+    failed = _item(4)
+    failed = Verification(**{**failed.__dict__, "audit": Pending(
+        "bench", "licence.verify", "licence", "L4", "FAILED", {"n": 4})})  # fmt: skip
+    recorder.record_many([_item(3), failed])
+    assert seen == ["L0", "L3", "L4"]  # the first (plain) batch and the one with a failure
+    assert _chain(engine) == (True, 5, [1, 2, 3, 4, 5])
+
+
+def test_an_observer_that_does_not_say_sees_every_entry(engine: Engine) -> None:
+    seen: list[str] = []
+    audit = AuditLog(SystemClock())
+    audit.observe(lambda _s, entry: seen.append(entry.object_id))
+    recorder = Recorder(engine, audit)
+    for n in range(4):
+        recorder.record(_item(n))
+    assert seen == ["L0", "L1", "L2", "L3"]
+
+
+class Checkpoints:
+    """A checkpointer due every third entry, recording the entries it was handed."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def due(self, seq: int) -> bool:
+        return seq % 3 == 0
+
+    def __call__(self, _session: Session, entry: AuditEntry) -> None:
+        self.seen.append(entry.seq)
+
+
+def test_a_batch_that_brings_a_checkpoint_is_not_written_quietly(engine: Engine) -> None:
+    checkpoints = Checkpoints()
+    recorder = Recorder(engine, AuditLog(SystemClock(), checkpointer=checkpoints))
+    for n in range(7):
+        recorder.record(_item(n))
+    assert [seq for seq in checkpoints.seen if checkpoints.due(seq)] == [3, 6]
+    plain: list[int] = []
+    audit = AuditLog(SystemClock(), checkpointer=lambda _s, entry: plain.append(entry.seq))
+    recorder = Recorder(engine, audit)
+    for n in range(7, 10):
+        recorder.record(_item(n))
+    assert len(plain) == 3  # a checkpointer that cannot tell is handed every entry
+
+
+def test_two_workers_writing_quietly_at_once_keep_one_chain(engine: Engine) -> None:
+    Recorder(engine, AuditLog(SystemClock())).record(_item(0))
+    failures: list[BaseException] = []
+
+    def worker(base: int) -> None:
+        recorder = Recorder(engine, AuditLog(SystemClock()))  # a process of its own
+        try:
+            for n in range(base, base + 20):
+                recorder.record_many([_item(n), _item(n + 1000)])
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(1, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert _counts(engine) == (121, 121)
+    assert _chain(engine) == (True, 121, list(range(1, 122)))
 
 
 # -- the QR read -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from core import audit_pg
 from core.audit import AuditLog, Pending
 from core.db import as_utc
 from core.errors import ElicenceError, Unavailable
@@ -196,11 +197,17 @@ class Recorder:
             if psycopg_connection(connection) is None:
                 connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
                 self._append(connection, items)
-            else:
-                # PostgreSQL: the log rows go out with COMMIT, one round trip for both; the
-                # transaction is three (BEGIN with the head's advance, the entries, this).
+            elif not self._audit.append_quietly(
+                connection,
+                [item.audit for item in items],
+                audit_pg.Rows(_TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK),
+            ):
+                # PostgreSQL, when an observer may act on an entry, a checkpoint is due or
+                # another writer came between: the log rows go out with COMMIT, one round trip
+                # for both, after the entries (BEGIN with them, or with the head's advance).
                 self._append(connection, items)
                 commit_with(connection, _TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK)
+            # else: entries and log rows in one statement, committed (``core.audit``: quiet)
 
     def _append(self, connection: Connection, items: list[Verification]) -> None:
         # The ORM session joins the same transaction for the audit checkpoint only (every N

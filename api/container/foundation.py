@@ -23,6 +23,7 @@ from licences.issuance import Fonts
 from licences.qrkeys import QrKeys
 from seals.ltv import LongTermSealing
 from seals.registry import SealRegistry
+from supervision import events
 from supervision.alerts import AlertRules
 from supervision.events import licence_event
 from trust.audit_anchor import CheckpointTsa
@@ -77,8 +78,9 @@ def build_foundation(settings: Settings, clock: Clock) -> Foundation:
     keystore = build_keystore(settings)
     checkpoints = AuditCheckpointer(keystore, clock, every=settings.audit_checkpoint_every)
     audit = AuditLog(clock, checkpointer=checkpoints)
-    audit.observe(licence_event)  # every audited status change is an outbox event
-    audit.observe(AlertRules(audit, alert_thresholds(settings)))  # early warning, same transaction
+    audit.observe(licence_event, events.concerns)  # every audited status change is an outbox event
+    rules = AlertRules(audit, alert_thresholds(settings))
+    audit.observe(rules, rules.concerns)  # early warning, same transaction
     base_url = settings.public_base_url.rstrip("/")
     trust = TrustDomain(
         keystore=keystore,
