@@ -56,10 +56,16 @@ _KINDS = {
 }
 
 
-def check_signed(code: str, steps: Steps, keys: KeyLookup, now: datetime) -> Signed:
-    """Format, key, signature and time window: the checks online and offline verification share."""
+def check_signed(
+    code: str, steps: Steps, keys: KeyLookup, now: datetime, decoded: Signed | None = None
+) -> Signed:
+    """Format, key, signature and time window: the checks online and offline verification share.
+
+    ``decoded``: ``code`` already decoded (:func:`unverified`, for a batch's read); decoding is
+    deterministic, so it is the same payload, and nothing of it is believed before the checks
+    below."""
     try:
-        signed = decode(code)
+        signed = decoded if decoded is not None else decode(code)
     except PayloadError as exc:
         raise steps.fail(
             "format", str(exc), Indication.FAILED, SubIndication.FORMAT_FAILURE
@@ -145,10 +151,12 @@ class CodeVerifier:
         text: str,
         channel: str = "qr",
         known: Mapping[str, LicenceRecord] | None = None,
+        decoded: Signed | None = None,
     ) -> Report:
         """``known``: licence records already read in this session, by identifier (a batch of
         scans, :meth:`named`); a licence not among them is read here, once its payload's
-        signature has held."""
+        signature has held. ``decoded``: :func:`unverified` of ``text``, when the caller has
+        it (the payload is then decoded once)."""
         read_without_transaction(session)
         now = self._clock.now()
         steps = Steps(wording=qr_wording)
@@ -158,7 +166,7 @@ class CodeVerifier:
                 steps.extra["method"] = "qr-code"
                 self._random(session, code, steps)
             elif code is not None and self._keys is not None:
-                self._signed(session, code, steps, now, known or {})
+                self._signed(session, code, steps, now, known or {}, decoded)
             else:
                 raise steps.fail(
                     "code",
@@ -189,12 +197,11 @@ class CodeVerifier:
         self._status(licence, steps, full_record(session, licence))
 
     @staticmethod
-    def named(text: str) -> str | None:
-        """The licence a scanned text's payload names, read *without* checking its signature:
-        only to read the records of a batch of scans together, never to believe. The check
-        itself believes the identifier once the signature holds, and a record read for a
-        forged payload is never looked at."""
-        signed = unverified(text)
+    def named(signed: Signed | None) -> str | None:
+        """The licence an :func:`unverified` payload names, read *without* checking its
+        signature: only to read the records of a batch of scans together, never to believe.
+        The check itself believes the identifier once the signature holds, and a record read
+        for a forged payload is never looked at."""
         if signed is None or signed.claims.type is PayloadType.COPY:
             return None
         return signed.claims.identifier
@@ -206,9 +213,10 @@ class CodeVerifier:
         steps: Steps,
         now: datetime,
         known: Mapping[str, LicenceRecord],
+        decoded: Signed | None,
     ) -> None:
         assert self._keys is not None
-        signed = check_signed(code, steps, self._keys.public_key, now)
+        signed = check_signed(code, steps, self._keys.public_key, now, decoded)
         claims = signed.claims
         if claims.type is PayloadType.COPY:
             record = _copy_record(session, code, claims.identifier)

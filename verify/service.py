@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -33,9 +34,9 @@ def claimed_by(text: str) -> str | None:
     return None if signed is None else signed.claims.identifier
 
 
-def _attempt(check: Callable[[str, str], Report], text: str, channel: str) -> Report | Exception:
+def _attempt(check: Callable[[], Report]) -> Report | Exception:
     try:
-        return check(text, channel)
+        return check()
     except OperationalError as exc:
         return unavailable(exc)
     except Exception as exc:  # this scan's answer alone
@@ -171,16 +172,18 @@ class VerificationService:
         check takes its own route (``verify.reads``: confirmed on the primary, one by one).
         A check that raises answers its own scan only."""
         if self._reads.replicated:
-            return [_attempt(self.check_code, text, channel) for text, channel in scans]
+            return [_attempt(partial(self.check_code, text, channel)) for text, channel in scans]
         with reading(self._engine) as session:
             read_without_transaction(session)  # before the batch read: no BEGIN, no ROLLBACK
-            named = [n for n in (self._code.named(text) for text, _ in scans) if n is not None]
+            payloads = [unverified(text) for text, _ in scans]  # decoded once, checked later
+            named = [n for n in map(CodeVerifier.named, payloads) if n is not None]
             known = records_by_identifier(session, named) if named else {}
 
-            def check(text: str, channel: str) -> Report:
-                return self._code.verify(session, text, channel, known)
-
-            return [_attempt(check, text, channel) for text, channel in scans]
+            verify = self._code.verify
+            return [
+                _attempt(partial(verify, session, text, channel, known, payload))
+                for (text, channel), payload in zip(scans, payloads, strict=True)
+            ]
 
     def consults_peer(self, report: Report) -> bool:
         """Whether a recognised domain is to be asked before the answer is given: a call over

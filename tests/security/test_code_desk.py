@@ -171,10 +171,17 @@ def test_a_mixed_batch_is_answered_scan_by_scan_as_each_alone(repo: Repository) 
 
 
 class Exploding(CodeVerifier):
-    def verify(self, session: Any, text: str, channel: str = "qr", known: Any = None) -> Report:
+    def verify(
+        self,
+        session: Any,
+        text: str,
+        channel: str = "qr",
+        known: Any = None,
+        decoded: Any = None,
+    ) -> Report:
         if text == "boom":
             raise RuntimeError("a check that breaks")
-        return super().verify(session, text, channel, known)
+        return super().verify(session, text, channel, known, decoded)
 
 
 def test_a_scan_whose_check_breaks_fails_alone(repo: Repository) -> None:
