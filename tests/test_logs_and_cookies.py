@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -64,9 +65,9 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    data_dir = tmp_path_factory.mktemp("logs") / "fresh" / "data"  # made by `elicence init`
+def _initialised(data_dir: Path) -> tuple[int, str, dict[str, str]]:
+    """``elicence init`` of ``data_dir`` for a server on a free port: the port, its base URL
+    and the server's environment."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _env(data_dir, base)
@@ -78,24 +79,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         timeout=120,
         preexec_fn=lambda: os.umask(0o022),  # the usual umask: files 0644 unless made private
     )
-    log = data_dir.parent / "server.log"
+    return port, base, env
+
+
+@contextmanager
+def _serving(args: list[str], env: dict[str, str], base: str, log: Path) -> Iterator[None]:
+    """The server in a process of its own, its stdout and stderr in ``log``, until the block
+    ends: started, waited for, then stopped."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.asgi:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            args,
             env=env,
             cwd=ROOT,
             stdout=sink,
             stderr=sink,
-            preexec_fn=lambda: os.umask(0o022),
+            preexec_fn=lambda: os.umask(0o022),  # the usual umask: files 0644 unless made private
         )
         try:
             deadline = time.monotonic() + 60
@@ -108,16 +106,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 assert process.poll() is None, log.read_text()[-2000:]
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
-            with httpx.Client(base_url=base, timeout=30) as client:
-                client.get(f"/h/present/{LINK_SECRET}")
-                client.get(f"/h/present/{LINK_SECRET}/qr")
-                client.get(f"/api/v1/holders/111/{ID_NUMBER}")
-                client.get(
-                    "/api/v1/licences", params={"holder_id": ID_NUMBER, "holder_id_type": "111"}
-                )
-                client.get("/me/callback", params={"code": OIDC_CODE, "state": "s"})
-                client.post("/api/v1/verify", json={"qr": f"https://x/v/{ID_NUMBER}"})
-            wal_modes = {p.name: _mode(p) for p in data_dir.glob("elicence.db-*") if p.is_file()}
+            yield
         finally:
             process.terminate()
             try:
@@ -125,6 +114,23 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    data_dir = tmp_path_factory.mktemp("logs") / "fresh" / "data"  # made by `elicence init`
+    port, base, env = _initialised(data_dir)
+    log = data_dir.parent / "server.log"
+    uvicorn = [sys.executable, "-m", "uvicorn", "api.asgi:app", "--host", "127.0.0.1"]
+    with _serving([*uvicorn, "--port", str(port)], env, base, log):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            client.get(f"/h/present/{LINK_SECRET}")
+            client.get(f"/h/present/{LINK_SECRET}/qr")
+            client.get(f"/api/v1/holders/111/{ID_NUMBER}")
+            client.get("/api/v1/licences", params={"holder_id": ID_NUMBER, "holder_id_type": "111"})
+            client.get("/me/callback", params={"code": OIDC_CODE, "state": "s"})
+            client.post("/api/v1/verify", json={"qr": f"https://x/v/{ID_NUMBER}"})
+        wal_modes = {p.name: _mode(p) for p in data_dir.glob("elicence.db-*") if p.is_file()}
     yield Live(data_dir, base, log, wal_modes)
 
 
@@ -242,43 +248,14 @@ def test_elicence_serve_logs_each_request_once_by_its_route_template(tmp_path: P
     request names the route's template. A licence identifier or a scanned code in the path
     must not reach the log (uvicorn's line would have carried the concrete path)."""
     data_dir = tmp_path / "data"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = _env(data_dir, base)
-    subprocess.run(
-        [str(BIN / "elicence"), "init", "--data-dir", str(data_dir)],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    port, base, env = _initialised(data_dir)
     identifier = "11350100003600016X0012024000001Q"  # shaped like one; existing or not
     code = "Zk9yZ2VkQ29kZVRoYXRNdXN0Tm90QmVMb2dnZWQ"
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(BIN / "elicence"), "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert process.poll() is None, log.read_text()[-2000:]
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
-            with httpx.Client(base_url=base, timeout=30) as client:
-                client.get(f"/api/v1/licences/{identifier}")
-                client.get(f"/v/{code}")
-        finally:
-            process.terminate()
-            process.wait(15)
+    serve = [str(BIN / "elicence"), "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    with _serving(serve, env, base, log), httpx.Client(base_url=base, timeout=30) as client:
+        client.get(f"/api/v1/licences/{identifier}")
+        client.get(f"/v/{code}")
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("message") == "request"]
     routes = [line["route"] for line in access if line["route"] != "/healthz"]

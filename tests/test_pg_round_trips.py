@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,25 +138,34 @@ def _counts(engine: Engine) -> tuple[int, int]:
     return int(entries), int(logged)
 
 
-def test_concurrent_verifications_each_leave_a_log_row_and_an_entry_on_an_intact_chain(
-    engine: Engine,
-) -> None:
-    recorder = Recorder(engine, AuditLog(SystemClock()))
+def _at_once(work: Callable[[int], None], bases: Sequence[int]) -> list[BaseException]:
+    """``work(base)`` on a thread of its own for each base, all at once; what they raised."""
     failures: list[BaseException] = []
 
-    def worker(base: int) -> None:
+    def run(base: int) -> None:
         try:
-            for n in range(base, base + 15):
-                recorder.record(_item(n))
-        except BaseException as exc:  # pragma: no cover - reported below
+            work(base)
+        except BaseException as exc:  # reported to the caller
             failures.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(8)]
+    threads = [threading.Thread(target=run, args=(base,)) for base in bases]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert failures == []
+    return failures
+
+
+def test_concurrent_verifications_each_leave_a_log_row_and_an_entry_on_an_intact_chain(
+    engine: Engine,
+) -> None:
+    recorder = Recorder(engine, AuditLog(SystemClock()))
+
+    def worker(base: int) -> None:
+        for n in range(base, base + 15):
+            recorder.record(_item(n))
+
+    assert _at_once(worker, [k * 100 for k in range(8)]) == []
     assert _counts(engine) == (120, 120)
     with Session(engine) as session:
         report = verify_chain(session)
@@ -306,22 +315,13 @@ def test_concurrent_writers_on_one_chain_from_their_own_guesses(engine: Engine) 
     """Four writers of their own (four workers), each remembering its own head, appending at
     once: the database's check under the head's lock orders them."""
     _append(engine, AuditLog(SystemClock()), 0)  # the head row exists, as after `elicence init`
-    failures: list[BaseException] = []
 
     def worker(base: int) -> None:
         audit = AuditLog(SystemClock())
-        try:
-            for n in range(base, base + 12):
-                _append(engine, audit, n)
-        except BaseException as exc:  # pragma: no cover - reported below
-            failures.append(exc)
+        for n in range(base, base + 12):
+            _append(engine, audit, n)
 
-    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert _at_once(worker, [k * 100 for k in range(4)]) == []
     intact, entries, seqs = _chain(engine)
     assert intact and entries == 49 and seqs == list(range(1, 50))
 
@@ -414,22 +414,13 @@ def test_a_batch_that_brings_a_checkpoint_is_not_written_quietly(engine: Engine)
 
 def test_two_workers_writing_quietly_at_once_keep_one_chain(engine: Engine) -> None:
     Recorder(engine, AuditLog(SystemClock())).record(_item(0))
-    failures: list[BaseException] = []
 
     def worker(base: int) -> None:
         recorder = Recorder(engine, AuditLog(SystemClock()))  # a process of its own
-        try:
-            for n in range(base, base + 20):
-                recorder.record_many([_item(n), _item(n + 1000)])
-        except BaseException as exc:  # pragma: no cover - reported below
-            failures.append(exc)
+        for n in range(base, base + 20):
+            recorder.record_many([_item(n), _item(n + 1000)])
 
-    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(1, 4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert failures == []
+    assert _at_once(worker, [k * 100 for k in range(1, 4)]) == []
     assert _counts(engine) == (121, 121)
     assert _chain(engine) == (True, 121, list(range(1, 122)))
 
