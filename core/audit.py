@@ -311,8 +311,8 @@ class AuditLog:
                 last = None
         if last is None:
             head = audit_pg.advance(connection, count)
-            if head is None:
-                connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
+            if head is None:  # the first entries ever: maybe other writers' too
+                head = audit_pg.start_chain(connection, count, GENESIS)
             rows = self._stamped(pending, head)
             audit_pg.insert_and_set_head(connection, _PG, rows)
         self._heads.put(engine, (rows[-1]["seq"], rows[-1]["hash"]))

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.roundtrips import driver_errors
 
 ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash"
+START = "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s) ON CONFLICT (id) DO NOTHING"
 
 
 def _array_type(key: str) -> str:
@@ -91,6 +92,17 @@ def advance(connection: Connection, count: int) -> Any:
             cursor.execute("BEGIN; " + ADVANCE, (count,))
             cursor.nextset()
             return cursor.fetchone()
+        return raw.execute(ADVANCE, (count,)).fetchone()
+
+
+def start_chain(connection: Connection, count: int, genesis: str) -> Any:
+    """The head of a chain that has none yet, created if no other writer has just created it,
+    then advanced as :func:`advance` does, in the transaction :func:`advance` opened. An
+    UPDATE of a row that is not there locks nothing: writers arriving together at an empty
+    chain would each insert the head, and all but one fail on its key."""
+    raw: Any = connection.connection.driver_connection
+    with driver_errors(connection):
+        raw.execute(START, (genesis,))
         return raw.execute(ADVANCE, (count,)).fetchone()
 
 

@@ -311,6 +311,25 @@ def test_a_rolled_back_append_leaves_a_guess_the_database_refuses(
     assert _chain(engine) == (True, 2, [1, 2])
 
 
+def test_writers_that_find_no_chain_yet_start_one_together(engine: Engine) -> None:
+    """The first entries ever create the head row. On PostgreSQL an UPDATE of a row that is
+    not there locks nothing, so writers arriving together at an empty chain must not each try
+    to create it (one would fail on its key), nor start two chains."""
+    for attempt in range(3):
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM audit_entry"))
+            connection.execute(text("DELETE FROM audit_head"))
+        start = threading.Barrier(4)
+
+        def worker(base: int) -> None:
+            audit = AuditLog(SystemClock())
+            start.wait(10)
+            _append(engine, audit, base)
+
+        assert _at_once(worker, [attempt * 10 + k for k in range(4)]) == []
+        assert _chain(engine) == (True, 4, [1, 2, 3, 4])
+
+
 def test_concurrent_writers_on_one_chain_from_their_own_guesses(engine: Engine) -> None:
     """Four writers of their own (four workers), each remembering its own head, appending at
     once: the database's check under the head's lock orders them."""
