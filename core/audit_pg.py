@@ -20,7 +20,7 @@ from threading import Lock
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import DateTime, Table
+from sqlalchemy import JSON, Column, DateTime, Integer, Table
 from sqlalchemy.engine import Connection, Engine
 
 from core.roundtrips import driver_errors
@@ -29,12 +29,39 @@ ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash
 START = "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s) ON CONFLICT (id) DO NOTHING"
 
 
-def _array_type(key: str) -> str:
-    if key == "seq":
-        return "bigint"
-    if key == "at":
+def _array_type(column: Column[Any]) -> str:
+    if isinstance(column.type, DateTime):
         return "timestamptz"
-    return "text"  # the strings, and the detail's JSON text, cast to its column below
+    if isinstance(column.type, Integer):
+        return "bigint"
+    return "text"  # the strings, and a JSON column's text, cast to its column below
+
+
+def insert_from_arrays(table: Table, keys: tuple[str, ...]) -> str:
+    """INSERT of ``table``'s ``keys`` columns, one array parameter a column, whatever the number
+    of rows: one statement text, prepared by psycopg once it recurs, and converted once
+    (psycopg converts a statement of more than 50 parameters afresh at every call)."""
+    columns = [table.c[key] for key in keys]
+    names = ", ".join(f'"{column.name}"' for column in columns)
+    selected = ", ".join(
+        f"u.c{n}::json" if isinstance(column.type, JSON) else f"u.c{n}"
+        for n, column in enumerate(columns)
+    )
+    arrays = ", ".join(f"%s::{_array_type(column)}[]" for column in columns)
+    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+    return (
+        f'INSERT INTO "{table.name}" ({names}) SELECT {selected} '  # noqa: S608 - model names
+        f"FROM unnest({arrays}) AS u({aliases})"
+    )
+
+
+def _moved_head(also_when: str = "") -> str:
+    """The head moved from where it was remembered, only if it is still there: a CTE that
+    returns one row if it moved (parameters: new seq and hash, remembered seq and hash)."""
+    return (
+        "head AS (UPDATE audit_head SET seq = %s, hash = %s"  # noqa: S608 - fixed text
+        f" WHERE id = 1 AND seq = %s AND hash = %s{also_when} RETURNING 1)"
+    )
 
 
 class Statements:
@@ -43,26 +70,13 @@ class Statements:
     def __init__(self, entry: Table) -> None:
         self.keys = tuple(column.key for column in entry.columns)
         self._detail = self.keys.index("detail")
-        # Each column goes as one array, whatever the number of entries: one statement text,
-        # prepared by psycopg once it recurs, and converted once (psycopg converts a statement
-        # of more than 50 parameters afresh at every call).
-        names = ", ".join(column.name for column in entry.columns)
-        selected = ", ".join(
-            f"u.c{n}::json" if key == "detail" else f"u.c{n}" for n, key in enumerate(self.keys)
-        )
-        arrays = ", ".join(f"%s::{_array_type(key)}[]" for key in self.keys)
-        aliases = ", ".join(f"c{n}" for n in range(len(self.keys)))
-        insert = self.insert = (
-            f"INSERT INTO audit_entry ({names}) SELECT {selected} "  # noqa: S608 - model names
-            f"FROM unnest({arrays}) AS u({aliases})"
-        )
+        insert = self.insert = insert_from_arrays(entry, self.keys)
         self.insert_and_set_head = (
             f"WITH entries AS ({insert}) UPDATE audit_head SET hash = %s WHERE id = 1"  # noqa: S608
         )
         # The head moves only from where it was remembered; the entries follow only if it did.
         self.append_after = (
-            "WITH head AS (UPDATE audit_head SET seq = %s, hash = %s"  # noqa: S608
-            " WHERE id = 1 AND seq = %s AND hash = %s RETURNING 1),"
+            f"WITH {_moved_head()},"  # noqa: S608
             f" entries AS ({insert} WHERE EXISTS (SELECT FROM head))"
             " SELECT count(*) FROM head"
         )
@@ -162,19 +176,6 @@ def _quiet_statement(statements: Statements, also: Rows) -> str:
     found = _QUIET.get(key)
     if found is not None:
         return found
-    columns = [also.table.c[name] for name in also.keys]
-    types = [
-        "timestamptz"
-        if isinstance(c.type, DateTime)
-        else "bigint"
-        if c.type.python_type is int
-        else "text"
-        for c in columns
-    ]
-    names = ", ".join(f'"{c.name}"' for c in columns)
-    selected = ", ".join(f"u.c{n}" for n in range(len(columns)))
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
-    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
     relaxed = (
         ""
         if also.wait_for_disk
@@ -182,11 +183,9 @@ def _quiet_statement(statements: Statements, also: Rows) -> str:
     )
     moved = "" if also.wait_for_disk else " AND (SELECT on_commit FROM relaxed) = 'off'"
     found = _QUIET[key] = (
-        f"WITH {relaxed}head AS (UPDATE audit_head SET seq = %s, hash = %s"  # noqa: S608
-        f" WHERE id = 1 AND seq = %s AND hash = %s{moved} RETURNING 1),"
+        f"WITH {relaxed}{_moved_head(moved)},"  # noqa: S608
         f" entries AS ({statements.insert} WHERE EXISTS (SELECT FROM head)),"
-        f' also AS (INSERT INTO "{also.table.name}" ({names}) SELECT {selected}'
-        f" FROM unnest({arrays}) AS u({aliases}) WHERE EXISTS (SELECT FROM head))"
+        f" also AS ({insert_from_arrays(also.table, also.keys)} WHERE EXISTS (SELECT FROM head))"
         " SELECT count(*) FROM head"
     )
     return found

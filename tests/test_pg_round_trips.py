@@ -219,18 +219,18 @@ def test_a_connection_lost_between_the_statements_is_unavailable_and_writes_noth
 # -- the remembered head (core/audit_pg.py) ---------------------------------------------------
 
 
-class Advances:
-    """Counts the plain appends (the head's lock taken and read first) and lets each through."""
+class Spy:
+    """Counts the calls of a module's function and lets each through."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
         self.count = 0
-        real = audit_pg.advance
+        real = getattr(module, name)
 
-        def counted(connection: Any, count: int) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
-            return real(connection, count)
+            return real(*args, **kwargs)
 
-        monkeypatch.setattr(audit_pg, "advance", counted)
+        monkeypatch.setattr(module, name, counted)
 
 
 def _append(engine: Engine, audit: AuditLog, n: int) -> None:
@@ -249,7 +249,7 @@ def _chain(engine: Engine) -> tuple[bool, int, list[int]]:
 def test_a_lone_writer_appends_after_the_head_it_left_in_one_trip(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    advances = Advances(monkeypatch)
+    advances = Spy(monkeypatch, audit_pg, "advance")  # the plain appends
     audit = AuditLog(SystemClock())
     recorder = Recorder(engine, audit)
     for n in range(5):
@@ -265,7 +265,7 @@ def test_the_one_trip_append_outlives_a_rollback_that_deallocates_every_statemen
 ) -> None:
     """The pooled connection also serves other work, and psycopg answers a ROLLBACK there
     with DEALLOCATE ALL: the append's prepared statement must come back, not fail."""
-    advances = Advances(monkeypatch)
+    advances = Spy(monkeypatch, audit_pg, "advance")  # the plain appends
     recorder = Recorder(engine, AuditLog(SystemClock()))
     for n in range(8):
         recorder.record(_item(n))
@@ -283,7 +283,7 @@ def test_a_second_writer_between_two_appends_is_found_and_the_chain_holds(
     """Two workers on one chain, taking turns: each one's remembered head is stale at every
     turn. Written from the guess, the entries would repeat numbers the other worker used and
     hash after an entry that is no longer the last."""
-    advances = Advances(monkeypatch)
+    advances = Spy(monkeypatch, audit_pg, "advance")  # the plain appends
     first, second = AuditLog(SystemClock()), AuditLog(SystemClock())
     for n in range(6):
         _append(engine, first if n % 2 == 0 else second, n)
@@ -305,7 +305,7 @@ def test_a_rolled_back_append_leaves_a_guess_the_database_refuses(
     with Session(engine) as session:
         audit.append_many(session, [Pending("w", "licence.verify", "licence", "undone", "ok")])
         session.rollback()
-    advances = Advances(monkeypatch)
+    advances = Spy(monkeypatch, audit_pg, "advance")  # the plain appends
     _append(engine, audit, 2)
     assert advances.count == 1
     assert _chain(engine) == (True, 2, [1, 2])
@@ -346,20 +346,6 @@ def test_concurrent_writers_on_one_chain_from_their_own_guesses(engine: Engine) 
 
 
 # -- a quiet batch in one statement (core/audit.py append_quietly) --------------------------
-
-
-class Spy:
-    """Counts the calls of a module's function and lets each through."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
-        self.count = 0
-        real = getattr(module, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.count += 1
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, counted)
 
 
 def test_a_batch_no_observer_wants_is_written_with_its_log_rows_in_one_statement(
