@@ -22,10 +22,11 @@ from sqlalchemy import JSON, Column, Connection, DateTime, Integer, LargeBinary,
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from core import audit_pg
+from core import audit_pg, sqlite_writes
 from core.clock import Clock
 from core.db import as_utc
 from core.roundtrips import psycopg_connection
+from core.sqlite_writes import sqlite_connection
 
 GENESIS = "0" * 64
 
@@ -171,6 +172,10 @@ _INSERT_ENTRY = _ENTRY.insert()
 
 
 _PG = audit_pg.Statements(_ENTRY)
+_ENTRY_KEYS = tuple(column.key for column in _ENTRY.columns)
+_SQLITE_ADVANCE = "UPDATE audit_head SET seq = seq + ? WHERE id = 1 RETURNING seq, hash"
+_SQLITE_CREATE_HEAD = "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)"
+_SQLITE_SET_HEAD_HASH = "UPDATE audit_head SET hash = ? WHERE id = 1"
 
 
 @cache
@@ -293,9 +298,18 @@ class AuditLog:
     ) -> list[dict[str, Any]]:
         """The entries written after the head, its lock taken first (the module's docstring)."""
         count = len(pending)
-        if psycopg_connection(connection) is None:
-            head = connection.execute(_ADVANCE, {"count": count}).first()
+        if sqlite_connection(connection) is not None:  # calls in this process, through sqlite3
+            found = sqlite_writes.execute(connection, _SQLITE_ADVANCE, (count,))
+            head = found[0] if found else None
             if head is None:  # the first entries ever: the head row is created with them
+                sqlite_writes.execute(connection, _SQLITE_CREATE_HEAD, (count, GENESIS))
+            rows = self._stamped(pending, head)
+            sqlite_writes.insert_rows(connection, _ENTRY, _ENTRY_KEYS, rows)
+            sqlite_writes.execute(connection, _SQLITE_SET_HEAD_HASH, (rows[-1]["hash"],))
+            return rows
+        if psycopg_connection(connection) is None:  # another database: through SQLAlchemy
+            head = connection.execute(_ADVANCE, {"count": count}).first()
+            if head is None:
                 connection.execute(_CREATE_HEAD, {"id": 1, "seq": count, "hash": GENESIS})
             rows = self._stamped(pending, head)
             connection.execute(_INSERT_ENTRY, rows[0] if count == 1 else rows)

@@ -29,30 +29,45 @@ ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash
 START = "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s) ON CONFLICT (id) DO NOTHING"
 
 
-def _array_type(column: Column[Any]) -> str:
+def _record_type(column: Column[Any]) -> str:
     if isinstance(column.type, DateTime):
         return "timestamptz"
     if isinstance(column.type, Integer):
         return "bigint"
-    return "text"  # the strings, and a JSON column's text, cast to its column below
+    if isinstance(column.type, JSON):
+        return "json"
+    return "text"  # the strings, cast to their columns' types on insert
 
 
-def insert_from_arrays(table: Table, keys: tuple[str, ...]) -> str:
-    """INSERT of ``table``'s ``keys`` columns, one array parameter a column, whatever the number
-    of rows: one statement text, prepared by psycopg once it recurs, and converted once
-    (psycopg converts a statement of more than 50 parameters afresh at every call)."""
+def insert_from_json(table: Table, keys: tuple[str, ...]) -> str:
+    """INSERT of ``table``'s ``keys`` columns from one parameter, the rows as a JSON array of
+    objects (:func:`as_json`), whatever the number of rows: one statement text, prepared by
+    psycopg once it recurs. As one array parameter a column, each call cost psycopg a
+    Python-level dump of every array (measured: most of a one-verification write's time in
+    this process); a JSON text is one string to send, parsed by the server."""
     columns = [table.c[key] for key in keys]
     names = ", ".join(f'"{column.name}"' for column in columns)
-    selected = ", ".join(
-        f"u.c{n}::json" if isinstance(column.type, JSON) else f"u.c{n}"
-        for n, column in enumerate(columns)
-    )
-    arrays = ", ".join(f"%s::{_array_type(column)}[]" for column in columns)
-    aliases = ", ".join(f"c{n}" for n in range(len(columns)))
+    selected = ", ".join(f'r."{column.name}"' for column in columns)
+    record = ", ".join(f'"{column.name}" {_record_type(column)}' for column in columns)
     return (
         f'INSERT INTO "{table.name}" ({names}) SELECT {selected} '  # noqa: S608 - model names
-        f"FROM unnest({arrays}) AS u({aliases})"
+        f"FROM json_to_recordset(%s::json) AS r({record})"
     )
+
+
+def as_json(table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """``rows`` as :func:`insert_from_json` reads them: date-times as ISO 8601 text with their
+    offset (every one stored is aware, ``core.clock``), JSON columns' values nested."""
+    times = [key for key in keys if isinstance(table.c[key].type, DateTime)]
+    out = []
+    for row in rows:
+        values = {key: row[key] for key in keys}
+        for key in times:
+            value = values[key]
+            if value is not None:
+                values[key] = value.isoformat()
+        out.append(values)
+    return json.dumps(out, separators=(",", ":"))
 
 
 def _moved_head(also_when: str = "") -> str:
@@ -68,9 +83,9 @@ class Statements:
     """The entry table's statements, built once from its columns."""
 
     def __init__(self, entry: Table) -> None:
+        self.table = entry
         self.keys = tuple(column.key for column in entry.columns)
-        self._detail = self.keys.index("detail")
-        insert = self.insert = insert_from_arrays(entry, self.keys)
+        insert = self.insert = insert_from_json(entry, self.keys)
         self.insert_and_set_head = (
             f"WITH entries AS ({insert}) UPDATE audit_head SET hash = %s WHERE id = 1"  # noqa: S608
         )
@@ -81,10 +96,8 @@ class Statements:
             " SELECT count(*) FROM head"
         )
 
-    def columns(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
-        columns: list[list[Any]] = [[row[key] for row in rows] for key in self.keys]
-        columns[self._detail] = [json.dumps(detail) for detail in columns[self._detail]]
-        return columns
+    def rows(self, rows: list[dict[str, Any]]) -> str:
+        return as_json(self.table, self.keys, rows)
 
 
 def _opens_transaction(raw: Any) -> bool:
@@ -126,7 +139,7 @@ def insert_and_set_head(
     """The entries and the head's new hash in one statement, one round trip."""
     raw: Any = connection.connection.driver_connection
     with driver_errors(connection):
-        raw.execute(statements.insert_and_set_head, [*statements.columns(rows), rows[-1]["hash"]])
+        raw.execute(statements.insert_and_set_head, [statements.rows(rows), rows[-1]["hash"]])
 
 
 def append_after(
@@ -140,7 +153,7 @@ def append_after(
     prepared on the server: psycopg keeps it, and prepares it again after a ROLLBACK has made
     it deallocate every statement. False: nothing was written."""
     raw: Any = connection.connection.driver_connection
-    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], *statements.columns(rows)]
+    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], statements.rows(rows)]
     with driver_errors(connection):
         if _opens_transaction(raw):
             with raw.pipeline():
@@ -185,7 +198,7 @@ def _quiet_statement(statements: Statements, also: Rows) -> str:
     found = _QUIET[key] = (
         f"WITH {relaxed}{_moved_head(moved)},"  # noqa: S608
         f" entries AS ({statements.insert} WHERE EXISTS (SELECT FROM head)),"
-        f" also AS ({insert_from_arrays(also.table, also.keys)} WHERE EXISTS (SELECT FROM head))"
+        f" also AS ({insert_from_json(also.table, also.keys)} WHERE EXISTS (SELECT FROM head))"
         " SELECT count(*) FROM head"
     )
     return found
@@ -204,10 +217,10 @@ def write_quietly(
     raw: Any = connection.connection.driver_connection
     if not _opens_transaction(raw):
         return False  # inside a transaction of the caller's: it would not commit here
-    extra = [[row[key] for row in also.rows] for key in also.keys]
-    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], *statements.columns(rows)]
+    extra = as_json(also.table, also.keys, also.rows)
+    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], statements.rows(rows)]
     with driver_errors(connection):
-        found = raw.execute(_quiet_statement(statements, also), [*params, *extra]).fetchone()
+        found = raw.execute(_quiet_statement(statements, also), [*params, extra]).fetchone()
     return bool(found and found[0] == 1)
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
 
 from core import audit_pg
 from core.audit import AuditEntry, AuditLog, Pending, verify_chain
@@ -361,6 +361,47 @@ def test_a_batch_no_observer_wants_is_written_with_its_log_rows_in_one_statement
     assert transactions.count == 1
     assert _counts(engine) == (7, 7)
     assert _chain(engine) == (True, 7, list(range(1, 8)))
+
+
+def test_rows_sent_as_json_arrive_as_they_were_hashed(engine: Engine) -> None:
+    """The entries and log rows go to the server as one JSON text (``audit_pg.as_json``): a
+    time with another offset, text that JSON must escape and a nested detail must come back
+    as the values their hashes were taken over, on the plain path and the quiet one."""
+    from datetime import timedelta, timezone
+
+    from core.clock import FixedClock
+
+    beijing = timezone(timedelta(hours=8))
+    at = datetime(2026, 12, 7, 9, 30, 1, 123456, tzinfo=beijing)
+    odd = 'L"1\\ 号\n'
+    item = Verification(
+        at=at,
+        identifier=odd,
+        channel="api-qr",
+        method="qr-payload",
+        indication="FAILED",
+        sub_indication="HASH_FAILURE",
+        audit=Pending(
+            "public",
+            "licence.verify",
+            "licence",
+            odd,
+            "FAILED",
+            {"名称": '核验 "引号" \\', "nested": {"n": [1, 2.5, None, True]}},
+        ),
+    )
+    recorder = Recorder(engine, AuditLog(FixedClock(at)))
+    recorder.record(item)  # the plain way: the head is not known yet
+    recorder.record_many([item, item])  # after the head it left, quietly
+    assert _chain(engine) == (True, 3, [1, 2, 3])
+    with Session(engine) as session:
+        entries = session.exec(select(AuditEntry)).all()
+        rows = session.exec(select(VerificationLog)).all()
+    assert {(e.object_id, e.at.astimezone(UTC)) for e in entries} == {(odd, at.astimezone(UTC))}
+    assert all(e.detail == item.audit.detail for e in entries)
+    assert [(r.identifier, r.at.astimezone(UTC), r.sub_indication) for r in rows] == [
+        (odd, at.astimezone(UTC), "HASH_FAILURE")
+    ] * 3
 
 
 def test_an_observer_sees_every_entry_it_said_it_may_act_on(engine: Engine) -> None:

@@ -22,11 +22,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from core import audit_pg
+from core import audit_pg, sqlite_writes
 from core.audit import AuditLog, Pending
 from core.db import as_utc
 from core.errors import ElicenceError, Unavailable
 from core.roundtrips import commit_with, psycopg_connection
+from core.sqlite_writes import sqlite_connection
 
 MAX_HISTORY = 500
 # On PostgreSQL a verification's records commit without waiting for the WAL's flush to disk
@@ -194,7 +195,10 @@ class Recorder:
         if engine is None:
             raise Unavailable("数据库暂不可用 / the database is unavailable", cause="engine closed")
         with _transaction(engine) as connection:
-            if psycopg_connection(connection) is None:
+            if sqlite_connection(connection) is not None:
+                sqlite_writes.insert_rows(connection, _TABLE, _LOG_KEYS, rows)
+                self._append(connection, items)
+            elif psycopg_connection(connection) is None:
                 connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
                 self._append(connection, items)
             elif not self._audit.append_quietly(
