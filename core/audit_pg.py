@@ -23,7 +23,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import JSON, Column, DateTime, Integer, Table
 from sqlalchemy.engine import Connection, Engine
 
-from core.roundtrips import driver_errors
+from core.roundtrips import driver_errors, kept_cursor
 
 ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash"
 START = "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s) ON CONFLICT (id) DO NOTHING"
@@ -220,7 +220,8 @@ def write_quietly(
     extra = as_json(also.table, also.keys, also.rows)
     params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], statements.rows(rows)]
     with driver_errors(connection):
-        found = raw.execute(_quiet_statement(statements, also), [*params, extra]).fetchone()
+        cursor = kept_cursor(raw).execute(_quiet_statement(statements, also), [*params, extra])
+        found = cursor.fetchone()
     return bool(found and found[0] == 1)
 
 

@@ -116,6 +116,21 @@ def test_a_connection_idle_past_the_limit_is_pinged_before_use(schema_url: str) 
         engine.dispose()
 
 
+def test_a_kept_cursor_serves_one_connection_and_one_format(schema_url: str) -> None:
+    from core.roundtrips import kept_cursor
+
+    url = schema_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as first, psycopg.connect(url) as second:
+        kept = kept_cursor(first)
+        assert kept_cursor(first) is kept  # the next statement of this connection reuses it
+        assert kept_cursor(first, binary=True) is not kept  # the binary one is its own
+        assert kept_cursor(second) is not kept
+        assert kept.execute("SELECT 1").fetchone() == (1,)
+        assert kept_cursor(first).execute("SELECT 2").fetchone() == (2,)  # no stale result
+        kept.close()
+        assert kept_cursor(first) is not kept  # a closed one is replaced
+
+
 # -- the pipelined group commit -------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Session, SQLModel
 
-from core.roundtrips import driver_errors, psycopg_connection
+from core.roundtrips import driver_errors, kept_cursor, psycopg_connection
 from licences.models import Holder, Licence, LicencePhoto, LicenceType
 from licences.repository import LicenceRecord, full_record, holder_as_issued
 from seals.models import Department, Seal
@@ -126,7 +126,9 @@ def _fetch_rows(connection: Connection, identifiers: Sequence[str]) -> list[Sequ
     raw = psycopg_connection(connection)
     with driver_errors(connection):
         if raw is not None:
-            found: list[Sequence[Any]] = raw.execute(sql, bound, binary=True).fetchall()
+            found: list[Sequence[Any]] = (
+                kept_cursor(raw, binary=True).execute(sql, bound).fetchall()
+            )
             return found
         cursor = connection.connection.driver_connection.execute(  # type: ignore[union-attr]
             sql, [bound[name] for name in order]
