@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.baselines import _signer, _stamp
 from bench.domain import Captured, capture_page, issue_request, seal_ref
-from bench.timing import Rate, timed_together
+from bench.timing import Rate, settle, timed_together
 from bench.web import ROOT, Server, env_for, free_port, server
 from core.clock import SystemClock
 
@@ -271,6 +271,7 @@ def measure(domain: LtaDomain, seconds: float, rounds: int) -> tuple[list[Rate],
 
         try:
             check_baseline_output(raw.seal())
+            settle()
             rates = timed_together(
                 [
                     (RAW_LTA, counted(RAW_LTA, raw.seal), None),

@@ -49,7 +49,7 @@ from bench.memory import rss_while_issuing, upload_over_http, upload_probe
 from bench.report import scale_lines, table, targets
 from bench.scale import PgDomain, pg_domain, pg_scale, worker_rates
 from bench.status import status_rates
-from bench.timing import Rate, timed, timed_together
+from bench.timing import Rate, settle, timed, timed_together
 from bench.web import (
     PY,
     ROOT,
@@ -144,12 +144,14 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
     status, out["status_list"] = status_rates(mode.seconds, mode.rounds, services, fx.qr, work)
     # Signed event delivery to a loopback receiver, against bare POSTs to it (bench/events.py).
     events, out["events"] = event_rates(mode.seconds, services, EVENTS[mode.name])
+    settle()  # what the fixtures and the phases above left is not walked again
     rates = in_process_rates(mode, fx) + status + events
     db_cpu: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         pg = None
         if mode.per_worker:  # the same demo domain on PostgreSQL, for the per-worker rows
             pg = stack.enter_context(pg_domain(build, issue_request, work))
+        settle()
         rates += http_rates(mode, fx, pg, db_cpu)
         if pg is not None:
             rates += worker_rates(pg, mode.http_seconds, mode.rounds, db_cpu)
