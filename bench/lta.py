@@ -23,9 +23,9 @@ same seal with asn1crypto as released, what a stock integration gets; the target
 against the corrected, faster baseline.
 
 Measured in turns (``bench/timing.py`` ``timed_together``), one call at a time: the raw B-LTA
-seal (corrected, then as released), an issuance over HTTP (``POST /api/v1/licences`` to ``elicence serve``, the product
-default, B-LTA), and the product's ``services.issuance.issue`` in-process. ``python -m
-bench.lta`` runs it alone; ``bench/run.py`` calls :func:`lta_rates`.
+seal (corrected, then as released), an issuance over HTTP (``POST /api/v1/licences`` to
+``elicence serve``, the product default, B-LTA), and the product's ``services.issuance.issue``
+in-process. ``python -m bench.lta`` runs it alone; ``bench/run.py`` calls :func:`lta_rates`.
 """
 
 from __future__ import annotations

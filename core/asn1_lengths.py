@@ -9,8 +9,9 @@ the hash algorithm of the ESS signing-certificate in every timestamp token — i
 new value, which asn1crypto counts as a change. From then on each dump of any structure holding
 it encodes the changed levels again, twice per level (``Asn1Value.dump`` reads ``contents``
 twice): 2^depth encodings. A seal whose timestamp token, or a structure around it, had such a
-length took 1–1.6 s instead of ~35 ms, in both the server and the bench process, whenever the
-token's length (which varies with its serial's and signature's sizes) landed on one.
+length took 1–1.6 s instead of ~35 ms, whenever a length around the token (which varies with
+its serial's and signature's sizes, and with the domain's certificates) landed on one: in one
+demo domain in six, most of its seals.
 
 :func:`install` makes those three ``dump`` methods read the header for what it is: when its
 length octets are a definite long form, the stored header is dropped before asn1crypto's own
