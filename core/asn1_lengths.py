@@ -54,7 +54,7 @@ def _reading_lengths_right(dump: Callable[..., bytes]) -> Callable[..., bytes]:
     @functools.wraps(dump)
     def reading(self: Any, force: bool = False) -> bytes:
         header = self._header
-        if not force and header is not None and header[-1:] == b"\x80" and not indefinite(header):
+        if header is not None and header[-1:] == b"\x80" and not indefinite(header):
             self._header = None  # asn1crypto writes it again, unchanged, from the contents
         return dump(self, force)
 

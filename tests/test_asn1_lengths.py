@@ -31,6 +31,8 @@ PAD_TYPE = "1.3.6.1.4.1.99999.21"  # an attribute type no CMS class knows: its v
         (b"\x9f\x81\x00\x80", True),  # a high tag number, then indefinite
         (b"\x9f\x81\x00\x81\x80", False),
         (b"\x30\x7f", False),
+        (b"\x30", False),  # no length octet: not a header
+        (b"\x9f\x81", False),
     ],
 )
 def test_the_length_octets_decide_not_the_last_byte(header: bytes, expected: bool) -> None:
