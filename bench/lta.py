@@ -322,12 +322,10 @@ def measure(domain: LtaDomain, seconds: float, rounds: int) -> tuple[list[Rate],
 def as_released(seal: Callable[[], bytes]) -> Callable[[], bytes]:
     """``seal`` run with asn1crypto's own ``dump`` methods (``core/asn1_lengths.py`` keeps them
     as ``__wrapped__``), restored after each call: the timed rows take turns in this thread."""
-    from asn1crypto import core as asn1_core
-
-    classes = (asn1_core.Sequence, asn1_core.SequenceOf, asn1_core.Choice)
+    from core.asn1_lengths import CLASSES
 
     def call() -> bytes:
-        corrected = {cls: cls.__dict__["dump"] for cls in classes}
+        corrected = {cls: cls.__dict__["dump"] for cls in CLASSES}
         try:
             for cls, dump in corrected.items():
                 cls.dump = getattr(dump, "__wrapped__", dump)

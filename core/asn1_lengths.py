@@ -28,6 +28,9 @@ from typing import Any
 from asn1crypto import core as asn1_core
 
 _MARK = "_elicence_definite_lengths"
+# The classes whose ``dump`` reads the last header byte (asn1crypto 1.5.1); ``Asn1Value`` and
+# ``Primitive`` read it too, but there it only writes a header or one primitive again.
+CLASSES = (asn1_core.Sequence, asn1_core.SequenceOf, asn1_core.Choice)
 
 
 def indefinite(header: bytes) -> bool:
@@ -64,7 +67,7 @@ def _reading_lengths_right(dump: Callable[..., bytes]) -> Callable[..., bytes]:
 
 def install() -> None:
     """Once per process; imported with ``core``, so before anything seals or verifies."""
-    for cls in (asn1_core.Sequence, asn1_core.SequenceOf, asn1_core.Choice):
+    for cls in CLASSES:
         dump = cls.__dict__["dump"]
         if not getattr(dump, _MARK, False):
             cls.dump = _reading_lengths_right(dump)
