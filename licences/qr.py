@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 
 import segno
+
+from licences.qr_layout import symbol
 
 ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 FIXED_MASK = 0
@@ -34,28 +37,28 @@ class QrMatrix:
         """Horizontal runs of dark modules as (x, y, length) in module units, quiet zone
         included, y counted upwards from the bottom edge as in PDF coordinates."""
         for r, cells in enumerate(self.modules):
-            start: int | None = None
-            for col, dark in enumerate((*cells, False)):
-                if dark and start is None:
-                    start = col
-                elif not dark and start is not None:
-                    yield QUIET_ZONE + start, QUIET_ZONE + self.size - 1 - r, col - start
-                    start = None
+            y = QUIET_ZONE + self.size - 1 - r
+            col = 0
+            for dark, run in groupby(cells):
+                length = sum(1 for _ in run)
+                if dark:
+                    yield QUIET_ZONE + col, y, length
+                col += length
 
 
 def is_alphanumeric(text: str) -> bool:
     return bool(text) and set(text) <= ALPHANUMERIC
 
 
+def _mode(text: str) -> tuple[str, str | None]:
+    """The QR mode for ``text`` and the encoding of its bytes (UTF-8 in byte mode)."""
+    return ("alphanumeric", None) if is_alphanumeric(text) else ("byte", "utf-8")
+
+
 def _make(text: str) -> segno.QRCode:
-    mode = "alphanumeric" if is_alphanumeric(text) else "byte"
+    mode, encoding = _mode(text)
     return segno.make_qr(
-        text,
-        error="m",
-        boost_error=False,
-        mask=FIXED_MASK,
-        mode=mode,
-        encoding="utf-8" if mode == "byte" else None,
+        text, error="m", boost_error=False, mask=FIXED_MASK, mode=mode, encoding=encoding
     )
 
 
@@ -66,10 +69,8 @@ def qr_svg_data_uri(text: str) -> str:
 
 
 def qr_matrix(text: str) -> QrMatrix:
-    """Encode ``text`` at error correction M with a fixed mask, in the most compact mode."""
-    code = _make(text)
-    modules = tuple(tuple(bool(cell) for cell in row) for row in code.matrix)
-    version = code.version
-    if not isinstance(version, int):  # pragma: no cover - make_qr never yields a Micro QR
-        raise TypeError(f"unexpected QR version {version!r}")
-    return QrMatrix(version=version, modules=modules)
+    """Encode ``text`` at error correction M with a fixed mask, in the most compact mode: the
+    same symbol as segno's, placed from a per-version plan (``licences/qr_layout.py``)."""
+    mode, encoding = _mode(text)
+    version, rows = symbol(text, mode, encoding, FIXED_MASK)
+    return QrMatrix(version=version, modules=tuple(tuple(map(bool, row)) for row in rows))
