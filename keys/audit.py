@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from core.audit import (
     AuditCheckpoint,
     AuditEntry,
     AuditLog,
+    Pending,
     checkpoint_digest,
     checkpoint_message,
     next_checkpoint_number,
@@ -25,6 +27,17 @@ from core.errors import Unavailable
 from keys.store import HashAlgorithm, KeyRef, KeyStore
 
 _log = logging.getLogger(__name__)
+
+
+def key_use_entry(ref: KeyRef, purpose: str, actor: str, request_id: str | None) -> Pending:
+    return Pending(
+        actor=actor,
+        action="key.sign",
+        object_type="key",
+        object_id=str(ref),
+        detail={"purpose": purpose, "version": ref.version},
+        request_id=request_id,
+    )
 
 
 class AuditedKeyUse:
@@ -37,14 +50,8 @@ class AuditedKeyUse:
         self._request_id = request_id
 
     def key_used(self, ref: KeyRef, purpose: str) -> None:
-        self._audit.append(
-            self._session,
-            actor=self._actor,
-            action="key.sign",
-            object_type="key",
-            object_id=str(ref),
-            detail={"purpose": purpose, "version": ref.version},
-            request_id=self._request_id,
+        self._audit.append_many(
+            self._session, [key_use_entry(ref, purpose, self._actor, self._request_id)]
         )
 
 
@@ -59,12 +66,19 @@ class KeyUseRecorder:
         self.uses.append((ref, purpose))
 
     def flush(
-        self, audit: AuditLog, session: Session, actor: str, request_id: str | None = None
-    ) -> None:
-        sink = AuditedKeyUse(audit, session, actor, request_id)
-        for ref, purpose in self.uses:
-            sink.key_used(ref, purpose)
+        self,
+        audit: AuditLog,
+        session: Session,
+        actor: str,
+        request_id: str | None = None,
+        then: Sequence[Pending] = (),
+    ) -> list[AuditEntry]:
+        """Appends the uses, in the order they were made, and then ``then`` (the entry of what
+        they produced) in one ``append_many``: one advance of the chain's head, not one each."""
+        pending = [key_use_entry(ref, purpose, actor, request_id) for ref, purpose in self.uses]
+        entries = audit.append_many(session, [*pending, *then])
         self.uses.clear()
+        return entries
 
 
 class CheckpointTimestamps(Protocol):

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from core.audit import AuditLog
+from core.audit import AuditLog, Pending
 from keys.audit import KeyUseRecorder
 from licences import holders, idempotency
 from licences.idempotency import IdempotencyKey
@@ -57,9 +57,7 @@ def write_issued(
     if photo is not None:
         store_photo(session, licence.identifier, photo)
     idempotency.remember(session, key, licence.identifier, licence.issued_at)
-    recorder.flush(audit, session, actor, request_id)
-    audit.append(
-        session,
+    issued = Pending(
         actor=actor,
         action="licence.issue",
         object_type="licence",
@@ -78,6 +76,7 @@ def write_issued(
             **detail,
         },
     )
+    recorder.flush(audit, session, actor, request_id, then=[issued])
 
 
 def _holder_id(session: Session, id_type: str, number: str, name: str) -> int:

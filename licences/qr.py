@@ -9,9 +9,9 @@ falls back to byte mode.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import groupby
 
 import segno
 
@@ -20,6 +20,7 @@ from licences.qr_layout import symbol
 ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 FIXED_MASK = 0
 QUIET_ZONE = 4  # modules of white border the QR specification requires
+DARK_RUN = re.compile(rb"\x01+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,8 @@ class QrMatrix:
         included, y counted upwards from the bottom edge as in PDF coordinates."""
         for r, cells in enumerate(self.modules):
             y = QUIET_ZONE + self.size - 1 - r
-            col = 0
-            for dark, run in groupby(cells):
-                length = sum(1 for _ in run)
-                if dark:
-                    yield QUIET_ZONE + col, y, length
-                col += length
+            for run in DARK_RUN.finditer(bytes(cells)):  # True is byte 1
+                yield QUIET_ZONE + run.start(), y, run.end() - run.start()
 
 
 def is_alphanumeric(text: str) -> bool:
