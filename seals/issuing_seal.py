@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlmodel import Session, col, select
 
@@ -99,13 +98,9 @@ def _context(
     return SealContext(
         seal=seal,
         department=department,
-        certificate_der=_der(record.pem),
+        certificate_der=trust.certificate(record).public_bytes(serialization.Encoding.DER),
         chain_der=tuple(
             c.public_bytes(serialization.Encoding.DER)
             for c in trust.intermediates(session) + trust.roots(session)
         ),
     )
-
-
-def _der(pem: str) -> bytes:
-    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, update
 
 from core.audit import AuditLog
 from supervision.outbox import emit
@@ -54,12 +54,27 @@ class Alert(SQLModel, table=True):
     comment: str | None = Field(default=None, max_length=1024)
 
 
-def open_alert(session: Session, rule: str, subject: str) -> Alert | None:
-    return session.exec(
-        select(Alert).where(
-            Alert.rule == rule, Alert.subject == subject, col(Alert.acknowledged_at).is_(None)
+def count_up(
+    session: Session, rule: str, subject: str, at: datetime, detail: dict[str, Any] | None
+) -> str | None:
+    """Counts up the open alert of ``rule`` for ``subject`` in one UPDATE; its id, or None when
+    none is open. The detail becomes this firing's (a rule gives the same keys every time it
+    fires, so this is the latest figures); without one it is left as it is. A department in a
+    burst counts up with every issuance, so this is one statement, not a read and a write."""
+    values: dict[str, Any] = {"occurrences": Alert.occurrences + 1, "last_seen_at": at}
+    if detail is not None:
+        values["detail"] = detail
+    counted = session.execute(
+        update(Alert)
+        .where(
+            col(Alert.rule) == rule,
+            col(Alert.subject) == subject[:128],
+            col(Alert.acknowledged_at).is_(None),
         )
+        .values(values)
+        .returning(col(Alert.id))
     ).first()
+    return None if counted is None else str(counted[0])
 
 
 def raise_alert(
@@ -73,16 +88,12 @@ def raise_alert(
     at: datetime,
     department_code: str | None,
     detail: dict[str, Any] | None = None,
-) -> Alert:
-    """Raises (or counts up) the open alert of ``rule`` for ``subject``, in ``session``."""
-    alert = open_alert(session, rule, subject)
-    if alert is not None:
-        alert.occurrences += 1
-        alert.last_seen_at = at
-        alert.detail = {**alert.detail, **(detail or {})}
-        session.add(alert)
-        session.flush()
-        return alert
+) -> str:
+    """Raises (or counts up) the open alert of ``rule`` for ``subject``, in ``session``; the
+    alert's id."""
+    counted = count_up(session, rule, subject, at, detail)
+    if counted is not None:
+        return counted
     alert = Alert(
         id="alt_" + secrets.token_hex(8),
         rule=rule,
@@ -121,4 +132,4 @@ def raise_alert(
         department_code=department_code,
         audit_seq=entry.seq,
     )
-    return alert
+    return alert.id

@@ -36,6 +36,7 @@ from core.errors import InvalidInput, Unavailable
 from licences.models import Licence
 from migrations.runner import alembic_config
 from supervision import failures
+from supervision.alert_records import Severity, raise_alert
 from supervision.alerts import AlertRules
 from supervision.failures import FailedVerification
 from supervision.rules_issuance import Baselines
@@ -407,6 +408,38 @@ def test_old_failures_are_pruned_by_every_thousandth_entry(site: Site) -> None:
 def _failures_from(session: Any, source: str) -> int:
     query = select(func.count()).where(FailedVerification.source == source)
     return int(session.exec(query).one())
+
+
+def test_an_open_alert_counts_up_in_one_statement_with_the_latest_figures(site: Site) -> None:
+    services = site.domain.services
+    subject = "来源" + "f" * 198  # past the 128 characters stored: still the one alert
+
+    def fire(count: int) -> str:
+        with transaction(services.engine) as session:
+            return raise_alert(
+                session,
+                services.audit,
+                rule="repeated_failures_source",
+                severity=Severity.WARNING,
+                subject=subject,
+                summary="同一来源反复核验失败 / repeated failed verifications from one source",
+                at=site.clock.now(),
+                department_code=None,
+                detail={"count": count, "window_minutes": 10, "licence": None},
+            )
+
+    first = fire(10)
+    with statements(services.engine) as seen:
+        again = fire(11)
+    touching = [s for s in seen if "alert" in s.lower().split("where")[0]]
+    assert again == first
+    assert len(touching) == 1 and touching[0].lstrip().upper().startswith("UPDATE")
+    assert not any("audit_entry" in s.lower() for s in seen)  # raised once, audited once
+    (alert,) = alerts(site.domain, "repeated_failures_source", subject[:128])
+    assert (alert.occurrences, alert.detail) == (
+        2,
+        {"count": 11, "window_minutes": 10, "licence": None},
+    )
 
 
 def test_the_audit_chain_verifies_after_the_alerts(site: Site) -> None:

@@ -376,12 +376,11 @@ def test_the_figures_as_csv(domain: Domain) -> None:
 def _raise(domain: Domain, subject: str) -> str:
     services = domain.services
     with transaction(services.engine) as session:
-        alert = raise_alert(
+        return raise_alert(
             session, services.audit, rule="verify_not_valid", severity=Severity.WARNING,
             subject=subject, summary="核验了已吊销的证照 / a revoked licence was verified",
             at=services.clock.now(), department_code=domain.department(0)["code"],
         )
-        return alert.id
 
 
 def test_sign_in_see_the_month_and_acknowledge_an_alert(domain: Domain) -> None:

@@ -70,7 +70,7 @@ def test_the_dashboard_charts_show_and_fit_a_narrow_phone(
             summary="核验了已吊销的证照 / a revoked licence was verified",
             at=services.clock.now(),
             department_code=domain.department(0)["code"],
-        ).id
+        )
     office = domain.credentials["supervision_offices"][0]
     context = browser.new_context(**NARROW, locale="zh-CN")
     page = context.new_page()

@@ -57,6 +57,7 @@ class TrustDomain:
         self._endpoints = endpoints
         self._identity = identity
         self._cert_cache: dict[str, x509.Certificate] = {}
+        self._ca_certificates: dict[str, x509.Certificate] = {}
         self.revocation = Revocation(self, keystore=keystore, clock=clock, audit=audit)
         # The SM2 hierarchy of the national form (OFD seals), beside this ECDSA one.
         self.sm2 = Sm2Pki(
@@ -183,10 +184,20 @@ class TrustDomain:
         return cert, record
 
     def roots(self, session: Session) -> list[x509.Certificate]:
-        return [self.authority(session, ROOT)[0]]
+        return [self._ca_certificate(session, ROOT)]
 
     def intermediates(self, session: Session) -> list[x509.Certificate]:
-        return [self.authority(session, SEAL_CA)[0]]
+        return [self._ca_certificate(session, SEAL_CA)]
+
+    def _ca_certificate(self, session: Session, ca_name: str) -> x509.Certificate:
+        """A CA's certificate, read once per process: a CA's row names its certificate when
+        the domain is initialised and nothing changes it after (the CRL counter beside it
+        does change, and :meth:`authority` reads the row for that). Every seal and every B-LTA
+        evidence asks for the chain; this spares them two reads each."""
+        cert = self._ca_certificates.get(ca_name)
+        if cert is None:
+            cert = self._ca_certificates[ca_name] = self.authority(session, ca_name)[0]
+        return cert
 
     def ca_names(self, session: Session) -> list[str]:
         return list(session.exec(select(AuthorityRecord.name).order_by(AuthorityRecord.name)))
