@@ -167,18 +167,18 @@ def test_a_crash_before_commit_leaves_nothing_and_the_retry_issues_once(
 ) -> None:
     body = food_body(domain)
     headers = {**domain.auth(), "Idempotency-Key": "crash-before-commit"}
-    original = core.audit.AuditLog.append
+    original = core.audit.AuditLog.append_many
 
-    def crash(self: Any, session: Any, **kwargs: Any) -> Any:
-        if kwargs.get("action") == "licence.issue":
+    def crash(self: Any, session: Any, pending: Any, **kwargs: Any) -> Any:
+        if any(item.action == "licence.issue" for item in pending):
             raise RuntimeError("power cut")
-        return original(self, session, **kwargs)
+        return original(self, session, pending, **kwargs)
 
     before = count(domain)
-    monkeypatch.setattr(core.audit.AuditLog, "append", crash)
+    monkeypatch.setattr(core.audit.AuditLog, "append_many", crash)
     with pytest.raises(RuntimeError):
         domain.client.post("/api/v1/licences", json=body, headers=headers)
-    monkeypatch.setattr(core.audit.AuditLog, "append", original)
+    monkeypatch.setattr(core.audit.AuditLog, "append_many", original)
     assert count(domain) == before
     assert count(domain, Holder, Holder.id_number == body["holder"]["id"]) == 0
     first = domain.client.post("/api/v1/licences", json=body, headers=headers)
