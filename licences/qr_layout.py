@@ -29,6 +29,7 @@ consts: Any = _consts
 
 ERROR_M = consts.ERROR_LEVEL_M
 FREE = 0x2  # segno's value for a module not yet taken by a function pattern
+BIT_CHARS = bytes.maketrans(b"\x00\x01", b"01")  # segno's bit buffer, one byte a bit, as text
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class Plan:
     positions: tuple[int, ...]
 
 
-@cache  # at most 40 versions × 8 masks; 30 generator degrees
+@cache  # at most 40 versions × 8 masks
 def plan(version: int, mask: int) -> Plan:
     size = segno_encoder.calc_matrix_size(version)
     matrix = segno_encoder.make_matrix(size, size)
@@ -97,9 +98,6 @@ def message(text: str, mode: str, encoding: str | None) -> tuple[int, str]:
     data = int(bits, 2).to_bytes(len(bits) // 8, "big")
     final = interleaved(version, data)
     return version, format(int.from_bytes(final, "big"), f"0{len(final) * 8}b")
-
-
-BIT_CHARS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 def interleaved(version: int, data: bytes) -> bytes:
