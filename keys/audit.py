@@ -72,13 +72,12 @@ class KeyUseRecorder:
         actor: str,
         request_id: str | None = None,
         then: Sequence[Pending] = (),
-    ) -> list[AuditEntry]:
+    ) -> None:
         """Appends the uses, in the order they were made, and then ``then`` (the entry of what
         they produced) in one ``append_many``: one advance of the chain's head, not one each."""
         pending = [key_use_entry(ref, purpose, actor, request_id) for ref, purpose in self.uses]
-        entries = audit.append_many(session, [*pending, *then])
+        audit.append_many(session, [*pending, *then])
         self.uses.clear()
-        return entries
 
 
 class CheckpointTimestamps(Protocol):

@@ -25,6 +25,7 @@ RAISE = "alert.raise"
 ACKNOWLEDGE = "alert.acknowledge"
 RAISED_EVENT = "alert.raised"
 RULE_ACTOR = "system:alerts"
+SUBJECT_LENGTH = 128  # what an alert's subject keeps; the open alert is found by that much
 
 
 class Severity(str, Enum):
@@ -41,7 +42,7 @@ class Alert(SQLModel, table=True):
     rule: str = Field(max_length=48, index=True)
     severity: str = Field(max_length=16)
     department_code: str | None = Field(default=None, max_length=18, index=True)
-    subject: str = Field(max_length=128)  # a licence identifier, a seal code, a keyed source
+    subject: str = Field(max_length=SUBJECT_LENGTH)  # a licence identifier, a seal code, a source
     summary: str = Field(max_length=512)  # zh-CN first, English alongside
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     raised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -60,9 +61,10 @@ _ALERT = Alert.__table__  # type: ignore[attr-defined]
 def count_up(
     session: Session, rule: str, subject: str, at: datetime, detail: dict[str, Any] | None
 ) -> str | None:
-    """Counts up the open alert of ``rule`` for ``subject`` in one UPDATE; its id, or None when
-    none is open. The detail becomes this firing's (a rule gives the same keys every time it
-    fires, so this is the latest figures); without one it is left as it is. A department in a
+    """Counts up the open alert of ``rule`` for ``subject`` (as stored: ``SUBJECT_LENGTH``
+    characters at most) in one UPDATE; its id, or None when none is open. The detail becomes
+    this firing's (a rule gives the same keys every time it fires, so this is the latest
+    figures); without one it is left as it is. A department in a
     burst counts up with every issuance, so this is one statement, not a read and a write, and
     a Core one: the ORM's UPDATE, which looks for the row among the session's objects, took
     twice as long, and no rule's transaction holds an alert as an object."""
@@ -75,7 +77,7 @@ def count_up(
             _ALERT.update()
             .where(
                 _ALERT.c.rule == rule,
-                _ALERT.c.subject == subject[:128],
+                _ALERT.c.subject == subject,
                 _ALERT.c.acknowledged_at.is_(None),
             )
             .values(values)
@@ -100,6 +102,7 @@ def raise_alert(
 ) -> str:
     """Raises (or counts up) the open alert of ``rule`` for ``subject``, in ``session``; the
     alert's id."""
+    subject = subject[:SUBJECT_LENGTH]
     counted = count_up(session, rule, subject, at, detail)
     if counted is not None:
         return counted
@@ -108,7 +111,7 @@ def raise_alert(
         rule=rule,
         severity=severity.value,
         department_code=department_code,
-        subject=subject[:128],
+        subject=subject,
         summary=summary[:512],
         detail=detail or {},
         raised_at=at,
