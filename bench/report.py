@@ -24,7 +24,7 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
     if "verify QR over HTTP, PostgreSQL" in by:  # one worker each, same load, in turns
         per_worker["verify QR over HTTP per worker, PostgreSQL / SQLite"] = ratio(
             by["verify QR over HTTP, PostgreSQL"]["ratio"], 0.9
-        )
+        ) | cpu_accounting(by, out.get("db_cpu_ms_per_request", {}))
     return per_worker | {
         "issue B-B in-process / raw pyHanko seal": ratio(by["issue in-process B-B"]["ratio"], 0.5),
         "verify PDF in-process / raw pyHanko validate": ratio(
@@ -51,6 +51,30 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
             "value": status["gzip_bytes"],
             "at_most": 32 * 1024,
             "holds": status["gzip_bytes"] <= 32 * 1024,
+        },
+    }
+
+
+def cpu_accounting(by: dict[str, Any], db_ms: dict[str, float]) -> dict[str, Any]:
+    """The PostgreSQL / SQLite ratio the run's CPU figures predict: a request's CPU all told —
+    load generator, worker and (PostgreSQL) the database's backends — on SQLite over the same on
+    PostgreSQL. The parties share the machine's cores, so when the run is bound by CPU this is
+    what the measured ratio comes to; the worker's own part is the ratio of the server CPU
+    alone, what the worker would do with the database on a host of its own."""
+    sqlite, pg = by["verify QR over HTTP"], by["verify QR over HTTP, PostgreSQL"]
+    keys = ("client_cpu_ms_per_request", "server_cpu_ms_per_request")
+    if not all(key in row for key in keys for row in (sqlite, pg)):
+        return {}
+    backends = db_ms.get("verify QR over HTTP, PostgreSQL", 0.0)
+    on_sqlite = sum(sqlite[key] for key in keys)
+    on_pg = sum(pg[key] for key in keys) + backends
+    return {
+        "cpu_all_told": round(on_sqlite / on_pg, 3),
+        "cpu_of_the_worker": round(sqlite[keys[1]] / pg[keys[1]], 3),
+        "ms_per_request": {
+            "load generator": [sqlite[keys[0]], pg[keys[0]]],
+            "worker": [sqlite[keys[1]], pg[keys[1]]],
+            "database backends": [0.0, backends],
         },
     }
 
@@ -83,6 +107,13 @@ def table(out: dict[str, Any]) -> str:
             lines.append(f"  {name:<52} {t['value']} <= {t['at_most']}  {held}")
         else:
             lines.append(f"  {name:<52} {t['ratio']:.3f} >= {t['target']}  {held}")
+        if "cpu_all_told" in t:
+            lines.append(
+                f"    CPU a request, SQLite / PostgreSQL: {t['cpu_all_told']:.3f} all told, "
+                f"{t['cpu_of_the_worker']:.3f} the worker's own (ms, SQLite vs PostgreSQL: "
+                + ", ".join(f"{k} {a:.2f} vs {b:.2f}" for k, (a, b) in t["ms_per_request"].items())
+                + ")"
+            )
     lines.append(status_line(out["status_list"]))
     lines.append(f"RSS while issuing (MB): {out['rss_while_issuing']['rss_mb']}")
     lines.append(f"max-size upload, service: {out['max_upload']}")

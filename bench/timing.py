@@ -28,6 +28,7 @@ class Rate:
     latencies: list[float] = field(default_factory=list)
     baseline: str | None = None
     server_cpu: float | None = None  # CPU seconds of the server process over the run (HTTP)
+    client_cpu: float | None = None  # CPU seconds of the load generator (this process), HTTP
 
     @property
     def per_second(self) -> float:
@@ -47,6 +48,8 @@ class Rate:
         if self.server_cpu is not None and self.n:
             out["server_cpu_ms_per_request"] = round(self.server_cpu / self.n * 1000, 3)
             out["server_cpu_percent"] = round(self.server_cpu / self.seconds * 100, 1)
+        if self.client_cpu is not None and self.n:
+            out["client_cpu_ms_per_request"] = round(self.client_cpu / self.n * 1000, 3)
         return out
 
 

@@ -262,7 +262,9 @@ def interleaved(
     """Each row for ``seconds`` in all, in ``rounds`` turns taken one after another (A B C A B C
     …), so a change in the machine's load during the run falls on every row alike; the servers
     are all up the whole time (an idle one costs nothing). ``db_cpu``: filled with each row's
-    database CPU milliseconds per request, for rows that name their database."""
+    database CPU milliseconds per request, for rows that name their database. An HTTP row's
+    rate carries the server's CPU and the load generator's (this process), both per request:
+    on a machine whose cores they share, what a request costs it all told."""
     for row in rows:  # warm
         if isinstance(row, Local):
             row.fn()
@@ -280,6 +282,7 @@ def interleaved(
             else:
                 cpu = row.srv.cpu_seconds()
                 db = row.db() if row.db else 0.0
+                own = time.process_time()  # the load generator's, this process
                 found = asyncio.run(
                     load(
                         row.srv.base,
@@ -290,6 +293,7 @@ def interleaved(
                         row.check,
                     )
                 )[row.call[0]]
+                total.client_cpu = (total.client_cpu or 0.0) + time.process_time() - own
                 total.server_cpu = (total.server_cpu or 0.0) + row.srv.cpu_seconds() - cpu
                 if row.db:
                     db_seconds[row.name] += row.db() - db

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from threading import Lock
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -55,10 +56,16 @@ def insert_from_json(table: Table, keys: tuple[str, ...]) -> str:
     )
 
 
+@cache
+def _time_keys(table: Table, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The date-time columns among ``keys``: looked up once a table, not once a write."""
+    return tuple(key for key in keys if isinstance(table.c[key].type, DateTime))
+
+
 def as_json(table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
     """``rows`` as :func:`insert_from_json` reads them: date-times as ISO 8601 text with their
     offset (every one stored is aware, ``core.clock``), JSON columns' values nested."""
-    times = [key for key in keys if isinstance(table.c[key].type, DateTime)]
+    times = _time_keys(table, keys)
     out = []
     for row in rows:
         values = {key: row[key] for key in keys}
