@@ -59,8 +59,8 @@ def cpu_accounting(by: dict[str, Any], db_ms: dict[str, float]) -> dict[str, Any
     """The PostgreSQL / SQLite ratio the run's CPU figures predict: a request's CPU all told —
     load generator, worker and (PostgreSQL) the database's backends — on SQLite over the same on
     PostgreSQL. The parties share the machine's cores, so when the run is bound by CPU this is
-    what the measured ratio comes to; the worker's own part is the ratio of the server CPU
-    alone, what the worker would do with the database on a host of its own."""
+    what the measured ratio comes to. The worker's own part is the ratio of the server CPU
+    alone: what the database's backends and the load generator do not touch."""
     sqlite, pg = by["verify QR over HTTP"], by["verify QR over HTTP, PostgreSQL"]
     keys = ("client_cpu_ms_per_request", "server_cpu_ms_per_request")
     if not all(key in row for key in keys for row in (sqlite, pg)):
