@@ -1,0 +1,197 @@
+"""``python -m bench.worker_pair``: QR verification on one SQLite worker and one PostgreSQL
+worker alone, in turns, with each party's CPU a request — the per-worker row of ``python -m
+bench`` without the other servers, to see its spread and what moves it (issue 21).
+
+Two load generators: the bench's own (httpx, asyncio), which costs more CPU a request than the
+worker, so both rows share the cores with it; and ``--light``, raw HTTP/1.1 on kept
+connections with the request's bytes built once (~0.1 ms a request), which leaves the worker
+itself as the limit. A verification counts only when its answer is PASSED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.domain import build, issue_request
+from bench.scale import pg_domain
+from bench.web import Row, Server, elicence_server, interleaved, passed
+
+SQLITE, POSTGRES = "QR, SQLite", "QR, PostgreSQL"
+
+
+@dataclass
+class Turns:
+    """What one row added up over its turns."""
+
+    n: int = 0
+    seconds: float = 0.0
+    client: float = 0.0
+    server: float = 0.0
+    database: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        per = 1000 / self.n if self.n else 0.0
+        return {
+            "per_second": round(self.n / self.seconds, 1) if self.seconds else 0.0,
+            "client_cpu_ms_per_request": round(self.client * per, 3),
+            "server_cpu_ms_per_request": round(self.server * per, 3),
+            "database_cpu_ms_per_request": round(self.database * per, 3),
+        }
+
+
+def request_bytes(port: int, qr: str) -> bytes:
+    body = json.dumps({"qr": qr}).encode()
+    head = (
+        f"POST /api/v1/verify HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def light_load(port: int, request: bytes, seconds: float, concurrency: int) -> int:
+    """Verifications answered PASSED in ``seconds``; anything else raises."""
+    done = 0
+    end = time.perf_counter() + seconds
+
+    async def connection() -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < end:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = head.split(b" ", 2)[1]
+                at = head.lower().index(b"content-length:") + len(b"content-length:")
+                body = await reader.readexactly(int(head[at : head.index(b"\r\n", at)]))
+                if status != b"200" or json.loads(body).get("indication") != "PASSED":
+                    raise RuntimeError(f"verification answered {status!r}: {body[:200]!r}")
+                done += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return done
+
+
+def light_turns(
+    rows: list[tuple[str, Server, str, Any]], seconds: float, rounds: int, concurrency: int
+) -> dict[str, Turns]:
+    """Each row ``seconds`` in all, in ``rounds`` turns (A B A B …), as ``bench.web.interleaved``
+    takes them, with the light load generator."""
+    port = {name: int(srv.base.rsplit(":", 1)[1]) for name, srv, _, _ in rows}
+    body = {name: request_bytes(port[name], qr) for name, _, qr, _ in rows}
+    for name, *_ in rows:  # warm
+        asyncio.run(light_load(port[name], body[name], 0.3, concurrency))
+    totals = {name: Turns() for name, *_ in rows}
+    for _ in range(rounds):
+        for name, srv, _, database in rows:
+            client, server, db = time.process_time(), srv.cpu_seconds(), database()
+            started = time.perf_counter()
+            n = asyncio.run(light_load(port[name], body[name], seconds / rounds, concurrency))
+            total = totals[name]
+            total.n += n
+            total.seconds += time.perf_counter() - started
+            total.client += time.process_time() - client
+            total.server += srv.cpu_seconds() - server
+            total.database += database() - db
+    return totals
+
+
+def measure(
+    work: Path, seconds: float, rounds: int, concurrency: int, light: bool
+) -> dict[str, Any]:
+    data_dir = work / "sqlite"
+    data_dir.mkdir(mode=0o700)
+    services = build(data_dir)
+    qr = services.issuance.issue(issue_request(services)).verify_url
+    services.engine.dispose()
+    with contextlib.ExitStack() as stack:
+        pg = stack.enter_context(pg_domain(build, issue_request, work))
+        on_sqlite = stack.enter_context(elicence_server(data_dir))
+        on_pg = stack.enter_context(elicence_server(pg.data_dir, 1, pg.url))
+        if light:
+            totals = light_turns(
+                [(SQLITE, on_sqlite, qr, lambda: 0.0), (POSTGRES, on_pg, pg.qr, pg.db_cpu)],
+                seconds,
+                rounds,
+                concurrency,
+            )
+        else:
+            totals = _httpx_turns(on_sqlite, qr, on_pg, pg, seconds, rounds, concurrency)
+    found = {name: turns.as_dict() for name, turns in totals.items()}
+    sqlite, postgres = found[SQLITE], found[POSTGRES]
+    return {
+        "load_generator": "light" if light else "httpx",
+        "concurrency": concurrency,
+        "rows": found,
+        "ratio": round(postgres["per_second"] / sqlite["per_second"], 3),
+        "worker_cpu_ratio": round(
+            sqlite["server_cpu_ms_per_request"] / postgres["server_cpu_ms_per_request"], 3
+        ),
+    }
+
+
+def _httpx_turns(
+    on_sqlite: Server, qr: str, on_pg: Server, pg: Any, seconds: float, rounds: int, c: int
+) -> dict[str, Turns]:
+    db: dict[str, float] = {}
+    rates = interleaved(
+        [
+            Row(
+                SQLITE,
+                on_sqlite,
+                ("q", "POST", "/api/v1/verify", {"json": {"qr": qr}}),
+                c,
+                None,
+                passed,
+            ),
+            Row(
+                POSTGRES,
+                on_pg,
+                ("q", "POST", "/api/v1/verify", {"json": {"qr": pg.qr}}),
+                c,
+                SQLITE,
+                passed,
+                pg.db_cpu,
+            ),
+        ],
+        seconds,
+        rounds,
+        db,
+    )
+    return {
+        r.name: Turns(
+            r.n,
+            r.seconds,
+            r.client_cpu or 0.0,
+            r.server_cpu or 0.0,
+            db.get(r.name, 0.0) * r.n / 1000,
+        )
+        for r in rates
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="per row, over all turns")
+    parser.add_argument("--rounds", type=int, default=6, help="turns")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--light", action="store_true", help="the light load generator")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="elicence-bench-") as tmp:
+        out = measure(Path(tmp), args.seconds, args.rounds, args.concurrency, args.light)
+    out["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
