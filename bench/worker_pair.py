@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.domain import build, issue_request
-from bench.scale import pg_domain
+from bench.scale import PgDomain, pg_domain
 from bench.web import Row, Server, elicence_server, interleaved, passed
 
 SQLITE, POSTGRES = "QR, SQLite", "QR, PostgreSQL"
@@ -109,6 +109,8 @@ def light_turns(
 def measure(
     work: Path, seconds: float, rounds: int, concurrency: int, light: bool
 ) -> dict[str, Any]:
+    """The two rows in turns under ``work``: the demo domain on SQLite and on a fresh PostgreSQL
+    database (dropped after), one licence each, one ``elicence serve`` worker each."""
     data_dir = work / "sqlite"
     data_dir.mkdir(mode=0o700)
     services = build(data_dir)
@@ -141,7 +143,7 @@ def measure(
 
 
 def _httpx_turns(
-    on_sqlite: Server, qr: str, on_pg: Server, pg: Any, seconds: float, rounds: int, c: int
+    on_sqlite: Server, qr: str, on_pg: Server, pg: PgDomain, seconds: float, rounds: int, c: int
 ) -> dict[str, Turns]:
     db: dict[str, float] = {}
     rates = interleaved(
