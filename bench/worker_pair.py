@@ -17,35 +17,15 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.domain import build, issue_request
 from bench.scale import PgDomain, pg_domain
+from bench.timing import Rate
 from bench.web import Row, Server, elicence_server, interleaved, passed
 
 SQLITE, POSTGRES = "QR, SQLite", "QR, PostgreSQL"
-
-
-@dataclass
-class Turns:
-    """What one row added up over its turns."""
-
-    n: int = 0
-    seconds: float = 0.0
-    client: float = 0.0
-    server: float = 0.0
-    database: float = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        per = 1000 / self.n if self.n else 0.0
-        return {
-            "per_second": round(self.n / self.seconds, 1) if self.seconds else 0.0,
-            "client_cpu_ms_per_request": round(self.client * per, 3),
-            "server_cpu_ms_per_request": round(self.server * per, 3),
-            "database_cpu_ms_per_request": round(self.database * per, 3),
-        }
 
 
 def request_bytes(port: int, qr: str) -> bytes:
@@ -83,15 +63,21 @@ async def light_load(port: int, request: bytes, seconds: float, concurrency: int
 
 
 def light_turns(
-    rows: list[tuple[str, Server, str, Any]], seconds: float, rounds: int, concurrency: int
-) -> dict[str, Turns]:
+    rows: list[tuple[str, Server, str, Any]],
+    seconds: float,
+    rounds: int,
+    concurrency: int,
+    db_cpu: dict[str, float],
+) -> list[Rate]:
     """Each row ``seconds`` in all, in ``rounds`` turns (A B A B …), as ``bench.web.interleaved``
-    takes them, with the light load generator."""
+    takes them and with what it reports (``db_cpu``: the database's CPU ms a request), with the
+    light load generator."""
     port = {name: int(srv.base.rsplit(":", 1)[1]) for name, srv, _, _ in rows}
     body = {name: request_bytes(port[name], qr) for name, _, qr, _ in rows}
     for name, *_ in rows:  # warm
         asyncio.run(light_load(port[name], body[name], 0.3, concurrency))
-    totals = {name: Turns() for name, *_ in rows}
+    totals = {name: Rate(name, 0, 0.0, server_cpu=0.0, client_cpu=0.0) for name, *_ in rows}
+    db_seconds = dict.fromkeys(totals, 0.0)
     for _ in range(rounds):
         for name, srv, _, database in rows:
             client, server, db = time.process_time(), srv.cpu_seconds(), database()
@@ -100,10 +86,12 @@ def light_turns(
             total = totals[name]
             total.n += n
             total.seconds += time.perf_counter() - started
-            total.client += time.process_time() - client
-            total.server += srv.cpu_seconds() - server
-            total.database += database() - db
-    return totals
+            total.client_cpu = (total.client_cpu or 0.0) + time.process_time() - client
+            total.server_cpu = (total.server_cpu or 0.0) + srv.cpu_seconds() - server
+            db_seconds[name] += database() - db
+    for name, total in totals.items():
+        db_cpu[name] = round(db_seconds[name] / total.n * 1000, 3) if total.n else 0.0
+    return list(totals.values())
 
 
 def measure(
@@ -120,22 +108,28 @@ def measure(
         pg = stack.enter_context(pg_domain(build, issue_request, work))
         on_sqlite = stack.enter_context(elicence_server(data_dir))
         on_pg = stack.enter_context(elicence_server(pg.data_dir, 1, pg.url))
+        db_cpu: dict[str, float] = {}
         if light:
-            totals = light_turns(
+            rates = light_turns(
                 [(SQLITE, on_sqlite, qr, lambda: 0.0), (POSTGRES, on_pg, pg.qr, pg.db_cpu)],
                 seconds,
                 rounds,
                 concurrency,
+                db_cpu,
             )
         else:
-            totals = _httpx_turns(on_sqlite, qr, on_pg, pg, seconds, rounds, concurrency)
-    found = {name: turns.as_dict() for name, turns in totals.items()}
+            rates = _httpx_turns(on_sqlite, qr, on_pg, pg, seconds, rounds, concurrency, db_cpu)
+    by_name = {rate.name: rate for rate in rates}
+    found = {
+        name: rate.as_dict() | {"database_cpu_ms_per_request": db_cpu.get(name, 0.0)}
+        for name, rate in by_name.items()
+    }
     sqlite, postgres = found[SQLITE], found[POSTGRES]
     return {
         "load_generator": "light" if light else "httpx",
         "concurrency": concurrency,
         "rows": found,
-        "ratio": round(postgres["per_second"] / sqlite["per_second"], 3),
+        "ratio": round(by_name[POSTGRES].per_second / by_name[SQLITE].per_second, 3),
         "worker_cpu_ratio": round(
             sqlite["server_cpu_ms_per_request"] / postgres["server_cpu_ms_per_request"], 3
         ),
@@ -143,43 +137,25 @@ def measure(
 
 
 def _httpx_turns(
-    on_sqlite: Server, qr: str, on_pg: Server, pg: PgDomain, seconds: float, rounds: int, c: int
-) -> dict[str, Turns]:
-    db: dict[str, float] = {}
-    rates = interleaved(
+    on_sqlite: Server,
+    qr: str,
+    on_pg: Server,
+    pg: PgDomain,
+    seconds: float,
+    rounds: int,
+    c: int,
+    db_cpu: dict[str, float],
+) -> list[Rate]:
+    call = ("q", "POST", "/api/v1/verify")
+    return interleaved(
         [
-            Row(
-                SQLITE,
-                on_sqlite,
-                ("q", "POST", "/api/v1/verify", {"json": {"qr": qr}}),
-                c,
-                None,
-                passed,
-            ),
-            Row(
-                POSTGRES,
-                on_pg,
-                ("q", "POST", "/api/v1/verify", {"json": {"qr": pg.qr}}),
-                c,
-                SQLITE,
-                passed,
-                pg.db_cpu,
-            ),
+            Row(SQLITE, on_sqlite, (*call, {"json": {"qr": qr}}), c, None, passed),
+            Row(POSTGRES, on_pg, (*call, {"json": {"qr": pg.qr}}), c, SQLITE, passed, pg.db_cpu),
         ],
         seconds,
         rounds,
-        db,
+        db_cpu,
     )
-    return {
-        r.name: Turns(
-            r.n,
-            r.seconds,
-            r.client_cpu or 0.0,
-            r.server_cpu or 0.0,
-            db.get(r.name, 0.0) * r.n / 1000,
-        )
-        for r in rates
-    }
 
 
 def main() -> None:
