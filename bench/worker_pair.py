@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,30 +96,45 @@ def light_turns(
 
 
 def measure(
-    work: Path, seconds: float, rounds: int, concurrency: int, light: bool
+    work: Path, seconds: float, rounds: int, concurrency: int | Sequence[int], light: bool
 ) -> dict[str, Any]:
     """The two rows in turns under ``work``: the demo domain on SQLite and on a fresh PostgreSQL
-    database (dropped after), one licence each, one ``elicence serve`` worker each."""
+    database (dropped after), one licence each, one ``elicence serve`` worker each.
+
+    ``concurrency`` a sequence: the same two servers measured at each, one after the other (a
+    sweep, ``{"sweep": [...]}``). The ratio moves with it: at low concurrency every scan in
+    flight is in the desk's batch, and the PostgreSQL worker waits out the batch's round trips
+    with nothing to do; with more in flight the next batch's requests are parsed meanwhile."""
+    levels = [concurrency] if isinstance(concurrency, int) else list(concurrency)
     data_dir = work / "sqlite"
     data_dir.mkdir(mode=0o700)
     services = build(data_dir)
     qr = services.issuance.issue(issue_request(services)).verify_url
     services.engine.dispose()
+    found = []
     with contextlib.ExitStack() as stack:
         pg = stack.enter_context(pg_domain(build, issue_request, work))
         on_sqlite = stack.enter_context(elicence_server(data_dir))
         on_pg = stack.enter_context(elicence_server(pg.data_dir, 1, pg.url))
-        db_cpu: dict[str, float] = {}
-        if light:
-            rates = light_turns(
-                [(SQLITE, on_sqlite, qr, lambda: 0.0), (POSTGRES, on_pg, pg.qr, pg.db_cpu)],
-                seconds,
-                rounds,
-                concurrency,
-                db_cpu,
-            )
-        else:
-            rates = _httpx_turns(on_sqlite, qr, on_pg, pg, seconds, rounds, concurrency, db_cpu)
+        for c in levels:
+            db_cpu: dict[str, float] = {}
+            if light:
+                rates = light_turns(
+                    [(SQLITE, on_sqlite, qr, lambda: 0.0), (POSTGRES, on_pg, pg.qr, pg.db_cpu)],
+                    seconds,
+                    rounds,
+                    c,
+                    db_cpu,
+                )
+            else:
+                rates = _httpx_turns(on_sqlite, qr, on_pg, pg, seconds, rounds, c, db_cpu)
+            found.append(_pair(rates, db_cpu, c, light))
+    if isinstance(concurrency, int):
+        return found[0]
+    return {"load_generator": "light" if light else "httpx", "sweep": found}
+
+
+def _pair(rates: list[Rate], db_cpu: dict[str, float], c: int, light: bool) -> dict[str, Any]:
     by_name = {rate.name: rate for rate in rates}
     found = {
         name: rate.as_dict() | {"database_cpu_ms_per_request": db_cpu.get(name, 0.0)}
@@ -127,7 +143,7 @@ def measure(
     sqlite, postgres = found[SQLITE], found[POSTGRES]
     return {
         "load_generator": "light" if light else "httpx",
-        "concurrency": concurrency,
+        "concurrency": c,
         "rows": found,
         "ratio": round(by_name[POSTGRES].per_second / by_name[SQLITE].per_second, 3),
         "worker_cpu_ratio": round(
@@ -158,15 +174,34 @@ def _httpx_turns(
     )
 
 
+def _levels(text: str) -> list[int]:
+    levels = [int(part) for part in text.split(",")]
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("concurrency: positive integers, comma-separated")
+    return levels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="per row, over all turns")
     parser.add_argument("--rounds", type=int, default=6, help="turns")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency",
+        type=_levels,
+        default=[8],
+        help="requests in flight; several, comma-separated, sweep the same two servers",
+    )
     parser.add_argument("--light", action="store_true", help="the light load generator")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="elicence-bench-") as tmp:
-        out = measure(Path(tmp), args.seconds, args.rounds, args.concurrency, args.light)
+        levels = args.concurrency
+        out = measure(
+            Path(tmp),
+            args.seconds,
+            args.rounds,
+            levels[0] if len(levels) == 1 else levels,
+            args.light,
+        )
     out["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
 

@@ -3,6 +3,7 @@ the pair's ratio is PostgreSQL's rate over SQLite's, with each party's CPU a req
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
@@ -70,3 +71,26 @@ def test_the_pair_reports_each_party_and_the_ratio(tmp_path: Path, light: bool) 
     assert sqlite["database_cpu_ms_per_request"] == 0.0
     assert postgres["database_cpu_ms_per_request"] > 0  # PostgreSQL's backends did the reads
     assert out["load_generator"] == ("light" if light else "httpx")
+
+
+@pytest.mark.postgres
+def test_a_sweep_measures_the_same_pair_at_each_concurrency(tmp_path: Path) -> None:
+    out = measure(tmp_path, 0.4, 1, [2, 5], True)
+    assert out["load_generator"] == "light"
+    assert [level["concurrency"] for level in out["sweep"]] == [2, 5]
+    for level in out["sweep"]:
+        sqlite, postgres = level["rows"][SQLITE], level["rows"][POSTGRES]
+        assert sqlite["per_second"] > 0 and postgres["per_second"] > 0
+        assert level["ratio"] == pytest.approx(
+            postgres["per_second"] / sqlite["per_second"], abs=1e-3
+        )
+        assert postgres["database_cpu_ms_per_request"] > 0
+
+
+def test_the_concurrency_option_takes_a_list() -> None:
+    from bench.worker_pair import _levels
+
+    assert _levels("8") == [8]
+    assert _levels("8,16,64") == [8, 16, 64]
+    with pytest.raises(argparse.ArgumentTypeError):
+        _levels("8,0")
