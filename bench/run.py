@@ -62,6 +62,7 @@ from bench.web import (
     passed,
     trivial_server,
 )
+from bench.worker_pair import saturated_rates
 from core.clock import SystemClock
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -134,6 +135,7 @@ def measure(mode: Mode, work: Path) -> dict[str, Any]:
         "mode": mode.name,
         "started": SystemClock().now().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "concurrency": mode.concurrency,
         "load_before": load_avg(),
         "python": sys.version.split()[0],
     }
@@ -311,6 +313,8 @@ def http_rates(
             pg_call = ("q", "POST", "/api/v1/verify", {"json": {"qr": pg.qr}})
             rows.append(Row(QR_HTTP_PG, on_pg, pg_call, c, QR_HTTP, passed, pg.db_cpu))
         rates = interleaved(rows, hs, mode.rounds, db_cpu)
+        if pg is not None:  # the same two workers at capacity: the per-worker target
+            rates += saturated_rates(srv, qr, on_pg, pg, hs, mode.rounds, db_cpu)
         files = {"file": ("l.pdf", pdf, "application/pdf")}
         pdf_call = ("p", "POST", "/api/v1/verify", {"files": files})
         rates += interleaved(

@@ -25,8 +25,15 @@ from bench.domain import build, issue_request
 from bench.scale import PgDomain, pg_domain
 from bench.timing import Rate
 from bench.web import Row, Server, elicence_server, interleaved, passed
+from verify.desk import BATCH
 
 SQLITE, POSTGRES = "QR, SQLite", "QR, PostgreSQL"
+# The per-worker target's rows in ``python -m bench`` (``saturated_rates``).
+SQLITE_SATURATED = "QR per worker saturated, SQLite"
+PG_SATURATED = "QR per worker saturated, PostgreSQL"
+# Requests in flight that keep a worker busy through its desk's round trips: a full batch being
+# checked and the next one queued behind it.
+SATURATING = 2 * BATCH
 
 
 def request_bytes(port: int, qr: str) -> bytes:
@@ -93,6 +100,31 @@ def light_turns(
     for name, total in totals.items():
         db_cpu[name] = round(db_seconds[name] / total.n * 1000, 3) if total.n else 0.0
     return list(totals.values())
+
+
+def saturated_rates(
+    on_sqlite: Server,
+    qr: str,
+    on_pg: Server,
+    pg: PgDomain,
+    seconds: float,
+    rounds: int,
+    db_cpu: dict[str, float],
+) -> list[Rate]:
+    """A worker's capacity on each database, in turns: the light load generator (not the
+    limit) with :data:`SATURATING` requests in flight, the PostgreSQL row against SQLite's."""
+    rates = light_turns(
+        [
+            (SQLITE_SATURATED, on_sqlite, qr, lambda: 0.0),
+            (PG_SATURATED, on_pg, pg.qr, pg.db_cpu),
+        ],
+        seconds,
+        rounds,
+        SATURATING,
+        db_cpu,
+    )
+    rates[1].baseline = SQLITE_SATURATED
+    return rates
 
 
 def measure(
