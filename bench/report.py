@@ -96,9 +96,10 @@ def table(out: dict[str, Any]) -> str:
         ratio = f"{r['ratio']:.3f}" if "ratio" in r else ""
         srv_ms = f"{r['server_cpu_ms_per_request']:.2f}" if "server_cpu_percent" in r else ""
         srv_pct = f"{r['server_cpu_percent']:.0f}" if "server_cpu_percent" in r else ""
+        p50, p99 = (f"{r[k]:.2f}" if r[k] is not None else "" for k in ("p50_ms", "p99_ms"))
         lines.append(
-            f"{r['name']:<38} {r['per_second']:9.1f} {r['p50_ms'] or 0:8.2f} "
-            f"{r['p99_ms'] or 0:8.2f} {srv_ms:>7} {srv_pct:>5} {ratio:>6}  {r['baseline'] or ''}"
+            f"{r['name']:<38} {r['per_second']:9.1f} {p50:>8} {p99:>8} "
+            f"{srv_ms:>7} {srv_pct:>5} {ratio:>6}  {r['baseline'] or ''}"
         )
     lines.append(
         "(srv ms: server CPU per request — for a row in this process taking turns with HTTP rows,"
