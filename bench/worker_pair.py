@@ -1,6 +1,7 @@
 """``python -m bench.worker_pair``: QR verification on one SQLite worker and one PostgreSQL
-worker alone, in turns, with each party's CPU a request — the per-worker row of ``python -m
-bench`` without the other servers, to see its spread and what moves it (issue 21).
+worker alone, in turns, with each party's CPU a request — the per-worker rows of ``python -m
+bench`` without the other servers, to see their spread and what moves them (issue 21); and
+:func:`saturated_rates`, the rows the bench's per-worker target is taken from.
 
 Two load generators: the bench's own (httpx, asyncio), which costs more CPU a request than the
 worker, so both rows share the cores with it; and ``--light``, raw HTTP/1.1 on kept
@@ -134,9 +135,10 @@ def measure(
     database (dropped after), one licence each, one ``elicence serve`` worker each.
 
     ``concurrency`` a sequence: the same two servers measured at each, one after the other (a
-    sweep, ``{"sweep": [...]}``). The ratio moves with it: at low concurrency every scan in
+    sweep, ``{"sweep": [...]}``). The ratio rises with it: at low concurrency every scan in
     flight is in the desk's batch, and the PostgreSQL worker waits out the batch's round trips
-    with nothing to do; with more in flight the next batch's requests are parsed meanwhile."""
+    with nothing to do (its ``server_cpu_percent`` under SQLite's); with more in flight the
+    next batch's requests are parsed meanwhile."""
     levels = [concurrency] if isinstance(concurrency, int) else list(concurrency)
     data_dir = work / "sqlite"
     data_dir.mkdir(mode=0o700)
