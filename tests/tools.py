@@ -52,3 +52,14 @@ def requiring(what: str, *errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         missing(f"{what} is not available: {exc}")
+
+
+def gmssl_checker(x: int, y: int) -> object:
+    """gmssl's SM2 verifier for the public point (x, y), the independent implementation the SM2
+    tests check against. Its constructor ``lstrip("04")``s a key text that starts with "04" to
+    drop an uncompressed-point prefix, and so also eats the leading digits of an x coordinate
+    that begins with 04 (one key in 256): its point arithmetic then fails on a short key. The
+    key is set after construction, as the 128 hex digits gmssl reads."""
+    checker = require_module("gmssl.sm2").CryptSM2(private_key=None, public_key="", asn1=True)
+    checker.public_key = f"{x:064x}{y:064x}"
+    return checker
