@@ -62,7 +62,7 @@ from bench.web import (
     passed,
     trivial_server,
 )
-from bench.worker_pair import saturated_rates
+from bench.worker_pair import Pair, saturated_rates
 from core.clock import SystemClock
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -314,7 +314,7 @@ def http_rates(
             rows.append(Row(QR_HTTP_PG, on_pg, pg_call, c, QR_HTTP, passed, pg.db_cpu))
         rates = interleaved(rows, hs, mode.rounds, db_cpu)
         if pg is not None:  # the same two workers at capacity: the per-worker target
-            rates += saturated_rates(srv, qr, on_pg, pg, hs, mode.rounds, db_cpu)
+            rates += saturated_rates(Pair(srv, qr, on_pg, pg), hs, mode.rounds, db_cpu)
         files = {"file": ("l.pdf", pdf, "application/pdf")}
         pdf_call = ("p", "POST", "/api/v1/verify", {"files": files})
         rates += interleaved(

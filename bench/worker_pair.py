@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,29 +104,47 @@ def light_turns(
     return list(totals.values())
 
 
-def saturated_rates(
-    on_sqlite: Server,
-    qr: str,
-    on_pg: Server,
-    pg: PgDomain,
+@dataclass(frozen=True)
+class Pair:
+    """The two workers under measurement, one on each database, and the code each verifies."""
+
+    on_sqlite: Server
+    qr: str
+    on_pg: Server
+    pg: PgDomain
+
+
+def light_pair(
+    pair: Pair,
     seconds: float,
     rounds: int,
+    c: int,
     db_cpu: dict[str, float],
+    names: tuple[str, str] = (SQLITE, POSTGRES),
 ) -> list[Rate]:
-    """A worker's capacity on each database, in turns: the light load generator (not the
-    limit) with :data:`SATURATING` requests in flight, the PostgreSQL row against SQLite's."""
+    """The pair in turns under the light load, ``c`` requests in flight; the PostgreSQL row's
+    baseline is the SQLite row."""
+    on_sqlite, on_pg = names
     rates = light_turns(
         [
-            (SQLITE_SATURATED, on_sqlite, qr, lambda: 0.0),
-            (PG_SATURATED, on_pg, pg.qr, pg.db_cpu),
+            (on_sqlite, pair.on_sqlite, pair.qr, lambda: 0.0),
+            (on_pg, pair.on_pg, pair.pg.qr, pair.pg.db_cpu),
         ],
         seconds,
         rounds,
-        SATURATING,
+        c,
         db_cpu,
     )
-    rates[1].baseline = SQLITE_SATURATED
+    rates[1].baseline = on_sqlite
     return rates
+
+
+def saturated_rates(
+    pair: Pair, seconds: float, rounds: int, db_cpu: dict[str, float]
+) -> list[Rate]:
+    """A worker's capacity on each database, in turns: the light load generator (not the
+    limit) with :data:`SATURATING` requests in flight."""
+    return light_pair(pair, seconds, rounds, SATURATING, db_cpu, (SQLITE_SATURATED, PG_SATURATED))
 
 
 def measure(
@@ -150,25 +169,18 @@ def measure(
         pg = stack.enter_context(pg_domain(build, issue_request, work))
         on_sqlite = stack.enter_context(elicence_server(data_dir))
         on_pg = stack.enter_context(elicence_server(pg.data_dir, 1, pg.url))
+        pair = Pair(on_sqlite, qr, on_pg, pg)
+        turns = light_pair if light else _httpx_turns
         for c in levels:
             db_cpu: dict[str, float] = {}
-            if light:
-                rates = light_turns(
-                    [(SQLITE, on_sqlite, qr, lambda: 0.0), (POSTGRES, on_pg, pg.qr, pg.db_cpu)],
-                    seconds,
-                    rounds,
-                    c,
-                    db_cpu,
-                )
-            else:
-                rates = _httpx_turns(on_sqlite, qr, on_pg, pg, seconds, rounds, c, db_cpu)
-            found.append(_pair(rates, db_cpu, c, light))
+            rates = turns(pair, seconds, rounds, c, db_cpu)
+            found.append(_summary(rates, db_cpu, c, light))
     if isinstance(concurrency, int):
         return found[0]
     return {"load_generator": "light" if light else "httpx", "sweep": found}
 
 
-def _pair(rates: list[Rate], db_cpu: dict[str, float], c: int, light: bool) -> dict[str, Any]:
+def _summary(rates: list[Rate], db_cpu: dict[str, float], c: int, light: bool) -> dict[str, Any]:
     by_name = {rate.name: rate for rate in rates}
     found = {
         name: rate.as_dict() | {"database_cpu_ms_per_request": db_cpu.get(name, 0.0)}
@@ -187,20 +199,21 @@ def _pair(rates: list[Rate], db_cpu: dict[str, float], c: int, light: bool) -> d
 
 
 def _httpx_turns(
-    on_sqlite: Server,
-    qr: str,
-    on_pg: Server,
-    pg: PgDomain,
-    seconds: float,
-    rounds: int,
-    c: int,
-    db_cpu: dict[str, float],
+    pair: Pair, seconds: float, rounds: int, c: int, db_cpu: dict[str, float]
 ) -> list[Rate]:
     call = ("q", "POST", "/api/v1/verify")
     return interleaved(
         [
-            Row(SQLITE, on_sqlite, (*call, {"json": {"qr": qr}}), c, None, passed),
-            Row(POSTGRES, on_pg, (*call, {"json": {"qr": pg.qr}}), c, SQLITE, passed, pg.db_cpu),
+            Row(SQLITE, pair.on_sqlite, (*call, {"json": {"qr": pair.qr}}), c, None, passed),
+            Row(
+                POSTGRES,
+                pair.on_pg,
+                (*call, {"json": {"qr": pair.pg.qr}}),
+                c,
+                SQLITE,
+                passed,
+                pair.pg.db_cpu,
+            ),
         ],
         seconds,
         rounds,
