@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.worker_pair import PG_SATURATED, SATURATING
 
+# The shared-core QR rows, as ``bench/run.py`` names them (it takes the names from here).
 QR_HTTP, QR_HTTP_PG = "verify QR over HTTP", "verify QR over HTTP, PostgreSQL"
 
 

@@ -46,7 +46,7 @@ from bench.domain import Captured, bb_issuance, build, capture_page, issue_reque
 from bench.events import EVENTS, event_rates
 from bench.lta import lta_rates
 from bench.memory import rss_while_issuing, upload_over_http, upload_probe
-from bench.report import scale_lines, table, targets
+from bench.report import QR_HTTP, QR_HTTP_PG, scale_lines, table, targets
 from bench.scale import PgDomain, pg_domain, pg_scale, worker_rates
 from bench.status import status_rates
 from bench.timing import Rate, settle, timed, timed_together
@@ -71,8 +71,6 @@ TRIVIAL_BARE = "trivial FastAPI, bare (HTTP)"
 RAW_SEAL = "raw pyHanko seal B-B"
 RAW_VALIDATE = "raw pyHanko validate (B-LTA file)"
 RAW_VALIDATE_TURNS = "raw pyHanko validate, in turns with HTTP"
-QR_HTTP = "verify QR over HTTP"
-QR_HTTP_PG = "verify QR over HTTP, PostgreSQL"
 PDF_HTTP = "verify PDF over HTTP"
 
 

@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ async def light_load(port: int, request: bytes, seconds: float, concurrency: int
 
 
 def light_turns(
-    rows: list[tuple[str, Server, str, Any]],
+    rows: list[tuple[str, Server, str, Callable[[], float]]],
     seconds: float,
     rounds: int,
     concurrency: int,
@@ -223,7 +223,7 @@ def _httpx_turns(
 
 def _levels(text: str) -> list[int]:
     levels = [int(part) for part in text.split(",")]
-    if not levels or min(levels) < 1:
+    if min(levels) < 1:
         raise argparse.ArgumentTypeError("concurrency: positive integers, comma-separated")
     return levels
 
