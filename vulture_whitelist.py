@@ -28,6 +28,7 @@ _.refreshed_at  # unused attribute (licences/archive.py:226)
 _.refresh_count  # unused attribute (licences/archive.py:227)
 minted_by  # unused variable (licences/use_code_records.py:30)
 _.updated_at  # unused attribute (licences/catalogue.py:47)
+_.PDFZCompress  # unused attribute (licences/render.py:135): ReportLab reads it
 _.updated_at  # unused attribute (licences/catalogue.py:95)
 _.updated_at  # unused attribute (licences/catalogue.py:139)
 superseded_at  # unused variable (licences/digests.py:21)

@@ -7,6 +7,7 @@ bytes, audit entry — or not at all.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Iterator
@@ -124,17 +125,23 @@ def unavailable(exc: OperationalError) -> Unavailable:
     )
 
 
+@functools.cache
+def _datetime_keys(table: Any) -> tuple[str, ...]:
+    """A table's datetime columns, found once: every row loaded asks."""
+    return tuple(c.key for c in table.columns if isinstance(c.type, DateTime))
+
+
 def _utc_on_load(target: Any, *_: Any) -> None:
     """SQLite stores no offset: give every loaded datetime column back its UTC zone, so what the
     API prints is a proper RFC 3339 time on SQLite as on PostgreSQL."""
     table = getattr(target, "__table__", None)
     if table is None:
         return
-    for column in table.columns:
-        if isinstance(column.type, DateTime):
-            value = target.__dict__.get(column.key)
-            if isinstance(value, datetime) and value.tzinfo is None:
-                set_committed_value(target, column.key, value.replace(tzinfo=UTC))
+    loaded = target.__dict__
+    for key in _datetime_keys(table):
+        value = loaded.get(key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            set_committed_value(target, key, value.replace(tzinfo=UTC))
 
 
 event.listen(SQLModel, "load", _utc_on_load, propagate=True)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.audit import AuditLog
-from core.clock import Clock, china_today
+from core.clock import Clock
 from core.db import reading, transaction
 from core.errors import Forbidden, Unavailable
 from licences import batch, idempotency
@@ -27,12 +27,11 @@ from licences.catalogue import Catalogue
 from licences.holders import CorrectionRefused, Holders
 from licences.idempotency import IdempotencyKey
 from licences.lifecycle import Lifecycle, Transition, parse_identifier
-from licences.models import Holder, Licence, LicenceStatus
+from licences.models import Holder, Licence
 from licences.pulls import Pulled, PullRequest, Pulls
 from licences.repository import (
     LicenceRecord,
     document,
-    effective_status,
     full_record,
     licence_by_identifier,
 )
@@ -121,11 +120,6 @@ class LicenceDesk:
         """A licence as stored now (404 if unknown)."""
         with reading(self._engine) as session:
             return licence_by_identifier(session, identifier)
-
-    def status_now(self, identifier: str) -> LicenceStatus:
-        """A licence's effective status today in China (expiry is computed, never stored)."""
-        licence = self.licence(identifier)
-        return effective_status(licence, china_today(self._clock.now()))
 
     def record(self, identifier: str, department_code: str) -> Found:
         """A licence by its identifier (422 if malformed, 404 if unknown), whole for its issuer."""

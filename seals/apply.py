@@ -7,6 +7,7 @@ came out of the licence renderer are ever passed here: the API has no way to sea
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,13 +106,19 @@ def apply_seal(
         )
     writer = IncrementalPdfFileWriter(io.BytesIO(request.pdf), strict=True)
     output = io.BytesIO()
-    pdf_signer.sign_pdf(writer, bytes_reserved=BYTES_RESERVED, output=output)
-    if evidence is not None and evidence.archival is not None:
-        archive_revision(output, evidence.archival, evidence.timestamper)
+
+    async def seal() -> None:
+        # pyHanko's synchronous calls each start and close an event loop; one loop serves both
+        # revisions (nothing here fetches, so no validation context has sessions to release).
+        await pdf_signer.async_sign_pdf(writer, bytes_reserved=BYTES_RESERVED, output=output)
+        if evidence is not None and evidence.archival is not None:
+            await archive_revision(output, evidence.archival, evidence.timestamper)
+
+    asyncio.run(seal())
     return output.getvalue()
 
 
-def archive_revision(
+async def archive_revision(
     signed: io.BytesIO, archival: ArchivalEvidence, timestamper: InProcessTimeStamper
 ) -> None:
     """Append to ``signed`` one incremental update holding the DSS (the certificates and OCSP
@@ -130,6 +137,6 @@ def archive_revision(
         certs=[certificate(der) for der in archival.certificates],
         ocsps=[ocsp_response(der) for der in archival.ocsp_responses],
     )
-    PdfTimeStamper(timestamper).timestamp_pdf(
+    await PdfTimeStamper(timestamper).async_timestamp_pdf(
         writer, "sha256", bytes_reserved=timestamper.reserved("sha256"), in_place=True
     )

@@ -134,10 +134,11 @@ PROBLEMS = {
 }
 
 
-def why_unusable(session: Session, seal: Seal, now: datetime) -> str | None:
-    """Why the seal cannot seal now, as a key of ``PROBLEMS``; None when it can. The seal
-    row and its certificate row are both read: a held certificate stops a seal even if the
-    seal row was not updated."""
+def check_usable(session: Session, seal: Seal, now: datetime) -> CertificateRecord | str:
+    """The seal's certificate row when the seal can seal now; otherwise why not, as a key of
+    ``PROBLEMS``. The seal row and its certificate row are both read: a held certificate stops
+    a seal even if the seal row was not updated. The sealing then takes its certificate from
+    the row just checked, with no second read."""
     if seal.status != SealStatus.ACTIVE.value:
         return seal.status
     if now >= as_utc(seal.valid_until):
@@ -147,7 +148,7 @@ def why_unusable(session: Session, seal: Seal, now: datetime) -> str | None:
     record = session.get(CertificateRecord, seal.certificate_serial)
     if record is None or record.status != "good":
         return "certificate"
-    return None
+    return record
 
 
 def authorise_licence_seals(

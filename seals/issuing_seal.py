@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlmodel import Session, col, select
 
 from core.errors import Forbidden
-from seals.authorisation import PROBLEMS, authorised_seals, why_unusable
+from seals.authorisation import PROBLEMS, authorised_seals, check_usable
 from seals.models import Department, Seal, SealType
 from trust.authority import TrustDomain
 from trust.models import CertificateRecord
@@ -45,10 +45,10 @@ def select_seal(
     the newest candidate when none is usable."""
     refusal: tuple[str, Seal] | None = None
     for seal in candidate_seals(session, department, licence_type):
-        problem = why_unusable(session, seal, now)
-        if problem is None:
-            return _context(session, trust, department, seal)
-        refusal = refusal or (problem, seal)
+        found = check_usable(session, seal, now)
+        if isinstance(found, CertificateRecord):
+            return _context(session, trust, department, seal, found)
+        refusal = refusal or (found, seal)
     if refusal is None:
         raise Forbidden(
             f"部门 {department.name} 没有可用的电子证照专用章 / the department has no usable "
@@ -91,10 +91,12 @@ def candidate_seals(
 
 
 def _context(
-    session: Session, trust: TrustDomain, department: Department, seal: Seal
+    session: Session,
+    trust: TrustDomain,
+    department: Department,
+    seal: Seal,
+    record: CertificateRecord,
 ) -> SealContext:
-    record = session.get(CertificateRecord, seal.certificate_serial)
-    assert record is not None
     return SealContext(
         seal=seal,
         department=department,

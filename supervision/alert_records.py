@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy import JSON, Column, DateTime, Index, bindparam
 from sqlmodel import Field, Session, SQLModel
 
 from core.audit import AuditLog
@@ -58,6 +58,30 @@ class Alert(SQLModel, table=True):
 _ALERT = Alert.__table__  # type: ignore[attr-defined]
 
 
+def _count_up_statement(with_detail: bool) -> Any:
+    values: dict[str, Any] = {
+        "occurrences": _ALERT.c.occurrences + 1,
+        "last_seen_at": bindparam("b_at"),
+    }
+    if with_detail:
+        values["detail"] = bindparam("b_detail", type_=JSON)
+    return (
+        _ALERT.update()
+        .where(
+            _ALERT.c.rule == bindparam("b_rule"),
+            _ALERT.c.subject == bindparam("b_subject"),
+            _ALERT.c.acknowledged_at.is_(None),
+        )
+        .values(values)
+        .returning(_ALERT.c.id)
+    )
+
+
+# Built once: a department in a burst counts up with every issuance, and building the statement
+# cost as much as running it.
+_COUNT_UP = {with_detail: _count_up_statement(with_detail) for with_detail in (False, True)}
+
+
 def count_up(
     session: Session, rule: str, subject: str, at: datetime, detail: dict[str, Any] | None
 ) -> str | None:
@@ -68,23 +92,10 @@ def count_up(
     burst counts up with every issuance, so this is one statement, not a read and a write, and
     a Core one: the ORM's UPDATE, which looks for the row among the session's objects, took
     twice as long, and no rule's transaction holds an alert as an object."""
-    values: dict[str, Any] = {"occurrences": _ALERT.c.occurrences + 1, "last_seen_at": at}
+    params: dict[str, Any] = {"b_rule": rule, "b_subject": subject, "b_at": at}
     if detail is not None:
-        values["detail"] = detail
-    counted = (
-        session.connection()
-        .execute(
-            _ALERT.update()
-            .where(
-                _ALERT.c.rule == rule,
-                _ALERT.c.subject == subject,
-                _ALERT.c.acknowledged_at.is_(None),
-            )
-            .values(values)
-            .returning(_ALERT.c.id)
-        )
-        .first()
-    )
+        params["b_detail"] = detail
+    counted = session.connection().execute(_COUNT_UP[detail is not None], params).first()
     return None if counted is None else str(counted[0])
 
 

@@ -348,3 +348,30 @@ def test_audit_chain_is_intact_after_the_lifecycle(domain: Domain) -> None:
     with reading(domain.services.engine) as session:
         report = verify_chain(session)
     assert report.intact, report
+
+
+@pytest.mark.parametrize("status", [LicenceStatus.REVOKED, LicenceStatus.EXPIRED])
+def test_a_replayed_issuance_answers_with_the_licence_status_now(
+    domain: Domain, status: LicenceStatus
+) -> None:
+    """The issuance answer takes its status from the row in hand (written, or read again by
+    the replay): a department retrying after the licence was revoked, or after its term ended,
+    is told so, never the ``valid`` of the first answer."""
+    body = food_body(domain)
+    key = {"Idempotency-Key": f"replay-status-{status.value}"}
+    first = domain.client.post("/api/v1/licences", json=body, headers={**domain.auth(), **key})
+    assert first.status_code == 201 and first.json()["status"] == "valid"
+    identifier = first.json()["identifier"]
+    if status is LicenceStatus.REVOKED:
+        assert post(domain, identifier, "revoke").status_code == 200
+    else:  # the term ended yesterday, China date
+        with transaction(domain.services.engine) as session:
+            licence = session.get(Licence, identifier)
+            assert licence is not None
+            today = china_today(domain.services.clock.now())
+            licence.valid_from = today - timedelta(days=400)
+            licence.valid_until = today - timedelta(days=1)
+            session.add(licence)
+    again = domain.client.post("/api/v1/licences", json=body, headers={**domain.auth(), **key})
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert (again.json()["identifier"], again.json()["status"]) == (identifier, status.value)

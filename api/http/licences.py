@@ -105,7 +105,8 @@ def issued_out(request: Request, response: Response, result: IssuedLicence) -> I
     return IssuedOut(
         identifier=licence.identifier,
         version=licence.version,
-        status=services_of(request).licence_desk.status_now(licence.identifier).value,
+        # The row in hand: just written, or read again by the replay (no third read).
+        status=effective_status(licence, china_today(services_of(request).clock.now())).value,
         sha256=licence.sha256,
         links=links(request, licence, result.documents),
         previous=licence.previous,
