@@ -43,6 +43,32 @@ from licences.render import (
 EN_SIZE = 6.5  # a label's English line
 
 
+def _box(layout: Layout, e: Element) -> Box:
+    """An element's millimetre box from the top left, in PDF points from the bottom left."""
+    x1 = e.x * MM
+    y1 = (layout.height - e.y - e.h) * MM
+    return (x1, y1, x1 + e.w * MM, y1 + e.h * MM)
+
+
+def _fit(box: Box, e: Element, value: str, regular: str, name: str) -> tuple[float, list[str]]:
+    """The size (shrunk from the element's, 6 pt at least) and lines at which ``value`` fits
+    under its label in ``box``; InvalidInput naming ``name`` when even 6 pt does not."""
+    x1, y1, x2, y2 = box
+    top = y2 - max(FONT_MIN, e.font_size * 0.75) * LEADING
+    size = e.font_size
+    while True:
+        lines = wrap(value, regular, size, x2 - x1)
+        if ((len(lines) - 1) * LEADING + 1) * size <= top - y1 + 1e-6:
+            return size, lines
+        if size <= FONT_MIN:
+            raise InvalidInput(
+                f"{name} 排不进版式中的位置，请精简 / {name} does not fit its box in the "
+                "type's layout; shorten it",
+                field=name,
+            )
+        size = max(FONT_MIN, size - 0.5)
+
+
 class _Page:
     """Millimetre boxes from the top left, turned into PDF points from the bottom left."""
 
@@ -50,9 +76,7 @@ class _Page:
         self.c, self.layout, self.regular, self.bold = c, layout, regular, bold
 
     def box(self, e: Element) -> Box:
-        x1 = e.x * MM
-        y1 = (self.layout.height - e.y - e.h) * MM
-        return (x1, y1, x1 + e.w * MM, y1 + e.h * MM)
+        return _box(self.layout, e)
 
     def border(self) -> None:
         c, lay = self.c, self.layout
@@ -68,8 +92,9 @@ class _Page:
 
     def labelled(self, e: Element, label: str, label_en: str | None, value: str, name: str) -> None:
         """A label line (Chinese, English alongside) over the value, which wraps and shrinks."""
-        x1, y1, x2, y2 = self.box(e)
-        width, c = x2 - x1, self.c
+        box = self.box(e)
+        x1, _, _, y2 = box
+        c = self.c
         label_size = max(FONT_MIN, e.font_size * 0.75)
         c.setFillColor(GREY)
         c.setFont(self.bold, label_size)
@@ -79,18 +104,7 @@ class _Page:
             c.drawString(x1 + text_width(label, self.bold, label_size) + 2 * MM, y2 - label_size,
                          label_en)  # fmt: skip
         top = y2 - label_size * LEADING
-        size = e.font_size
-        while True:
-            lines = wrap(value, self.regular, size, width)
-            if ((len(lines) - 1) * LEADING + 1) * size <= top - y1 + 1e-6:
-                break
-            if size <= FONT_MIN:
-                raise InvalidInput(
-                    f"{name} 排不进版式中的位置，请精简 / {name} does not fit its box in the "
-                    "type's layout; shorten it",
-                    field=name,
-                )
-            size = max(FONT_MIN, size - 0.5)
+        size, lines = _fit(box, e, value, self.regular, name)
         c.setFillColor(INK)
         c.setFont(self.regular, size)
         for i, line in enumerate(lines):
@@ -168,28 +182,41 @@ def _values(view: LicenceView) -> dict[str, tuple[str, str]]:
     return {n: pair for n, pair in zip(view.field_names, view.fields, strict=False)}
 
 
+Labelled = tuple[str, str | None, str, str]  # label, English label, value, field name
+
+
+def _labelled(e: Element, view: LicenceView, values: dict[str, tuple[str, str]]) -> Labelled | None:
+    """What a text element prints under its label, and the field a refusal names; None for
+    the elements that are not a labelled value (title, photo, QR code, seal)."""
+    if e.kind == "field":
+        name = str(e.field)
+        label, value = values.get(name, (name, ""))
+        return e.label_zh or label, e.label_en, value, f"fields.{name}"
+    validity = f"{view.valid_from} 至 {view.valid_until or '长期'}"
+    known = {
+        "holder_name": (view.holder_label, "Holder", view.holder_name, "holder.name"),
+        "holder_id": ("证件号码", "ID number", view.holder_id, "holder.id"),
+        "validity": ("有效期", "Validity", validity, "valid_until"),
+        "identifier": ("证照标识", "Identifier", view.identifier, "identifier"),
+        "issuer": ("发证机关", "Issuing authority", view.issuer_name, "issuer"),
+    }.get(e.kind)
+    if known is None:
+        return None
+    label, label_en, value, name = known
+    return e.label_zh or label, e.label_en or label_en, value, name
+
+
 def _draw(page: _Page, view: LicenceView, photo: bytes | None) -> tuple[Box, Box, int]:
     values = _values(view)
-    validity = f"{view.valid_from} 至 {view.valid_until or '长期'}"
     qr_box: Box = (0, 0, 0, 0)
     seal_box: Box = (0, 0, 0, 0)
     qr_version = 0
     for e in page.layout.elements:
+        labelled = _labelled(e, view, values)
         if e.kind == "title":
             page.title(e, view)
-        elif e.kind == "field":
-            name = str(e.field)
-            label, value = values.get(name, (name, ""))
-            page.labelled(e, e.label_zh or label, e.label_en, value, f"fields.{name}")
-        elif e.kind in ("holder_name", "holder_id", "validity", "identifier", "issuer"):
-            label, label_en, value, name = {
-                "holder_name": (view.holder_label, "Holder", view.holder_name, "holder.name"),
-                "holder_id": ("证件号码", "ID number", view.holder_id, "holder.id"),
-                "validity": ("有效期", "Validity", validity, "valid_until"),
-                "identifier": ("证照标识", "Identifier", view.identifier, "identifier"),
-                "issuer": ("发证机关", "Issuing authority", view.issuer_name, "issuer"),
-            }[e.kind]
-            page.labelled(e, e.label_zh or label, e.label_en or label_en, value, name)
+        elif labelled is not None:
+            page.labelled(e, *labelled)
         elif e.kind == "photo":
             page.photo(e, photo)
         elif e.kind == "qr":
@@ -260,5 +287,13 @@ def check_page_fits(
     """Refuse a view that cannot fit its type's page (InvalidInput naming the field)."""
     if layout is None:
         check_fits(view, regular_font=regular_font, bold_font=bold_font)
-    else:
-        render_layout(view, layout, regular_font=regular_font, bold_font=bold_font)
+        return
+    # Only the labelled values can overflow: each is fitted as the page fits it, with nothing
+    # drawn (a whole render here cost the issuance a second page's serialising and compressing).
+    regular = font_name(regular_font)
+    values = _values(view)
+    for e in layout.elements:
+        labelled = _labelled(e, view, values)
+        if labelled is not None:
+            _, _, value, name = labelled
+            _fit(_box(layout, e), e, value, regular, name)

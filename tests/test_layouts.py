@@ -244,3 +244,67 @@ def test_the_demo_templated_licences_with_photos_render_and_verify(
     assert domain.verify_pdf(pdf.read_bytes())["indication"] == "PASSED"
     report = domain.client.post("/api/v1/verify", json={"qr": code}).json()
     assert report["indication"] == "PASSED", report
+
+
+def _view(holder_name: str, fields: dict[str, str], identifier: str) -> Any:
+    from licences.render import LicenceView
+
+    names = tuple(fields)
+    return LicenceView(
+        title="从业人员健康证明",
+        title_en="Food Handler Health Certificate",
+        identifier=identifier,
+        holder_label="姓名",
+        holder_name=holder_name,
+        holder_id="350102198503120034",
+        fields=tuple((PROPS[n].get("title", n), v) for n, v in fields.items()),
+        issuer_name="示范市卫生健康委员会",
+        issue_date="2026-12-07",
+        valid_from="2026-12-07",
+        valid_until="2027-12-06",
+        verify_url="HTTPS://LICENCE.EXAMPLE.GOV.CN/V/",
+        version="001",
+        field_names=names,
+    )
+
+
+# (what grows, how many times the base text) — from fitting easily to far past 6 pt
+GROWN = [(what, times) for what in ("holder.name", "fields.exam_org", "identifier")
+         for times in range(1, 10)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "times"), GROWN)
+def test_the_fit_check_before_sealing_agrees_with_the_page(
+    domain: Domain, what: str, times: int
+) -> None:
+    """Issuance refuses an overflowing value before the QR code is signed, by fitting each
+    labelled value without drawing the page; the page itself fits them again when drawn. The
+    two must agree on every value: the check passing a value the page then refuses would fail
+    an issuance after signing, and the other way round would refuse a licence that fits."""
+    from core.errors import InvalidInput
+    from licences.layout import parse_layout
+    from licences.layout_page import check_page_fits, render_layout
+
+    fonts = domain.services.issuance._fonts
+    parsed = parse_layout(layout(), PROPS)
+    name, fields, identifier = "陈建华", dict(FIELDS), "1135010000360001XN205" + "00000001001"
+    if what == "holder.name":
+        name = "欧阳" * (4 * times)
+    elif what == "fields.exam_org":
+        fields["exam_org"] = "示范市疾病预防控制中心" * times
+    else:
+        identifier = identifier * times
+    view = _view(name, fields, identifier)
+
+    def outcome(check: Any) -> str | None:
+        try:
+            check(view, parsed, regular_font=fonts.regular, bold_font=fonts.bold)
+        except InvalidInput as refused:
+            return refused.field or "?"
+        return None
+
+    checked, drawn = outcome(check_page_fits), outcome(render_layout)
+    assert checked == drawn
+    assert checked in (None, what)
+    if times == 9:  # nine times the text overflows every one of these boxes
+        assert checked == what
