@@ -493,30 +493,21 @@ def test_a_sealing_reads_the_seal_certificate_row_once_and_seals_with_that_row(
     """The row checked ``good`` is the row whose certificate goes into the seal: one read, so
     nothing can change between the check and the certificate the seal is made with."""
     from cryptography.hazmat.primitives import serialization
-    from sqlalchemy import event
 
     from core.db import reading
+    from tests.sql_trace import statements
     from trust.authority import load_pem
     from trust.models import CertificateRecord
 
     department = domain.department(0)
     engine = domain.services.engine
-    statements: list[tuple[str, Any]] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        with reading(engine) as session:
-            context = domain.services.seals.seal_for_issuance(
-                session, department["code"], department["sample_request"]["licence_type"]
-            )
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    with statements(engine) as seen, reading(engine) as session:
+        context = domain.services.seals.seal_for_issuance(
+            session, department["code"], department["sample_request"]["licence_type"]
+        )
     serial = context.seal.certificate_serial
     certificate_reads = [
-        s for s, p in statements if re.search(r"\bFROM certificate\b(?!_)", s) and serial in p
+        s for s, p in seen if re.search(r"\bFROM certificate\b(?!_)", s) and serial in p
     ]
     assert len(certificate_reads) == 1, certificate_reads
     with reading(engine) as session:

@@ -4,14 +4,11 @@ another department, counted through ``StatisticsDesk`` on SQLite and on PostgreS
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert
-from sqlalchemy.engine import Engine
+from sqlalchemy import insert
 from sqlmodel import select
 
 from core.clock import CHINA, FixedClock, china_today
@@ -22,6 +19,7 @@ from licences.models import Licence, LicenceType
 from licences.pulls import LicencePull
 from tests.conftest import make_settings, reset_postgres_schema
 from tests.domain import Domain, build_domain, demo_domain
+from tests.sql_trace import statements
 
 MANY = 2500  # licences added to the department under test
 ELSEWHERE = 300  # licences added to another department, which must not be counted
@@ -58,21 +56,6 @@ def clones(model: Licence, count: int, tag: str) -> list[dict[str, Any]]:
         )
         rows.append(row)
     return rows
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """Every SQL statement the engine runs inside the block, with its parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(*args: Any) -> None:
-        seen.append((args[2], args[3]))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def crowd(domain: Domain) -> tuple[str, str]:

@@ -28,7 +28,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.hazmat.primitives.asymmetric import ec
 from httpx import Response
-from sqlalchemy import event, func, text
+from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
@@ -49,6 +49,7 @@ from migrations.runner import upgrade
 from tests.conftest import fresh_schema
 from tests.domain import Domain, build_domain, demo_domain, make_settings
 from tests.repo_domains import food_body, issue
+from tests.sql_trace import statements
 from trust.jose import public_key_of, verify_compact
 from trust.profiles import Endpoints
 from trust.trustlist import verify_trust_list
@@ -502,18 +503,9 @@ def test_indexes_are_not_in_issue_order_and_spread_over_the_list(domain: Domain)
 
 def listing_statement(engine: Engine) -> tuple[str, Any]:
     """The statement (and its parameters) ``listed_entries`` sends to the database."""
-    statements: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with reading(engine) as session:
-            listed_entries(session)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    return next(s for s in statements if "status_index" in s[0])
+    with statements(engine) as seen, reading(engine) as session:
+        listed_entries(session)
+    return next(s for s in seen if "status_index" in s[0])
 
 
 @pytest.mark.postgres
