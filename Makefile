@@ -51,7 +51,8 @@ fuzz: $(STAMP)
 # run against the fast security tests; `make mutate MODULES="api/edge/auth.py seals/clients.py"` runs
 # some modules only. One worker, at the lowest priority.
 MUTATE_SCOPE := $(wildcard verify/*.py) core/audit.py keys/audit.py api/edge/auth.py api/edge/tokens.py \
-  api/http/oauth.py seals/clients.py $(wildcard trust/federation*.py) licences/lifecycle.py
+  api/http/oauth.py seals/clients.py $(wildcard trust/federation*.py) licences/lifecycle.py \
+  api/edge/code_desk.py
 MODULES ?=
 MUTATE_JOBS ?= 1
 mutate: $(STAMP)

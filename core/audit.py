@@ -190,6 +190,11 @@ def _written(values: dict[str, Any]) -> AuditEntry:
     return AuditEntry.model_construct(**values)
 
 
+class CheckpointDue(Exception):
+    """An append told not to sign a checkpoint reached one: the caller's transaction is to be
+    rolled back and the entries appended where signing may wait (``verify.log``)."""
+
+
 Observer = Callable[[Session, AuditEntry], object]  # what it returns is ignored
 # Whether an observer may act on an entry (write, query, raise), told before it is written.
 Concerns = Callable[[Pending], bool]
@@ -218,15 +223,26 @@ class AuditLog:
         if concerns is not None:
             self._concerns[observer] = concerns
 
+    def _no_checkpoint(self, first: int, last: int) -> bool:
+        """None of entries ``first`` to ``last`` is due a checkpoint (a checkpointer that
+        cannot tell is due at every entry)."""
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return True
+        due = getattr(checkpointer, "due", None)
+        return due is not None and not any(due(seq) for seq in range(first, last + 1))
+
+    def _signs_here(self, entries: Sequence[AuditEntry]) -> bool:
+        """No checkpoint among ``entries``, or the checkpointer signs in this process."""
+        if getattr(self.checkpointer, "signs_in_process", False):
+            return True
+        return self._no_checkpoint(entries[0].seq, entries[-1].seq)
+
     def _quiet(self, pending: Sequence[Pending], last_seq: int) -> bool:
         """No observer acts on these entries, numbered up to ``last_seq``, and none of them
-        is due a checkpoint (a checkpointer that cannot tell is due at every entry)."""
-        checkpointer = self.checkpointer
-        if checkpointer is not None:
-            due = getattr(checkpointer, "due", None)
-            first = last_seq - len(pending) + 1
-            if due is None or any(due(seq) for seq in range(first, last_seq + 1)):
-                return False
+        is due a checkpoint."""
+        if not self._no_checkpoint(last_seq - len(pending) + 1, last_seq):
+            return False
         for observer in self.observers:
             concerns = self._concerns.get(observer)
             if concerns is None or any(concerns(item) for item in pending):
@@ -338,6 +354,7 @@ class AuditLog:
         pending: Sequence[Pending],
         *,
         connection: Connection | None = None,
+        may_wait: bool = True,
     ) -> list[AuditEntry]:
         """Appends in order, in the caller's transaction, with three statements however many
         there are: advance the head (its lock, and the previous hash, in one round trip),
@@ -348,7 +365,10 @@ class AuditLog:
         held while it is written. Returns the entries as written: detached and read-only.
 
         ``connection``: the statements go there, and ``session`` (on the same transaction) is
-        used only for a checkpoint — for a writer that needs no ORM otherwise."""
+        used only for a checkpoint — for a writer that needs no ORM otherwise.
+        ``may_wait`` False (an event loop's write): :class:`CheckpointDue` is raised, before
+        anything is signed, when one of the entries brings a checkpoint whose signing leaves
+        this process (a key service or a token: ``signs_in_process``)."""
         if not pending:
             return []
         if session.autoflush:
@@ -358,6 +378,8 @@ class AuditLog:
         rows = self._written_rows(connection, pending)
         entries = [_written(values) for values in rows]
         if self.checkpointer is not None:
+            if not may_wait and not self._signs_here(entries):
+                raise CheckpointDue
             for entry in entries:
                 self.checkpointer(session, entry)
         for entry in entries:

@@ -14,67 +14,18 @@ lock that orders every append.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cache
 from threading import Lock
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, Column, DateTime, Integer, Table
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
 
-from core.roundtrips import driver_errors, kept_cursor
+from core.roundtrips import as_json, driver_errors, insert_from_json, kept_cursor
 
 ADVANCE = "UPDATE audit_head SET seq = seq + %s WHERE id = 1 RETURNING seq, hash"
 START = "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, %s) ON CONFLICT (id) DO NOTHING"
-
-
-def _record_type(column: Column[Any]) -> str:
-    if isinstance(column.type, DateTime):
-        return "timestamptz"
-    if isinstance(column.type, Integer):
-        return "bigint"
-    if isinstance(column.type, JSON):
-        return "json"
-    return "text"  # the strings, cast to their columns' types on insert
-
-
-def insert_from_json(table: Table, keys: tuple[str, ...]) -> str:
-    """INSERT of ``table``'s ``keys`` columns from one parameter, the rows as a JSON array of
-    objects (:func:`as_json`), whatever the number of rows: one statement text, prepared by
-    psycopg once it recurs. As one array parameter a column, each call cost psycopg a
-    Python-level dump of every array (measured: most of a one-verification write's time in
-    this process); a JSON text is one string to send, parsed by the server."""
-    columns = [table.c[key] for key in keys]
-    names = ", ".join(f'"{column.name}"' for column in columns)
-    selected = ", ".join(f'r."{column.name}"' for column in columns)
-    record = ", ".join(f'"{column.name}" {_record_type(column)}' for column in columns)
-    return (
-        f'INSERT INTO "{table.name}" ({names}) SELECT {selected} '  # noqa: S608 - model names
-        f"FROM json_to_recordset(%s::json) AS r({record})"
-    )
-
-
-@cache
-def _time_keys(table: Table, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """The date-time columns among ``keys``: looked up once a table, not once a write."""
-    return tuple(key for key in keys if isinstance(table.c[key].type, DateTime))
-
-
-def as_json(table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    """``rows`` as :func:`insert_from_json` reads them: date-times as ISO 8601 text with their
-    offset (every one stored is aware, ``core.clock``), JSON columns' values nested."""
-    times = _time_keys(table, keys)
-    out = []
-    for row in rows:
-        values = {key: row[key] for key in keys}
-        for key in times:
-            value = values[key]
-            if value is not None:
-                values[key] = value.isoformat()
-        out.append(values)
-    return json.dumps(out, separators=(",", ":"))
 
 
 def _moved_head(also_when: str = "") -> str:

@@ -135,6 +135,13 @@ class AuditCheckpointer:
             return self._store.create(self.LABEL)
         return KeyRef(self._store.name, self.LABEL, 1)
 
+    @property
+    def signs_in_process(self) -> bool:
+        """Whether a checkpoint is signed and timestamped without leaving this process: the
+        soft key store holds the audit and TSA keys here (the TSA uses the same store); Vault
+        and PKCS#11 are calls to a service or a token, which an event loop must not wait on."""
+        return self._store.name == "soft"
+
     def due(self, seq: int) -> bool:
         """Whether entry ``seq`` brings a checkpoint: told before the entry is written (a
         batch that brings none may be written in one statement, ``core.audit``)."""

@@ -1,21 +1,33 @@
-"""The QR desk: one thread per process that checks scanned codes in turns, a batch at a time.
+"""The QR desk: scanned codes checked a batch at a time, each batch's records written in one
+transaction.
 
 A QR check is short (a signature, one read of the record, one audited write), and a busy
 counter sends many at once. Handed to the thread pool one by one, each check paid for its own
 hand-off, woke its own thread and fought the other threads and the event loop for the
 interpreter, and that cost more than the check itself (``docs/scaling.md``). Here the checks
-that arrive while the desk is busy wait in one queue; the desk takes them all (up to
-``batch``), checks each against the repository, and writes all their log rows and audit
-entries in one transaction (``verify.log.Recorder.record_many``) before it answers any of them:
-an answer is still given only once its own record has committed, as before.
+that arrive together are taken together (up to ``batch``): their records read in one statement,
+each checked against the repository, and all their log rows and audit entries written in one
+transaction (``verify.log.Recorder``) before any of them is answered: an answer is still given
+only once its own record has committed.
 
-What the desk does not do: anything that waits on the network. A check that leaves room for a
+Where a batch runs depends on the database:
+
+* in this process (SQLite): on the caller's thread, the event loop's (:meth:`CodeDesk.
+  serve_here`). A read there is a call, never a wait; a write that would wait (another
+  connection holds the write lock, or an audit checkpoint is to be signed by a key service)
+  is left to the desk's own thread, and those scans are answered from there;
+* over the network (PostgreSQL): on the desk's own thread, which waits on the server; the
+  checks that need nothing more from it are handed back to the job's ``elsewhere`` (the event
+  loop, ``api.edge.code_desk``) while the thread waits, so the two threads never compete for
+  the interpreter over a batch's signatures and rules.
+
+What the desk does not do: anything that waits on a peer. A check that leaves room for a
 recognised domain (``verify.foreign``) is answered :class:`Unsettled`, and the caller asks the
 peer and records the answer on a thread of its own (``VerificationService.verify_code``'s
 path), so a slow peer never holds up the other checks in the queue.
 
 The desk knows nothing of the event loop: each job carries its own ``finish`` callable, run on
-the desk's thread with the outcome (``api.edge.code_desk`` turns it into the awaiting request's
+the thread that settles the job (``api.edge.code_desk`` turns it into the awaiting request's
 answer).
 """
 
@@ -29,7 +41,7 @@ from threading import Condition, Thread
 
 from verify.log import Verification
 from verify.report import Report
-from verify.service import VerificationService
+from verify.service import RunElsewhere, VerificationService
 
 LOG = logging.getLogger(__name__)
 BATCH = 32  # checks a transaction: bounds how long the first of them waits for the last
@@ -53,26 +65,68 @@ class CodeJob:
     actor: str
     request_id: str | None
     source: str | None
-    finish: Callable[[Outcome], None]  # run on the desk's thread, once
+    finish: Callable[[Outcome], None]  # run once, on the thread that settles the job
+    # Where the batch's checks that need no further read run (``VerificationService.
+    # check_codes``): the submitting event loop's thread; None, the desk's own.
+    elsewhere: RunElsewhere | None = None
+
+
+@dataclass(frozen=True)
+class _Write:
+    """Records checked on the event loop whose write would have waited there."""
+
+    settled: list[tuple[CodeJob, Report]]
+    records: list[Verification]
 
 
 class CodeDesk:
     """Checks codes on one thread of its own, started at the first job and ended by
-    :meth:`close`."""
+    :meth:`close`; or, for a database in this process, on the caller's (:meth:`serve_here`)."""
 
     def __init__(self, service: VerificationService, batch: int = BATCH) -> None:
         self._service = service
         self._batch = batch
-        self._jobs: deque[CodeJob] = deque()
+        self._jobs: deque[CodeJob | _Write] = deque()
         self._ready = Condition()
         self._thread: Thread | None = None
         self._closed = False
 
+    @property
+    def in_process(self) -> bool:
+        """Whether :meth:`serve_here` may be called from an event loop: the database is a file
+        this process opens, so a batch's reads never wait."""
+        return self._service.in_process
+
     def submit(self, job: CodeJob) -> None:
+        self._queue(job)
+
+    def serve_here(self, jobs: list[CodeJob]) -> None:
+        """``jobs`` (at most ``batch``) checked and recorded on this thread, as the desk's own
+        thread would: for an event loop, with the database in this process. Nothing here waits
+        on another writer: a write that would wait (another connection holds the write lock,
+        or an audit checkpoint is due) goes to the desk's thread, and those jobs are answered
+        from there once it has committed."""
+        checked = self._check(jobs, None)
+        if checked is None:
+            return
+        settled, records = checked
+        try:
+            written = self._service.record_now(records)
+        except Exception as exc:  # nothing committed: no check in the batch is answered
+            for job, _ in settled:
+                _finish(job, exc)
+            return
+        if not written:
+            self._queue(_Write(settled, records))
+            return
+        for job, report in settled:
+            _finish(job, report)
+
+    def _queue(self, item: CodeJob | _Write) -> None:
         with self._ready:
             if self._closed:
                 raise RuntimeError("the QR desk is closed")
-            self._jobs.append(job)
+            self._jobs.append(item)
             if self._thread is None:
                 self._thread = Thread(target=self._run, name="elicence-qr-desk", daemon=True)
                 self._thread.start()
@@ -95,20 +149,39 @@ class CodeDesk:
                     self._ready.wait()
                 if not self._jobs:
                     return
-                jobs = [self._jobs.popleft() for _ in range(min(self._batch, len(self._jobs)))]
-            self._serve(jobs)
+                first = self._jobs.popleft()
+                jobs: list[CodeJob] = []
+                if isinstance(first, CodeJob):
+                    jobs.append(first)
+                    while self._jobs and len(jobs) < self._batch:
+                        if not isinstance(self._jobs[0], CodeJob):
+                            break
+                        jobs.append(self._jobs.popleft())  # type: ignore[arg-type]
+            if isinstance(first, _Write):
+                self._record(first.settled, first.records)
+            else:
+                self._serve(jobs)
 
     def _serve(self, jobs: list[CodeJob]) -> None:
         """The batch's records read together, each job checked alone (one bad code fails only
         its own job); the records of the settled ones written together, every answer given
         after their commit."""
+        checked = self._check(jobs, jobs[0].elsewhere)
+        if checked is not None:
+            self._record(*checked)
+
+    def _check(
+        self, jobs: list[CodeJob], elsewhere: RunElsewhere | None
+    ) -> tuple[list[tuple[CodeJob, Report]], list[Verification]] | None:
+        """The jobs checked; those settled here, with their records (None: none to write).
+        A job that failed, or that a recognised domain must answer, is answered already."""
         service = self._service
         try:
-            reports = service.check_codes([(job.text, job.channel) for job in jobs])
+            reports = service.check_codes([(job.text, job.channel) for job in jobs], elsewhere)
         except Exception as exc:  # the batch's read: every job gets the answer
             for job in jobs:
                 _finish(job, exc)
-            return
+            return None
         settled: list[tuple[CodeJob, Report]] = []
         records: list[Verification] = []
         for job, report in zip(jobs, reports, strict=True):
@@ -121,10 +194,11 @@ class CodeDesk:
                 records.append(
                     service.code_record(job.text, report, job.actor, job.request_id, job.source)
                 )
-        if not records:
-            return
+        return (settled, records) if records else None
+
+    def _record(self, settled: list[tuple[CodeJob, Report]], records: list[Verification]) -> None:
         try:
-            service.record(records)
+            self._service.record(records)
         except Exception as exc:  # nothing committed: no check in the batch is answered
             for job, _ in settled:
                 _finish(job, exc)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from core import audit_pg, sqlite_writes
-from core.audit import AuditLog, Pending
+from core.audit import AuditLog, CheckpointDue, Pending
 from core.db import as_utc
 from core.errors import ElicenceError, Unavailable
 from core.roundtrips import commit_with, psycopg_connection
@@ -164,6 +164,28 @@ class Recorder:
             self._write_until(me)
         me.raise_error()
 
+    def record_now(self, items: list[Verification]) -> bool:
+        """``items`` in one transaction now, if that needs no wait: no other write of this
+        recorder under way, the database's write lock free (SQLite's busy wait is off for the
+        transaction) and no audit checkpoint due among them that would be signed outside this
+        process (by a key service or a token: ``core.audit.AuditLog.append_many``). False: nothing was written; the caller
+        records them with :meth:`record_many` where waiting does no harm. For an event loop
+        (``verify.desk``), which must never wait on another writer."""
+        if not items:
+            return True
+        with self._lock:
+            if self._writing:
+                return False
+            self._writing = True
+        try:
+            return self._write(items, wait=False)
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].wake.set()  # queued meanwhile: it writes the next batch
+                else:
+                    self._writing = False
+
     def _write_until(self, me: _Waiter) -> None:
         while not me.handled:
             with self._lock:
@@ -189,40 +211,88 @@ class Recorder:
             else:
                 self._writing = False
 
-    def _write(self, items: list[Verification]) -> None:
+    def _write(self, items: list[Verification], *, wait: bool = True) -> bool:
+        """True once written; False (``wait`` off, SQLite only) when the write would have
+        waited: for the database's write lock, or on a key service to sign an audit
+        checkpoint."""
         rows = [item.row() for item in items]
         engine = self._engine()
         if engine is None:
             raise Unavailable("数据库暂不可用 / the database is unavailable", cause="engine closed")
-        with _transaction(engine) as connection:
-            if sqlite_connection(connection) is not None:
-                sqlite_writes.insert_rows(connection, _TABLE, _LOG_KEYS, rows)
-                self._append(connection, items)
-            elif psycopg_connection(connection) is None:
-                connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
-                self._append(connection, items)
-            elif not self._audit.append_quietly(
-                connection,
-                [item.audit for item in items],
-                audit_pg.Rows(_TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK),
-            ):
-                # PostgreSQL, when an observer may act on an entry, a checkpoint is due or
-                # another writer came between: the log rows go out with COMMIT, one round trip
-                # for both, after the entries (BEGIN with them, or with the head's advance).
-                self._append(connection, items)
-                commit_with(connection, _TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK)
-            # else: entries and log rows in one statement, committed (``core.audit``: quiet)
+        if not wait and engine.dialect.name != "sqlite":
+            return False  # a network database: every write waits on it
+        try:
+            with _transaction(engine, wait=wait) as connection:
+                self._write_in(connection, items, rows, wait)
+        except (_Busy, CheckpointDue):
+            return False  # rolled back: nothing of it stays
+        return True
 
-    def _append(self, connection: Connection, items: list[Verification]) -> None:
+    def _write_in(
+        self,
+        connection: Connection,
+        items: list[Verification],
+        rows: list[dict[str, Any]],
+        wait: bool,
+    ) -> None:
+        if sqlite_connection(connection) is not None:
+            sqlite_writes.insert_rows(connection, _TABLE, _LOG_KEYS, rows)
+            self._append(connection, items, may_wait=wait)
+        elif psycopg_connection(connection) is None:
+            connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
+            self._append(connection, items)
+        elif not self._audit.append_quietly(
+            connection,
+            [item.audit for item in items],
+            audit_pg.Rows(_TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK),
+        ):
+            # PostgreSQL, when an observer may act on an entry, a checkpoint is due or
+            # another writer came between: the log rows go out with COMMIT, one round trip
+            # for both, after the entries (BEGIN with them, or with the head's advance).
+            self._append(connection, items)
+            commit_with(connection, _TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK)
+        # else: entries and log rows in one statement, committed (``core.audit``: quiet)
+
+    def _append(
+        self, connection: Connection, items: list[Verification], *, may_wait: bool = True
+    ) -> None:
         # The ORM session joins the same transaction for the audit checkpoint only (every N
         # entries); otherwise it is never used, and costs nothing.
         with Session(bind=connection) as session:
-            self._audit.append_many(session, [item.audit for item in items], connection=connection)
+            self._audit.append_many(
+                session,
+                [item.audit for item in items],
+                connection=connection,
+                may_wait=may_wait,
+            )
             session.flush()
 
 
+class _Busy(Exception):
+    """SQLite's write lock is held by another connection, and this write does not wait."""
+
+
 @contextmanager
-def _transaction(engine: Engine) -> Iterator[Connection]:
+def _no_busy_wait(connection: Connection, wait: bool) -> Iterator[None]:
+    """SQLite's busy wait off for the block (``wait`` False), the connection's own after."""
+    raw = sqlite_connection(connection)
+    if wait or raw is None:
+        yield
+        return
+    before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+
+def _busy(exc: OperationalError) -> bool:
+    return str(getattr(exc.orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+
+
+@contextmanager
+def _transaction(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
     """:func:`core.db.transaction` as a plain connection (the recorder needs no ORM).
 
     On PostgreSQL the connection is in autocommit and the transaction opened by the audit
@@ -230,12 +300,14 @@ def _transaction(engine: Engine) -> Iterator[Connection]:
     send BEGIN on its own. It ends with the log rows' COMMIT (:meth:`Recorder._write`), or the
     ROLLBACK psycopg sends when anything fails."""
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, _no_busy_wait(connection, wait):
             if psycopg_connection(connection) is not None:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
             with connection.begin():
                 yield connection
     except OperationalError as exc:
+        if not wait and _busy(exc):
+            raise _Busy from exc
         raise Unavailable(
             "数据库暂不可用，请稍后重试 / the database is unavailable, please retry",
             cause=str(exc.orig),

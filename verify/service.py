@@ -34,6 +34,10 @@ def claimed_by(text: str) -> str | None:
     return None if signed is None else signed.claims.identifier
 
 
+# Runs a batch's checks on another thread and returns what they returned (``verify.desk``).
+RunElsewhere = Callable[[Callable[[], list[Report | Exception]]], list[Report | Exception]]
+
+
 def _attempt(check: Callable[[], Report]) -> Report | Exception:
     try:
         return check()
@@ -166,11 +170,25 @@ class VerificationService:
         """A code checked against this repository alone: the reads, no write."""
         return self._reads.answer(lambda engine: self._check_code(engine, text, channel))
 
-    def check_codes(self, scans: Sequence[tuple[str, str]]) -> list[Report | Exception]:
+    @property
+    def in_process(self) -> bool:
+        """Whether the database is a file this process opens (SQLite, no replica): its reads
+        are calls that never wait on the network, so an event loop may make them itself."""
+        return self._engine.dialect.name == "sqlite" and not self._reads.replicated
+
+    def check_codes(
+        self, scans: Sequence[tuple[str, str]], elsewhere: RunElsewhere | None = None
+    ) -> list[Report | Exception]:
         """Each ``(text, channel)`` checked as :meth:`check_code` checks it, the records the
         scans name read together first (one statement for the batch). With a replica each
         check takes its own route (``verify.reads``: confirmed on the primary, one by one).
-        A check that raises answers its own scan only."""
+        A check that raises answers its own scan only.
+
+        ``elsewhere``: runs the checks that need nothing more from the database (a signed
+        payload whose licence the batch read found) on another thread, this one waiting —
+        the event loop's, so that the signatures and rules of a batch are checked by the
+        thread that parses the requests instead of competing with it for the interpreter
+        (``verify.desk``). The other scans are checked here, where a read may wait."""
         if self._reads.replicated:
             return [_attempt(partial(self.check_code, text, channel)) for text, channel in scans]
         with reading(self._engine) as session:
@@ -180,10 +198,23 @@ class VerificationService:
             known = records_by_identifier(session, named) if named else {}
 
             verify = self._code.verify
-            return [
-                _attempt(partial(verify, session, text, channel, known, payload))
+            checks = [
+                partial(_attempt, partial(verify, session, text, channel, known, payload))
                 for (text, channel), payload in zip(scans, payloads, strict=True)
             ]
+            if elsewhere is None:
+                return [check() for check in checks]
+            away = [n for n, p in enumerate(payloads) if CodeVerifier.named(p) in known]
+            found: dict[int, Report | Exception] = {}
+            if away:
+                there = elsewhere(lambda: [checks[at]() for at in away])
+                found = dict(zip(away, there, strict=True))
+            return [found[n] if n in found else check() for n, check in enumerate(checks)]
+
+    def record_now(self, records: list[log.Verification]) -> bool:
+        """Writes the records now if that needs no wait (``verify.log.Recorder.record_now``);
+        False: nothing written, :meth:`record` them elsewhere."""
+        return log.recorder(self._engine, self._audit).record_now(records)
 
     def consults_peer(self, report: Report) -> bool:
         """Whether a recognised domain is to be asked before the answer is given: a call over

@@ -1,19 +1,33 @@
 """The event loop's side of the QR desk (``verify.desk``): a request awaits its check without
-holding a thread, and a batch's answers reach the loop with one wake-up.
+holding a thread, a batch's answers reach the loop with one wake-up, and the Python work of a
+check (the signature, the rules, the report) runs on the loop's own thread.
 
-The desk runs each job's ``finish`` on its own thread; here that puts the outcome in a mailbox
-of the request's loop, and only the first outcome of a batch schedules the loop's call that
-hands them all out (``call_soon_threadsafe`` writes to the loop's wake-up pipe: once a batch,
-not once a check). A code a recognised domain must answer (:class:`verify.desk.Unsettled`)
-goes on in the thread pool: the peer is asked, the verification recorded, as the blocking path
-does.
+Why the loop does the checking: a check handed to another Python thread competes with the loop
+for the interpreter, and every call that lets go of it (each SQLite statement, each signature
+verification) made the two threads trade it back and forth — five context switches a scan,
+about a fifth of a QR request's CPU time (``docs/scaling.md``). So:
+
+* with the database in this process (SQLite), the scans that arrive in one turn of the loop
+  are checked and recorded right there, a batch at a time (:meth:`CodeDesk.serve_here
+  <verify.desk.CodeDesk.serve_here>`); only a write that would wait for another writer goes
+  to the desk's thread;
+* with a database over the network (PostgreSQL), the desk's thread does the reads and the
+  writes, which wait on the network, and hands the batch's checks back to the loop in
+  between (:func:`_on_loop`), waiting for them without holding the interpreter.
+
+A code a recognised domain must answer (:class:`verify.desk.Unsettled`) goes on in the thread
+pool: the peer is asked, the verification recorded, as the blocking path does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from threading import Lock
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
+from threading import Lock, get_ident
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -21,7 +35,7 @@ from starlette.requests import Request
 from api.edge.observability import Metrics
 from api.edge.state import services_of
 from core.errors import ElicenceError
-from verify.desk import CodeJob, Outcome, Unsettled
+from verify.desk import BATCH, CodeDesk, CodeJob, Outcome, Unsettled
 from verify.report import Report
 
 
@@ -30,15 +44,26 @@ class _Mailbox:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._thread = get_ident()  # made by the loop's own thread (``_mailbox``)
         self._lock = Lock()
         self._waiting: list[tuple[asyncio.Future[Outcome], Outcome]] = []
+        self.pending: list[CodeJob] = []  # scans of this turn, for a desk in this process
 
     def post(self, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
         with self._lock:
             first = not self._waiting
             self._waiting.append((future, outcome))
         if first:
-            self._loop.call_soon_threadsafe(self._hand_out)
+            if get_ident() == self._thread:  # checked on the loop itself: no wake-up needed
+                self._loop.call_soon(self._hand_out)
+            else:
+                self._loop.call_soon_threadsafe(self._hand_out)
+
+    def check_pending(self, desk: CodeDesk) -> None:
+        """The scans that came in this turn of the loop, checked here a batch at a time."""
+        jobs, self.pending = self.pending, []
+        for start in range(0, len(jobs), BATCH):
+            desk.serve_here(jobs[start : start + BATCH])
 
     def _hand_out(self) -> None:
         with self._lock:
@@ -74,16 +99,23 @@ async def verify_code(
     future: asyncio.Future[Outcome] = loop.create_future()
     mailbox = _mailbox(loop)
     request_id = request.state.request_id
-    services.code_desk.submit(
-        CodeJob(
-            text=text,
-            channel=channel,
-            actor=actor,
-            request_id=request_id,
-            source=source,
-            finish=lambda outcome: mailbox.post(future, outcome),
-        )
+    desk = services.code_desk
+    here = desk.in_process
+    job = CodeJob(
+        text=text,
+        channel=channel,
+        actor=actor,
+        request_id=request_id,
+        source=source,
+        finish=lambda outcome: mailbox.post(future, outcome),
+        elsewhere=None if here else partial(_on_loop, loop),
     )
+    if here:
+        if not mailbox.pending:
+            loop.call_soon(mailbox.check_pending, desk)
+        mailbox.pending.append(job)
+    else:
+        desk.submit(job)
     outcome = await future
     if isinstance(outcome, Unsettled):
         outcome = await run_in_threadpool(
@@ -94,6 +126,38 @@ async def verify_code(
     metrics.verifications.labels(channel, outcome.indication.value).inc()
     metrics.verify_seconds.labels(channel).observe(time.perf_counter() - started)
     return outcome
+
+
+LOOP_WAIT = 1.0  # seconds the desk's thread waits for a busy loop before checking itself
+
+Checks = Callable[[], list[Report | Exception]]
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, checks: Checks) -> list[Report | Exception]:
+    """``checks`` run on ``loop``'s thread, this (the desk's) thread waiting for them. A loop
+    that is closed, or does not take them within :data:`LOOP_WAIT` (it is stopping, and may be
+    waiting for the desk), leaves them to this thread; they run once, wherever they start."""
+    done: Future[list[Report | Exception]] = Future()
+    claim = Lock()
+
+    def run() -> None:
+        if not claim.acquire(blocking=False):
+            return  # taken back by the desk's thread
+        try:
+            done.set_result(checks())
+        except BaseException as exc:  # the desk answers each scan; this is the batch's
+            done.set_exception(exc)
+
+    try:
+        loop.call_soon_threadsafe(run)
+    except RuntimeError:  # the loop is closed
+        return checks()
+    try:
+        return done.result(LOOP_WAIT)
+    except FutureTimeout:
+        if claim.acquire(blocking=False):
+            return checks()
+        return done.result()  # started on the loop meanwhile: it finishes there
 
 
 def _settle(

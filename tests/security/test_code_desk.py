@@ -53,9 +53,9 @@ class Service(VerificationService):
         self.checked: list[int] = []
         self.written: list[int] = []
 
-    def check_codes(self, scans: Any) -> list[Report | Exception]:
+    def check_codes(self, scans: Any, elsewhere: Any = None) -> list[Report | Exception]:
         self.checked.append(len(scans))
-        return super().check_codes(scans)
+        return super().check_codes(scans, elsewhere)
 
     def record(self, records: Any) -> None:
         self.written.append(len(records))
