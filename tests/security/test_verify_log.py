@@ -86,7 +86,8 @@ class HeldAudit(AuditLog):
         self.fail, self.fail_on = fail, fail_on
 
     def append_many(self, session: Session, pending: Sequence[Pending], *,
-                    connection: Connection | None = None) -> list[AuditEntry]:
+                    connection: Connection | None = None,
+                    may_wait: bool = True) -> list[AuditEntry]:
         self.batches.append([p.object_id for p in pending])
         self.threads.append(threading.current_thread().name)
         if len(self.batches) == 1:
@@ -94,7 +95,7 @@ class HeldAudit(AuditLog):
             assert self.release.wait(10)
         if self.fail is not None and len(self.batches) == self.fail_on:
             raise self.fail
-        return super().append_many(session, pending, connection=connection)
+        return super().append_many(session, pending, connection=connection, may_wait=may_wait)
 
 
 def run_queued(rec: Recorder, audit: HeldAudit, count: int) -> dict[str, BaseException | None]:
