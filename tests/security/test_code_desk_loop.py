@@ -117,6 +117,19 @@ class Checkpoints:
         self.threads.append(threading.get_ident())
 
 
+def mixed_scans(repo: Repository) -> tuple[dict[str, str], str]:
+    """Scans of a valid and a revoked licence, of one the repository does not hold (its check
+    would read again) and a text that is no code of ours; and the valid licence."""
+    valid, revoked = repo.add("M1"), repo.add("M2", status="revoked")
+    scans = {
+        "valid": repo.code(repo.claims(valid)),
+        "revoked": repo.code(repo.claims(revoked)),
+        "absent": repo.code(repo.claims(identifier("NOTSTORED"))),
+        "unknown": "hello",
+    }
+    return scans, valid
+
+
 def service_with(repo: Repository, audit: AuditLog, code: CodeVerifier | None = None) -> Any:
     return VerificationService(
         engine=repo.engine,
@@ -156,14 +169,8 @@ def test_the_loop_answers_other_requests_while_a_scan_waits_for_the_write_lock(
 
 def test_a_batch_on_the_loop_is_answered_as_each_scan_alone_and_recorded_there() -> None:
     repo = repository()
-    valid, revoked = repo.add("L1"), repo.add("L2", status="revoked")
-    scans = {
-        "valid": repo.code(repo.claims(valid)),
-        "revoked": repo.code(repo.claims(revoked)),
-        "forged": forged(repo.claims(valid), kid=repo.kid)[0],
-        "absent": repo.code(repo.claims(identifier("NOTSTORED"))),
-        "unknown": "hello",
-    }
+    scans, valid = mixed_scans(repo)
+    scans["forged"] = forged(repo.claims(valid), kid=repo.kid)[0]
     service = service_with(repo, AuditLog(FixedClock(NOW)))
     alone = {name: verdict(service.check_code(code, "api-qr")) for name, code in scans.items()}
     assert alone == {
@@ -236,14 +243,8 @@ def running_loop() -> Iterator[tuple[asyncio.AbstractEventLoop, int]]:
 
 def test_over_the_network_only_checks_that_read_nothing_more_run_on_the_loop() -> None:
     repo = repository()
-    valid, revoked = repo.add("N1"), repo.add("N2", status="revoked")
-    scans = {
-        "valid": repo.code(repo.claims(valid)),
-        "revoked": repo.code(repo.claims(revoked)),
-        "expired": repo.code(repo.presentation(valid, NOW - timedelta(minutes=10))),
-        "absent": repo.code(repo.claims(identifier("NOTSTORED"))),  # would read again
-        "unknown": "hello",  # a random code's read, or none
-    }
+    scans, valid = mixed_scans(repo)
+    scans["expired"] = repo.code(repo.presentation(valid, NOW - timedelta(minutes=10)))
     verifier = Threads(FixedClock(NOW), repo.keys)
     service = service_with(repo, AuditLog(FixedClock(NOW)), verifier)
     alone = {name: verdict(service.check_code(code, "api-qr")) for name, code in scans.items()}
