@@ -117,7 +117,11 @@ class CodeDesk:
                 _finish(job, exc)
             return
         if not written:
-            self._queue(_Write(settled, records))
+            try:
+                self._queue(_Write(settled, records))
+            except RuntimeError as exc:  # the desk is closed: nothing was written
+                for job, _ in settled:
+                    _finish(job, exc)
             return
         for job, report in settled:
             _finish(job, report)

@@ -63,7 +63,12 @@ class _Mailbox:
         """The scans that came in this turn of the loop, checked here a batch at a time."""
         jobs, self.pending = self.pending, []
         for start in range(0, len(jobs), BATCH):
-            desk.serve_here(jobs[start : start + BATCH])
+            batch = jobs[start : start + BATCH]
+            try:
+                desk.serve_here(batch)
+            except Exception as exc:  # no request may wait for ever: a job answered keeps it
+                for job in batch:
+                    job.finish(exc)
 
     def _hand_out(self) -> None:
         with self._lock:

@@ -308,3 +308,34 @@ def test_a_write_that_would_wait_is_not_made_now_and_leaves_nothing(tmp_path: Pa
     assert counts(engine) == (2, 2)
     with engine.connect() as connection:  # the pool's connection waits again, as configured
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+
+
+def test_a_closed_desk_answers_a_scan_whose_write_would_wait_and_writes_nothing() -> None:
+    repo = repository()
+    ident = repo.add("C1")
+    service = service_with(repo, AuditLog(FixedClock(NOW), checkpointer=Checkpoints(False)))
+    desk, answers = CodeDesk(service), Answers()
+    desk.close()
+    desk.serve_here([answers.job("a", repo.code(repo.claims(ident)))])
+    got = answers.wait_for(1)
+    assert isinstance(got["a"], RuntimeError) and "closed" in str(got["a"])
+    assert counts(repo.engine) == (0, 0)
+
+
+class Broken:
+    def serve_here(self, jobs: list[CodeJob]) -> None:
+        raise RuntimeError("the desk broke")
+
+
+def test_a_batch_the_desk_could_not_take_is_answered_not_left_waiting() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        mailbox = code_desk._Mailbox(loop)
+        answers = Answers()
+        mailbox.pending = [answers.job(f"s{n}", "hello") for n in range(40)]  # two batches
+        mailbox.check_pending(Broken())  # type: ignore[arg-type]
+        got = answers.wait_for(40)
+    finally:
+        loop.close()
+    assert {str(outcome) for outcome in got.values()} == {"the desk broke"}
+    assert mailbox.pending == []
