@@ -168,9 +168,10 @@ class Recorder:
         """``items`` in one transaction now, if that needs no wait: no other write of this
         recorder under way, the database's write lock free (SQLite's busy wait is off for the
         transaction) and no audit checkpoint due among them that would be signed outside this
-        process (by a key service or a token: ``core.audit.AuditLog.append_many``). False: nothing was written; the caller
-        records them with :meth:`record_many` where waiting does no harm. For an event loop
-        (``verify.desk``), which must never wait on another writer."""
+        process (by a key service or a token: ``core.audit.AuditLog.append_many``). False:
+        nothing was written; the caller records them with :meth:`record_many` where waiting
+        does no harm. For an event loop (``verify.desk``), which must never wait on another
+        writer."""
         if not items:
             return True
         with self._lock:
