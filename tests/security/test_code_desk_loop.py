@@ -260,11 +260,21 @@ def test_over_the_network_only_checks_that_read_nothing_more_run_on_the_loop() -
     assert counts(repo.engine) == (len(scans), len(scans))
 
 
+def noting(ran: list[int]) -> Any:
+    """Checks that only note the thread they run on."""
+
+    def checks() -> list[Report | Exception]:
+        ran.append(threading.get_ident())
+        return []
+
+    return checks
+
+
 def test_a_closed_loop_leaves_the_checks_to_the_desks_thread() -> None:
     loop = asyncio.new_event_loop()
     loop.close()
     ran: list[int] = []
-    assert code_desk._on_loop(loop, lambda: ran.append(threading.get_ident()) or []) == []  # type: ignore[func-returns-value]
+    assert code_desk._on_loop(loop, noting(ran)) == []
     assert ran == [threading.get_ident()]
 
 
@@ -276,7 +286,7 @@ def test_a_stuck_loop_leaves_the_checks_to_the_desks_thread_and_they_run_once(
     release = threading.Event()
     with running_loop() as (loop, _):
         loop.call_soon_threadsafe(lambda: release.wait(WAIT))  # the loop is busy elsewhere
-        got = code_desk._on_loop(loop, lambda: ran.append(threading.get_ident()) or [])  # type: ignore[func-returns-value]
+        got = code_desk._on_loop(loop, noting(ran))
         release.set()
         done = threading.Event()
         loop.call_soon_threadsafe(done.set)  # after the late callback had its turn
