@@ -24,7 +24,7 @@ from core.audit import (
 )
 from core.clock import Clock
 from core.errors import Unavailable
-from keys.store import HashAlgorithm, KeyRef, KeyStore
+from keys.store import HashAlgorithm, KeyRef, KeyStore, in_this_process
 
 _log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class AuditCheckpointer:
         """Whether a checkpoint is signed and timestamped without leaving this process: the
         soft key store holds the audit and TSA keys here (the TSA uses the same store); Vault
         and PKCS#11 are calls to a service or a token, which an event loop must not wait on."""
-        return self._store.name == "soft"
+        return in_this_process(self._store)
 
     def due(self, seq: int) -> bool:
         """Whether entry ``seq`` brings a checkpoint: told before the entry is written (a

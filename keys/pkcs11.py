@@ -80,6 +80,7 @@ def _object_label(label: str, version: int) -> str:
 
 class Pkcs11KeyStore:
     name = "pkcs11"
+    in_process = False
 
     def __init__(self, *, module: str, token_label: str, pin: str) -> None:
         if not module or not token_label:

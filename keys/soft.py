@@ -60,6 +60,7 @@ def _check_private(path: Path) -> None:
 
 class SoftKeyStore:
     name = "soft"
+    in_process = True
 
     def __init__(self, directory: Path, passphrase: bytes) -> None:
         if not passphrase:

@@ -70,6 +70,9 @@ class KeyUseListener(Protocol):
 
 class KeyStore(Protocol):
     name: str
+    # Whether the keys are used without leaving this process (the soft store's files); Vault
+    # and PKCS#11 are calls to a service or a token. See :func:`in_this_process`.
+    in_process: bool
 
     def create(self, label: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> KeyRef:
         """Create a new key; refuses a label that exists."""
@@ -110,3 +113,9 @@ class KeyStore(Protocol):
         never silently with the newest.
         """
         ...
+
+
+def in_this_process(store: KeyStore) -> bool:
+    """Whether ``store`` is used without leaving this process, so that an event loop may call
+    it (``verify.desk``): a key service or a token may keep it waiting."""
+    return bool(getattr(store, "in_process", False))

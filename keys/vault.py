@@ -50,6 +50,7 @@ def _refuse_sm2() -> NoReturn:
 
 class VaultKeyStore:
     name = "vault"
+    in_process = False
 
     def __init__(
         self, *, addr: str, token: str, mount: str = "transit", timeout: float = 5.0

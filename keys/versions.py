@@ -16,9 +16,19 @@ from typing import Generic, Protocol, TypeVar
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.errors import Conflict, Unavailable
-from keys.store import HashAlgorithm, KeyAlgorithm, KeyRef, KeyStore, KeyUseListener
+from keys.store import (
+    HashAlgorithm,
+    KeyAlgorithm,
+    KeyRef,
+    KeyStore,
+    KeyUseListener,
+    in_this_process,
+)
 
 RELIST_SECONDS = 300.0  # a version rotated in by another process is picked up this soon
+# An unknown key id lists the store again at most this often: a flood of forged payloads with
+# made-up key ids costs one listing a second, not one each.
+MISS_RELIST_SECONDS = 1.0
 
 
 class Published(Protocol):
@@ -76,19 +86,39 @@ class P256Versions(Generic[K]):
                     if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
                         public.curve, ec.SECP256R1
                     ):
-                        raise Unavailable(f"{self._name}签名密钥须为 P-256 / {ref} is not a P-256 key")
+                        raise Unavailable(
+                            f"{self._name}签名密钥须为 P-256 / {ref} is not a P-256 key"
+                        )
                     found.append(self._published_as(public, ref))
                 self._keys = found
                 self._listed_at = time.monotonic()
             return list(self._keys)
 
     def public_key(self, kid: Hashable) -> ec.EllipticCurvePublicKey | None:
-        """The key named by ``kid``; the store is listed again once before giving up."""
+        """The key named by ``kid``; the store is listed again before giving up, unless it
+        was listed within :data:`MISS_RELIST_SECONDS`."""
         for refresh in (False, True):
+            if refresh and time.monotonic() - self._listed_at < MISS_RELIST_SECONDS:
+                return None
             for key in self.published(refresh=refresh):
                 if key.kid == kid:
                     return key.public_key
         return None
+
+    def listed_key(self, kid: Hashable) -> ec.EllipticCurvePublicKey | None:
+        """The key named by ``kid`` among the versions listed already, without asking the
+        store (None: not listed, or not listed yet): for a thread that must not wait on it."""
+        with self._lock:
+            keys = self._keys
+        for key in keys or ():
+            if key.kid == kid:
+                return key.public_key
+        return None
+
+    @property
+    def in_process(self) -> bool:
+        """Whether listing the versions never leaves this process (``keys.store``)."""
+        return in_this_process(self._store)
 
     def signer(
         self, purpose: str, listener: KeyUseListener | None

@@ -61,6 +61,15 @@ class QrKeys:
         rotated in by another process is found."""
         return self._versions.public_key(kid)
 
+    def listed_key(self, kid: bytes) -> ec.EllipticCurvePublicKey | None:
+        """The key named by ``kid`` if listed already, without asking the store."""
+        return self._versions.listed_key(kid)
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the keys are read without leaving this process (``keys.store``)."""
+        return self._versions.in_process
+
     def sign(self, claims: Claims, *, purpose: str, listener: KeyUseListener | None) -> str:
         key, sign_digest = self._versions.signer(purpose, listener)
         return sign(claims, key.kid, sign_digest)
@@ -137,7 +146,12 @@ class LicenceCodes:
         return self._signed(claims, "qr-licence", actor, request_id)
 
     def copy_code(
-        self, record: LicenceRecord, copy_id: str, *, issued_at: datetime, actor: str,
+        self,
+        record: LicenceRecord,
+        copy_id: str,
+        *,
+        issued_at: datetime,
+        actor: str,
         request_id: str | None = None,
     ) -> str:
         """The signed code of a stamped copy: the stored licence's claims and the copy's id."""

@@ -152,11 +152,13 @@ class CodeVerifier:
         channel: str = "qr",
         known: Mapping[str, LicenceRecord] | None = None,
         decoded: Signed | None = None,
+        listed_only: bool = False,
     ) -> Report:
         """``known``: licence records already read in this session, by identifier (a batch of
         scans, :meth:`named`); a licence not among them is read here, once its payload's
         signature has held. ``decoded``: :func:`unverified` of ``text``, when the caller has
-        it (the payload is then decoded once)."""
+        it (the payload is then decoded once). ``listed_only``: the QR keys as listed already,
+        the store not asked (:meth:`checks_without_waiting`)."""
         read_without_transaction(session)
         now = self._clock.now()
         steps = Steps(wording=qr_wording)
@@ -166,7 +168,7 @@ class CodeVerifier:
                 steps.extra["method"] = "qr-code"
                 self._random(session, code, steps)
             elif code is not None and self._keys is not None:
-                self._signed(session, code, steps, now, known or {}, decoded)
+                self._signed(session, code, steps, now, known or {}, decoded, listed_only)
             else:
                 raise steps.fail(
                     "code",
@@ -196,6 +198,24 @@ class CodeVerifier:
         steps.ok("code", f"code names licence {licence.identifier}")
         self._status(licence, steps, full_record(session, licence))
 
+    @property
+    def keys_in_process(self) -> bool:
+        """Whether looking up a QR key never leaves this process."""
+        return self._keys is None or self._keys.in_process
+
+    def checks_without_waiting(
+        self, signed: Signed | None, known: Mapping[str, LicenceRecord]
+    ) -> bool:
+        """Whether the check of ``signed`` needs nothing but ``known`` and the QR keys listed
+        already (``listed_only``): nothing more from the database or the key store, so an
+        event loop may make it. Its key is looked up, not believed: this only routes."""
+        return (
+            self.named(signed) in known
+            and signed is not None
+            and self._keys is not None
+            and self._keys.listed_key(signed.kid) is not None
+        )
+
     @staticmethod
     def named(signed: Signed | None) -> str | None:
         """The licence an :func:`unverified` payload names, read *without* checking its
@@ -214,9 +234,11 @@ class CodeVerifier:
         now: datetime,
         known: Mapping[str, LicenceRecord],
         decoded: Signed | None,
+        listed_only: bool = False,
     ) -> None:
         assert self._keys is not None
-        signed = check_signed(code, steps, self._keys.public_key, now, decoded)
+        keys = self._keys.listed_key if listed_only else self._keys.public_key
+        signed = check_signed(code, steps, keys, now, decoded)
         claims = signed.claims
         if claims.type is PayloadType.COPY:
             record = _copy_record(session, code, claims.identifier)

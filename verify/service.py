@@ -172,9 +172,14 @@ class VerificationService:
 
     @property
     def in_process(self) -> bool:
-        """Whether the database is a file this process opens (SQLite, no replica): its reads
-        are calls that never wait on the network, so an event loop may make them itself."""
-        return self._engine.dialect.name == "sqlite" and not self._reads.replicated
+        """Whether the database is a file this process opens (SQLite, no replica) and the QR
+        keys are read here (``keys.store.in_this_process``): a check's reads are calls that
+        never wait on the network, so an event loop may make them itself."""
+        return (
+            self._engine.dialect.name == "sqlite"
+            and not self._reads.replicated
+            and self._code.keys_in_process
+        )
 
     def check_codes(
         self, scans: Sequence[tuple[str, str]], elsewhere: RunElsewhere | None = None
@@ -184,8 +189,9 @@ class VerificationService:
         check takes its own route (``verify.reads``: confirmed on the primary, one by one).
         A check that raises answers its own scan only.
 
-        ``elsewhere``: runs the checks that need nothing more from the database (a signed
-        payload whose licence the batch read found) on another thread, this one waiting —
+        ``elsewhere``: runs the checks that need nothing more from the database or the key
+        store (a signed payload whose licence the batch read found, its key listed already:
+        ``CodeVerifier.checks_without_waiting``) on another thread, this one waiting —
         the event loop's, so that the signatures and rules of a batch are checked by the
         thread that parses the requests instead of competing with it for the interpreter
         (``verify.desk``). The other scans are checked here, where a read may wait."""
@@ -204,10 +210,18 @@ class VerificationService:
             ]
             if elsewhere is None:
                 return [check() for check in checks]
-            away = [n for n, p in enumerate(payloads) if CodeVerifier.named(p) in known]
+            code = self._code
+            away = [n for n, p in enumerate(payloads) if code.checks_without_waiting(p, known)]
             found: dict[int, Report | Exception] = {}
             if away:
-                there = elsewhere(lambda: [checks[at]() for at in away])
+                listed = [
+                    partial(
+                        _attempt,
+                        partial(verify, session, *scans[n], known, payloads[n], listed_only=True),
+                    )
+                    for n in away
+                ]
+                there = elsewhere(lambda: [check() for check in listed])
                 found = dict(zip(away, there, strict=True))
             return [found[n] if n in found else check() for n, check in enumerate(checks)]
 

@@ -45,6 +45,7 @@ class MemoryKeyStore:
     """The key store protocol over keys kept in memory (P-256 only)."""
 
     name = "memory"
+    in_process = True
 
     def __init__(self) -> None:
         self._keys: dict[KeyRef, ec.EllipticCurvePrivateKey] = {}

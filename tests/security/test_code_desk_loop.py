@@ -31,6 +31,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, text
 from sqlmodel import Session, SQLModel, select
 
+import keys.versions
 from api.app import create_app
 from api.edge import code_desk
 from core.audit import AuditEntry, AuditLog
@@ -216,11 +217,9 @@ class Threads(CodeVerifier):
         super().__init__(*args)
         self.threads: dict[str, int] = {}
 
-    def verify(
-        self, session: Any, text: str, channel: str = "qr", known: Any = None, decoded: Any = None
-    ) -> Report:
+    def verify(self, session: Any, text: str, *args: Any, **kwargs: Any) -> Report:
         self.threads[text] = threading.get_ident()
-        return super().verify(session, text, channel, known, decoded)
+        return super().verify(session, text, *args, **kwargs)
 
 
 @contextmanager
@@ -349,3 +348,41 @@ def test_a_batch_the_desk_could_not_take_is_answered_not_left_waiting() -> None:
         loop.close()
     assert {str(outcome) for outcome in got.values()} == {"the desk broke"}
     assert mailbox.pending == []
+
+
+def test_the_loop_never_asks_a_key_store_outside_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key service (Vault, a token) may keep its caller waiting: with one, a SQLite desk is not
+    run on the loop, and the loop checks only scans whose key is listed already."""
+    monkeypatch.setattr(keys.versions, "MISS_RELIST_SECONDS", 0.0)  # every miss asks the store
+    repo = repository()
+    valid = repo.add("V1")
+    store: Any = repo.store
+    asked: list[int] = []
+    for name in ("versions", "public_key", "exists"):
+        method = getattr(store, name)
+
+        def noted(*args: Any, _method: Any = method) -> Any:
+            asked.append(threading.get_ident())
+            return _method(*args)
+
+        setattr(store, name, noted)
+    store.in_process = False
+    genuine = repo.code(repo.claims(valid))  # lists the QR key
+    foreign_kid = forged(repo.claims(valid))[0]  # names a real licence, a key id never listed
+    verifier = Threads(FixedClock(NOW), repo.keys)
+    service = service_with(repo, AuditLog(FixedClock(NOW)), verifier)
+    desk, answers = CodeDesk(service), Answers()
+    assert not desk.in_process  # SQLite, but the keys are elsewhere
+    asked.clear()
+    with running_loop() as (loop, loop_thread):
+        for name, code in (("genuine", genuine), ("foreign", foreign_kid)):
+            desk.submit(answers.job(name, code, lambda checks: code_desk._on_loop(loop, checks)))
+        got = answers.wait_for(2)
+    desk.close()
+    assert verdict(got["genuine"]) == ("PASSED", None)
+    assert verdict(got["foreign"]) == ("INDETERMINATE", "NO_SIGNING_CERTIFICATE_FOUND")
+    assert verifier.threads[genuine] == loop_thread
+    assert verifier.threads[foreign_kid] != loop_thread  # its key had to be looked for
+    assert asked and loop_thread not in asked
