@@ -203,27 +203,21 @@ class VerificationService:
             named = [n for n in map(CodeVerifier.named, payloads) if n is not None]
             known = records_by_identifier(session, named) if named else {}
 
-            verify = self._code.verify
-            checks = [
-                partial(_attempt, partial(verify, session, text, channel, known, payload))
-                for (text, channel), payload in zip(scans, payloads, strict=True)
-            ]
-            if elsewhere is None:
-                return [check() for check in checks]
             code = self._code
-            away = [n for n, p in enumerate(payloads) if code.checks_without_waiting(p, known)]
+
+            def check(n: int, listed_only: bool = False) -> Report | Exception:
+                text, channel = scans[n]
+                return _attempt(
+                    partial(code.verify, session, text, channel, known, payloads[n], listed_only)
+                )
+
             found: dict[int, Report | Exception] = {}
-            if away:
-                listed = [
-                    partial(
-                        _attempt,
-                        partial(verify, session, *scans[n], known, payloads[n], listed_only=True),
-                    )
-                    for n in away
-                ]
-                there = elsewhere(lambda: [check() for check in listed])
-                found = dict(zip(away, there, strict=True))
-            return [found[n] if n in found else check() for n, check in enumerate(checks)]
+            if elsewhere is not None:
+                away = [n for n, p in enumerate(payloads) if code.checks_without_waiting(p, known)]
+                if away:
+                    there = elsewhere(lambda: [check(n, True) for n in away])
+                    found = dict(zip(away, there, strict=True))
+            return [found[n] if n in found else check(n) for n in range(len(scans))]
 
     def record_now(self, records: list[log.Verification]) -> bool:
         """Writes the records now if that needs no wait (``verify.log.Recorder.record_now``);

@@ -178,10 +178,11 @@ class Exploding(CodeVerifier):
         channel: str = "qr",
         known: Any = None,
         decoded: Any = None,
+        listed_only: bool = False,
     ) -> Report:
         if text == "boom":
             raise RuntimeError("a check that breaks")
-        return super().verify(session, text, channel, known, decoded)
+        return super().verify(session, text, channel, known, decoded, listed_only)
 
 
 def test_a_scan_whose_check_breaks_fails_alone(repo: Repository) -> None:
