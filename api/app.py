@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.container import Services, build_services
 from api.dev_idp.app import create_dev_idp_app
-from api.edge import errors, observability
+from api.edge import code_desk, errors, observability
 from api.edge.middleware import Edge
 from api.edge.observability import InstrumentedIssuance, InstrumentedVerification, Metrics
 from api.http import (
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """At shutdown the graph ends its verification workers and database connections."""
         yield
+        await code_desk.close_loop_desks()  # this loop's QR connections (verify.loop_desk)
         graph.close()
         Metrics.process_exit()
 

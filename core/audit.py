@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, DateTime, Integer, LargeBinary, bindparam, func
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -256,16 +257,45 @@ class AuditLog:
         actions) in one statement, its own transaction, committed when this returns True —
         if the entries are quiet and the head is still where this process left it. False:
         nothing was written, and the caller appends as usual."""
-        engine = connection.engine
+        write = self.quiet_write(connection.engine, pending, also)
+        if write is None or not audit_pg.write_quietly(connection, write):
+            return False
+        self.quietly_written(connection.engine, write)
+        return True
+
+    def quiet_write(
+        self, engine: Engine, pending: Sequence[Pending], also: audit_pg.Rows
+    ) -> audit_pg.QuietWrite | None:
+        """:meth:`append_quietly`'s statement, for a caller that sends it on a connection of its
+        own to ``engine``'s database, and tells :meth:`quietly_written` when the head moved.
+        None: these entries are not quiet, or this process has not written the chain yet."""
         last = self._heads.get(engine)
         count = len(pending)
         if last is None or not pending or not self._quiet(pending, last[0] + count):
-            return False
+            return None
         rows = self._stamped(pending, (last[0] + count, last[1]))
-        if not audit_pg.write_quietly(connection, _PG, last, rows, also):
-            return False
-        self._heads.put(engine, (rows[-1]["seq"], rows[-1]["hash"]))
-        return True
+        return audit_pg.quiet_write(_PG, last, rows, also)
+
+    def quiet_run(self, engine: Engine, pending: Sequence[Pending]) -> tuple[int, bool]:
+        """How many of ``pending``, from the first, :meth:`quiet_write` would write after the
+        head this process left; and whether the one after them is held back only by the
+        checkpoint due at it (no observer acts on it), so that the entries after it are quiet
+        again once it is written. (0, False): this process has not written the chain yet."""
+        last = self._heads.get(engine)
+        if last is None:
+            return 0, False
+        for n, item in enumerate(pending):
+            for observer in self.observers:
+                concerns = self._concerns.get(observer)
+                if concerns is None or concerns(item):
+                    return n, False
+            if not self._no_checkpoint(last[0] + n + 1, last[0] + n + 1):
+                return n, True
+        return len(pending), False
+
+    def quietly_written(self, engine: Engine, write: audit_pg.QuietWrite) -> None:
+        """``write`` committed: the head this process left is the one it wrote."""
+        self._heads.put(engine, write.head)
 
     def append(
         self,

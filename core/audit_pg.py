@@ -119,8 +119,7 @@ def append_after(
                 cursor = raw.execute(statements.append_after, params, prepare=True)
         else:
             cursor = raw.execute(statements.append_after, params)
-        found = cursor.fetchone()
-    return bool(found and found[0] == 1)
+        return moved(cursor.fetchone())
 
 
 @dataclass(frozen=True)
@@ -162,25 +161,43 @@ def _quiet_statement(statements: Statements, also: Rows) -> str:
     return found
 
 
-def write_quietly(
-    connection: Connection,
-    statements: Statements,
-    head: tuple[int, str],
-    rows: list[dict[str, Any]],
-    also: Rows,
-) -> bool:
-    """``rows`` after ``head`` and ``also``'s rows, in one statement and one round trip, on a
-    connection the caller left in autocommit (the statement is its own transaction). False:
-    the head had moved, nothing was written."""
+@dataclass(frozen=True)
+class QuietWrite:
+    """A quiet append (:func:`quiet_write`) as its statement and parameters, and the head it
+    leaves: sent by :func:`write_quietly`, or by a caller with a connection of its own (an
+    event loop's asynchronous one, ``verify.loop_desk``), which then reads :func:`moved`."""
+
+    statement: str
+    params: list[Any]
+    head: tuple[int, str]
+
+
+def quiet_write(
+    statements: Statements, head: tuple[int, str], rows: list[dict[str, Any]], also: Rows
+) -> QuietWrite:
+    """``rows``, numbered and hashed after ``head``, and ``also``'s rows as one statement: its
+    own transaction on a connection in autocommit, nothing written unless the head moved."""
+    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], statements.rows(rows)]
+    params.append(as_json(also.table, also.keys, also.rows))
+    return QuietWrite(
+        _quiet_statement(statements, also), params, (rows[-1]["seq"], rows[-1]["hash"])
+    )
+
+
+def moved(found: Any) -> bool:
+    """Whether the row a quiet write or :func:`append_after` answered says the head moved
+    (False: it had moved from the remembered head meanwhile, and nothing was written)."""
+    return bool(found and found[0] == 1)
+
+
+def write_quietly(connection: Connection, write: QuietWrite) -> bool:
+    """``write`` in one round trip, on a connection the caller left in autocommit (the
+    statement is its own transaction). False: the head had moved, nothing was written."""
     raw: Any = connection.connection.driver_connection
     if not _opens_transaction(raw):
         return False  # inside a transaction of the caller's: it would not commit here
-    extra = as_json(also.table, also.keys, also.rows)
-    params = [rows[-1]["seq"], rows[-1]["hash"], head[0], head[1], statements.rows(rows)]
     with driver_errors(connection):
-        cursor = kept_cursor(raw).execute(_quiet_statement(statements, also), [*params, extra])
-        found = cursor.fetchone()
-    return bool(found and found[0] == 1)
+        return moved(kept_cursor(raw).execute(write.statement, write.params).fetchone())
 
 
 class Heads:

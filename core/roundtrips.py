@@ -28,7 +28,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import JSON, Column, DateTime, Integer, Table
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 
@@ -59,6 +59,20 @@ def kept_cursor(raw: Any, *, binary: bool = False) -> Any:
         if cursor is None or cursor.closed:
             cursor = kept[binary] = raw.cursor(binary=binary)
     return cursor
+
+
+CONNECT_SECONDS = 5  # an asynchronous connection not made by then is given up
+
+
+async def connect_async(engine: Engine) -> Any:
+    """An asynchronous psycopg connection to ``engine``'s PostgreSQL database, in autocommit,
+    made from the engine's own URL (host, database, user, options) as its pool connects: for
+    an event loop that waits on the database without a thread (``verify.loop_desk``)."""
+    import psycopg
+
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs = {"connect_timeout": CONNECT_SECONDS, **kwargs, "autocommit": True}
+    return await psycopg.AsyncConnection.connect(*args, **kwargs)
 
 
 @contextmanager

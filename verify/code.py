@@ -131,6 +131,14 @@ def unverified(text: str) -> Signed | None:
         return None
 
 
+def _reads(session: Session | None) -> Session:
+    """The session of a check that reads; a check routed to read nothing that would read
+    fails instead (``CodeVerifier.checks_without_waiting`` routed it wrongly)."""
+    if session is None:
+        raise RuntimeError("a QR check without a session reached a read")
+    return session
+
+
 def _copy_record(session: Session, code: str, identifier: str) -> LicenceRecord | None:
     """A copy code names a copy the repository holds under this very code, of this licence; the
     record is the licence as the copy shows it (its purpose, seal and sealing time)."""
@@ -147,7 +155,7 @@ class CodeVerifier:
 
     def verify(
         self,
-        session: Session,
+        session: Session | None,
         text: str,
         channel: str = "qr",
         known: Mapping[str, LicenceRecord] | None = None,
@@ -158,15 +166,18 @@ class CodeVerifier:
         scans, :meth:`named`); a licence not among them is read here, once its payload's
         signature has held. ``decoded``: :func:`unverified` of ``text``, when the caller has
         it (the payload is then decoded once). ``listed_only``: the QR keys as listed already,
-        the store not asked (:meth:`checks_without_waiting`)."""
-        read_without_transaction(session)
+        the store not asked (:meth:`checks_without_waiting`). ``session`` None: no read at
+        all, for a check that :meth:`checks_without_waiting` routed (an event loop's, with the
+        batch read over a connection of its own, ``verify.loop_desk``)."""
+        if session is not None:
+            read_without_transaction(session)
         now = self._clock.now()
         steps = Steps(wording=qr_wording)
         code = code_from_text(text)
         try:
             if code is not None and is_random_code(code):
                 steps.extra["method"] = "qr-code"
-                self._random(session, code, steps)
+                self._random(_reads(session), code, steps)
             elif code is not None and self._keys is not None:
                 self._signed(session, code, steps, now, known or {}, decoded, listed_only)
             else:
@@ -228,7 +239,7 @@ class CodeVerifier:
 
     def _signed(
         self,
-        session: Session,
+        session: Session | None,
         code: str,
         steps: Steps,
         now: datetime,
@@ -241,14 +252,14 @@ class CodeVerifier:
         signed = check_signed(code, steps, keys, now, decoded)
         claims = signed.claims
         if claims.type is PayloadType.COPY:
-            record = _copy_record(session, code, claims.identifier)
+            record = _copy_record(_reads(session), code, claims.identifier)
             where = f"no stamped copy {claims.copy_id} of {claims.identifier}"
         else:
             identifier = claims.identifier
             if identifier in known:
                 record = known[identifier]
             else:
-                record = record_by_identifier(session, identifier)
+                record = record_by_identifier(_reads(session), identifier)
             where = f"no licence {claims.identifier}"
         if record is None:
             raise steps.fail(

@@ -97,8 +97,20 @@ class CodeDesk:
         this process opens, so a batch's reads never wait."""
         return self._service.in_process
 
+    @property
+    def service(self) -> VerificationService:
+        return self._service
+
     def submit(self, job: CodeJob) -> None:
         self._queue(job)
+
+    def write_later(
+        self, settled: list[tuple[CodeJob, Report]], records: list[Verification]
+    ) -> None:
+        """``records`` written on the desk's thread, where a write may wait (on another writer,
+        or on a key service for an audit checkpoint); each of ``settled`` answered once they
+        have committed. Raises RuntimeError, nothing queued, when the desk is closed."""
+        self._queue(_Write(settled, records))
 
     def serve_here(self, jobs: list[CodeJob]) -> None:
         """``jobs`` (at most ``batch``) checked and recorded on this thread, as the desk's own
@@ -114,17 +126,17 @@ class CodeDesk:
             written = self._service.record_now(records)
         except Exception as exc:  # nothing committed: no check in the batch is answered
             for job, _ in settled:
-                _finish(job, exc)
+                answer(job, exc)
             return
         if not written:
             try:
-                self._queue(_Write(settled, records))
+                self.write_later(settled, records)
             except RuntimeError as exc:  # the desk is closed: nothing was written
                 for job, _ in settled:
-                    _finish(job, exc)
+                    answer(job, exc)
             return
         for job, report in settled:
-            _finish(job, report)
+            answer(job, report)
 
     def _queue(self, item: CodeJob | _Write) -> None:
         with self._ready:
@@ -184,15 +196,15 @@ class CodeDesk:
             reports = service.check_codes([(job.text, job.channel) for job in jobs], elsewhere)
         except Exception as exc:  # the batch's read: every job gets the answer
             for job in jobs:
-                _finish(job, exc)
+                answer(job, exc)
             return None
         settled: list[tuple[CodeJob, Report]] = []
         records: list[Verification] = []
         for job, report in zip(jobs, reports, strict=True):
             if isinstance(report, Exception):
-                _finish(job, report)
+                answer(job, report)
             elif service.consults_peer(report):
-                _finish(job, Unsettled(report))
+                answer(job, Unsettled(report))
             else:
                 settled.append((job, report))
                 records.append(
@@ -205,13 +217,13 @@ class CodeDesk:
             self._service.record(records)
         except Exception as exc:  # nothing committed: no check in the batch is answered
             for job, _ in settled:
-                _finish(job, exc)
+                answer(job, exc)
             return
         for job, report in settled:
-            _finish(job, report)
+            answer(job, report)
 
 
-def _finish(job: CodeJob, outcome: Outcome) -> None:
+def answer(job: CodeJob, outcome: Outcome) -> None:
     try:
         job.finish(outcome)
     except Exception:  # the caller's hook: its failure must not stop the desk

@@ -269,6 +269,25 @@ class Recorder:
             session.flush()
 
 
+def quiet_write(
+    engine: Engine, audit: AuditLog, items: list[Verification]
+) -> audit_pg.QuietWrite | None:
+    """``items``' log rows and audit entries as the one statement a quiet PostgreSQL write
+    sends (:meth:`Recorder._write_in`), for a caller that sends it on a connection of its own
+    (``verify.loop_desk``) and then tells ``audit.quietly_written``. None: not a quiet write
+    (an observer may act on an entry, a checkpoint is due, or this process has not written the
+    chain yet): :meth:`Recorder.record_many` writes them."""
+    rows = [item.row() for item in items]
+    also = audit_pg.Rows(_TABLE, _LOG_KEYS, rows, wait_for_disk=WAIT_FOR_DISK)
+    return audit.quiet_write(engine, [item.audit for item in items], also)
+
+
+def quiet_run(engine: Engine, audit: AuditLog, items: list[Verification]) -> tuple[int, bool]:
+    """How many of ``items``, from the first, :func:`quiet_write` would take (``core.audit.
+    AuditLog.quiet_run``)."""
+    return audit.quiet_run(engine, [item.audit for item in items])
+
+
 class _Busy(Exception):
     """SQLite's write lock is held by another connection, and this write does not wait."""
 

@@ -119,6 +119,14 @@ def _build_statement(dialect: Dialect, count: int) -> tuple[str, tuple[str, ...]
     return str(compiled), order, converters
 
 
+def batch_query(dialect: Dialect, identifiers: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """The record query of ``identifiers`` (at most :data:`MAX_BATCH`, distinct) and its
+    parameters, for a caller that sends it on a psycopg connection of its own (an event
+    loop's, ``verify.loop_desk``) in binary form, as :func:`_fetch_rows` does."""
+    sql, _, _ = _statement(dialect, len(identifiers))
+    return sql, {f"i{n}": identifier for n, identifier in enumerate(identifiers)}
+
+
 def _fetch_rows(connection: Connection, identifiers: Sequence[str]) -> list[Sequence[Any]]:
     """The record rows of ``identifiers`` (at most :data:`MAX_BATCH`), in no order."""
     sql, order, converters = _statement(connection.dialect, len(identifiers))
@@ -207,15 +215,37 @@ def _seal_image(connection: Connection, code: str, version: str) -> bytes:
     return image
 
 
+_SEAL_AT = sum(len(keys) for keys in _KEYS[:4])  # where the seal's columns start in a row
+
+
 def _with_seal_image(connection: Connection, row: Sequence[Any]) -> Sequence[Any]:
-    at = sum(len(keys) for keys in _KEYS[:4])
-    version = row[at + _IMAGE]
+    version = row[_SEAL_AT + _IMAGE]
     if not isinstance(version, str):
         return row  # the image itself (SQLite)
-    seal_code = row[at + _SEAL_CODE]
+    seal_code = row[_SEAL_AT + _SEAL_CODE]
     values = list(row)
-    values[at + _IMAGE] = _seal_image(connection, seal_code, version)
+    values[_SEAL_AT + _IMAGE] = _seal_image(connection, seal_code, version)
     return values
+
+
+def records_from_rows(
+    database: Any, rows: Sequence[Sequence[Any]]
+) -> dict[str, LicenceRecord] | None:
+    """The records of :func:`batch_query`'s rows from ``database`` (its engine's URL), by
+    identifier. None: a row names a seal image version this process has not read yet, which
+    takes a read of its own (:func:`records_by_identifier` makes it)."""
+    _mappers_ready()
+    found: dict[str, LicenceRecord] = {}
+    for row in rows:
+        values = list(row)
+        at = _SEAL_AT + _IMAGE
+        image = _SEAL_IMAGES.get((database, values[_SEAL_AT + _SEAL_CODE], values[at]))
+        if image is None:
+            return None
+        values[at] = image
+        record = _record_of(values)
+        found[record.licence.identifier] = record
+    return found
 
 
 def record_by_identifier(session: Session, identifier: str) -> LicenceRecord | None:

@@ -4,14 +4,19 @@ the verification log (``verify.log``), which the holder and the issuing departme
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from core.audit import AuditLog, Pending
+from core.audit_pg import QuietWrite
 from core.db import reading, unavailable
+from core.roundtrips import connect_async
+from licences.payload import Signed
+from licences.repository import LicenceRecord
 from verify import log
 from verify.code import CodeVerifier, unverified
 from verify.foreign import ForeignVerifier
@@ -21,7 +26,13 @@ from verify.ofd import OfdVerifier, check_ofd
 from verify.ofd_package import looks_like_zip
 from verify.pdf import PdfVerifier
 from verify.reads import ReadRoute
-from verify.record_read import read_without_transaction, records_by_identifier
+from verify.record_read import (
+    MAX_BATCH,
+    batch_query,
+    read_without_transaction,
+    records_by_identifier,
+    records_from_rows,
+)
 from verify.report import Check, CheckResult, Indication, Report
 from verify.structure import Inspection
 
@@ -218,6 +229,56 @@ class VerificationService:
                     there = elsewhere(lambda: [check(n, True) for n in away])
                     found = dict(zip(away, there, strict=True))
             return [found[n] if n in found else check(n) for n in range(len(scans))]
+
+    @property
+    def over_network(self) -> bool:
+        """Whether the database is PostgreSQL, through psycopg, with no replica: an event loop
+        may then read a batch's records and write its verifications itself, over an
+        asynchronous connection of its own (``verify.loop_desk``)."""
+        dialect = self._engine.dialect
+        return (
+            dialect.name == "postgresql"
+            and dialect.driver == "psycopg"
+            and not self._reads.replicated
+        )
+
+    async def connect(self) -> Any:
+        """A new asynchronous psycopg connection to the database, in autocommit."""
+        return await connect_async(self._engine)
+
+    def batch_query(self, payloads: Sequence[Signed | None]) -> tuple[str, dict[str, str]] | None:
+        """The read of the records ``payloads`` name (:func:`unverified` of a batch's scans),
+        as :meth:`check_codes` reads them; None: they name none."""
+        named = [n for n in map(CodeVerifier.named, payloads) if n is not None]
+        wanted = list(dict.fromkeys(named))[:MAX_BATCH]
+        return batch_query(self._engine.dialect, wanted) if wanted else None
+
+    def known_from(self, rows: Sequence[Sequence[Any]]) -> dict[str, LicenceRecord] | None:
+        """The records :meth:`batch_query`'s rows hold (None: they need a read of their own)."""
+        return records_from_rows(self._engine.url, rows)
+
+    def check_known(
+        self, text: str, channel: str, known: Mapping[str, LicenceRecord], payload: Signed | None
+    ) -> Report | Exception | None:
+        """``text`` checked as :meth:`check_code` checks it, if that needs nothing but ``known``
+        and the QR keys listed already (``CodeVerifier.checks_without_waiting``): no read, no
+        key-store call. None: it needs more, and :meth:`check_codes` is to check it."""
+        code = self._code
+        if not code.checks_without_waiting(payload, known):
+            return None
+        return _attempt(partial(code.verify, None, text, channel, known, payload, True))
+
+    def quiet_write(self, records: list[log.Verification]) -> QuietWrite | None:
+        """The records as one statement of their own (``verify.log.quiet_write``)."""
+        return log.quiet_write(self._engine, self._audit, records)
+
+    def quiet_run(self, records: list[log.Verification]) -> tuple[int, bool]:
+        """How many of the records, from the first, :meth:`quiet_write` would take; and whether
+        the next is held back only by an audit checkpoint (``verify.log.quiet_run``)."""
+        return log.quiet_run(self._engine, self._audit, records)
+
+    def quietly_written(self, write: QuietWrite) -> None:
+        self._audit.quietly_written(self._engine, write)
 
     def record_now(self, records: list[log.Verification]) -> bool:
         """Writes the records now if that needs no wait (``verify.log.Recorder.record_now``);

@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from threading import Lock, get_ident
+from weakref import WeakKeyDictionary
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -36,6 +37,7 @@ from api.edge.observability import Metrics
 from api.edge.state import services_of
 from core.errors import ElicenceError
 from verify.desk import BATCH, CodeDesk, CodeJob, Outcome, Unsettled
+from verify.loop_desk import LoopDesk
 from verify.report import Report
 
 
@@ -48,6 +50,14 @@ class _Mailbox:
         self._lock = Lock()
         self._waiting: list[tuple[asyncio.Future[Outcome], Outcome]] = []
         self.pending: list[CodeJob] = []  # scans of this turn, for a desk in this process
+        self.networked: WeakKeyDictionary[CodeDesk, LoopDesk] = WeakKeyDictionary()
+
+    def loop_desk(self, desk: CodeDesk) -> LoopDesk:
+        """This loop's batches of ``desk`` over the network (``verify.loop_desk``)."""
+        found = self.networked.get(desk)
+        if found is None:
+            found = self.networked[desk] = LoopDesk(desk)
+        return found
 
     def post(self, future: asyncio.Future[Outcome], outcome: Outcome) -> None:
         with self._lock:
@@ -85,7 +95,8 @@ _MAILBOXES_LOCK = Lock()
 def _mailbox(loop: asyncio.AbstractEventLoop) -> _Mailbox:
     with _MAILBOXES_LOCK:
         for known in [known for known in _MAILBOXES if known.is_closed()]:
-            del _MAILBOXES[known]  # a finished loop (tests start one per client)
+            for ended in _MAILBOXES.pop(known).networked.values():  # tests start one per client
+                ended.discard()
         found = _MAILBOXES.get(loop)
         if found is None:
             found = _MAILBOXES[loop] = _Mailbox(loop)
@@ -106,6 +117,7 @@ async def verify_code(
     request_id = request.state.request_id
     desk = services.code_desk
     here = desk.in_process
+    networked = not here and desk.service.over_network
     job = CodeJob(
         text=text,
         channel=channel,
@@ -119,6 +131,8 @@ async def verify_code(
         if not mailbox.pending:
             loop.call_soon(mailbox.check_pending, desk)
         mailbox.pending.append(job)
+    elif networked:
+        mailbox.loop_desk(desk).add(job)
     else:
         desk.submit(job)
     outcome = await future
@@ -131,6 +145,15 @@ async def verify_code(
     metrics.verifications.labels(channel, outcome.indication.value).inc()
     metrics.verify_seconds.labels(channel).observe(time.perf_counter() - started)
     return outcome
+
+
+async def close_loop_desks() -> None:
+    """This loop's batches over the network served and their connections closed: at the end
+    of the application's life (its lifespan), before the desk itself closes."""
+    found = _MAILBOXES.get(asyncio.get_running_loop())
+    if found is not None:
+        for loop_desk in list(found.networked.values()):
+            await loop_desk.aclose()
 
 
 LOOP_WAIT = 1.0  # seconds the desk's thread waits for a busy loop before checking itself
