@@ -64,14 +64,16 @@ def kept_cursor(raw: Any, *, binary: bool = False) -> Any:
 CONNECT_SECONDS = 5  # an asynchronous connection not made by then is given up
 
 
-async def connect_async(engine: Engine) -> Any:
+async def connect_async(engine: Engine, name: str) -> Any:
     """An asynchronous psycopg connection to ``engine``'s PostgreSQL database, in autocommit,
     made from the engine's own URL (host, database, user, options) as its pool connects: for
-    an event loop that waits on the database without a thread (``verify.loop_desk``)."""
+    an event loop that waits on the database without a thread (``verify.loop_desk``).
+    ``name``: its ``application_name`` in ``pg_stat_activity``, unless the URL sets one."""
     import psycopg
 
     args, kwargs = engine.dialect.create_connect_args(engine.url)
-    kwargs = {"connect_timeout": CONNECT_SECONDS, **kwargs, "autocommit": True}
+    kwargs = {"connect_timeout": CONNECT_SECONDS, "application_name": name, **kwargs}
+    kwargs["autocommit"] = True
     return await psycopg.AsyncConnection.connect(*args, **kwargs)
 
 

@@ -102,9 +102,6 @@ class LoopDesk:
         service = self._service
         payloads = [unverified(job.text) for job in jobs]
         known = await self._read(payloads)
-        if known is None:
-            self._to_thread(jobs)
-            return
         later: list[CodeJob] = []
         settled: list[tuple[CodeJob, Report]] = []
         records: list[Verification] = []
@@ -129,13 +126,13 @@ class LoopDesk:
         if records:
             await self._write(settled, records)
 
-    async def _read(self, payloads: list[Any]) -> dict[str, Any] | None:
-        """The records the batch names; None: the desk's thread is to read them."""
+    async def _read(self, payloads: list[Any]) -> dict[str, Any]:
+        """The records the batch names, by identifier. Empty when the read could not be made
+        here (no connection, a failed read, a seal image version not read yet) or the batch
+        names none: every scan then goes to the desk's thread, which reads for itself."""
         query = self._service.batch_query(payloads)
-        if query is None:
-            return {}  # no scan names a licence: every check goes to the thread
-        if not await self._connected():
-            return None
+        if query is None or not await self._connected():
+            return {}
         try:
             cursor = self._cursors[0]
             await cursor.execute(*query)
@@ -148,8 +145,8 @@ class LoopDesk:
                 "the loop's QR read failed, the desk's thread reads: %s", type(exc).__name__
             )
             await self._drop()
-            return None
-        return self._service.known_from(rows)
+            return {}
+        return self._service.known_from(rows) or {}
 
     async def _write(
         self, settled: list[tuple[CodeJob, Report]], records: list[Verification]

@@ -45,6 +45,8 @@ def claimed_by(text: str) -> str | None:
     return None if signed is None else signed.claims.identifier
 
 
+LOOP_CONNECTION = "elicence-qr-loop"  # an event loop's own connection (``verify.loop_desk``)
+
 # Runs a batch's checks on another thread and returns what they returned (``verify.desk``).
 RunElsewhere = Callable[[Callable[[], list[Report | Exception]]], list[Report | Exception]]
 
@@ -244,7 +246,7 @@ class VerificationService:
 
     async def connect(self) -> Any:
         """A new asynchronous psycopg connection to the database, in autocommit."""
-        return await connect_async(self._engine)
+        return await connect_async(self._engine, LOOP_CONNECTION)
 
     def batch_query(self, payloads: Sequence[Signed | None]) -> tuple[str, dict[str, str]] | None:
         """The read of the records ``payloads`` name (:func:`unverified` of a batch's scans),
