@@ -16,10 +16,13 @@ Where a batch runs depends on the database:
   serve_here`). A read there is a call, never a wait; a write that would wait (another
   connection holds the write lock, or an audit checkpoint is to be signed by a key service)
   is left to the desk's own thread, and those scans are answered from there;
-* over the network (PostgreSQL): on the desk's own thread, which waits on the server; the
-  checks that need nothing more from it are handed back to the job's ``elsewhere`` (the event
-  loop, ``api.edge.code_desk``) while the thread waits, so the two threads never compete for
-  the interpreter over a batch's signatures and rules.
+* over the network (PostgreSQL): on the event loop, which awaits the round trips over a
+  connection of its own (``verify.loop_desk``) and hands this desk what may wait (:meth:`CodeDesk.
+  submit`, :meth:`CodeDesk.write_later`); with a replica, or for what it hands over, on the
+  desk's own thread, which waits on the server: the checks that need nothing more from it are
+  handed back to the job's ``elsewhere`` (the event loop, ``api.edge.code_desk``) while the
+  thread waits, so the two threads never compete for the interpreter over a batch's
+  signatures and rules.
 
 What the desk does not do: anything that waits on a peer. A check that leaves room for a
 recognised domain (``verify.foreign``) is answered :class:`Unsettled`, and the caller asks the

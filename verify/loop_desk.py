@@ -83,9 +83,13 @@ class LoopDesk:
         await self._drop()
 
     def discard(self) -> None:
-        """The connection ended without its loop (which has closed): no wait, nothing sent
-        but libpq's goodbye."""
+        """The loop has closed: its jobs go to the desk's thread from now on, and the
+        connection ends without it."""
         self._closed = True
+        self._forget()
+
+    def _forget(self) -> None:
+        """The connection ended with no wait: nothing sent but libpq's goodbye."""
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             connection.pgconn.finish()
@@ -94,7 +98,12 @@ class LoopDesk:
         try:
             while self._jobs:
                 jobs, self._jobs = self._jobs[:BATCH], self._jobs[BATCH:]
-                await self._serve(jobs)
+                try:
+                    await self._serve(jobs)
+                except Exception as exc:  # a fault of this desk's: no scan may wait for ever
+                    LOG.exception("a QR batch on the event loop failed")
+                    for job in jobs:  # one already answered keeps its answer (the edge's)
+                        answer(job, exc)
         finally:
             self._task = None
 
@@ -137,8 +146,8 @@ class LoopDesk:
             cursor = self._cursors[0]
             await cursor.execute(*query)
             rows = await cursor.fetchall()
-        except asyncio.CancelledError:
-            self.discard()
+        except asyncio.CancelledError:  # the loop is ending: the statement's fate is unknown
+            self._forget()
             raise
         except Exception as exc:  # the connection lost, or the server refusing: the pool's turn
             LOG.warning(
@@ -191,8 +200,8 @@ class LoopDesk:
             cursor = self._cursors[1]
             await cursor.execute(write.statement, write.params)
             written = moved(await cursor.fetchone())
-        except asyncio.CancelledError:
-            self.discard()
+        except asyncio.CancelledError:  # the loop is ending: the statement's fate is unknown
+            self._forget()
             raise
         except Exception as exc:  # committed whole or not at all; never sent again
             await self._drop()

@@ -11,9 +11,12 @@ about a fifth of a QR request's CPU time (``docs/scaling.md``). So:
   are checked and recorded right there, a batch at a time (:meth:`CodeDesk.serve_here
   <verify.desk.CodeDesk.serve_here>`); only a write that would wait for another writer goes
   to the desk's thread;
-* with a database over the network (PostgreSQL), the desk's thread does the reads and the
-  writes, which wait on the network, and hands the batch's checks back to the loop in
-  between (:func:`_on_loop`), waiting for them without holding the interpreter.
+* with PostgreSQL (no replica), the loop reads and writes a batch itself over an asynchronous
+  connection of its own, awaiting the round trips (``verify.loop_desk``); what may wait (a
+  further read, a key-store call, an audit checkpoint) goes to the desk's thread;
+* otherwise (a replica, or the QR keys in a key service), the desk's thread does the reads and
+  the writes, and hands the batch's checks back to the loop in between (:func:`_on_loop`),
+  waiting for them without holding the interpreter.
 
 A code a recognised domain must answer (:class:`verify.desk.Unsettled`) goes on in the thread
 pool: the peer is asked, the verification recorded, as the blocking path does.
