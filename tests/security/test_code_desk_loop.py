@@ -386,3 +386,33 @@ def test_the_loop_never_asks_a_key_store_outside_the_process(
     assert verifier.threads[genuine] == loop_thread
     assert verifier.threads[foreign_kid] != loop_thread  # its key had to be looked for
     assert asked and loop_thread not in asked
+
+
+def test_a_fault_in_a_loop_batch_answers_every_scan_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``verify.loop_desk``: a batch that fails in a way no step of it expected still answers
+    each of its scans, and the batches after it are served."""
+    from verify.loop_desk import LoopDesk
+
+    class Desk:
+        service = None
+
+        def submit(self, job: CodeJob) -> None:
+            raise AssertionError("nothing goes to the thread here")
+
+    async def broken(desk: LoopDesk, jobs: list[CodeJob]) -> None:
+        raise RuntimeError("the batch broke")
+
+    monkeypatch.setattr(LoopDesk, "_serve", broken)
+    answers = Answers()
+
+    async def run() -> None:
+        desk = LoopDesk(Desk())  # type: ignore[arg-type]
+        for n in range(40):  # two batches
+            desk.add(answers.job(f"s{n}", "hello"))
+        await desk.aclose()
+
+    asyncio.run(run())
+    got = answers.wait_for(40)
+    assert {str(outcome) for outcome in got.values()} == {"the batch broke"}
