@@ -40,8 +40,8 @@ from tests.conftest import fresh_schema, make_settings
 from tests.domain import Domain, build_domain
 from tests.repo_domains import food_body, issue
 from tests.security.licences import forged
+from tests.security.test_code_desk_loop import counts as engine_counts
 from verify.code import CodeVerifier, unverified
-from verify.log import VerificationLog
 from verify.loop_desk import LoopDesk
 from verify.service import LOOP_CONNECTION, VerificationService
 
@@ -119,14 +119,8 @@ def verdict(response: httpx.Response) -> tuple[str, str | None]:
 
 
 def counts(domain: Domain) -> tuple[int, int]:
-    with Session(domain.services.engine) as session:
-        logged = session.exec(select(func.count()).select_from(VerificationLog)).one()
-        audited = session.exec(
-            select(func.count())
-            .select_from(AuditEntry)
-            .where(AuditEntry.action == "licence.verify")
-        ).one()
-    return logged, audited
+    """(verification log rows, verification audit entries) of the domain."""
+    return engine_counts(domain.services.engine)
 
 
 def chain_intact(domain: Domain) -> bool:
@@ -300,7 +294,7 @@ def test_a_checkpoint_is_signed_on_the_desks_thread_alone_and_the_scans_after_it
         async with serving(pg) as client:
             assert verdict(await scan(client, code)) == ("PASSED", None)
             routes.clear()
-            got = []
+            got: list[tuple[str, str | None]] = []
             for _ in range(3):  # batches of up to 20, across several checkpoints
                 answers = await asyncio.gather(*(scan(client, code) for _ in range(20)))
                 got.extend(verdict(answer) for answer in answers)
