@@ -204,15 +204,7 @@ class CodeDesk:
         settled: list[tuple[CodeJob, Report]] = []
         records: list[Verification] = []
         for job, report in zip(jobs, reports, strict=True):
-            if isinstance(report, Exception):
-                answer(job, report)
-            elif service.consults_peer(report):
-                answer(job, Unsettled(report))
-            else:
-                settled.append((job, report))
-                records.append(
-                    service.code_record(job.text, report, job.actor, job.request_id, job.source)
-                )
+            sort_checked(service, job, report, settled, records)
         return (settled, records) if records else None
 
     def _record(self, settled: list[tuple[CodeJob, Report]], records: list[Verification]) -> None:
@@ -224,6 +216,25 @@ class CodeDesk:
             return
         for job, report in settled:
             answer(job, report)
+
+
+def sort_checked(
+    service: VerificationService,
+    job: CodeJob,
+    report: Report | Exception,
+    settled: list[tuple[CodeJob, Report]],
+    records: list[Verification],
+) -> None:
+    """A checked job answered now (its error, or :class:`Unsettled` for a recognised domain
+    to answer), or added to ``settled`` with its record in ``records``, to be answered once
+    that has committed."""
+    if isinstance(report, Exception):
+        answer(job, report)
+    elif service.consults_peer(report):
+        answer(job, Unsettled(report))
+    else:
+        records.append(service.code_record(job.text, report, job.actor, job.request_id, job.source))
+        settled.append((job, report))
 
 
 def answer(job: CodeJob, outcome: Outcome) -> None:

@@ -37,14 +37,12 @@ import logging
 import time
 from contextlib import suppress
 from dataclasses import replace
-from functools import partial
-from threading import Lock
 from typing import Any
 
 from core.audit_pg import moved
 from core.errors import Unavailable
 from verify.code import unverified
-from verify.desk import BATCH, CodeDesk, CodeJob, Outcome, Unsettled, answer
+from verify.desk import BATCH, CodeDesk, CodeJob, Outcome, answer, sort_checked
 from verify.log import Verification
 from verify.report import Report
 
@@ -117,18 +115,10 @@ class LoopDesk:
         for job, payload in zip(jobs, payloads, strict=True):
             try:
                 report = service.check_known(job.text, job.channel, known, payload)
-                if isinstance(report, Report) and not service.consults_peer(report):
-                    record = service.code_record(
-                        job.text, report, job.actor, job.request_id, job.source
-                    )
-                    settled.append((job, report))
-                    records.append(record)
-                elif isinstance(report, Report):
-                    answer(job, Unsettled(report))  # a recognised domain is asked elsewhere
-                elif report is None:
+                if report is None:
                     later.append(job)
                 else:
-                    answer(job, report)
+                    sort_checked(service, job, report, settled, records)
             except Exception as exc:  # this scan's answer alone
                 answer(job, exc)
         self._to_thread(later)
@@ -180,7 +170,7 @@ class LoopDesk:
             if not checkpoint:
                 self._write_later(settled, records)
                 return
-            await self._written_there(settled[:1], records[:1])
+            await self._written_there(*settled[0], records[0])
             settled, records = settled[1:], records[1:]
 
     async def _write_quietly(
@@ -214,33 +204,25 @@ class LoopDesk:
             answer(job, report)
         return True
 
-    async def _written_there(
-        self, settled: list[tuple[CodeJob, Report]], records: list[Verification]
-    ) -> None:
-        """``records`` written on the desk's thread, this batch waiting for their answers (the
-        loop goes on meanwhile): the entries after them follow on the head they leave."""
+    async def _written_there(self, job: CodeJob, report: Report, record: Verification) -> None:
+        """``record`` (the entry an audit checkpoint is due at) written on the desk's thread,
+        this batch waiting for its answer (the loop goes on meanwhile): the entries after it
+        follow on the head it leaves."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        left = [len(settled)]
-        lock = Lock()
 
         def wake() -> None:
             if not done.done():
                 done.set_result(None)
 
-        def finish(job: CodeJob, outcome: Outcome) -> None:
+        def finish(outcome: Outcome) -> None:
             try:
                 job.finish(outcome)
             finally:
-                with lock:
-                    left[0] -= 1
-                    last = left[0] == 0
-                if last:
-                    with suppress(RuntimeError):  # the loop has closed: nobody waits
-                        loop.call_soon_threadsafe(wake)
+                with suppress(RuntimeError):  # the loop has closed: nobody waits
+                    loop.call_soon_threadsafe(wake)
 
-        relayed = [(replace(job, finish=partial(finish, job)), report) for job, report in settled]
-        self._write_later(relayed, records)
+        self._write_later([(replace(job, finish=finish), report)], [record])
         await done
 
     async def _connected(self) -> bool:

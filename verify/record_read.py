@@ -194,11 +194,17 @@ _IMAGE_SQL = (
 )
 
 
+def _cached_image(database: Any, code: str, version: str) -> bytes | None:
+    """The seal image of ``code`` at row version ``version`` in ``database`` (its engine's URL:
+    two schemas' seals may share a code), if this process has read it."""
+    return _SEAL_IMAGES.get((database, code, version))
+
+
 def _seal_image(connection: Connection, code: str, version: str) -> bytes:
     """The seal image of ``code`` at row version ``version``, read from the database the first
     time this process meets that version."""
     key = (connection.engine.url, code, version)
-    image = _SEAL_IMAGES.get(key)
+    image = _cached_image(*key)
     if image is not None:
         return image
     raw = psycopg_connection(connection)
@@ -239,7 +245,7 @@ def records_from_rows(
     for row in rows:
         values = list(row)
         at = _SEAL_AT + _IMAGE
-        image = _SEAL_IMAGES.get((database, values[_SEAL_AT + _SEAL_CODE], values[at]))
+        image = _cached_image(database, values[_SEAL_AT + _SEAL_CODE], values[at])
         if image is None:
             return None
         values[at] = image

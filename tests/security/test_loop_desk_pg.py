@@ -75,9 +75,9 @@ class Routes:
             self.written_later.append(len(records))
             write_later(desk, settled, records)
 
-        async def noted_there(desk: LoopDesk, settled: list[Any], records: list[Any]) -> None:
-            self.written_there.append(len(records))
-            await written_there(desk, settled, records)
+        async def noted_there(desk: LoopDesk, job: Any, report: Any, record: Any) -> None:
+            self.written_there.append(1)
+            await written_there(desk, job, report, record)
 
         def noted_verify(verifier: CodeVerifier, session: Any, code: str, *a: Any) -> Any:
             self.checked_on[code] = threading.get_ident()
@@ -313,6 +313,7 @@ def test_a_checkpoint_is_signed_on_the_desks_thread_alone_and_the_scans_after_it
     assert crossed >= 60 // 7 - 1  # checkpoints came due among the 60 entries
     assert threading.get_ident() not in noting.threads  # never signed on the loop
     assert routes.written_there == [1] * crossed  # each checkpoint's entry alone
+    assert routes.written_later == [1] * crossed  # and nothing else went to the thread
     assert routes.to_thread == []
     with Session(pg.services.engine) as session:
         report = noting.inner.check(session)
